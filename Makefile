@@ -1,0 +1,40 @@
+# The README's two commands: `make demo` and `make test`. Both set everything up first.
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
+
+.PHONY: setup demo test check lint types unit integration bench down clean
+
+setup:
+	@bash scripts/setup
+
+demo: setup
+	$(VENV)/doorbuster up
+	$(VENV)/doorbuster smoke
+
+test: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider
+
+check: setup lint types test
+
+lint:
+	$(VENV)/ruff check harness targets tests bench locustfiles
+	$(VENV)/ruff format --check harness targets tests bench locustfiles
+
+types:
+	$(VENV)/mypy
+
+unit: setup
+	$(VENV)/python -m pytest -q tests/unit
+
+integration: setup
+	$(VENV)/python -m pytest -q tests/integration
+
+bench: setup
+	$(VENV)/python bench/stack_bench.py
+
+down:
+	-$(VENV)/doorbuster down
+
+clean: down
+	rm -rf .venv .tools runs

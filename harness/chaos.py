@@ -1,0 +1,400 @@
+"""Faults: Toxiproxy toxics on any hop, and HTTP faults on the downstream services.
+
+Every fault is validated here, before anything reaches Toxiproxy or a service: every Toxiproxy
+toxic type and attribute is accepted under its Toxiproxy name, and unknown names, missing or
+negative values are refused with a message that names them.
+
+Toxiproxy is driven with ``toxiproxy-python``; its errors (and ``requests``') are translated
+into the harness's own here, in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+import toxiproxy
+from toxiproxy.api import APIConsumer
+from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+
+from harness.errors import ConfigError, ToxiproxyUnavailable
+from harness.topology import BROKER, LANES, Topology
+
+__all__ = [
+    "HTTP_FAULTS",
+    "TOXIC_TYPES",
+    "ActiveFault",
+    "Chaos",
+    "FaultSpec",
+    "parse_attributes",
+]
+
+# Toxiproxy v2.12's toxics: attribute -> required?  (toxics/*.go in the Toxiproxy source)
+TOXIC_TYPES: dict[str, dict[str, bool]] = {
+    "latency": {"latency": True, "jitter": False},
+    "bandwidth": {"rate": True},
+    "slow_close": {"delay": True},
+    "timeout": {"timeout": True},
+    "reset_peer": {"timeout": False},
+    "slicer": {"average_size": True, "size_variation": False, "delay": False},
+    "limit_data": {"bytes": True},
+}
+# Faults a TCP proxy can not make, applied by the downstream service itself.
+HTTP_FAULTS: dict[str, dict[str, bool]] = {
+    "http_error": {"rate": True, "status": False},
+    "http_delay": {"latency": True, "jitter": False},
+}
+STREAMS = ("upstream", "downstream")
+
+
+def parse_attributes(pairs: Iterable[str]) -> dict[str, int | float]:
+    """``["latency=3000", "jitter=50"]`` -> ``{"latency": 3000, "jitter": 50}``.
+
+    >>> parse_attributes(["rate=0.5", "status=503"])
+    {'rate': 0.5, 'status': 503}
+    """
+    attributes: dict[str, int | float] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise ConfigError(f"--attr {pair!r}: expected KEY=VALUE, for example latency=3000")
+        try:
+            value: int | float = int(raw)
+        except ValueError:
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"--attr {key}: expected a number, got {raw!r}") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"--attr {key}: expected a finite number, got {raw!r}")
+        if key in attributes:
+            raise ConfigError(f"--attr {key} given twice")
+        attributes[key] = value
+    return attributes
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultSpec:
+    """One fault to apply to one dependency on one or both lanes."""
+
+    dependency: str
+    type: str
+    lanes: tuple[str, ...] = LANES
+    attributes: dict[str, int | float] = field(default_factory=dict)
+    toxicity: float = 1.0
+    stream: str = "downstream"
+    name: str | None = None
+
+    @property
+    def is_http(self) -> bool:
+        return self.type in HTTP_FAULTS
+
+    @property
+    def toxic_name(self) -> str:
+        return self.name or f"doorbuster_{self.type}_{self.stream}"
+
+    def validate(self, topology: Topology) -> FaultSpec:
+        """Refuse anything Toxiproxy or a service would refuse (or silently misread)."""
+        for lane in self.lanes:
+            if lane not in LANES:
+                raise ConfigError(f"unknown lane {lane!r}; lanes are sync, async, both")
+            topology.proxy(lane, self.dependency)  # raises ConfigError naming the dependency
+        schema = TOXIC_TYPES.get(self.type) or HTTP_FAULTS.get(self.type)
+        if schema is None:
+            known = ", ".join([*TOXIC_TYPES, *HTTP_FAULTS])
+            raise ConfigError(f"unknown fault type {self.type!r}; known types: {known}")
+        unknown = sorted(set(self.attributes) - set(schema))
+        if unknown:
+            raise ConfigError(
+                f"{self.type}: unknown attribute(s) {', '.join(unknown)}; "
+                f"{self.type} takes {', '.join(schema) or 'no attributes'}"
+            )
+        missing = [name for name, required in schema.items() if required and name not in self.attributes]
+        if missing:
+            raise ConfigError(f"{self.type}: missing attribute(s) {', '.join(missing)}")
+        for key, value in self.attributes.items():
+            if value < 0:
+                raise ConfigError(f"{self.type}: {key} must not be negative, got {value}")
+        if not 0.0 <= self.toxicity <= 1.0:
+            raise ConfigError(f"toxicity must be from 0 to 1, got {self.toxicity}")
+        if self.stream not in STREAMS:
+            raise ConfigError(f"stream must be upstream or downstream, got {self.stream!r}")
+        if self.is_http:
+            if self.dependency == BROKER:
+                raise ConfigError(f"{self.type} is an HTTP fault; the broker hop speaks AMQP")
+            if self.type == "http_error":
+                if self.attributes["rate"] > 1:
+                    raise ConfigError("http_error: rate is a fraction from 0 to 1")
+                status = self.attributes.get("status", 500)
+                if not (isinstance(status, int) and 400 <= status <= 599):
+                    raise ConfigError(f"http_error: status must be an HTTP error from 400 to 599, got {status}")
+        else:
+            for key, value in self.attributes.items():
+                if not float(value).is_integer():
+                    raise ConfigError(f"{self.type}: {key} must be a whole number, got {value}")
+        return self
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActiveFault:
+    lane: str
+    dependency: str
+    kind: str  # "toxic" | "http" | "proxy_disabled"
+    type: str
+    name: str
+    attributes: dict[str, Any]
+    toxicity: float = 1.0
+    stream: str = "downstream"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lane": self.lane,
+            "dependency": self.dependency,
+            "kind": self.kind,
+            "type": self.type,
+            "name": self.name,
+            "attributes": self.attributes,
+            "toxicity": self.toxicity,
+            "stream": self.stream,
+        }
+
+
+class Chaos:
+    """Applies and removes faults on a running stack."""
+
+    def __init__(self, topology: Topology, *, timeout_s: float = 5.0) -> None:
+        self.topology = topology
+        self.timeout_s = timeout_s
+        self.server = toxiproxy.Toxiproxy()
+        # toxiproxy-python keeps its address on a class; set it to ours before every use.
+        self.server.update_api_consumer(topology.toxiproxy.host, topology.toxiproxy.port)
+
+    # -- Toxiproxy, translated ---------------------------------------------------------
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        APIConsumer.host, APIConsumer.port = self.topology.toxiproxy.host, self.topology.toxiproxy.port
+        try:
+            return fn(*args, **kwargs)
+        except requests.RequestException as exc:
+            raise ToxiproxyUnavailable(
+                f"Toxiproxy at {self.topology.toxiproxy.url} did not answer ({what}): "
+                f"{type(exc).__name__}; is the stack up? (doorbuster up)"
+            ) from exc
+        except InvalidToxic as exc:
+            raise ConfigError(f"Toxiproxy refused {what}: {_text(exc)}") from exc
+        except NotFound as exc:
+            raise ConfigError(f"Toxiproxy has no such thing ({what}): {_text(exc)}") from exc
+        except ProxyExists as exc:
+            raise ConfigError(f"Toxiproxy says it exists already ({what}): {_text(exc)}") from exc
+
+    def ping(self) -> bool:
+        try:
+            response = requests.get(f"{self.topology.toxiproxy.url}/version", timeout=1)
+        except requests.RequestException:
+            return False
+        return response.ok
+
+    def ensure_proxies(self) -> None:
+        """Create every proxy of the topology (replacing any that point elsewhere)."""
+        wanted = [
+            {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True}
+            for p in self.topology.proxies
+        ]
+        self._call("creating proxies", self.server.populate, wanted)
+
+    def proxies(self) -> dict[str, Any]:
+        """Toxiproxy's own view: ``{name: {listen, upstream, enabled, toxics}}``."""
+        response = self._call("listing proxies", APIConsumer.get, "/proxies")
+        data: dict[str, Any] = response.json()
+        return data
+
+    def _proxy(self, lane: str, dependency: str) -> Any:
+        name = self.topology.proxy(lane, dependency).name
+        proxy = self._call(f"finding proxy {name}", self.server.get_proxy, name)
+        if proxy is None:
+            raise ToxiproxyUnavailable(f"Toxiproxy has no proxy {name}; run doorbuster up again")
+        return proxy
+
+    # -- applying ----------------------------------------------------------------------
+    def add(self, spec: FaultSpec) -> list[ActiveFault]:
+        spec.validate(self.topology)
+        applied: list[ActiveFault] = []
+        for lane in spec.lanes:
+            if spec.is_http:
+                self._add_http(lane, spec)
+            else:
+                proxy = self._proxy(lane, spec.dependency)
+                self._call(
+                    f"adding {spec.type} to {proxy.name}",
+                    proxy.add_toxic,
+                    type=spec.type,
+                    name=spec.toxic_name,
+                    stream=spec.stream,
+                    toxicity=spec.toxicity,
+                    attributes={k: int(v) for k, v in spec.attributes.items()},
+                )
+            applied.append(
+                ActiveFault(
+                    lane=lane,
+                    dependency=spec.dependency,
+                    kind="http" if spec.is_http else "toxic",
+                    type=spec.type,
+                    name=spec.type if spec.is_http else spec.toxic_name,
+                    attributes=dict(spec.attributes),
+                    toxicity=spec.toxicity,
+                    stream=spec.stream,
+                )
+            )
+        return applied
+
+    def remove(self, dependency: str, lanes: tuple[str, ...], name: str | None = None) -> int:
+        """Remove the named fault, or every fault, from ``dependency``; returns how many."""
+        removed = 0
+        for fault in self.active():
+            if fault.dependency != dependency or fault.lane not in lanes:
+                continue
+            if name is not None and name not in (fault.name, fault.type):
+                continue
+            if fault.kind == "toxic":
+                proxy = self._proxy(fault.lane, dependency)
+                self._call(f"removing {fault.name}", proxy.destroy_toxic, fault.name)
+            elif fault.kind == "http":
+                self._clear_http(fault.lane, dependency, fault.type)
+            else:
+                self.set_enabled(dependency, (fault.lane,), enabled=True)
+            removed += 1
+        return removed
+
+    def reset(self) -> None:
+        """Every proxy enabled, every toxic and HTTP fault gone."""
+        self._call("reset", APIConsumer.post, "/reset")
+        for lane in LANES:
+            for dep in self.topology.settings.chain:
+                self._put_http(lane, dep, {})
+
+    def set_enabled(self, dependency: str, lanes: tuple[str, ...], *, enabled: bool) -> None:
+        for lane in lanes:
+            proxy = self._proxy(lane, dependency)
+            verb = "enable" if enabled else "disable"
+            self._call(f"{verb} {proxy.name}", proxy.enable if enabled else proxy.disable)
+
+    # -- looking -----------------------------------------------------------------------
+    def active(self) -> list[ActiveFault]:
+        faults: list[ActiveFault] = []
+        by_name = {p.name: p for p in self.topology.proxies}
+        for name, data in sorted(self.proxies().items()):
+            spec = by_name.get(name)
+            if spec is None:
+                continue
+            if not data.get("enabled", True):
+                faults.append(
+                    ActiveFault(
+                        lane=spec.lane,
+                        dependency=spec.dependency,
+                        kind="proxy_disabled",
+                        type="down",
+                        name="down",
+                        attributes={},
+                    )
+                )
+            for toxic in data.get("toxics") or []:
+                faults.append(
+                    ActiveFault(
+                        lane=spec.lane,
+                        dependency=spec.dependency,
+                        kind="toxic",
+                        type=toxic["type"],
+                        name=toxic["name"],
+                        attributes=dict(toxic.get("attributes") or {}),
+                        toxicity=float(toxic.get("toxicity", 1.0)),
+                        stream=toxic.get("stream", "downstream"),
+                    )
+                )
+        for lane in LANES:
+            for dep in self.topology.settings.chain:
+                faults.extend(self._http_faults(lane, dep))
+        return faults
+
+    # -- HTTP faults, on the downstream services themselves ----------------------------
+    def _admin_url(self, lane: str, dependency: str) -> str:
+        return f"{self.topology.endpoint(f'downstream-{lane}-{dependency}').url}/admin/faults"
+
+    def _get_http(self, lane: str, dependency: str) -> dict[str, Any]:
+        url = self._admin_url(lane, dependency)
+        try:
+            response = requests.get(url, timeout=self.timeout_s)
+            response.raise_for_status()
+        except requests.RequestException as exc:
+            raise ToxiproxyUnavailable(f"{lane} {dependency} service at {url} did not answer: {exc}") from exc
+        data: dict[str, Any] = response.json()
+        return data
+
+    def _put_http(self, lane: str, dependency: str, body: dict[str, Any]) -> None:
+        url = self._admin_url(lane, dependency)
+        try:
+            response = requests.put(url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise ToxiproxyUnavailable(f"{lane} {dependency} service at {url} did not answer: {exc}") from exc
+        if response.status_code >= 400:
+            raise ConfigError(f"{lane} {dependency} service refused the fault: {response.text}")
+
+    def _add_http(self, lane: str, spec: FaultSpec) -> None:
+        current = self._get_http(lane, spec.dependency)
+        if spec.type == "http_error":
+            current["error_rate"] = spec.attributes["rate"] * spec.toxicity
+            current["error_status"] = int(spec.attributes.get("status", 500))
+        else:
+            current["extra_latency_ms"] = spec.attributes["latency"]
+            current["extra_jitter_ms"] = spec.attributes.get("jitter", 0)
+        self._put_http(lane, spec.dependency, current)
+
+    def _clear_http(self, lane: str, dependency: str, fault_type: str) -> None:
+        current = self._get_http(lane, dependency)
+        if fault_type == "http_error":
+            current["error_rate"], current["error_status"] = 0, 500
+        else:
+            current["extra_latency_ms"], current["extra_jitter_ms"] = 0, 0
+        self._put_http(lane, dependency, current)
+
+    def _http_faults(self, lane: str, dependency: str) -> list[ActiveFault]:
+        current = self._get_http(lane, dependency)
+        faults = []
+        if current.get("error_rate"):
+            faults.append(
+                ActiveFault(
+                    lane=lane,
+                    dependency=dependency,
+                    kind="http",
+                    type="http_error",
+                    name="http_error",
+                    attributes={"rate": current["error_rate"], "status": current["error_status"]},
+                )
+            )
+        if current.get("extra_latency_ms") or current.get("extra_jitter_ms"):
+            faults.append(
+                ActiveFault(
+                    lane=lane,
+                    dependency=dependency,
+                    kind="http",
+                    type="http_delay",
+                    name="http_delay",
+                    attributes={
+                        "latency": current["extra_latency_ms"],
+                        "jitter": current["extra_jitter_ms"],
+                    },
+                )
+            )
+        return faults
+
+
+def _text(exc: Exception) -> str:
+    raw = exc.args[0] if exc.args else exc
+    if isinstance(raw, bytes):
+        raw = raw.decode(errors="replace")
+    try:
+        return str(json.loads(raw).get("error", raw))  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):
+        return str(raw)

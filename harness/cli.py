@@ -1,0 +1,354 @@
+"""The ``doorbuster`` command line.
+
+One exit point: :func:`main` runs the Typer app, catches :class:`DoorbusterError` once and
+prints ``ErrorType: message``; exit codes are 0 success, 1 expectations failed, 2 usage or
+configuration error, 3 environment error.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import pydantic
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from harness.chaos import Chaos, FaultSpec, parse_attributes
+from harness.errors import ConfigError, DoorbusterError, ExitCode
+from harness.settings import StackSettings
+from harness.stack import Stack
+from harness.state import StateDir, default_state_dir
+from harness.topology import LANES
+
+__all__ = ["app", "main", "parse_duration"]
+
+app = typer.Typer(
+    help="Load and chaos harness: a sync request chain beside a queue-backed design.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+toxic_app = typer.Typer(help="Add, list and remove faults (Toxiproxy toxics and HTTP faults).")
+proxy_app = typer.Typer(help="Take a dependency's proxy down or bring it back.")
+app.add_typer(toxic_app, name="toxic")
+app.add_typer(proxy_app, name="proxy")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class _Context:
+    state_dir: Path = default_state_dir()
+
+
+_ctx = _Context()
+
+
+@app.callback()
+def _root(
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where the stack keeps its state (env DOORBUSTER_STATE_DIR)."),
+    ] = None,
+) -> None:
+    if state_dir is not None:
+        _ctx.state_dir = state_dir
+
+
+def _stack() -> Stack:
+    return Stack(StateDir(_ctx.state_dir))
+
+
+def parse_duration(text: str) -> float:
+    """``"90s"``, ``"2m"``, ``"500ms"``, ``"1.5"`` (seconds) -> seconds.
+
+    >>> parse_duration("2m"), parse_duration("500ms")
+    (120.0, 0.5)
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if match is None:
+        raise ConfigError(f"duration {text!r}: expected a number with ms, s, m or h, like 30s")
+    value = float(match.group(1))
+    seconds = value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    if seconds <= 0:
+        raise ConfigError(f"duration {text!r} must be positive")
+    return seconds
+
+
+def load_settings(
+    config: Path | None,
+    *,
+    broker: str,
+    base_port: int | None,
+    toxiproxy_port: int | None,
+    time_scale: float | None,
+) -> StackSettings:
+    """The stack settings from a YAML file and flags; errors name the file and the field."""
+    data: dict[str, Any] = {}
+    if config is not None:
+        try:
+            loaded = yaml.safe_load(config.read_text())
+        except OSError as exc:
+            raise ConfigError(f"{config}: can not read it ({exc.strerror})") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{config}: expected a mapping of settings at the top level")
+        data = dict(loaded or {})
+    data["broker"] = broker
+    if base_port is not None or toxiproxy_port is not None:
+        ports = dict(data.get("ports") or {})
+        if base_port is not None:
+            ports["base"] = base_port
+        if toxiproxy_port is not None:
+            ports["toxiproxy_api"] = toxiproxy_port
+        data["ports"] = ports
+    if time_scale is not None:
+        data["time_scale"] = time_scale
+    try:
+        return StackSettings.model_validate(data)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"{config or 'settings'}: {problems}") from None
+
+
+def _lanes(lane: str) -> tuple[str, ...]:
+    if lane == "both":
+        return LANES
+    if lane not in LANES:
+        raise ConfigError(f"--lane {lane!r}: expected sync, async or both")
+    return (lane,)
+
+
+# -- stack ---------------------------------------------------------------------------------
+@app.command()
+def up(
+    broker: Annotated[str, typer.Option(help="The async lane's broker.")] = "rabbitmq",
+    config: Annotated[Path | None, typer.Option(help="YAML file of stack settings.")] = None,
+    base_port: Annotated[int | None, typer.Option(help="First port of the port layout.")] = None,
+    toxiproxy_port: Annotated[int | None, typer.Option(help="Toxiproxy API port.")] = None,
+    time_scale: Annotated[
+        float | None, typer.Option(help="Multiply every latency and timeout (tests use < 1).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 90.0,
+) -> None:
+    """Start every process under one supervisor, wait until healthy, print the endpoints."""
+    if broker != "rabbitmq":
+        raise ConfigError(f"--broker {broker!r}: this version supports rabbitmq")
+    settings = load_settings(
+        config, broker=broker, base_port=base_port, toxiproxy_port=toxiproxy_port, time_scale=time_scale
+    )
+    stack = _stack()
+    started = time.monotonic()
+    with err.status("starting the stack..."):
+        topology = stack.up(settings, timeout_s=timeout)
+    out.print(f"[green]healthy[/] in {time.monotonic() - started:.1f}s (state in {stack.state.root})")
+    for lane in LANES:
+        out.print(f"  {lane:<6} orders  {topology.order_service(lane).url}/orders")
+    out.print(f"  toxiproxy      {topology.toxiproxy.url}")
+    out.print(f"  broker         amqp://{topology.broker.address}")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Health of each process, the proxies, the active faults."""
+    snapshot = _stack().status()
+    if as_json:
+        out.print_json(json.dumps(snapshot.as_json()))
+        if not snapshot.running:
+            raise typer.Exit(int(ExitCode.ENVIRONMENT))
+        return
+    table = Table("process", "address", "pid", "healthy", "restarts")
+    for p in snapshot.processes:
+        table.add_row(p.name, p.address, str(p.pid or "-"), "yes" if p.healthy else "[red]no[/]", str(p.restarts))
+    out.print(table)
+    out.print(f"faults active: {len(snapshot.faults)}")
+    for fault in snapshot.faults:
+        out.print(f"  {fault['lane']}-{fault['dependency']}: {fault['type']} {fault['attributes']}")
+    if not snapshot.running:
+        err.print("StackNotRunning: no supervisor is running; start with: doorbuster up")
+        raise typer.Exit(int(ExitCode.ENVIRONMENT))
+
+
+@app.command()
+def down() -> None:
+    """Remove every fault and stop everything."""
+    stopped = _stack().down()
+    out.print("stopped" if stopped else "nothing was running")
+
+
+# -- faults ----------------------------------------------------------------------------------
+@toxic_app.command("add")
+def toxic_add(
+    dependency: Annotated[str, typer.Argument(help="payment, inventory, ..., broker")],
+    type_: Annotated[str, typer.Argument(metavar="TYPE", help="A Toxiproxy toxic type, http_error or http_delay.")],
+    lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
+    attr: Annotated[list[str] | None, typer.Option("--attr", help="KEY=VALUE, repeatable.")] = None,
+    toxicity: Annotated[float, typer.Option(help="Fraction of connections affected.")] = 1.0,
+    stream: Annotated[str, typer.Option(help="upstream or downstream.")] = "downstream",
+    name: Annotated[str | None, typer.Option(help="Toxic name (default doorbuster_TYPE_STREAM).")] = None,
+    for_: Annotated[
+        str | None, typer.Option("--for", help="Remove it again after this long (e.g. 30s); blocks.")
+    ] = None,
+) -> None:
+    """Add a fault to a dependency on one or both lanes."""
+    duration = parse_duration(for_) if for_ is not None else None
+    stack = _stack()
+    topology = stack.running_topology()
+    spec = FaultSpec(
+        dependency=dependency,
+        type=type_,
+        lanes=_lanes(lane),
+        attributes=parse_attributes(attr or []),
+        toxicity=toxicity,
+        stream=stream,
+        name=name,
+    ).validate(topology)
+    chaos = Chaos(topology)
+    applied = chaos.add(spec)
+    for fault in applied:
+        out.print(f"added {fault.type} on {fault.lane}-{fault.dependency} {fault.attributes}")
+    if duration is None:
+        return
+    try:
+        with err.status(f"holding the fault for {duration:g}s (Ctrl-C removes it now)"):
+            time.sleep(duration)
+    finally:
+        removed = chaos.remove(spec.dependency, spec.lanes, spec.toxic_name if not spec.is_http else spec.type)
+        out.print(f"removed {removed} fault(s)")
+
+
+@toxic_app.command("list")
+def toxic_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """Every active fault, on both lanes."""
+    faults = Chaos(_stack().running_topology()).active()
+    if as_json:
+        out.print_json(json.dumps([f.as_json() for f in faults]))
+        return
+    if not faults:
+        out.print("no faults active")
+        return
+    table = Table("lane", "dependency", "kind", "type", "name", "attributes", "toxicity")
+    for f in faults:
+        table.add_row(f.lane, f.dependency, f.kind, f.type, f.name, json.dumps(f.attributes), f"{f.toxicity:g}")
+    out.print(table)
+
+
+@toxic_app.command("remove")
+def toxic_remove(
+    dependency: Annotated[str, typer.Argument()],
+    name: Annotated[str | None, typer.Argument(help="A toxic name or fault type; default all.")] = None,
+    lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
+) -> None:
+    """Remove one fault, or every fault, from a dependency."""
+    topology = _stack().running_topology()
+    lanes = _lanes(lane)
+    for each in lanes:
+        topology.proxy(each, dependency)
+    removed = Chaos(topology).remove(dependency, lanes, name)
+    out.print(f"removed {removed} fault(s)")
+
+
+@toxic_app.command("reset")
+def toxic_reset() -> None:
+    """Remove every fault and enable every proxy."""
+    Chaos(_stack().running_topology()).reset()
+    out.print("every fault removed, every proxy enabled")
+
+
+def _set_proxy(dependency: str, lane: str, *, enabled: bool) -> None:
+    topology = _stack().running_topology()
+    lanes = _lanes(lane)
+    for each in lanes:
+        topology.proxy(each, dependency)
+    Chaos(topology).set_enabled(dependency, lanes, enabled=enabled)
+    verb = "enabled" if enabled else "disabled"
+    out.print(f"{verb} {', '.join(f'{each}-{dependency}' for each in lanes)}")
+
+
+@proxy_app.command("disable")
+def proxy_disable(
+    dependency: Annotated[str, typer.Argument()],
+    lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
+) -> None:
+    """Take a dependency's proxy down: its connections drop, new ones are refused."""
+    _set_proxy(dependency, lane, enabled=False)
+
+
+@proxy_app.command("enable")
+def proxy_enable(
+    dependency: Annotated[str, typer.Argument()],
+    lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
+) -> None:
+    """Bring a dependency's proxy back."""
+    _set_proxy(dependency, lane, enabled=True)
+
+
+# -- the side-by-side smoke comparison ---------------------------------------------------------
+@app.command()
+def smoke(
+    orders: Annotated[int, typer.Option(min=1, max=1000, help="Orders per lane per phase.")] = 24,
+    concurrency: Annotated[int, typer.Option(min=1, max=200, help="Orders in flight per lane.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Send the same orders to both lanes, at baseline and with email 3 s slow; compare."""
+    from harness.smoke import run_smoke
+
+    topology = _stack().running_topology()
+    with err.status("sending orders to both lanes..."):
+        result = run_smoke(topology, orders=orders, concurrency=concurrency)
+    if as_json:
+        out.print_json(json.dumps(result.as_json()))
+        return
+    table = Table("phase", "lane", "ok / sent", "p50", "p95", "max", title="sync chain vs queue-backed")
+    for p in result.phases:
+        table.add_row(
+            p.phase,
+            p.lane,
+            f"{p.ok} / {len(p.statuses)}",
+            f"{p.percentile(0.5):.2f}s",
+            f"{p.percentile(0.95):.2f}s",
+            f"{max(p.latencies_s):.2f}s",
+        )
+    out.print(table)
+    out.print(
+        f"async: {result.async_fulfilled} of {result.async_accepted} accepted orders fulfilled "
+        f"{result.fulfil_wait_s:.1f}s after the last 202"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; the one place that turns errors into messages and exit codes."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except DoorbusterError as exc:
+        err.print(f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}", highlight=False)
+        return int(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.exceptions.Abort:
+        err.print("Aborted.")
+        return 130
+    except click.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return int(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Settings of the system under test: the seed's numbers, every one overridable.
+
+These models are parsed from user files (scenarios, ``--config``), so they are pydantic
+models that refuse unknown fields and name the field that is wrong.  They are frozen: a
+process receives them once, at start, in the stack file the harness writes.
+
+``time_scale`` multiplies every latency, timeout and back-off the targets apply themselves
+(never a Toxiproxy toxic: those are the user's own numbers).  Tests shrink it to stay fast;
+the demo, the benchmarks and the shipped scenarios run at 1.0, the seed's real numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "SEED_CHAIN",
+    "AsyncLaneSettings",
+    "BreakerSettings",
+    "DependencySettings",
+    "PortSettings",
+    "RetrySettings",
+    "StackSettings",
+    "SyncLaneSettings",
+    "WorkerRetrySettings",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DependencySettings(_Frozen):
+    """One downstream service: its latency and its finite capacity."""
+
+    latency_ms: float = Field(ge=0)
+    # Log-normal spread around the median latency: a real service has a tail, not a constant.
+    spread: float = Field(default=0.25, ge=0, le=2)
+    concurrency: int = Field(default=64, ge=1)
+    queue: int = Field(default=128, ge=0)
+
+
+# The seed's checkout: "Validate the payment with Stripe (400ms), deduct inventory (200ms),
+# send a confirmation email (800ms), notify the warehouse (300ms), log to analytics (150ms)".
+# The sync lane calls them in this order; the async lane keeps payment on the critical path.
+SEED_CHAIN: dict[str, DependencySettings] = {
+    "payment": DependencySettings(latency_ms=400),
+    "inventory": DependencySettings(latency_ms=200),
+    "warehouse": DependencySettings(latency_ms=300),
+    "email": DependencySettings(latency_ms=800),
+    "analytics": DependencySettings(latency_ms=150),
+}
+
+
+class RetrySettings(_Frozen):
+    """The seed's ``callDownstreamService``: 3 attempts, back-off 100/200/400 ms, no retry on 4xx.
+
+    ``backoff_ms[i]`` is the wait after failed attempt ``i + 1``; with 3 attempts the seed's code
+    waits 100 ms and 200 ms (its 400 ms step is reached with a fourth attempt).  The last value
+    repeats when there are more attempts than steps.
+    """
+
+    attempts: int = Field(default=3, ge=1, le=20)
+    backoff_ms: tuple[float, ...] = (100.0, 200.0, 400.0)
+    jitter: Literal["none", "full"] = "none"
+
+    @model_validator(mode="after")
+    def _backoff_not_empty(self) -> RetrySettings:
+        if not self.backoff_ms or any(b < 0 for b in self.backoff_ms):
+            raise ValueError("backoff_ms needs at least one value, none negative")
+        return self
+
+    def backoff_s(self, failed_attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``failed_attempt`` (1-based), unjittered."""
+        steps = self.backoff_ms
+        return steps[min(failed_attempt, len(steps)) - 1] / 1000.0
+
+
+class BreakerSettings(_Frozen):
+    """Circuit breaker per dependency: closed -> open after N consecutive failures -> half-open."""
+
+    enabled: bool = False
+    failure_threshold: int = Field(default=5, ge=1)
+    open_s: float = Field(default=5.0, gt=0)
+
+
+class SyncLaneSettings(_Frozen):
+    threads: int = Field(default=16, ge=1, le=1024)
+    queue: int = Field(default=64, ge=0)
+    timeout_s: float = Field(default=5.0, gt=0)
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    # The naive chain sends no idempotency key, so a retried payment can charge twice.
+    idempotency_keys: bool = False
+
+
+class WorkerRetrySettings(_Frozen):
+    """A worker's retries: growing delay, capped, then the message is dead-lettered."""
+
+    max_attempts: int = Field(default=12, ge=1)
+    initial_delay_s: float = Field(default=0.25, gt=0)
+    max_delay_s: float = Field(default=15.0, gt=0)
+
+
+class AsyncLaneSettings(_Frozen):
+    payment_timeout_s: float = Field(default=5.0, gt=0)
+    payment_retry: RetrySettings = RetrySettings()
+    prefetch: int = Field(default=32, ge=1, le=10_000)
+    worker_timeout_s: float = Field(default=5.0, gt=0)
+    worker_retry: WorkerRetrySettings = WorkerRetrySettings()
+    relay_batch: int = Field(default=200, ge=1)
+
+
+class PortSettings(_Frozen):
+    """Every port is derived from ``base`` unless named in ``overrides`` (see topology)."""
+
+    host: Literal["127.0.0.1"] = "127.0.0.1"
+    base: int = Field(default=21000, ge=1024, le=65000)
+    toxiproxy_api: int = Field(default=8474, ge=1, le=65535)
+    overrides: dict[str, int] = Field(default_factory=dict)
+
+
+class StackSettings(_Frozen):
+    """Everything the harness starts, in one value: written to the stack file at ``up``."""
+
+    time_scale: float = Field(default=1.0, gt=0, le=10)
+    broker: Literal["rabbitmq"] = "rabbitmq"
+    chain: dict[str, DependencySettings] = Field(default_factory=lambda: dict(SEED_CHAIN))
+    critical: tuple[str, ...] = ("payment",)
+    sync: SyncLaneSettings = SyncLaneSettings()
+    async_: AsyncLaneSettings = Field(default=AsyncLaneSettings(), alias="async")
+    ports: PortSettings = PortSettings()
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _critical_in_chain(self) -> StackSettings:
+        unknown = [name for name in self.critical if name not in self.chain]
+        if unknown:
+            raise ValueError(f"critical dependencies {unknown} are not in chain {list(self.chain)}")
+        if not self.chain:
+            raise ValueError("chain needs at least one dependency")
+        return self
+
+    @property
+    def deferred(self) -> tuple[str, ...]:
+        """Dependencies the async lane hands to workers: the chain less the critical path."""
+        return tuple(name for name in self.chain if name not in self.critical)
+
+    def scaled(self, seconds: float) -> float:
+        return seconds * self.time_scale

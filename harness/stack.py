@@ -1,0 +1,297 @@
+"""Bringing a stack up, reading its health, taking it down.
+
+>>> # doorbuster up; doorbuster status --json; doorbuster down   (see harness.cli)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from harness.binaries import find_binary
+from harness.chaos import Chaos
+from harness.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
+from harness.settings import StackSettings
+from harness.state import StateDir
+from harness.supervisor import kill_group
+from harness.topology import LANES, ProcessSpec, Topology
+
+__all__ = ["ProcessHealth", "Stack", "StackStatus"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessHealth:
+    name: str
+    kind: str
+    address: str
+    pid: int | None
+    healthy: bool
+    restarts: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackStatus:
+    running: bool
+    processes: tuple[ProcessHealth, ...]
+    topology: Topology
+    proxies: dict[str, Any]
+    faults: tuple[dict[str, Any], ...]
+
+    @property
+    def healthy(self) -> bool:
+        return self.running and all(p.healthy for p in self.processes)
+
+    def as_json(self) -> dict[str, Any]:
+        topo = self.topology
+        return {
+            "running": self.running,
+            "healthy": self.healthy,
+            "broker": {"name": topo.settings.broker, "address": topo.broker.address},
+            "lanes": {lane: {"url": topo.order_service(lane).url} for lane in LANES},
+            "toxiproxy": {
+                "url": topo.toxiproxy.url,
+                "proxies": [
+                    {
+                        "name": p.name,
+                        "lane": p.lane,
+                        "dependency": p.dependency,
+                        "listen": p.listen,
+                        "upstream": p.upstream,
+                        "enabled": self.proxies.get(p.name, {}).get("enabled"),
+                        "toxics": self.proxies.get(p.name, {}).get("toxics", []),
+                    }
+                    for p in topo.proxies
+                ],
+            },
+            "processes": [
+                {
+                    "name": p.name,
+                    "kind": p.kind,
+                    "address": p.address,
+                    "pid": p.pid,
+                    "healthy": p.healthy,
+                    "restarts": p.restarts,
+                }
+                for p in self.processes
+            ],
+            "faults": list(self.faults),
+            "time_scale": topo.settings.time_scale,
+        }
+
+
+def probe(spec: ProcessSpec, timeout_s: float = 0.5) -> bool:
+    """Is the process answering?  HTTP ``/health`` where it has one, else a TCP connect."""
+    if spec.kind == "toxiproxy":
+        try:
+            return requests.get(f"{spec.endpoint.url}/version", timeout=timeout_s).ok
+        except requests.RequestException:
+            return False
+    if spec.http_health:
+        try:
+            return requests.get(f"{spec.endpoint.url}/health", timeout=timeout_s).ok
+        except requests.RequestException:
+            return False
+    try:
+        with socket.create_connection((spec.endpoint.host, spec.endpoint.port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie is not alive; /proc tells.
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Stack:
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+
+    # -- what is running ---------------------------------------------------------------
+    def supervisor_pid(self) -> int | None:
+        record = self.state.read_supervisor()
+        if record is None:
+            return None
+        pid = int(record.get("pid", 0))
+        return pid if pid > 0 and _pid_alive(pid) else None
+
+    def topology(self) -> Topology:
+        try:
+            return Topology.from_json(self.state.stack_file.read_text())
+        except FileNotFoundError:
+            raise StackNotRunning(
+                f"no stack in {self.state.root}; start one with: doorbuster up"
+            ) from None
+
+    def running_topology(self) -> Topology:
+        if self.supervisor_pid() is None:
+            raise StackNotRunning(f"no stack is running (state in {self.state.root}); run: doorbuster up")
+        return self.topology()
+
+    # -- up ----------------------------------------------------------------------------
+    def up(self, settings: StackSettings, *, timeout_s: float = 90.0) -> Topology:
+        """Start everything and wait until healthy; harmless when the same stack runs."""
+        topology = Topology.from_settings(settings)
+        if self.supervisor_pid() is not None:
+            running = self.topology()
+            if running.settings != settings:
+                raise ConfigError(
+                    "a stack with other settings is already running; "
+                    "stop it first with: doorbuster down"
+                )
+            self.wait_healthy(running, timeout_s=timeout_s)
+            return running
+        self._kill_leftovers()
+        for name in ("toxiproxy-server", "rabbitmq-server"):
+            find_binary(name)
+        self._check_ports(topology)
+        self.state.prepare()
+        self.state.stack_file.write_text(topology.to_json())
+        log = open(self.state.log_path("supervisor"), "ab")  # noqa: SIM115 - handed to the child
+        with log:
+            subprocess.Popen(
+                [sys.executable, "-m", "harness.supervisor", "--state-dir", str(self.state.root)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        try:
+            self.wait_healthy(topology, timeout_s=timeout_s)
+        except StartFailed:
+            self.down()
+            raise
+        return topology
+
+    def _check_ports(self, topology: Topology) -> None:
+        owners = {port: name for name, port in topology.ports.items()}
+        for port, name in sorted(owners.items()):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                # As the servers do: a port left in TIME_WAIT by a stack just stopped is free,
+                # only a listener is not.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind((topology.host, port))
+                except OSError:
+                    raise PortBusy(
+                        f"port {topology.host}:{port} ({name}) is in use by another program; "
+                        "stop it, or move doorbuster with --base-port"
+                        + (" / --toxiproxy-port" if name == "toxiproxy" else "")
+                    ) from None
+
+    def wait_healthy(self, topology: Topology, *, timeout_s: float) -> None:
+        started = time.monotonic()
+        pending = list(topology.processes)
+        chaos = Chaos(topology)
+        while True:
+            pending = [spec for spec in pending if not probe(spec)]
+            if not pending and len(_safe_proxies(chaos)) >= len(topology.proxies):
+                return
+            waited = time.monotonic() - started
+            # The supervisor writes its record once Toxiproxy is started; give it that long.
+            if waited > 5.0 and self.supervisor_pid() is None:
+                raise StartFailed(
+                    "the supervisor stopped before the stack was healthy:\n"
+                    + self.state.log_tail("supervisor")
+                    + "".join(
+                        f"\n--- last lines of {self.state.log_path(spec.name)} ---\n"
+                        f"{self.state.log_tail(spec.name)}"
+                        for spec in pending[:1]
+                    )
+                )
+            if waited > timeout_s:
+                names = ", ".join(spec.name for spec in pending) or "toxiproxy proxies"
+                first = pending[0].name if pending else "toxiproxy"
+                raise StartFailed(
+                    f"not healthy after {timeout_s:.0f}s: {names}\n"
+                    f"--- last lines of {self.state.log_path(first)} ---\n"
+                    f"{self.state.log_tail(first)}"
+                )
+            time.sleep(0.2)
+
+    # -- status ------------------------------------------------------------------------
+    def status(self) -> StackStatus:
+        topology = self.topology()
+        record = self.state.read_supervisor() or {}
+        running = self.supervisor_pid() is not None
+        procs = record.get("processes", {})
+        health = tuple(
+            ProcessHealth(
+                name=spec.name,
+                kind=spec.kind,
+                address=spec.endpoint.address,
+                pid=procs.get(spec.name, {}).get("pid"),
+                healthy=running and probe(spec),
+                restarts=int(procs.get(spec.name, {}).get("restarts", 0)),
+            )
+            for spec in topology.processes
+        )
+        chaos = Chaos(topology)
+        proxies = _safe_proxies(chaos)
+        faults: tuple[dict[str, Any], ...] = ()
+        if running and proxies:
+            with contextlib.suppress(DoorbusterError):
+                faults = tuple(f.as_json() for f in chaos.active())
+        return StackStatus(
+            running=running, processes=health, topology=topology, proxies=proxies, faults=faults
+        )
+
+    # -- down --------------------------------------------------------------------------
+    def down(self, *, timeout_s: float = 30.0) -> bool:
+        """Remove every fault, stop every process; True if anything was running."""
+        pid = self.supervisor_pid()
+        if pid is not None:
+            with contextlib.suppress(DoorbusterError):
+                Chaos(self.topology()).reset()
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout_s
+            while _pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _pid_alive(pid):
+                kill_group(pid, signal.SIGKILL)
+        killed = self._kill_leftovers()
+        return pid is not None or killed
+
+    def _kill_leftovers(self) -> bool:
+        """Kill what a supervisor that died without cleaning up left running."""
+        record = self.state.read_supervisor()
+        if record is None:
+            return False
+        found = False
+        for info in record.get("processes", {}).values():
+            child = int(info.get("pid", 0))
+            if child > 0 and kill_group(child, signal.SIGKILL):
+                found = True
+        supervisor = int(record.get("pid", 0))
+        if supervisor > 0 and _pid_alive(supervisor):
+            kill_group(supervisor, signal.SIGKILL)
+            found = True
+        self.state.clear_supervisor()
+        return found
+
+
+def _safe_proxies(chaos: Chaos) -> dict[str, Any]:
+    try:
+        return chaos.proxies()
+    except DoorbusterError:
+        return {}

@@ -1,0 +1,249 @@
+"""The supervisor: one detached process that owns every server of a running stack.
+
+``doorbuster up`` starts it (``python -m harness.supervisor --state-dir DIR``) and returns
+once everything is healthy.  It starts Toxiproxy first and creates the proxies, then the
+broker and the target processes; it restarts any child that dies (putting Toxiproxy's proxies
+back after Toxiproxy itself restarted); on SIGTERM it stops them all, newest first.
+
+Each child runs in its own process group, so a shell wrapper and what it started (RabbitMQ's
+script and its Erlang VM) stop together.  Their pids are recorded in the state directory, so
+``doorbuster down`` can clean up even after the supervisor itself was killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from harness.binaries import find_binary
+from harness.chaos import Chaos
+from harness.errors import DoorbusterError
+from harness.state import StateDir
+from harness.topology import ProcessSpec, Topology
+
+__all__ = ["Supervisor", "command_for", "kill_group"]
+
+log = logging.getLogger("doorbuster.supervisor")
+
+_RESTART_LIMIT = 10  # restarts within _RESTART_WINDOW_S before a child is given up on
+_RESTART_WINDOW_S = 60.0
+
+
+def command_for(
+    spec: ProcessSpec, topology: Topology, state: StateDir
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and extra environment that start ``spec``."""
+    env: dict[str, str] = {}
+    if spec.kind == "toxiproxy":
+        cmd = [
+            str(find_binary("toxiproxy-server")),
+            "-host", spec.endpoint.host,
+            "-port", str(spec.endpoint.port),
+            "-proxy-metrics",
+            "-runtime-metrics",
+        ]  # fmt: skip
+    elif spec.kind == "broker":
+        cmd = [str(find_binary("rabbitmq-server"))]
+        env = rabbitmq_environment(topology, state)
+    else:
+        cmd = [
+            sys.executable, "-m", "targets", spec.kind,
+            "--stack", str(state.stack_file),
+            "--lane", spec.lane or "async",
+            "--data-dir", str(state.data_dir),
+        ]  # fmt: skip
+        if spec.dependency:
+            cmd += ["--dependency", spec.dependency]
+    return cmd, env
+
+
+def rabbitmq_environment(topology: Topology, state: StateDir) -> dict[str, str]:
+    """Run RabbitMQ as a private node: its own data, config, ports, cookie, all on loopback."""
+    home = state.root / "rabbitmq"
+    (home / "mnesia").mkdir(parents=True, exist_ok=True)
+    (home / "log").mkdir(parents=True, exist_ok=True)
+    port = topology.ports["broker"]
+    (home / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = {topology.host}:{port}\n"
+        "loopback_users.guest = true\n"
+        "log.console = true\n"
+        "log.file = false\n"
+    )
+    (home / "enabled_plugins").write_text("[].\n")
+    return {
+        "HOME": str(home),
+        "RABBITMQ_CONFIG_FILE": str(home / "rabbitmq"),
+        "RABBITMQ_MNESIA_BASE": str(home / "mnesia"),
+        "RABBITMQ_LOG_BASE": str(home / "log"),
+        "RABBITMQ_ENABLED_PLUGINS_FILE": str(home / "enabled_plugins"),
+        "RABBITMQ_NODENAME": f"doorbuster{port}@localhost",
+        "RABBITMQ_DIST_PORT": str(topology.ports["broker-dist"]),
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+        "ERL_EPMD_ADDRESS": "127.0.0.1",
+    }
+
+
+def kill_group(pid: int, sig: int) -> bool:
+    """Signal ``pid``'s whole process group; False when it is already gone."""
+    try:
+        os.killpg(pid, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+
+
+@dataclass
+class Child:
+    spec: ProcessSpec
+    popen: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+    restarts: list[float] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(self, state: StateDir) -> None:
+        self.state = state
+        self.topology = Topology.from_json(state.stack_file.read_text())
+        self.children: dict[str, Child] = {}
+        self.given_up: set[str] = set()
+        self._stopping = False
+
+    def start(self, spec: ProcessSpec) -> Child:
+        cmd, extra_env = command_for(spec, self.topology, self.state)
+        log_file = open(self.state.log_path(spec.name), "ab")  # noqa: SIM115 - the child owns it
+        log_file.write(f"\n--- {time.strftime('%F %T')} starting: {' '.join(cmd)}\n".encode())
+        log_file.flush()
+        popen = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **extra_env},
+            start_new_session=True,
+            cwd=self.state.root,
+        )
+        child = Child(spec=spec, popen=popen, log_file=log_file)
+        previous = self.children.get(spec.name)
+        if previous is not None:
+            child.restarts = previous.restarts
+        self.children[spec.name] = child
+        log.info("started %s (pid %d)", spec.name, popen.pid)
+        return child
+
+    def write_state(self) -> None:
+        self.state.write_supervisor(
+            {
+                "pid": os.getpid(),
+                "started_at": self._started_at,
+                "processes": {
+                    name: {
+                        "pid": child.popen.pid,
+                        "restarts": len(child.restarts),
+                        "given_up": name in self.given_up,
+                        "log": str(self.state.log_path(name)),
+                    }
+                    for name, child in self.children.items()
+                },
+            }
+        )
+
+    def wait_toxiproxy(self, timeout_s: float = 20.0) -> Chaos:
+        chaos = Chaos(self.topology)
+        deadline = time.monotonic() + timeout_s
+        while not chaos.ping():
+            if time.monotonic() > deadline or self.children["toxiproxy"].popen.poll() is not None:
+                raise DoorbusterError("toxiproxy did not start; see its log")
+            time.sleep(0.05)
+        chaos.ensure_proxies()
+        return chaos
+
+    def run(self) -> int:
+        self._started_at = time.time()
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._request_stop)
+        specs = self.topology.processes
+        try:
+            self.start(specs[0])  # Toxiproxy first: every other hop goes through it
+            self.write_state()
+            self.wait_toxiproxy()
+            for spec in specs[1:]:
+                self.start(spec)
+            self.write_state()
+            while not self._stopping:
+                self._reap()
+                time.sleep(0.25)
+        except DoorbusterError as exc:
+            log.error("%s", exc)
+            return 3
+        finally:
+            self.stop_all()
+        return 0
+
+    def _reap(self) -> None:
+        for name, child in list(self.children.items()):
+            code = child.popen.poll()
+            if code is None or name in self.given_up or self._stopping:
+                continue
+            log.warning("%s exited with %s; restarting", name, code)
+            kill_group(child.popen.pid, signal.SIGKILL)  # whatever it left behind
+            child.log_file.close()
+            now = time.monotonic()
+            child.restarts = [t for t in child.restarts if now - t < _RESTART_WINDOW_S] + [now]
+            if len(child.restarts) > _RESTART_LIMIT:
+                log.error("%s restarted %d times in %ds; giving up", name, _RESTART_LIMIT, _RESTART_WINDOW_S)
+                self.given_up.add(name)
+            else:
+                self.start(child.spec)
+                if child.spec.kind == "toxiproxy":
+                    try:
+                        self.wait_toxiproxy()
+                        log.info("toxiproxy is back; proxies recreated")
+                    except DoorbusterError as exc:
+                        log.error("%s", exc)
+            self.write_state()
+
+    def _request_stop(self, signum: int, frame: object) -> None:
+        self._stopping = True
+
+    def stop_all(self, timeout_s: float = 15.0) -> None:
+        self._stopping = True
+        for name in reversed(list(self.children)):
+            child = self.children[name]
+            if child.popen.poll() is None:
+                kill_group(child.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for child in self.children.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.popen.wait(remaining)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.spec.name)
+            kill_group(child.popen.pid, signal.SIGKILL)
+            child.popen.poll()
+            child.log_file.close()
+        self.state.clear_supervisor()
+        log.info("stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.supervisor")
+    parser.add_argument("--state-dir", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
+    state = StateDir(Path(args.state_dir))
+    return Supervisor(state).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

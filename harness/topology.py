@@ -1,0 +1,271 @@
+"""The one definition of lanes, dependencies, proxies, processes and ports.
+
+Everything else (Toxiproxy's proxies, the apps' addresses, the supervisor's process list,
+Prometheus' scrape targets, docker-compose) is derived from :class:`Topology` or checked
+against it by a test.
+
+Port layout, from ``ports.base`` (default 21000)::
+
+    base + 0 / 1          sync / async order service (HTTP, /metrics)
+    base + 10 + i         sync lane's downstream service for chain dependency i
+    base + 20 + i         async lane's downstream service for chain dependency i
+    base + 40 + i         async worker for deferred dependency i (/metrics, /health)
+    base + 100 + i        Toxiproxy proxy sync-<dependency i>
+    base + 120 + i        Toxiproxy proxy async-<dependency i>
+    base + 140            Toxiproxy proxy async-broker
+    base + 200 / 201      broker (AMQP) / its Erlang distribution port
+
+Any of them can be moved with ``ports.overrides[<name>]``; every port must lie outside the
+Linux ephemeral range 32768-60999 so that an outgoing connection can never take it first.
+
+>>> from harness.settings import StackSettings
+>>> topo = Topology.from_settings(StackSettings())
+>>> topo.proxy("sync", "email").listen
+'127.0.0.1:21103'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.errors import ConfigError
+from harness.settings import StackSettings
+
+__all__ = [
+    "BROKER",
+    "EPHEMERAL_PORTS",
+    "LANES",
+    "Endpoint",
+    "ProcessSpec",
+    "ProxySpec",
+    "Topology",
+]
+
+LANES: tuple[str, ...] = ("sync", "async")
+BROKER = "broker"
+EPHEMERAL_PORTS = range(32768, 61000)
+_MAX_CHAIN = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    host: str
+    port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProxySpec:
+    """One Toxiproxy proxy: ``<lane>-<dependency>``, listening where the app calls."""
+
+    lane: str
+    dependency: str
+    listen_endpoint: Endpoint
+    upstream_endpoint: Endpoint
+
+    @property
+    def name(self) -> str:
+        return f"{self.lane}-{self.dependency}"
+
+    @property
+    def listen(self) -> str:
+        return self.listen_endpoint.address
+
+    @property
+    def upstream(self) -> str:
+        return self.upstream_endpoint.address
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessSpec:
+    """A process the supervisor runs. ``kind`` picks how it is started and checked."""
+
+    name: str
+    kind: str  # "toxiproxy" | "broker" | "order" | "downstream" | "worker"
+    lane: str | None
+    dependency: str | None
+    endpoint: Endpoint
+    # Where the process answers ``GET /health`` (HTTP kinds) or accepts TCP (the others).
+    http_health: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    settings: StackSettings
+    ports: dict[str, int]
+
+    @classmethod
+    def from_settings(cls, settings: StackSettings) -> Topology:
+        chain = list(settings.chain)
+        if len(chain) > _MAX_CHAIN:
+            raise ConfigError(f"chain: at most {_MAX_CHAIN} dependencies, got {len(chain)}")
+        base = settings.ports.base
+        ports: dict[str, int] = {
+            "toxiproxy": settings.ports.toxiproxy_api,
+            "order-sync": base,
+            "order-async": base + 1,
+            "broker": base + 200,
+            "broker-dist": base + 201,
+            "proxy-async-broker": base + 140,
+        }
+        for i, dep in enumerate(chain):
+            ports[f"downstream-sync-{dep}"] = base + 10 + i
+            ports[f"downstream-async-{dep}"] = base + 20 + i
+            ports[f"proxy-sync-{dep}"] = base + 100 + i
+            ports[f"proxy-async-{dep}"] = base + 120 + i
+        for i, dep in enumerate(settings.deferred):
+            ports[f"worker-{dep}"] = base + 40 + i
+        unknown = sorted(set(settings.ports.overrides) - set(ports))
+        if unknown:
+            raise ConfigError(
+                f"ports.overrides: unknown names {unknown}; known names are {sorted(ports)}"
+            )
+        ports.update(settings.ports.overrides)
+        _check_ports(ports)
+        return cls(settings=settings, ports=ports)
+
+    # -- addresses ---------------------------------------------------------------------
+    @property
+    def host(self) -> str:
+        return self.settings.ports.host
+
+    def endpoint(self, name: str) -> Endpoint:
+        return Endpoint(host=self.host, port=self.ports[name])
+
+    @property
+    def toxiproxy(self) -> Endpoint:
+        return self.endpoint("toxiproxy")
+
+    @property
+    def broker(self) -> Endpoint:
+        return self.endpoint("broker")
+
+    def order_service(self, lane: str) -> Endpoint:
+        _check_lane(lane)
+        return self.endpoint(f"order-{lane}")
+
+    def dependencies(self, lane: str) -> tuple[str, ...]:
+        """Dependencies a lane reaches through Toxiproxy: the chain, and the broker for async."""
+        _check_lane(lane)
+        chain = tuple(self.settings.chain)
+        return (*chain, BROKER) if lane == "async" else chain
+
+    # -- proxies -----------------------------------------------------------------------
+    def proxy(self, lane: str, dependency: str) -> ProxySpec:
+        if dependency not in self.dependencies(lane):
+            raise ConfigError(
+                f"lane {lane!r} has no dependency {dependency!r}; "
+                f"it has {', '.join(self.dependencies(lane))}"
+            )
+        upstream = (
+            self.broker if dependency == BROKER else self.endpoint(f"downstream-{lane}-{dependency}")
+        )
+        return ProxySpec(
+            lane=lane,
+            dependency=dependency,
+            listen_endpoint=self.endpoint(f"proxy-{lane}-{dependency}"),
+            upstream_endpoint=upstream,
+        )
+
+    @property
+    def proxies(self) -> tuple[ProxySpec, ...]:
+        return tuple(self.proxy(lane, dep) for lane in LANES for dep in self.dependencies(lane))
+
+    # -- processes ---------------------------------------------------------------------
+    @property
+    def processes(self) -> tuple[ProcessSpec, ...]:
+        """Every process, in start order (stop order is the reverse)."""
+        procs = [
+            ProcessSpec(
+                name="toxiproxy",
+                kind="toxiproxy",
+                lane=None,
+                dependency=None,
+                endpoint=self.toxiproxy,
+                http_health=False,
+            ),
+            ProcessSpec(
+                name="broker",
+                kind="broker",
+                lane="async",
+                dependency=None,
+                endpoint=self.broker,
+                http_health=False,
+            ),
+        ]
+        for lane in LANES:
+            for dep in self.settings.chain:
+                procs.append(
+                    ProcessSpec(
+                        name=f"downstream-{lane}-{dep}",
+                        kind="downstream",
+                        lane=lane,
+                        dependency=dep,
+                        endpoint=self.endpoint(f"downstream-{lane}-{dep}"),
+                        http_health=True,
+                    )
+                )
+        for lane in LANES:
+            procs.append(
+                ProcessSpec(
+                    name=f"order-{lane}",
+                    kind="order",
+                    lane=lane,
+                    dependency=None,
+                    endpoint=self.order_service(lane),
+                    http_health=True,
+                )
+            )
+        for dep in self.settings.deferred:
+            procs.append(
+                ProcessSpec(
+                    name=f"worker-{dep}",
+                    kind="worker",
+                    lane="async",
+                    dependency=dep,
+                    endpoint=self.endpoint(f"worker-{dep}"),
+                    http_health=True,
+                )
+            )
+        return tuple(procs)
+
+    def process(self, name: str) -> ProcessSpec:
+        for spec in self.processes:
+            if spec.name == name:
+                return spec
+        raise ConfigError(f"no process named {name!r}")
+
+    # -- serialisation -----------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.settings.model_dump_json(by_alias=True, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Topology:
+        return cls.from_settings(StackSettings.model_validate_json(text))
+
+
+def _check_lane(lane: str) -> None:
+    if lane not in LANES:
+        raise ConfigError(f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
+
+
+def _check_ports(ports: dict[str, int]) -> None:
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if not 1 <= port <= 65535:
+            raise ConfigError(f"port {name}={port} is not a TCP port")
+        if port in EPHEMERAL_PORTS:
+            raise ConfigError(
+                f"port {name}={port} lies in the ephemeral range "
+                f"{EPHEMERAL_PORTS.start}-{EPHEMERAL_PORTS.stop - 1}; choose another base or override"
+            )
+        if port in seen:
+            raise ConfigError(f"ports {seen[port]} and {name} are both {port}")
+        seen[port] = name

@@ -1,0 +1,85 @@
+"""Start one target process: ``python -m targets ROLE --stack FILE [--lane L] [--dependency D]``.
+
+The harness's supervisor runs these; the stack file is the :class:`~harness.settings.StackSettings`
+it wrote at ``doorbuster up``, so every process derives its addresses from the one topology.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from harness.topology import BROKER, Topology
+from targets.async_lane import build_async_app
+from targets.brokers import make_broker
+from targets.downstream import build_downstream_app
+from targets.sync_lane import build_sync_app
+from targets.web import serve
+from targets.worker import build_worker_app
+
+
+def broker_url(topology: Topology) -> str:
+    proxy = topology.proxy("async", BROKER)
+    # A short heartbeat, so a silently stalled connection (a Toxiproxy ``timeout`` toxic) is
+    # noticed in seconds, not minutes.
+    return f"amqp://guest:guest@{proxy.listen}/?heartbeat=5"
+
+
+def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application, int]:
+    registry = CollectorRegistry()
+    settings = topology.settings
+    data_dir = Path(args.data_dir)
+    if args.role == "downstream":
+        app = build_downstream_app(
+            lane=args.lane,
+            dependency=args.dependency,
+            settings=settings.chain[args.dependency],
+            time_scale=settings.time_scale,
+            registry=registry,
+        )
+        return app, topology.ports[f"downstream-{args.lane}-{args.dependency}"]
+    if args.role == "order" and args.lane == "sync":
+        return build_sync_app(topology=topology, registry=registry), topology.ports["order-sync"]
+    if args.role == "order" and args.lane == "async":
+        broker = make_broker(settings.broker, broker_url(topology))
+        app = build_async_app(topology=topology, registry=registry, data_dir=data_dir, broker=broker)
+        return app, topology.ports["order-async"]
+    if args.role == "worker":
+        broker = make_broker(settings.broker, broker_url(topology))
+        app = build_worker_app(
+            topology=topology,
+            dependency=args.dependency,
+            registry=registry,
+            data_dir=data_dir,
+            broker=broker,
+        )
+        return app, topology.ports[f"worker-{args.dependency}"]
+    raise SystemExit(f"unknown role {args.role!r} for lane {args.lane!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m targets")
+    parser.add_argument("role", choices=["downstream", "order", "worker"])
+    parser.add_argument("--stack", required=True, help="the stack file written by doorbuster up")
+    parser.add_argument("--lane", choices=["sync", "async"], default="async")
+    parser.add_argument("--dependency")
+    parser.add_argument("--data-dir", default=".")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {args.role}-{args.lane}-{args.dependency or ''} %(levelname)s %(message)s",
+    )
+    topology = Topology.from_json(Path(args.stack).read_text())
+    app, port = build(args, topology)
+    asyncio.run(serve(app, topology.host, port))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

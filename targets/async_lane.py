@@ -1,0 +1,285 @@
+"""The async lane: validate payment, store the order and its event, answer 202.
+
+``POST /orders`` calls payment synchronously (through Toxiproxy; you need to know at once
+whether the card is good), then writes the order, its pending steps and an outbox row in one
+SQLite transaction and answers ``202 Accepted`` with ``Location: /orders/{id}``.  The relay
+publishes outbox rows to the broker (through Toxiproxy) and marks each sent only once the
+broker confirmed it, so a broker outage delays orders and loses none.  The status consumer
+reads the workers' step events; when every step is done the order is fulfilled and its
+webhook, if any, is called.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from harness.topology import Topology
+from targets.async_client import AsyncDependencyClient
+from targets.brokers import (
+    ORDER_CONFIRMED,
+    STATUS_QUEUE,
+    Broker,
+    BrokerUnavailable,
+    Delivery,
+    Message,
+    step_routing_key,
+    worker_queue,
+)
+from targets.metrics import DownstreamCallMetrics, OrderMetrics
+from targets.order_store import OrderStore
+from targets.orders import InvalidOrder, parse_order
+from targets.resilience import CallFailed
+from targets.tracing import new_traceparent
+from targets.web import base_app, json_error, read_json_object
+
+__all__ = ["AsyncOrderService", "build_async_app"]
+
+log = logging.getLogger(__name__)
+
+
+class AsyncOrderService:
+    def __init__(
+        self,
+        *,
+        topology: Topology,
+        registry: CollectorRegistry,
+        store: OrderStore,
+        broker: Broker,
+    ) -> None:
+        settings = topology.settings
+        self.lane = "async"
+        self.settings = settings
+        self.steps = settings.deferred
+        self.store = store
+        self.broker = broker
+        self.metrics = OrderMetrics(registry, self.lane)
+        self.client = AsyncDependencyClient(
+            lane=self.lane,
+            urls={
+                dep: f"http://{topology.proxy(self.lane, dep).listen}/work"
+                for dep in settings.critical
+            },
+            timeout_s=settings.scaled(settings.async_.payment_timeout_s),
+            time_scale=settings.time_scale,
+            metrics=DownstreamCallMetrics(registry),
+        )
+        self._wake = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._webhooks: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.metrics.outbox_backlog.labels(self.lane).set(store.backlog())
+
+    # -- accepting orders ------------------------------------------------------------
+    async def accept(self, body: dict[str, Any], correlation_id: str) -> tuple[int, dict[str, Any]]:
+        order = parse_order(body)
+        if order.idempotency_key is not None:
+            earlier = self.store.find_by_key(order.idempotency_key)
+            if earlier is not None:
+                return 202, {"order_id": earlier, "status": "accepted", "replayed": True}
+        order_id = uuid.uuid4().hex
+        for dep in self.settings.critical:
+            await self.client.call(
+                dep,
+                {"order_id": order_id, "idempotency_key": f"{order_id}:{dep}"},
+                self.settings.async_.payment_retry,
+            )
+        traceparent = new_traceparent()
+        event = {
+            "order_id": order_id,
+            **order.to_json(),
+            "correlation_id": correlation_id,
+            "accepted_at": time.time(),
+        }
+        headers = {"correlation_id": correlation_id, "traceparent": traceparent}
+        try:
+            self.store.accept(
+                order_id=order_id,
+                customer_id=order.customer_id,
+                body=order.to_json(),
+                steps=self.steps,
+                idempotency_key=order.idempotency_key,
+                webhook_url=order.webhook_url,
+                correlation_id=correlation_id,
+                event=(ORDER_CONFIRMED, json.dumps(event).encode(), headers),
+            )
+        except Exception as exc:
+            # Two requests with one idempotency key raced; the first one won.
+            if order.idempotency_key and "UNIQUE" in str(exc):
+                earlier = self.store.find_by_key(order.idempotency_key)
+                return 202, {"order_id": earlier, "status": "accepted", "replayed": True}
+            raise
+        self.metrics.orders.labels(self.lane, "accepted").inc()
+        self._wake.set()
+        return 202, {"order_id": order_id, "status": "accepted", "correlation_id": correlation_id}
+
+    # -- the relay -------------------------------------------------------------------
+    async def connect_broker(self) -> None:
+        """Connect, retrying with back-off: the order service takes orders meanwhile."""
+        delay = 0.2
+        while True:
+            try:
+                await self.broker.connect()
+                # The publisher declares every queue its events route to before it publishes:
+                # an event published before a worker first started would otherwise be lost.
+                await self.broker.ensure_queues(
+                    {worker_queue(dep): (ORDER_CONFIRMED,) for dep in self.steps}
+                )
+                await self.broker.consume(
+                    STATUS_QUEUE,
+                    tuple(step_routing_key(dep) for dep in self.steps),
+                    self.settings.async_.prefetch,
+                    self.on_step_event,
+                )
+                self._connected.set()
+                self._wake.set()
+                return
+            except BrokerUnavailable as exc:
+                log.warning("broker not reachable yet: %s", exc)
+                await self.broker.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def relay(self) -> None:
+        """Publish outbox rows in order; a row is marked sent only once confirmed."""
+        await self._connected.wait()
+        delay = 0.1
+        backlog = self.metrics.outbox_backlog.labels(self.lane)
+        while True:
+            rows = self.store.unsent(self.settings.async_.relay_batch)
+            backlog.set(self.store.backlog())
+            if not rows:
+                self._wake.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=0.5)
+                continue
+            try:
+                for row in rows:
+                    await self.broker.publish(
+                        Message(
+                            message_id=row.message_id,
+                            routing_key=row.routing_key,
+                            body=row.payload,
+                            headers=row.headers,
+                        ),
+                        timeout_s=5.0,
+                    )
+                    self.store.mark_sent(row.seq)
+                    self.metrics.outbox_published.labels(self.lane).inc()
+                delay = 0.1
+            except BrokerUnavailable as exc:
+                self.metrics.outbox_publish_failures.labels(self.lane).inc()
+                log.warning("relay: %s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    # -- fulfilment ------------------------------------------------------------------
+    async def on_step_event(self, delivery: Delivery) -> None:
+        try:
+            event = json.loads(delivery.message.body)
+            order_id, dep, state = event["order_id"], event["dependency"], event["state"]
+        except (ValueError, KeyError, TypeError):
+            log.error("malformed step event %r: dead-lettered", delivery.message.body[:200])
+            await delivery.dead_letter()
+            return
+        update = self.store.apply_step(str(order_id), str(dep), str(state))
+        if update is not None and update.finished_now:
+            self.metrics.orders.labels(self.lane, update.status).inc()
+            self.metrics.fulfillment.labels(self.lane, update.status).observe(
+                time.time() - update.created_at
+            )
+            if update.webhook_url:
+                self._spawn(self._call_webhook(update.webhook_url, update.order_id, update.status))
+        await delivery.ack()
+
+    async def _call_webhook(self, url: str, order_id: str, status: str) -> None:
+        assert self._webhooks is not None
+        payload = {"order_id": order_id, "status": status, "order": self.store.get(order_id)}
+        try:
+            async with self._webhooks.post(url, json=payload) as response:
+                outcome = "ok" if response.status < 400 else "http_error"
+        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+            outcome = "unreachable"
+        self.metrics.webhooks.labels(self.lane, outcome).inc()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.client.start()
+        self._webhooks = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        self._spawn(self.connect_broker())
+        self._spawn(self.relay())
+        yield
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.broker.close()
+        await self.client.close()
+        await self._webhooks.close()
+        self.store.close()
+
+
+ASYNC_KEY = web.AppKey("async_service", AsyncOrderService)
+
+
+async def _post_order(request: web.Request) -> web.Response:
+    service = request.app[ASYNC_KEY]
+    started = time.perf_counter()
+    correlation_id = request.headers.get("X-Correlation-Id", "")[:64] or uuid.uuid4().hex
+    try:
+        status, body = await service.accept(await read_json_object(request), correlation_id)
+    except InvalidOrder as exc:
+        status, body = 422, {"error": "invalid_order", "detail": str(exc)}
+    except CallFailed as failure:
+        status, body = failure.http_status, failure.as_json()
+    except web.HTTPException as exc:
+        status, body = exc.status, {"error": exc.reason}
+    metrics = service.metrics
+    metrics.requests.labels(service.lane, "POST", str(status)).inc()
+    metrics.latency.labels(service.lane, str(status)).observe(time.perf_counter() - started)
+    headers = {"X-Correlation-Id": correlation_id}
+    if status == 202:
+        headers["Location"] = f"/orders/{body['order_id']}"
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _get_order(request: web.Request) -> web.Response:
+    record = request.app[ASYNC_KEY].store.get(request.match_info["order_id"])
+    if record is None:
+        return json_error(404, "not_found")
+    return web.json_response(record)
+
+
+async def _ledger(request: web.Request) -> web.Response:
+    service = request.app[ASYNC_KEY]
+    return web.json_response({"orders": service.store.counts(), "outbox_backlog": service.store.backlog()})
+
+
+def build_async_app(
+    *, topology: Topology, registry: CollectorRegistry, data_dir: Path, broker: Broker
+) -> web.Application:
+    app = base_app(registry)
+    store = OrderStore(data_dir / "async-orders.sqlite3")
+    service = AsyncOrderService(topology=topology, registry=registry, store=store, broker=broker)
+    app[ASYNC_KEY] = service
+    app.cleanup_ctx.append(service.lifecycle)
+    app.router.add_post("/orders", _post_order)
+    app.router.add_get("/orders/{order_id}", _get_order)
+    app.router.add_get("/ledger", _ledger)
+    return app
+

@@ -1,0 +1,273 @@
+"""Metric definitions shared by the target processes.
+
+Names follow Prometheus conventions (base units, ``_seconds``, ``_total``); every metric has
+the ``lane`` label and otherwise only labels with small, fixed value sets (dependency names
+come from the topology, outcomes from the enums below).  Each process, and each test, builds
+its metrics on its own :class:`CollectorRegistry`.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = [
+    "CALL_OUTCOMES",
+    "LATENCY_BUCKETS",
+    "DownstreamServerMetrics",
+    "OrderMetrics",
+    "SyncChainMetrics",
+    "WorkerMetrics",
+]
+
+# Edges at the seed's latencies (150/200/300/400/800 ms, the 1.85 s chain), at the 5 s timeout
+# and at what 3 timed-out attempts plus back-off cost (15.3 s), so a quantile never hides
+# between two far-apart buckets exactly where the story happens.
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5,
+    1.85, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 15.3, 20.0, 30.0, 60.0,
+)  # fmt: skip
+
+FULFILLMENT_BUCKETS: tuple[float, ...] = (
+    0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0,
+    120.0, 180.0, 300.0, 600.0,
+)  # fmt: skip
+
+# How one attempt of a downstream call ended.
+CALL_OUTCOMES: tuple[str, ...] = (
+    "ok", "http_4xx", "http_5xx", "timeout", "connect_error", "circuit_open",
+)  # fmt: skip
+
+
+class OrderMetrics:
+    """The order service's front door, on both lanes."""
+
+    def __init__(self, registry: CollectorRegistry, lane: str) -> None:
+        self.lane = lane
+        self.requests = Counter(
+            "order_requests_total",
+            "Order API requests by HTTP status code.",
+            ["lane", "method", "code"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "order_request_duration_seconds",
+            "Time to answer POST /orders (for async, the 202).",
+            ["lane", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.fulfillment = Histogram(
+            "order_fulfillment_seconds",
+            "Time from accepting an order to all its steps being done.",
+            ["lane", "status"],
+            buckets=FULFILLMENT_BUCKETS,
+            registry=registry,
+        )
+        self.orders = Counter(
+            "orders_total",
+            "Orders by final or current state transition.",
+            ["lane", "status"],
+            registry=registry,
+        )
+        self.outbox_backlog = Gauge(
+            "outbox_backlog",
+            "Outbox rows not yet confirmed by the broker.",
+            ["lane"],
+            registry=registry,
+        )
+        self.outbox_published = Counter(
+            "outbox_published_total",
+            "Outbox rows published and confirmed by the broker.",
+            ["lane"],
+            registry=registry,
+        )
+        self.outbox_publish_failures = Counter(
+            "outbox_publish_failures_total",
+            "Publish attempts the broker did not confirm.",
+            ["lane"],
+            registry=registry,
+        )
+        self.webhooks = Counter(
+            "order_webhooks_total",
+            "Webhook calls made when an order finished, by outcome.",
+            ["lane", "outcome"],
+            registry=registry,
+        )
+
+
+class SyncChainMetrics:
+    """The sync lane's thread pool and the calls its threads make."""
+
+    def __init__(self, registry: CollectorRegistry, lane: str) -> None:
+        self.pool_size = Gauge(
+            "thread_pool_size", "Worker threads in the pool.", ["lane"], registry=registry
+        )
+        self.pool_busy = Gauge(
+            "thread_pool_busy", "Threads running an order.", ["lane"], registry=registry
+        )
+        self.pool_queued = Gauge(
+            "thread_pool_queued", "Orders waiting for a thread.", ["lane"], registry=registry
+        )
+        self.pool_queue_limit = Gauge(
+            "thread_pool_queue_limit", "Orders that may wait.", ["lane"], registry=registry
+        )
+        self.pool_rejected = Counter(
+            "thread_pool_rejected_total",
+            "Orders refused with 503 because every thread and queue slot was taken.",
+            ["lane"],
+            registry=registry,
+        )
+        self.calls = DownstreamCallMetrics(registry)
+
+
+class DownstreamCallMetrics:
+    """A client's view of its dependencies: attempts, retries, timeouts, latency, breaker."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.attempts = Counter(
+            "downstream_call_attempts_total",
+            "Attempts to call a dependency, by outcome.",
+            ["lane", "dependency", "outcome"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "downstream_call_retries_total",
+            "Attempts that were retries of an earlier failed attempt.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "downstream_call_duration_seconds",
+            "Duration of one attempt to call a dependency.",
+            ["lane", "dependency"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "circuit_breaker_state",
+            "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.breaker_transitions = Counter(
+            "circuit_breaker_transitions_total",
+            "Breaker state changes, by the state entered.",
+            ["lane", "dependency", "state"],
+            registry=registry,
+        )
+
+
+class DownstreamServerMetrics:
+    """A downstream service's own view: its capacity, what it did, what it did twice."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "downstream_requests_total",
+            "Requests a downstream service answered, by HTTP status code.",
+            ["lane", "dependency", "code"],
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "downstream_request_duration_seconds",
+            "Time a downstream service took to answer, queueing included.",
+            ["lane", "dependency"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.inflight = Gauge(
+            "downstream_inflight",
+            "Requests holding a capacity slot (including ones whose caller gave up).",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.queued = Gauge(
+            "downstream_queued",
+            "Requests waiting for a capacity slot.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.capacity = Gauge(
+            "downstream_capacity",
+            "Concurrent requests a downstream service can work on.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.rejected = Counter(
+            "downstream_rejected_total",
+            "Requests refused with 503 because capacity and queue were full.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.abandoned = Counter(
+            "downstream_abandoned_work_total",
+            "Work finished after its caller had already gone: wasted capacity.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.side_effects = Counter(
+            "downstream_side_effects_total",
+            "Side effects applied (a charge, a deduction, an email sent).",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.duplicate_side_effects = Counter(
+            "downstream_duplicate_side_effects_total",
+            "Side effects applied a second time for the same order.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.idempotent_replays = Counter(
+            "downstream_idempotent_replays_total",
+            "Requests answered from the idempotency store without doing the work again.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.duplicate_charges = Counter(
+            "payment_duplicate_charges_total",
+            "Orders charged more than once by the payment service.",
+            ["lane"],
+            registry=registry,
+        )
+
+
+class WorkerMetrics:
+    """An async worker: what it consumed, retried, redelivered and dead-lettered."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.processed = Counter(
+            "worker_messages_processed_total",
+            "Messages a worker finished, by outcome.",
+            ["lane", "dependency", "outcome"],
+            registry=registry,
+        )
+        self.redelivered = Counter(
+            "worker_messages_redelivered_total",
+            "Messages the broker delivered again (a worker died or nacked).",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.dead_lettered = Counter(
+            "worker_messages_dead_lettered_total",
+            "Messages given up on after the last attempt.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.duplicates = Counter(
+            "worker_duplicate_messages_total",
+            "Messages for work already done, acknowledged without doing it again.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.in_progress = Gauge(
+            "worker_messages_in_progress",
+            "Messages a worker holds unacknowledged.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "broker_queue_depth",
+            "Messages ready in the worker's queue, as the broker reports it.",
+            ["lane", "queue"],
+            registry=registry,
+        )
+        self.calls = DownstreamCallMetrics(registry)

@@ -1,0 +1,223 @@
+"""The async lane's SQLite store: orders, their steps, and the transactional outbox.
+
+An accepted order, its pending steps and its ``order.confirmed`` outbox row are written in
+one transaction, so an order is never accepted without the event that will fulfil it, and
+never announced without being stored.  The relay marks a row sent only after the broker
+confirmed it; a crash between the two sends it again, which the idempotent workers absorb.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OrderStore", "OutboxRow", "StepUpdate"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id TEXT PRIMARY KEY,
+    customer_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    webhook_url TEXT,
+    correlation_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS steps (
+    order_id TEXT NOT NULL,
+    dependency TEXT NOT NULL,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (order_id, dependency)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id TEXT NOT NULL,
+    routing_key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    sent_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (seq) WHERE sent_at IS NULL;
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxRow:
+    seq: int
+    message_id: str
+    routing_key: str
+    payload: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepUpdate:
+    """What applying a step event did to its order."""
+
+    order_id: str
+    status: str  # the order's status after the update
+    finished_now: bool  # this update moved the order to fulfilled or failed
+    created_at: float
+    webhook_url: str | None
+
+
+class OrderStore:
+    def __init__(self, path: Path | str) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def find_by_key(self, idempotency_key: str) -> str | None:
+        row = self.db.execute(
+            "SELECT order_id FROM orders WHERE idempotency_key = ?", (idempotency_key,)
+        ).fetchone()
+        return str(row[0]) if row else None
+
+    def accept(
+        self,
+        *,
+        order_id: str,
+        customer_id: str,
+        body: dict[str, Any],
+        steps: tuple[str, ...],
+        idempotency_key: str | None,
+        webhook_url: str | None,
+        correlation_id: str,
+        event: tuple[str, bytes, dict[str, str]],
+    ) -> None:
+        """Store the order, its pending steps and its outbox event in one transaction."""
+        now = time.time()
+        routing_key, payload, headers = event
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "INSERT INTO orders VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?, NULL)",
+                (
+                    order_id,
+                    customer_id,
+                    json.dumps(body),
+                    idempotency_key,
+                    webhook_url,
+                    correlation_id,
+                    now,
+                ),
+            )
+            self.db.executemany(
+                "INSERT INTO steps VALUES (?, ?, 'pending', ?)",
+                [(order_id, dep, now) for dep in steps],
+            )
+            self.db.execute(
+                "INSERT INTO outbox (message_id, routing_key, payload, headers, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (order_id, routing_key, payload.decode(), json.dumps(headers), now),
+            )
+
+    def unsent(self, limit: int) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT seq, message_id, routing_key, payload, headers FROM outbox"
+            " WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            OutboxRow(
+                seq=r[0],
+                message_id=r[1],
+                routing_key=r[2],
+                payload=r[3].encode(),
+                headers=json.loads(r[4]),
+            )
+            for r in rows
+        ]
+
+    def mark_sent(self, seq: int) -> None:
+        self.db.execute("UPDATE outbox SET sent_at = ? WHERE seq = ?", (time.time(), seq))
+
+    def backlog(self) -> int:
+        row = self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+        return int(row[0])
+
+    def apply_step(self, order_id: str, dependency: str, state: str) -> StepUpdate | None:
+        """Record a step's result; idempotent, so a duplicate event changes nothing."""
+        now = time.time()
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            order = self.db.execute(
+                "SELECT status, created_at, webhook_url FROM orders WHERE order_id = ?",
+                (order_id,),
+            ).fetchone()
+            if order is None:
+                return None
+            status, created_at, webhook_url = order
+            self.db.execute(
+                "UPDATE steps SET state = ?, updated_at = ?"
+                " WHERE order_id = ? AND dependency = ? AND state = 'pending'",
+                (state, now, order_id, dependency),
+            )
+            if status != "accepted":
+                return StepUpdate(
+                    order_id=order_id,
+                    status=status,
+                    finished_now=False,
+                    created_at=created_at,
+                    webhook_url=webhook_url,
+                )
+            states = [
+                r[0]
+                for r in self.db.execute("SELECT state FROM steps WHERE order_id = ?", (order_id,))
+            ]
+            new_status = status
+            if "pending" not in states:
+                new_status = "failed" if "failed" in states else "fulfilled"
+                self.db.execute(
+                    "UPDATE orders SET status = ?, finished_at = ? WHERE order_id = ?",
+                    (new_status, now, order_id),
+                )
+            return StepUpdate(
+                order_id=order_id,
+                status=new_status,
+                finished_now=new_status != status,
+                created_at=created_at,
+                webhook_url=webhook_url,
+            )
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT order_id, status, body, correlation_id, created_at, finished_at"
+            " FROM orders WHERE order_id = ?",
+            (order_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        steps = {
+            dep: state
+            for dep, state in self.db.execute(
+                "SELECT dependency, state FROM steps WHERE order_id = ?", (order_id,)
+            )
+        }
+        return {
+            "order_id": row[0],
+            "status": row[1],
+            **json.loads(row[2]),
+            "correlation_id": row[3],
+            "created_at": row[4],
+            "finished_at": row[5],
+            "steps": steps,
+        }
+
+    def counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("accepted", "fulfilled", "failed"), 0)
+        for status, n in self.db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status"):
+            counts[status] = n
+        return counts

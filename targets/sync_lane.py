@@ -1,0 +1,284 @@
+"""The sync lane: one order runs the whole checkout chain on a thread of a bounded pool.
+
+An aiohttp front admits an order only while a thread or a wait-queue slot is free (else 503
+at once); the order then occupies its thread while it calls payment, inventory, warehouse,
+email and analytics one after another through Toxiproxy with a blocking, pooled HTTP client:
+a per-call timeout, retries with back-off and an optional circuit breaker.  A slow dependency
+therefore holds threads, the queue fills and the front refuses work: the seed's cascade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import urllib3
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from harness.topology import Topology
+from targets.metrics import OrderMetrics, SyncChainMetrics
+from targets.orders import InvalidOrder, OrderRequest, parse_order
+from targets.resilience import (
+    BreakerState,
+    CallFailed,
+    CircuitBreaker,
+    backoff_delay,
+    outcome_for_status,
+    retryable,
+)
+from targets.web import base_app, json_error, read_json_object
+
+__all__ = ["BlockingDependencyClient", "SyncOrderService", "build_sync_app"]
+
+_MAX_REMEMBERED_ORDERS = 200_000
+
+
+class BlockingDependencyClient:
+    """Calls one lane's dependencies through their proxies, from pool threads."""
+
+    def __init__(self, *, topology: Topology, lane: str, metrics: SyncChainMetrics) -> None:
+        settings = topology.settings
+        self.lane = lane
+        self.metrics = metrics.calls
+        self.retry = settings.sync.retry
+        self.time_scale = settings.time_scale
+        self.timeout_s = settings.scaled(settings.sync.timeout_s)
+        self.urls = {
+            dep: f"http://{topology.proxy(lane, dep).listen}/work" for dep in settings.chain
+        }
+        self.http = urllib3.PoolManager(
+            num_pools=len(self.urls) + 1, maxsize=settings.sync.threads, block=False, retries=False
+        )
+        self.breakers = {
+            dep: CircuitBreaker(
+                settings.sync.breaker,
+                time_scale=settings.time_scale,
+                on_change=self._breaker_gauge(dep),
+            )
+            for dep in settings.chain
+        }
+        for dep in settings.chain:
+            self.metrics.breaker_state.labels(lane, dep).set(BreakerState.CLOSED)
+        self._rng = random.Random()
+        self._rng_lock = threading.Lock()
+
+    def _breaker_gauge(self, dep: str) -> Any:
+        def changed(state: BreakerState) -> None:
+            self.metrics.breaker_state.labels(self.lane, dep).set(int(state))
+            self.metrics.breaker_transitions.labels(self.lane, dep, state.name.lower()).inc()
+
+        return changed
+
+    def call(self, dep: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST ``payload`` to ``dep``; returns its JSON or raises :class:`CallFailed`."""
+        breaker = self.breakers[dep]
+        body = json.dumps(payload).encode()
+        outcome, detail = "ok", ""
+        for attempt in range(1, self.retry.attempts + 1):
+            if attempt > 1:
+                self.metrics.retries.labels(self.lane, dep).inc()
+            if not breaker.allow():
+                self.metrics.attempts.labels(self.lane, dep, "circuit_open").inc()
+                raise CallFailed(dep, "circuit_open", attempt, "circuit breaker is open")
+            started = time.perf_counter()
+            try:
+                response = self.http.request(
+                    "POST",
+                    self.urls[dep],
+                    body=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=urllib3.Timeout(total=self.timeout_s),
+                )
+                outcome, detail = outcome_for_status(response.status), f"HTTP {response.status}"
+            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError):
+                outcome, detail, response = "timeout", f"no answer in {self.timeout_s:g}s", None
+            except urllib3.exceptions.HTTPError as exc:
+                outcome, detail, response = "connect_error", type(exc).__name__, None
+            self.metrics.latency.labels(self.lane, dep).observe(time.perf_counter() - started)
+            self.metrics.attempts.labels(self.lane, dep, outcome).inc()
+            breaker.record(outcome == "ok" or outcome == "http_4xx")
+            if outcome == "ok" and response is not None:
+                result: dict[str, Any] = json.loads(response.data or b"{}")
+                return result
+            if not retryable(outcome) or attempt == self.retry.attempts:
+                raise CallFailed(dep, outcome, attempt, detail)
+            with self._rng_lock:
+                delay = backoff_delay(self.retry, attempt, self.time_scale, self._rng)
+            time.sleep(delay)
+        raise AssertionError("unreachable: the loop returns or raises")
+
+
+class SyncOrderService:
+    """The bounded pool, the admission rule and the orders it remembers."""
+
+    def __init__(self, *, topology: Topology, registry: CollectorRegistry) -> None:
+        settings = topology.settings
+        self.lane = "sync"
+        self.chain = tuple(settings.chain)
+        self.idempotency_keys = settings.sync.idempotency_keys
+        self.threads = settings.sync.threads
+        self.capacity = settings.sync.threads + settings.sync.queue
+        self.metrics = SyncChainMetrics(registry, self.lane)
+        self.order_metrics = OrderMetrics(registry, self.lane)
+        self.client = BlockingDependencyClient(
+            topology=topology, lane=self.lane, metrics=self.metrics
+        )
+        self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="order")
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._busy = 0
+        self.orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._by_key: dict[str, str] = {}
+        self.metrics.pool_size.labels(self.lane).set(self.threads)
+        self.metrics.pool_queue_limit.labels(self.lane).set(settings.sync.queue)
+        self._publish_pool()
+
+    def _publish_pool(self) -> None:
+        self.metrics.pool_busy.labels(self.lane).set(self._busy)
+        self.metrics.pool_queued.labels(self.lane).set(self._admitted - self._busy)
+
+    def try_admit(self) -> bool:
+        with self._lock:
+            if self._admitted >= self.capacity:
+                self.metrics.pool_rejected.labels(self.lane).inc()
+                return False
+            self._admitted += 1
+            self._publish_pool()
+            return True
+
+    def run_order(self, order_id: str, order: OrderRequest) -> tuple[int, dict[str, Any]]:
+        """Runs on a pool thread: the whole chain, in order; the first failure ends it."""
+        with self._lock:
+            self._busy += 1
+            self._publish_pool()
+        steps = dict.fromkeys(self.chain, "pending")
+        started = time.time()
+        try:
+            for dep in self.chain:
+                payload: dict[str, Any] = {"order_id": order_id}
+                if self.idempotency_keys:
+                    payload["idempotency_key"] = f"{order_id}:{dep}"
+                try:
+                    self.client.call(dep, payload)
+                except CallFailed as failure:
+                    steps[dep] = "failed"
+                    record = self._remember(order_id, order, "failed", steps, started)
+                    return failure.http_status, {**record, **failure.as_json()}
+                steps[dep] = "done"
+            return 200, self._remember(order_id, order, "confirmed", steps, started)
+        finally:
+            with self._lock:
+                self._busy -= 1
+                self._admitted -= 1
+                self._publish_pool()
+
+    def _remember(
+        self,
+        order_id: str,
+        order: OrderRequest,
+        status: str,
+        steps: dict[str, str],
+        started: float,
+    ) -> dict[str, Any]:
+        record = {
+            "order_id": order_id,
+            "status": status,
+            "steps": dict(steps),
+            **order.to_json(),
+            "created_at": started,
+            "finished_at": time.time(),
+        }
+        self.order_metrics.orders.labels(self.lane, status).inc()
+        with self._lock:
+            self.orders[order_id] = record
+            if order.idempotency_key is not None and status == "confirmed":
+                self._by_key[order.idempotency_key] = order_id
+            while len(self.orders) > _MAX_REMEMBERED_ORDERS:
+                self.orders.popitem(last=False)
+        return record
+
+    def replay(self, key: str | None) -> dict[str, Any] | None:
+        if key is None:
+            return None
+        with self._lock:
+            order_id = self._by_key.get(key)
+            return self.orders.get(order_id) if order_id else None
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+SYNC_KEY = web.AppKey("sync_service", SyncOrderService)
+
+
+def _observe(service: SyncOrderService, started: float, status: int) -> None:
+    metrics = service.order_metrics
+    metrics.requests.labels(service.lane, "POST", str(status)).inc()
+    metrics.latency.labels(service.lane, str(status)).observe(time.perf_counter() - started)
+
+
+async def _post_order(request: web.Request) -> web.Response:
+    service = request.app[SYNC_KEY]
+    started = time.perf_counter()
+    try:
+        order = parse_order(await read_json_object(request))
+    except InvalidOrder as exc:
+        _observe(service, started, 422)
+        return json_error(422, "invalid_order", detail=str(exc))
+    except web.HTTPException as exc:
+        _observe(service, started, exc.status)
+        raise
+    earlier = service.replay(order.idempotency_key)
+    if earlier is not None:
+        _observe(service, started, 200)
+        return web.json_response({**earlier, "replayed": True})
+    if not service.try_admit():
+        _observe(service, started, 503)
+        return json_error(
+            503, "pool_exhausted", detail=f"{service.capacity} orders already running or waiting"
+        )
+    order_id = uuid.uuid4().hex
+    loop = asyncio.get_running_loop()
+    status, body = await loop.run_in_executor(service.executor, service.run_order, order_id, order)
+    _observe(service, started, status)
+    headers = {"Location": f"/orders/{order_id}"}
+    return web.json_response(body, status=status, headers=headers)
+
+
+async def _get_order(request: web.Request) -> web.Response:
+    service = request.app[SYNC_KEY]
+    record = service.orders.get(request.match_info["order_id"])
+    if record is None:
+        return json_error(404, "not_found")
+    status = "fulfilled" if record["status"] == "confirmed" else "failed"
+    return web.json_response({**record, "status": status})
+
+
+async def _pool(request: web.Request) -> web.Response:
+    service = request.app[SYNC_KEY]
+    return web.json_response(
+        {"threads": service.threads, "capacity": service.capacity, "busy": service._busy}
+    )
+
+
+def build_sync_app(*, topology: Topology, registry: CollectorRegistry) -> web.Application:
+    app = base_app(registry)
+    service = SyncOrderService(topology=topology, registry=registry)
+    app[SYNC_KEY] = service
+
+    async def _stop(app: web.Application) -> None:
+        service.shutdown()
+
+    app.on_cleanup.append(_stop)
+    app.router.add_post("/orders", _post_order)
+    app.router.add_get("/orders/{order_id}", _get_order)
+    app.router.add_get("/admin/pool", _pool)
+    return app
