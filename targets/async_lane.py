@@ -42,7 +42,7 @@ from targets.order_store import OrderStore
 from targets.orders import InvalidOrder, parse_order
 from targets.resilience import CallFailed
 from targets.tracing import new_traceparent
-from targets.web import base_app, json_error, read_json_object
+from targets.web import RequestRefused, base_app, json_error, read_json_object
 
 __all__ = ["AsyncOrderService", "build_async_app"]
 
@@ -247,8 +247,8 @@ async def _post_order(request: web.Request) -> web.Response:
         status, body = 422, {"error": "invalid_order", "detail": str(exc)}
     except CallFailed as failure:
         status, body = failure.http_status, failure.as_json()
-    except web.HTTPException as exc:
-        status, body = exc.status, {"error": exc.reason}
+    except RequestRefused as exc:
+        status, body = exc.status, {"error": exc.error, "detail": exc.detail}
     metrics = service.metrics
     metrics.requests.labels(service.lane, "POST", str(status)).inc()
     metrics.latency.labels(service.lane, str(status)).observe(time.perf_counter() - started)

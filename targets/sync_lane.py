@@ -34,7 +34,7 @@ from targets.resilience import (
     outcome_for_status,
     retryable,
 )
-from targets.web import base_app, json_error, read_json_object
+from targets.web import RequestRefused, base_app, json_error, read_json_object
 
 __all__ = ["BlockingDependencyClient", "SyncOrderService", "build_sync_app"]
 
@@ -98,7 +98,10 @@ class BlockingDependencyClient:
                     timeout=urllib3.Timeout(total=self.timeout_s),
                 )
                 outcome, detail = outcome_for_status(response.status), f"HTTP {response.status}"
-            except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ReadTimeoutError):
+            except urllib3.exceptions.NewConnectionError as exc:
+                # Checked first: urllib3 makes a refused connection a kind of ConnectTimeoutError.
+                outcome, detail, response = "connect_error", type(exc).__name__, None
+            except urllib3.exceptions.TimeoutError:
                 outcome, detail, response = "timeout", f"no answer in {self.timeout_s:g}s", None
             except urllib3.exceptions.HTTPError as exc:
                 outcome, detail, response = "connect_error", type(exc).__name__, None
@@ -139,6 +142,7 @@ class SyncOrderService:
         self._by_key: dict[str, str] = {}
         self.metrics.pool_size.labels(self.lane).set(self.threads)
         self.metrics.pool_queue_limit.labels(self.lane).set(settings.sync.queue)
+        self.metrics.pool_rejected.labels(self.lane)  # a zero is a fact, not a missing series
         self._publish_pool()
 
     def _publish_pool(self) -> None:
@@ -233,9 +237,9 @@ async def _post_order(request: web.Request) -> web.Response:
     except InvalidOrder as exc:
         _observe(service, started, 422)
         return json_error(422, "invalid_order", detail=str(exc))
-    except web.HTTPException as exc:
+    except RequestRefused as exc:
         _observe(service, started, exc.status)
-        raise
+        return exc.response()
     earlier = service.replay(order.idempotency_key)
     if earlier is not None:
         _observe(service, started, 200)

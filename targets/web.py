@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -14,11 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 __all__ = [
     "MAX_BODY_BYTES",
     "REGISTRY_KEY",
+    "RequestRefused",
     "base_app",
     "json_error",
     "read_json_object",
     "serve",
 ]
+
+log = logging.getLogger(__name__)
 
 # Orders are small; anything larger is refused with 413 before it is read.
 MAX_BODY_BYTES = 64 * 1024
@@ -29,24 +33,31 @@ def json_error(status: int, error: str, **fields: Any) -> web.Response:
     return web.json_response({"error": error, **fields}, status=status)
 
 
+class RequestRefused(Exception):
+    """A request a client got wrong: answered with ``status`` and a JSON body naming why."""
+
+    def __init__(self, status: int, error: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+    def response(self) -> web.Response:
+        return json_error(self.status, self.error, detail=self.detail)
+
+
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or an HTTP 4xx that says what is wrong with it."""
+    """The body as a JSON object, or :class:`RequestRefused` saying what is wrong with it."""
     try:
         raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise RequestRefused(413, "body_too_large", f"at most {MAX_BODY_BYTES} bytes") from exc
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "malformed_json", "detail": str(exc)[:200]}),
-            content_type="application/json",
-        ) from exc
+        raise RequestRefused(400, "malformed_json", str(exc)[:200]) from exc
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text=json.dumps({"error": "malformed_json", "detail": "expected a JSON object"}),
-            content_type="application/json",
-        )
+        raise RequestRefused(400, "malformed_json", "expected a JSON object")
     return body
 
 
@@ -59,8 +70,29 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+@web.middleware
+async def _json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error a client can cause is answered in JSON with a 4xx, never a bare 500."""
+    try:
+        return await handler(request)
+    except RequestRefused as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        error = (exc.reason or "error").lower().replace(" ", "_")
+        return json_error(exc.status, error, detail=exc.text or exc.reason)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_error(500, "internal_error")
+
+
 def base_app(registry: CollectorRegistry) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
     app[REGISTRY_KEY] = registry
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)

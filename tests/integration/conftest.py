@@ -1,0 +1,82 @@
+"""A real stack for the integration tests: real Toxiproxy, real RabbitMQ, real processes.
+
+It runs on its own ports (base 23000, Toxiproxy API 23474) and its own state directory, so it
+never meets a stack a developer has running, and it is always stopped at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness.chaos import Chaos
+from harness.settings import PortSettings, StackSettings
+from harness.stack import Stack
+from harness.state import StateDir
+from harness.topology import Topology
+
+BASE_PORT = 23000
+TOXIPROXY_PORT = 23474
+
+
+@dataclass(frozen=True)
+class RunningStack:
+    stack: Stack
+    topology: Topology
+    chaos: Chaos
+    state_dir: Path
+
+    def url(self, lane: str) -> str:
+        return self.topology.order_service(lane).url
+
+    def metric(self, process: str, name: str, **labels: str) -> float:
+        """One sample of a process's /metrics, summed over label sets that match."""
+        endpoint = self.topology.endpoint(process)
+        text = requests.get(f"{endpoint.url}/metrics", timeout=5).text
+        total, found = 0.0, False
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            if all(f'{k}="{v}"' in line for k, v in labels.items()):
+                total += float(line.rsplit(" ", 1)[1])
+                found = True
+        if not found:
+            raise AssertionError(f"{name}{labels} not in {process}'s metrics")
+        return total
+
+
+def stack_settings(**overrides: object) -> StackSettings:
+    return StackSettings.model_validate(
+        {"ports": PortSettings(base=BASE_PORT, toxiproxy_api=TOXIPROXY_PORT).model_dump(), **overrides}
+    )
+
+
+@pytest.fixture(scope="session")
+def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
+    state_dir = tmp_path_factory.mktemp("stack")
+    stack = Stack(StateDir(state_dir))
+    # The seed's real latencies (time_scale 1): these tests check the seed's own numbers.
+    topology = stack.up(stack_settings(), timeout_s=120)
+    try:
+        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def stack(running: RunningStack) -> Iterator[RunningStack]:
+    """The shared stack with no fault before or after the test."""
+    running.chaos.reset()
+    try:
+        yield running
+    finally:
+        running.chaos.reset()
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]

@@ -1,0 +1,147 @@
+"""The two lanes behind real Toxiproxy and RabbitMQ react differently to the same fault."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import threading
+import time
+
+import aiohttp
+import requests
+
+from harness.binaries import find_binary
+from harness.chaos import FaultSpec
+from harness.smoke import send_orders, wait_fulfilled
+from tests.integration.conftest import RunningStack
+
+ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}]}
+
+
+def _median_latency(stack: RunningStack, lane: str, n: int = 12) -> tuple[float, list[int]]:
+    statuses, latencies, _ = asyncio.run(send_orders(stack.url(lane), n, n))
+    return statistics.median(latencies), statuses
+
+
+def test_email_latency_slows_the_sync_chain_by_its_amount_and_not_the_async_202(
+    stack: RunningStack,
+) -> None:
+    sync_before, s1 = _median_latency(stack, "sync")
+    async_before, a1 = _median_latency(stack, "async", 20)
+    assert set(s1) == {200} and set(a1) == {202}
+    # The seed: at baseline the chain costs its sum, the 202 about the payment call.
+    assert 1.7 <= sync_before <= 2.4, sync_before
+    assert 0.3 <= async_before <= 0.6, async_before
+
+    stack.chaos.add(FaultSpec(dependency="email", type="latency", attributes={"latency": 3000}))
+    sync_during, s2 = _median_latency(stack, "sync")
+    async_during, a2 = _median_latency(stack, "async", 20)
+    assert set(a2) == {202}
+    assert 2.5 <= sync_during - sync_before <= 3.6, (sync_before, sync_during, s2)
+    assert abs(async_during - async_before) <= 0.2 * async_before, (async_before, async_during)
+
+
+def test_async_orders_wait_out_a_dead_email_proxy_and_are_all_fulfilled(stack: RunningStack) -> None:
+    stack.chaos.set_enabled("email", ("async",), enabled=False)
+    statuses, _, ids = asyncio.run(send_orders(stack.url("async"), 20, 10))
+    assert statuses == [202] * 20
+    time.sleep(3)
+    orders = [requests.get(f"{stack.url('async')}/orders/{oid}", timeout=5).json() for oid in ids]
+    assert all(o["status"] == "accepted" for o in orders)
+    assert all(o["steps"]["email"] == "pending" for o in orders)
+    assert all(o["steps"]["inventory"] == "done" for o in orders)
+
+    stack.chaos.set_enabled("email", ("async",), enabled=True)
+    fulfilled = asyncio.run(wait_fulfilled(stack.url("async"), ids, timeout_s=90))
+    assert fulfilled == 20
+
+
+def test_a_disabled_proxy_fails_only_its_own_lane(stack: RunningStack) -> None:
+    """The apps know only proxy addresses: take one proxy down and only that lane's calls fail."""
+    stack.chaos.set_enabled("payment", ("sync",), enabled=False)
+    sync = requests.post(f"{stack.url('sync')}/orders", json=ORDER, timeout=30)
+    assert sync.status_code == 502
+    assert sync.json()["dependency"] == "payment"
+    assert sync.json()["outcome"] == "connect_error"
+    async_ = requests.post(f"{stack.url('async')}/orders", json=ORDER, timeout=30)
+    assert async_.status_code == 202
+    assert async_.headers["Location"] == f"/orders/{async_.json()['order_id']}"
+
+
+def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
+    stack: RunningStack,
+) -> None:
+    settings = stack.topology.settings.sync
+    capacity = settings.threads + settings.queue
+    busy_seen: list[float] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            busy_seen.append(stack.metric("order-sync", "thread_pool_busy", lane="sync"))
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=watch)
+    rejected_before = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync")
+    watcher.start()
+    try:
+        statuses, latencies, _ = asyncio.run(send_orders(stack.url("sync"), capacity + 40, capacity + 40))
+    finally:
+        done.set()
+        watcher.join()
+    assert statuses.count(503) >= 30, sorted(set(statuses))
+    assert statuses.count(200) >= capacity - 5
+    assert max(busy_seen) == settings.threads
+    rejected = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync") - rejected_before
+    assert rejected == statuses.count(503)
+    # A 503 for a full pool is immediate: it never waits behind the queue.
+    fast = [lat for st, lat in zip(statuses, latencies, strict=True) if st == 503]
+    assert max(fast) < 1.0
+
+
+def test_the_real_toxiproxy_cli_sees_what_doorbuster_made(stack: RunningStack) -> None:
+    stack.chaos.add(
+        FaultSpec(dependency="warehouse", type="latency", attributes={"latency": 250}, lanes=("sync",))
+    )
+    cli = str(find_binary("toxiproxy-cli"))
+    host = f"http://{stack.topology.toxiproxy.address}"
+    listing = subprocess.run([cli, "-h", host, "list"], capture_output=True, text=True, timeout=30)
+    assert listing.returncode == 0, listing.stderr
+    for proxy in stack.topology.proxies:
+        assert proxy.name in listing.stdout
+        assert proxy.listen in listing.stdout
+    inspect = subprocess.run(
+        [cli, "-h", host, "inspect", "sync-warehouse"], capture_output=True, text=True, timeout=30
+    )
+    assert "doorbuster_latency_downstream" in inspect.stdout
+    assert "latency=250" in inspect.stdout
+
+
+def test_http_faults_come_from_the_service_itself(stack: RunningStack) -> None:
+    stack.chaos.add(
+        FaultSpec(dependency="analytics", type="http_error", attributes={"rate": 1, "status": 500}, lanes=("sync",))
+    )
+    response = requests.post(f"{stack.url('sync')}/orders", json=ORDER, timeout=30)
+    assert response.status_code == 502
+    body = response.json()
+    assert (body["dependency"], body["outcome"], body["attempts"]) == ("analytics", "http_5xx", 3)
+    kinds = {(f.lane, f.dependency, f.type) for f in stack.chaos.active()}
+    assert ("sync", "analytics", "http_error") in kinds
+
+
+def test_bad_order_bodies_get_4xx_with_a_message(stack: RunningStack) -> None:
+    async def post(lane: str, data: bytes) -> tuple[int, dict[str, object]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(
+                f"{stack.url(lane)}/orders", data=data, headers={"Content-Type": "application/json"}
+            ) as response:
+                return response.status, await response.json(content_type=None)
+
+    for lane in ("sync", "async"):
+        status, body = asyncio.run(post(lane, b"{not json"))
+        assert status == 400 and body["error"] == "malformed_json"
+        status, body = asyncio.run(post(lane, b'{"customer_id": "c", "items": []}'))
+        assert status == 422 and "items" in str(body["detail"])
+        status, _ = asyncio.run(post(lane, b"x" * (200 * 1024)))
+        assert status == 413
