@@ -26,6 +26,6 @@ __all__ = [
     "StackNotRunning",
     "StackSettings",
     "StartFailed",
-    "ToxiproxyUnavailable",
     "Topology",
+    "ToxiproxyUnavailable",
 ]

@@ -113,7 +113,9 @@ class FaultSpec:
                 f"{self.type}: unknown attribute(s) {', '.join(unknown)}; "
                 f"{self.type} takes {', '.join(schema) or 'no attributes'}"
             )
-        missing = [name for name, required in schema.items() if required and name not in self.attributes]
+        missing = [
+            name for name, required in schema.items() if required and name not in self.attributes
+        ]
         if missing:
             raise ConfigError(f"{self.type}: missing attribute(s) {', '.join(missing)}")
         for key, value in self.attributes.items():
@@ -131,7 +133,9 @@ class FaultSpec:
                     raise ConfigError("http_error: rate is a fraction from 0 to 1")
                 status = self.attributes.get("status", 500)
                 if not (isinstance(status, int) and 400 <= status <= 599):
-                    raise ConfigError(f"http_error: status must be an HTTP error from 400 to 599, got {status}")
+                    raise ConfigError(
+                        f"http_error: status must be an HTTP error from 400 to 599, got {status}"
+                    )
         else:
             for key, value in self.attributes.items():
                 if not float(value).is_integer():
@@ -175,7 +179,10 @@ class Chaos:
 
     # -- Toxiproxy, translated ---------------------------------------------------------
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        APIConsumer.host, APIConsumer.port = self.topology.toxiproxy.host, self.topology.toxiproxy.port
+        APIConsumer.host, APIConsumer.port = (
+            self.topology.toxiproxy.host,
+            self.topology.toxiproxy.port,
+        )
         try:
             return fn(*args, **kwargs)
         except requests.RequestException as exc:
@@ -328,7 +335,9 @@ class Chaos:
             response = requests.get(url, timeout=self.timeout_s)
             response.raise_for_status()
         except requests.RequestException as exc:
-            raise ToxiproxyUnavailable(f"{lane} {dependency} service at {url} did not answer: {exc}") from exc
+            raise ToxiproxyUnavailable(
+                f"{lane} {dependency} service at {url} did not answer: {exc}"
+            ) from exc
         data: dict[str, Any] = response.json()
         return data
 
@@ -337,7 +346,9 @@ class Chaos:
         try:
             response = requests.put(url, json=body, timeout=self.timeout_s)
         except requests.RequestException as exc:
-            raise ToxiproxyUnavailable(f"{lane} {dependency} service at {url} did not answer: {exc}") from exc
+            raise ToxiproxyUnavailable(
+                f"{lane} {dependency} service at {url} did not answer: {exc}"
+            ) from exc
         if response.status_code >= 400:
             raise ConfigError(f"{lane} {dependency} service refused the fault: {response.text}")
 

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import pydantic
 import typer
 import yaml
@@ -148,13 +147,19 @@ def up(
     if broker != "rabbitmq":
         raise ConfigError(f"--broker {broker!r}: this version supports rabbitmq")
     settings = load_settings(
-        config, broker=broker, base_port=base_port, toxiproxy_port=toxiproxy_port, time_scale=time_scale
+        config,
+        broker=broker,
+        base_port=base_port,
+        toxiproxy_port=toxiproxy_port,
+        time_scale=time_scale,
     )
     stack = _stack()
     started = time.monotonic()
     with err.status("starting the stack..."):
         topology = stack.up(settings, timeout_s=timeout)
-    out.print(f"[green]healthy[/] in {time.monotonic() - started:.1f}s (state in {stack.state.root})")
+    out.print(
+        f"[green]healthy[/] in {time.monotonic() - started:.1f}s (state in {stack.state.root})"
+    )
     for lane in LANES:
         out.print(f"  {lane:<6} orders  {topology.order_service(lane).url}/orders")
     out.print(f"  toxiproxy      {topology.toxiproxy.url}")
@@ -172,7 +177,13 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
         return
     table = Table("process", "address", "pid", "healthy", "restarts")
     for p in snapshot.processes:
-        table.add_row(p.name, p.address, str(p.pid or "-"), "yes" if p.healthy else "[red]no[/]", str(p.restarts))
+        table.add_row(
+            p.name,
+            p.address,
+            str(p.pid or "-"),
+            "yes" if p.healthy else "[red]no[/]",
+            str(p.restarts),
+        )
     out.print(table)
     out.print(f"faults active: {len(snapshot.faults)}")
     for fault in snapshot.faults:
@@ -193,14 +204,20 @@ def down() -> None:
 @toxic_app.command("add")
 def toxic_add(
     dependency: Annotated[str, typer.Argument(help="payment, inventory, ..., broker")],
-    type_: Annotated[str, typer.Argument(metavar="TYPE", help="A Toxiproxy toxic type, http_error or http_delay.")],
+    type_: Annotated[
+        str,
+        typer.Argument(metavar="TYPE", help="A Toxiproxy toxic type, http_error or http_delay."),
+    ],
     lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
     attr: Annotated[list[str] | None, typer.Option("--attr", help="KEY=VALUE, repeatable.")] = None,
     toxicity: Annotated[float, typer.Option(help="Fraction of connections affected.")] = 1.0,
     stream: Annotated[str, typer.Option(help="upstream or downstream.")] = "downstream",
-    name: Annotated[str | None, typer.Option(help="Toxic name (default doorbuster_TYPE_STREAM).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Toxic name (default doorbuster_TYPE_STREAM).")
+    ] = None,
     for_: Annotated[
-        str | None, typer.Option("--for", help="Remove it again after this long (e.g. 30s); blocks.")
+        str | None,
+        typer.Option("--for", help="Remove it again after this long (e.g. 30s); blocks."),
     ] = None,
 ) -> None:
     """Add a fault to a dependency on one or both lanes."""
@@ -226,12 +243,16 @@ def toxic_add(
         with err.status(f"holding the fault for {duration:g}s (Ctrl-C removes it now)"):
             time.sleep(duration)
     finally:
-        removed = chaos.remove(spec.dependency, spec.lanes, spec.toxic_name if not spec.is_http else spec.type)
+        removed = chaos.remove(
+            spec.dependency, spec.lanes, spec.toxic_name if not spec.is_http else spec.type
+        )
         out.print(f"removed {removed} fault(s)")
 
 
 @toxic_app.command("list")
-def toxic_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def toxic_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
     """Every active fault, on both lanes."""
     faults = Chaos(_stack().running_topology()).active()
     if as_json:
@@ -242,14 +263,24 @@ def toxic_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.
         return
     table = Table("lane", "dependency", "kind", "type", "name", "attributes", "toxicity")
     for f in faults:
-        table.add_row(f.lane, f.dependency, f.kind, f.type, f.name, json.dumps(f.attributes), f"{f.toxicity:g}")
+        table.add_row(
+            f.lane,
+            f.dependency,
+            f.kind,
+            f.type,
+            f.name,
+            json.dumps(f.attributes),
+            f"{f.toxicity:g}",
+        )
     out.print(table)
 
 
 @toxic_app.command("remove")
 def toxic_remove(
     dependency: Annotated[str, typer.Argument()],
-    name: Annotated[str | None, typer.Argument(help="A toxic name or fault type; default all.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="A toxic name or fault type; default all.")
+    ] = None,
     lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
 ) -> None:
     """Remove one fault, or every fault, from a dependency."""
@@ -300,7 +331,9 @@ def proxy_enable(
 @app.command()
 def smoke(
     orders: Annotated[int, typer.Option(min=1, max=1000, help="Orders per lane per phase.")] = 24,
-    concurrency: Annotated[int, typer.Option(min=1, max=200, help="Orders in flight per lane.")] = 8,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=200, help="Orders in flight per lane.")
+    ] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Send the same orders to both lanes, at baseline and with email 3 s slow; compare."""
@@ -312,7 +345,9 @@ def smoke(
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return
-    table = Table("phase", "lane", "ok / sent", "p50", "p95", "max", title="sync chain vs queue-backed")
+    table = Table(
+        "phase", "lane", "ok / sent", "p50", "p95", "max", title="sync chain vs queue-backed"
+    )
     for p in result.phases:
         table.add_row(
             p.phase,
@@ -332,17 +367,20 @@ def smoke(
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the one place that turns errors into messages and exit codes."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Typer's own standalone mode reports usage errors (exit 2) in its usual form; our
+        # errors pass through it untouched and are reported here.
+        app(args=argv, prog_name="doorbuster")
     except DoorbusterError as exc:
-        err.print(f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}", highlight=False)
+        err.print(
+            f"[bold red]{type(exc).__name__}[/]: {escape(str(exc))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         return int(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
-        err.print("Aborted.")
-        return 130
-    except click.ClickException as exc:
-        exc.show(file=sys.stderr)
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            return int(exc.code or 0)
+        err.print(str(exc.code), soft_wrap=True)
         return int(ExitCode.USAGE)
     except KeyboardInterrupt:
         err.print("Interrupted.")

@@ -97,7 +97,7 @@ async def send_orders(
                         statuses.append(response.status)
                         if response.status in (200, 202):
                             ids.append(str(data["order_id"]))
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     statuses.append(0)
                 latencies.append(time.perf_counter() - started)
 
@@ -116,7 +116,7 @@ async def wait_fulfilled(base_url: str, order_ids: list[str], timeout_s: float) 
                 try:
                     async with session.get(f"{base_url}/orders/{order_id}") as response:
                         data = await response.json(content_type=None)
-                except (aiohttp.ClientError, asyncio.TimeoutError):
+                except (TimeoutError, aiohttp.ClientError):
                     continue
                 if data.get("status") in ("fulfilled", "failed"):
                     remaining.discard(order_id)
@@ -136,7 +136,9 @@ def fault(chaos: Chaos, spec: FaultSpec) -> Iterator[None]:
         chaos.remove(spec.dependency, spec.lanes, spec.toxic_name)
 
 
-async def _phase(topology: Topology, phase: str, orders: int, concurrency: int) -> list[PhaseResult]:
+async def _phase(
+    topology: Topology, phase: str, orders: int, concurrency: int
+) -> list[PhaseResult]:
     results = await asyncio.gather(
         *(send_orders(topology.order_service(lane).url, orders, concurrency) for lane in LANES)
     )

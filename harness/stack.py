@@ -144,7 +144,9 @@ class Stack:
 
     def running_topology(self) -> Topology:
         if self.supervisor_pid() is None:
-            raise StackNotRunning(f"no stack is running (state in {self.state.root}); run: doorbuster up")
+            raise StackNotRunning(
+                f"no stack is running (state in {self.state.root}); run: doorbuster up"
+            )
         return self.topology()
 
     # -- up ----------------------------------------------------------------------------

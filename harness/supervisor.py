@@ -200,7 +200,12 @@ class Supervisor:
             now = time.monotonic()
             child.restarts = [t for t in child.restarts if now - t < _RESTART_WINDOW_S] + [now]
             if len(child.restarts) > _RESTART_LIMIT:
-                log.error("%s restarted %d times in %ds; giving up", name, _RESTART_LIMIT, _RESTART_WINDOW_S)
+                log.error(
+                    "%s restarted %d times in %ds; giving up",
+                    name,
+                    _RESTART_LIMIT,
+                    _RESTART_WINDOW_S,
+                )
                 self.given_up.add(name)
             else:
                 self.start(child.spec)
@@ -239,11 +244,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.supervisor")
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s"
+    )
     state = StateDir(Path(args.state_dir))
     return Supervisor(state).run()
 
 
 if __name__ == "__main__":
     sys.exit(main())
-

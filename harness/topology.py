@@ -165,7 +165,9 @@ class Topology:
                 f"it has {', '.join(self.dependencies(lane))}"
             )
         upstream = (
-            self.broker if dependency == BROKER else self.endpoint(f"downstream-{lane}-{dependency}")
+            self.broker
+            if dependency == BROKER
+            else self.endpoint(f"downstream-{lane}-{dependency}")
         )
         return ProxySpec(
             lane=lane,
@@ -264,7 +266,8 @@ def _check_ports(ports: dict[str, int]) -> None:
         if port in EPHEMERAL_PORTS:
             raise ConfigError(
                 f"port {name}={port} lies in the ephemeral range "
-                f"{EPHEMERAL_PORTS.start}-{EPHEMERAL_PORTS.stop - 1}; choose another base or override"
+                f"{EPHEMERAL_PORTS.start}-{EPHEMERAL_PORTS.stop - 1}; "
+                "choose another base or override it"
             )
         if port in seen:
             raise ConfigError(f"ports {seen[port]} and {name} are both {port}")

@@ -48,7 +48,9 @@ def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application
         return build_sync_app(topology=topology, registry=registry), topology.ports["order-sync"]
     if args.role == "order" and args.lane == "async":
         broker = make_broker(settings.broker, broker_url(topology))
-        app = build_async_app(topology=topology, registry=registry, data_dir=data_dir, broker=broker)
+        app = build_async_app(
+            topology=topology, registry=registry, data_dir=data_dir, broker=broker
+        )
         return app, topology.ports["order-async"]
     if args.role == "worker":
         broker = make_broker(settings.broker, broker_url(topology))
@@ -71,9 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dependency")
     parser.add_argument("--data-dir", default=".")
     args = parser.parse_args(argv)
+    name = "-".join(part for part in (args.role, args.lane, args.dependency) if part)
     logging.basicConfig(
         level=logging.INFO,
-        format=f"%(asctime)s {args.role}-{args.lane}-{args.dependency or ''} %(levelname)s %(message)s",
+        format=f"%(asctime)s {name} %(levelname)s %(message)s",
     )
     topology = Topology.from_json(Path(args.stack).read_text())
     app, port = build(args, topology)

@@ -59,7 +59,7 @@ class AsyncDependencyClient:
                 ) as response:
                     outcome, detail = outcome_for_status(response.status), f"HTTP {response.status}"
                     result: dict[str, Any] = await response.json() if outcome == "ok" else {}
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 outcome, detail = "timeout", f"no answer in {self.timeout_s:g}s"
             except (aiohttp.ClientError, OSError, ValueError) as exc:
                 outcome, detail = "connect_error", type(exc).__name__

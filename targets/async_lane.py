@@ -209,7 +209,7 @@ class AsyncOrderService:
         try:
             async with self._webhooks.post(url, json=payload) as response:
                 outcome = "ok" if response.status < 400 else "http_error"
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             outcome = "unreachable"
         self.metrics.webhooks.labels(self.lane, outcome).inc()
 
@@ -267,7 +267,9 @@ async def _get_order(request: web.Request) -> web.Response:
 
 async def _ledger(request: web.Request) -> web.Response:
     service = request.app[ASYNC_KEY]
-    return web.json_response({"orders": service.store.counts(), "outbox_backlog": service.store.backlog()})
+    return web.json_response(
+        {"orders": service.store.counts(), "outbox_backlog": service.store.backlog()}
+    )
 
 
 def build_async_app(
@@ -282,4 +284,3 @@ def build_async_app(
     app.router.add_get("/orders/{order_id}", _get_order)
     app.router.add_get("/ledger", _ledger)
     return app
-

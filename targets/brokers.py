@@ -124,12 +124,14 @@ class RabbitMQBroker(Broker):
             channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             self._exchange = await self._declare(channel)
             self._publish_channel = channel
-        except (OSError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
             raise BrokerUnavailable(f"can not connect to RabbitMQ at {self.url}: {exc}") from exc
 
     @staticmethod
     async def _declare(channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractExchange:
-        await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+        await channel.declare_exchange(
+            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+        )
         return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
 
     async def close(self) -> None:
@@ -160,13 +162,15 @@ class RabbitMQBroker(Broker):
                 timeout=timeout_s,
             )
         except (
+            TimeoutError,
             OSError,
             RuntimeError,
-            asyncio.TimeoutError,
             aio_pika.exceptions.AMQPError,
             aio_pika.exceptions.DeliveryError,
         ) as exc:
-            raise BrokerUnavailable(f"publish of {message.message_id} not confirmed: {exc!r}") from exc
+            raise BrokerUnavailable(
+                f"publish of {message.message_id} not confirmed: {exc!r}"
+            ) from exc
 
     @staticmethod
     async def _declare_queue(
@@ -195,7 +199,7 @@ class RabbitMQBroker(Broker):
         try:
             for queue, keys in queues.items():
                 await self._declare_queue(self._publish_channel, self._exchange, queue, keys)
-        except (OSError, RuntimeError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError) as exc:
+        except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError) as exc:
             raise BrokerUnavailable(f"can not declare queues: {exc!r}") from exc
 
     async def consume(
@@ -240,7 +244,7 @@ class RabbitMQBroker(Broker):
                 return int(count) if count is not None else None
             finally:
                 await channel.close()
-        except (OSError, RuntimeError, asyncio.TimeoutError, aio_pika.exceptions.AMQPError):
+        except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError):
             return None
 
 
@@ -250,7 +254,11 @@ async def _settle(result: Any) -> None:
     try:
         if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
             await result
-    except (RuntimeError, aio_pika.exceptions.AMQPError, aio_pika.exceptions.ChannelInvalidStateError) as exc:
+    except (
+        RuntimeError,
+        aio_pika.exceptions.AMQPError,
+        aio_pika.exceptions.ChannelInvalidStateError,
+    ) as exc:
         log.warning("could not settle message: %r", exc)
 
 

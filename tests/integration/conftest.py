@@ -52,7 +52,10 @@ class RunningStack:
 
 def stack_settings(**overrides: object) -> StackSettings:
     return StackSettings.model_validate(
-        {"ports": PortSettings(base=BASE_PORT, toxiproxy_api=TOXIPROXY_PORT).model_dump(), **overrides}
+        {
+            "ports": PortSettings(base=BASE_PORT, toxiproxy_api=TOXIPROXY_PORT).model_dump(),
+            **overrides,
+        }
     )
 
 
@@ -63,7 +66,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     # The seed's real latencies (time_scale 1): these tests check the seed's own numbers.
     topology = stack.up(stack_settings(), timeout_s=120)
     try:
-        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
+        yield RunningStack(
+            stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir
+        )
     finally:
         stack.down()
 

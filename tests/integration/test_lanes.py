@@ -42,7 +42,9 @@ def test_email_latency_slows_the_sync_chain_by_its_amount_and_not_the_async_202(
     assert abs(async_during - async_before) <= 0.2 * async_before, (async_before, async_during)
 
 
-def test_async_orders_wait_out_a_dead_email_proxy_and_are_all_fulfilled(stack: RunningStack) -> None:
+def test_async_orders_wait_out_a_dead_email_proxy_and_are_all_fulfilled(
+    stack: RunningStack,
+) -> None:
     stack.chaos.set_enabled("email", ("async",), enabled=False)
     statuses, _, ids = asyncio.run(send_orders(stack.url("async"), 20, 10))
     assert statuses == [202] * 20
@@ -86,14 +88,18 @@ def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
     rejected_before = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync")
     watcher.start()
     try:
-        statuses, latencies, _ = asyncio.run(send_orders(stack.url("sync"), capacity + 40, capacity + 40))
+        statuses, latencies, _ = asyncio.run(
+            send_orders(stack.url("sync"), capacity + 40, capacity + 40)
+        )
     finally:
         done.set()
         watcher.join()
     assert statuses.count(503) >= 30, sorted(set(statuses))
     assert statuses.count(200) >= capacity - 5
     assert max(busy_seen) == settings.threads
-    rejected = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync") - rejected_before
+    rejected = (
+        stack.metric("order-sync", "thread_pool_rejected_total", lane="sync") - rejected_before
+    )
     assert rejected == statuses.count(503)
     # A 503 for a full pool is immediate: it never waits behind the queue.
     fast = [lat for st, lat in zip(statuses, latencies, strict=True) if st == 503]
@@ -102,7 +108,9 @@ def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
 
 def test_the_real_toxiproxy_cli_sees_what_doorbuster_made(stack: RunningStack) -> None:
     stack.chaos.add(
-        FaultSpec(dependency="warehouse", type="latency", attributes={"latency": 250}, lanes=("sync",))
+        FaultSpec(
+            dependency="warehouse", type="latency", attributes={"latency": 250}, lanes=("sync",)
+        )
     )
     cli = str(find_binary("toxiproxy-cli"))
     host = f"http://{stack.topology.toxiproxy.address}"
@@ -120,7 +128,12 @@ def test_the_real_toxiproxy_cli_sees_what_doorbuster_made(stack: RunningStack) -
 
 def test_http_faults_come_from_the_service_itself(stack: RunningStack) -> None:
     stack.chaos.add(
-        FaultSpec(dependency="analytics", type="http_error", attributes={"rate": 1, "status": 500}, lanes=("sync",))
+        FaultSpec(
+            dependency="analytics",
+            type="http_error",
+            attributes={"rate": 1, "status": 500},
+            lanes=("sync",),
+        )
     )
     response = requests.post(f"{stack.url('sync')}/orders", json=ORDER, timeout=30)
     assert response.status_code == 502
@@ -132,11 +145,13 @@ def test_http_faults_come_from_the_service_itself(stack: RunningStack) -> None:
 
 def test_bad_order_bodies_get_4xx_with_a_message(stack: RunningStack) -> None:
     async def post(lane: str, data: bytes) -> tuple[int, dict[str, object]]:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
                 f"{stack.url(lane)}/orders", data=data, headers={"Content-Type": "application/json"}
-            ) as response:
-                return response.status, await response.json(content_type=None)
+            ) as response,
+        ):
+            return response.status, await response.json(content_type=None)
 
     for lane in ("sync", "async"):
         status, body = asyncio.run(post(lane, b"{not json"))

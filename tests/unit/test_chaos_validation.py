@@ -24,7 +24,9 @@ TOPO = Topology.from_settings(StackSettings())
         ("http_delay", {"latency": 500}),
     ],
 )
-def test_every_toxiproxy_type_and_attribute_is_accepted(type_: str, attributes: dict[str, float]) -> None:
+def test_every_toxiproxy_type_and_attribute_is_accepted(
+    type_: str, attributes: dict[str, float]
+) -> None:
     FaultSpec(dependency="email", type=type_, attributes=attributes).validate(TOPO)
 
 
@@ -40,15 +42,43 @@ def test_the_list_of_types_is_toxiproxys() -> None:
         (FaultSpec(dependency="email", type="latencyy"), "unknown fault type 'latencyy'"),
         (FaultSpec(dependency="email", type="latency"), "missing attribute"),
         (FaultSpec(dependency="email", type="latency", attributes={"latency": -1}), "negative"),
-        (FaultSpec(dependency="email", type="latency", attributes={"latency": 1, "x": 1}), "unknown attribute"),
-        (FaultSpec(dependency="emial", type="latency", attributes={"latency": 1}), "no dependency 'emial'"),
-        (FaultSpec(dependency="email", type="latency", attributes={"latency": 1.5}), "whole number"),
-        (FaultSpec(dependency="email", type="latency", attributes={"latency": 1}, toxicity=2), "toxicity"),
-        (FaultSpec(dependency="email", type="latency", attributes={"latency": 1}, stream="sideways"), "stream"),
-        (FaultSpec(dependency="broker", type="http_error", attributes={"rate": 1}, lanes=("async",)), "AMQP"),
+        (
+            FaultSpec(dependency="email", type="latency", attributes={"latency": 1, "x": 1}),
+            "unknown attribute",
+        ),
+        (
+            FaultSpec(dependency="emial", type="latency", attributes={"latency": 1}),
+            "no dependency 'emial'",
+        ),
+        (
+            FaultSpec(dependency="email", type="latency", attributes={"latency": 1.5}),
+            "whole number",
+        ),
+        (
+            FaultSpec(dependency="email", type="latency", attributes={"latency": 1}, toxicity=2),
+            "toxicity",
+        ),
+        (
+            FaultSpec(
+                dependency="email", type="latency", attributes={"latency": 1}, stream="sideways"
+            ),
+            "stream",
+        ),
+        (
+            FaultSpec(
+                dependency="broker", type="http_error", attributes={"rate": 1}, lanes=("async",)
+            ),
+            "AMQP",
+        ),
         (FaultSpec(dependency="email", type="http_error", attributes={"rate": 2}), "fraction"),
-        (FaultSpec(dependency="email", type="http_error", attributes={"rate": 1, "status": 200}), "status"),
-        (FaultSpec(dependency="broker", type="latency", attributes={"latency": 1}), "lane 'sync' has no"),
+        (
+            FaultSpec(dependency="email", type="http_error", attributes={"rate": 1, "status": 200}),
+            "status",
+        ),
+        (
+            FaultSpec(dependency="broker", type="latency", attributes={"latency": 1}),
+            "lane 'sync' has no",
+        ),
     ],
 )
 def test_bad_faults_are_refused_naming_the_problem(spec: FaultSpec, message: str) -> None:

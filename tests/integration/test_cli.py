@@ -1,0 +1,192 @@
+"""The doorbuster CLI against the running stack: JSON status, faults, exit codes."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+from harness.errors import ExitCode
+from harness.settings import PortSettings, StackSettings
+from harness.stack import Stack
+from harness.state import StateDir
+from tests.integration.conftest import RunningStack
+
+
+def cli(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    code = main(["--state-dir", str(stack.state_dir), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_status_json_names_lanes_toxiproxy_and_every_proxy(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(stack, capsys, "status", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["healthy"] is True
+    assert data["lanes"]["sync"]["url"] == stack.url("sync")
+    assert data["lanes"]["async"]["url"] == stack.url("async")
+    assert data["toxiproxy"]["url"] == stack.topology.toxiproxy.url
+    proxies = {p["name"]: p for p in data["toxiproxy"]["proxies"]}
+    assert set(proxies) == {p.name for p in stack.topology.proxies}
+    assert proxies["async-broker"]["upstream"] == stack.topology.broker.address
+    assert all(p["healthy"] for p in data["processes"])
+
+
+def test_toxic_add_list_remove_on_both_lanes_by_default(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(stack, capsys, "toxic", "add", "email", "latency", "--attr", "latency=1000")
+    assert code == 0, err
+    code, out, _ = cli(stack, capsys, "toxic", "list", "--json")
+    faults = json.loads(out)
+    assert {(f["lane"], f["dependency"], f["type"]) for f in faults} == {
+        ("sync", "email", "latency"),
+        ("async", "email", "latency"),
+    }
+    assert all(f["attributes"]["latency"] == 1000 for f in faults)
+    code, out, _ = cli(stack, capsys, "toxic", "remove", "email", "--lane", "sync")
+    assert code == 0 and "removed 1" in out
+    code, out, _ = cli(stack, capsys, "toxic", "list", "--json")
+    assert [f["lane"] for f in json.loads(out)] == ["async"]
+    code, _, _ = cli(stack, capsys, "toxic", "reset")
+    assert code == 0
+    assert stack.chaos.active() == []
+
+
+def test_http_faults_and_proxy_down_through_the_same_verbs(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli(stack, capsys, "toxic", "add", "payment", "http_error", "--lane", "async",
+               "--attr", "rate=0.5", "--attr", "status=503")[0] == 0  # fmt: skip
+    assert (
+        cli(stack, capsys, "toxic", "add", "email", "http_delay", "--attr", "latency=200")[0] == 0
+    )
+    assert cli(stack, capsys, "proxy", "disable", "warehouse", "--lane", "sync")[0] == 0
+    kinds = {(f.lane, f.dependency, f.type) for f in stack.chaos.active()}
+    assert kinds == {
+        ("async", "payment", "http_error"),
+        ("sync", "email", "http_delay"),
+        ("async", "email", "http_delay"),
+        ("sync", "warehouse", "down"),
+    }
+    assert cli(stack, capsys, "proxy", "enable", "warehouse", "--lane", "sync")[0] == 0
+    assert cli(stack, capsys, "toxic", "remove", "payment", "http_error")[0] == 0
+    assert {f.type for f in stack.chaos.active()} == {"http_delay"}
+
+
+def test_toxic_for_a_duration_is_removed_afterwards(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = cli(stack, capsys, "toxic", "add", "analytics", "timeout", "--attr", "timeout=0",
+                       "--lane", "async", "--for", "300ms")  # fmt: skip
+    assert code == 0
+    assert "removed 1" in out
+    assert stack.chaos.active() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["toxic", "add", "email", "latencyy", "--attr", "latency=1"], "unknown fault type"),
+        (["toxic", "add", "email", "latency"], "missing attribute"),
+        (["toxic", "add", "email", "latency", "--attr", "latency=-5"], "negative"),
+        (["toxic", "add", "email", "latency", "--attr", "latency"], "KEY=VALUE"),
+        (["toxic", "add", "emial", "latency", "--attr", "latency=1"], "emial"),
+        (["toxic", "add", "broker", "latency", "--attr", "latency=1", "--lane", "sync"], "broker"),
+        (["toxic", "add", "email", "latency", "--attr", "latency=1", "--lane", "green"], "--lane"),
+        (["toxic", "add", "email", "latency", "--attr", "latency=1", "--for", "soon"], "duration"),
+        (["proxy", "disable", "nothing"], "nothing"),
+        (["toxic", "add"], "Missing argument"),
+        (["no-such-command"], "No such command"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_message_and_change_nothing(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, out, err = cli(stack, capsys, *args)
+    assert code == ExitCode.USAGE
+    assert message in out + err
+    assert "Traceback" not in out + err
+    assert stack.chaos.active() == []
+
+
+def test_up_twice_is_harmless(stack: RunningStack) -> None:
+    before = stack.stack.state.read_supervisor()
+    topology = stack.stack.up(stack.topology.settings, timeout_s=30)
+    assert topology.settings == stack.topology.settings
+    assert stack.stack.state.read_supervisor() == before
+
+
+def test_up_with_other_settings_while_running_is_refused(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = cli(stack, capsys, "up", "--base-port", "23000", "--toxiproxy-port", "23474",
+                       "--time-scale", "0.5")  # fmt: skip
+    assert code == ExitCode.USAGE
+    assert "other settings" in err
+
+
+def test_a_busy_port_is_named_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 24001))
+        squatter.listen()
+        code = main(
+            [
+                "--state-dir",
+                str(tmp_path),
+                "up",
+                "--base-port",
+                "24000",
+                "--toxiproxy-port",
+                "24474",
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == ExitCode.ENVIRONMENT
+    assert "24001" in err and "order-async" in err
+    assert Stack(StateDir(tmp_path)).supervisor_pid() is None
+
+
+def test_commands_without_a_stack_say_so_with_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["--state-dir", str(tmp_path), "toxic", "list"])
+    assert code == ExitCode.ENVIRONMENT
+    assert "doorbuster up" in capsys.readouterr().err
+    assert main(["--state-dir", str(tmp_path), "down"]) == 0
+
+
+def test_a_bad_config_file_names_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "stack.yaml"
+    config.write_text("sync:\n  threads: 0\n  retry: {attempts: 3, backoff_ms: [100, -1]}\n")
+    code = main(["--state-dir", str(tmp_path), "up", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert str(config) in err.replace("\n", "") and "sync.threads" in err
+    assert not (tmp_path / "stack.json").exists()
+
+
+def test_settings_file_and_flags_combine(tmp_path: Path) -> None:
+    from harness.cli import load_settings
+
+    config = tmp_path / "s.yaml"
+    config.write_text("sync: {threads: 4}\nasync: {prefetch: 3}\n")
+    settings = load_settings(
+        config, broker="rabbitmq", base_port=25000, toxiproxy_port=None, time_scale=0.5
+    )
+    assert settings == StackSettings.model_validate(
+        {"sync": {"threads": 4}, "async": {"prefetch": 3},
+         "ports": PortSettings(base=25000).model_dump(), "time_scale": 0.5}
+    )  # fmt: skip
