@@ -87,11 +87,15 @@ class DownstreamService:
         self.faults = HttpFaults()
         self._rng = rng or random.Random()
         self._slots = asyncio.Semaphore(settings.concurrency)
+        self._admitted = 0  # working or waiting for a slot
         self._inflight = 0
-        self._waiting = 0
         self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self.applied: Tally[str] = Tally()
         metrics.capacity.labels(lane, dependency).set(settings.concurrency)
+        metrics.rejected.labels(lane, dependency)
+        metrics.duplicate_side_effects.labels(lane, dependency)
+        if dependency == "payment":
+            metrics.duplicate_charges.labels(lane)
 
     def work_seconds(self) -> float:
         """One request's service time: log-normal around the median, clipped to 0.2x-5x."""
@@ -107,14 +111,18 @@ class DownstreamService:
         faults = self.faults
         if faults.error_rate and self._rng.random() < faults.error_rate:
             return faults.error_status, {"error": "injected_fault", "dependency": self.dependency}
-        if self._inflight >= self.settings.concurrency and self._waiting >= self.settings.queue:
-            self.metrics.rejected.labels(self.lane, self.dependency).inc()
-            return 503, {"error": "over_capacity", "dependency": self.dependency}
         if idempotency_key is not None:
             earlier = self._results.get(idempotency_key)
             if earlier is not None:
                 self.metrics.idempotent_replays.labels(self.lane, self.dependency).inc()
                 return 200, {**(await asyncio.shield(earlier)), "replayed": True}
+        # Admission is counted here, synchronously: requests arriving together must not all
+        # see the capacity as free before any of their tasks has started.
+        if self._admitted >= self.settings.concurrency + self.settings.queue:
+            self.metrics.rejected.labels(self.lane, self.dependency).inc()
+            return 503, {"error": "over_capacity", "dependency": self.dependency}
+        self._admitted += 1
+        if idempotency_key is not None:
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._results[idempotency_key] = future
         # The work runs in its own task: if the caller disconnects, the slot stays taken
@@ -127,32 +135,34 @@ class DownstreamService:
 
     async def _work(self, order_id: str) -> dict[str, Any]:
         labels = (self.lane, self.dependency)
-        self._waiting += 1
-        self.metrics.queued.labels(*labels).set(self._waiting)
+        self.metrics.queued.labels(*labels).set(self._admitted - self._inflight)
         try:
-            await self._slots.acquire()
+            async with self._slots:
+                self._inflight += 1
+                self._publish_load()
+                try:
+                    await asyncio.sleep(self.work_seconds())
+                finally:
+                    self._inflight -= 1
+                self.applied[order_id] += 1
+                self.metrics.side_effects.labels(*labels).inc()
+                if self.applied[order_id] > 1:
+                    self.metrics.duplicate_side_effects.labels(*labels).inc()
+                    if self.dependency == "payment":
+                        self.metrics.duplicate_charges.labels(self.lane).inc()
+                return {
+                    "order_id": order_id,
+                    "dependency": self.dependency,
+                    "applied": self.applied[order_id],
+                }
         finally:
-            self._waiting -= 1
-            self.metrics.queued.labels(*labels).set(self._waiting)
-        self._inflight += 1
+            self._admitted -= 1
+            self._publish_load()
+
+    def _publish_load(self) -> None:
+        labels = (self.lane, self.dependency)
         self.metrics.inflight.labels(*labels).set(self._inflight)
-        try:
-            await asyncio.sleep(self.work_seconds())
-            self.applied[order_id] += 1
-            self.metrics.side_effects.labels(*labels).inc()
-            if self.applied[order_id] > 1:
-                self.metrics.duplicate_side_effects.labels(*labels).inc()
-                if self.dependency == "payment":
-                    self.metrics.duplicate_charges.labels(self.lane).inc()
-            return {
-                "order_id": order_id,
-                "dependency": self.dependency,
-                "applied": self.applied[order_id],
-            }
-        finally:
-            self._inflight -= 1
-            self.metrics.inflight.labels(*labels).set(self._inflight)
-            self._slots.release()
+        self.metrics.queued.labels(*labels).set(self._admitted - self._inflight)
 
     def ledger(self) -> dict[str, Any]:
         duplicates = {oid: n for oid, n in self.applied.items() if n > 1}
