@@ -183,9 +183,7 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON too")
     args = parser.parse_args()
 
-    settings = StackSettings(
-        ports=PortSettings(base=args.base_port, toxiproxy_api=args.toxiproxy_port)
-    )
+    settings = StackSettings(ports=PortSettings(base=args.base_port, toxiproxy_api=args.toxiproxy_port))
     state = StateDir(Path(tempfile.mkdtemp(prefix="doorbuster-bench-")))
     stack = Stack(state)
     figures: dict[str, Any] = {}
@@ -244,9 +242,7 @@ async def _both(topology: Topology, rate: float, seconds: float) -> tuple[dict[s
 
 def _print(f: dict[str, Any]) -> None:
     print(f"\ndoorbuster up -> healthy: {f['up_healthy_s']:.1f} s")
-    print(
-        f"stack memory (RSS): {f['memory_total_mib']:.0f} MiB in {len(f['memory_mib'])} process trees"
-    )
+    print(f"stack memory (RSS): {f['memory_total_mib']:.0f} MiB in {len(f['memory_mib'])} process trees")
     top = sorted(f["memory_mib"].items(), key=lambda kv: -kv[1])[:4]
     print("  largest: " + ", ".join(f"{k} {v:.0f} MiB" for k, v in top))
     h = f["hop"]

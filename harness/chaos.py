@@ -113,9 +113,7 @@ class FaultSpec:
                 f"{self.type}: unknown attribute(s) {', '.join(unknown)}; "
                 f"{self.type} takes {', '.join(schema) or 'no attributes'}"
             )
-        missing = [
-            name for name, required in schema.items() if required and name not in self.attributes
-        ]
+        missing = [name for name, required in schema.items() if required and name not in self.attributes]
         if missing:
             raise ConfigError(f"{self.type}: missing attribute(s) {', '.join(missing)}")
         for key, value in self.attributes.items():
@@ -335,9 +333,7 @@ class Chaos:
             response = requests.get(url, timeout=self.timeout_s)
             response.raise_for_status()
         except requests.RequestException as exc:
-            raise ToxiproxyUnavailable(
-                f"{lane} {dependency} service at {url} did not answer: {exc}"
-            ) from exc
+            raise ToxiproxyUnavailable(f"{lane} {dependency} service at {url} did not answer: {exc}") from exc
         data: dict[str, Any] = response.json()
         return data
 
@@ -346,9 +342,7 @@ class Chaos:
         try:
             response = requests.put(url, json=body, timeout=self.timeout_s)
         except requests.RequestException as exc:
-            raise ToxiproxyUnavailable(
-                f"{lane} {dependency} service at {url} did not answer: {exc}"
-            ) from exc
+            raise ToxiproxyUnavailable(f"{lane} {dependency} service at {url} did not answer: {exc}") from exc
         if response.status_code >= 400:
             raise ConfigError(f"{lane} {dependency} service refused the fault: {response.text}")
 

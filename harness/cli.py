@@ -117,8 +117,7 @@ def load_settings(
         return StackSettings.model_validate(data)
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in exc.errors()
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"{config or 'settings'}: {problems}") from None
 
@@ -157,9 +156,7 @@ def up(
     started = time.monotonic()
     with err.status("starting the stack..."):
         topology = stack.up(settings, timeout_s=timeout)
-    out.print(
-        f"[green]healthy[/] in {time.monotonic() - started:.1f}s (state in {stack.state.root})"
-    )
+    out.print(f"[green]healthy[/] in {time.monotonic() - started:.1f}s (state in {stack.state.root})")
     for lane in LANES:
         out.print(f"  {lane:<6} orders  {topology.order_service(lane).url}/orders")
     out.print(f"  toxiproxy      {topology.toxiproxy.url}")
@@ -212,9 +209,7 @@ def toxic_add(
     attr: Annotated[list[str] | None, typer.Option("--attr", help="KEY=VALUE, repeatable.")] = None,
     toxicity: Annotated[float, typer.Option(help="Fraction of connections affected.")] = 1.0,
     stream: Annotated[str, typer.Option(help="upstream or downstream.")] = "downstream",
-    name: Annotated[
-        str | None, typer.Option(help="Toxic name (default doorbuster_TYPE_STREAM).")
-    ] = None,
+    name: Annotated[str | None, typer.Option(help="Toxic name (default doorbuster_TYPE_STREAM).")] = None,
     for_: Annotated[
         str | None,
         typer.Option("--for", help="Remove it again after this long (e.g. 30s); blocks."),
@@ -278,9 +273,7 @@ def toxic_list(
 @toxic_app.command("remove")
 def toxic_remove(
     dependency: Annotated[str, typer.Argument()],
-    name: Annotated[
-        str | None, typer.Argument(help="A toxic name or fault type; default all.")
-    ] = None,
+    name: Annotated[str | None, typer.Argument(help="A toxic name or fault type; default all.")] = None,
     lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
 ) -> None:
     """Remove one fault, or every fault, from a dependency."""
@@ -331,9 +324,7 @@ def proxy_enable(
 @app.command()
 def smoke(
     orders: Annotated[int, typer.Option(min=1, max=1000, help="Orders per lane per phase.")] = 24,
-    concurrency: Annotated[
-        int, typer.Option(min=1, max=200, help="Orders in flight per lane.")
-    ] = 8,
+    concurrency: Annotated[int, typer.Option(min=1, max=200, help="Orders in flight per lane.")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Send the same orders to both lanes, at baseline and with email 3 s slow; compare."""
@@ -345,9 +336,7 @@ def smoke(
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return
-    table = Table(
-        "phase", "lane", "ok / sent", "p50", "p95", "max", title="sync chain vs queue-backed"
-    )
+    table = Table("phase", "lane", "ok / sent", "p50", "p95", "max", title="sync chain vs queue-backed")
     for p in result.phases:
         table.add_row(
             p.phase,

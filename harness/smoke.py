@@ -136,9 +136,7 @@ def fault(chaos: Chaos, spec: FaultSpec) -> Iterator[None]:
         chaos.remove(spec.dependency, spec.lanes, spec.toxic_name)
 
 
-async def _phase(
-    topology: Topology, phase: str, orders: int, concurrency: int
-) -> list[PhaseResult]:
+async def _phase(topology: Topology, phase: str, orders: int, concurrency: int) -> list[PhaseResult]:
     results = await asyncio.gather(
         *(send_orders(topology.order_service(lane).url, orders, concurrency) for lane in LANES)
     )
@@ -169,9 +167,7 @@ def run_smoke(
         phases += asyncio.run(_phase(topology, f"email +{email_latency_ms}ms", orders, concurrency))
     accepted = [oid for p in phases if p.lane == "async" for oid in p.order_ids]
     started = time.monotonic()
-    fulfilled = asyncio.run(
-        wait_fulfilled(topology.order_service("async").url, accepted, fulfil_timeout_s)
-    )
+    fulfilled = asyncio.run(wait_fulfilled(topology.order_service("async").url, accepted, fulfil_timeout_s))
     return SmokeResult(
         phases=tuple(phases),
         async_accepted=len(accepted),

@@ -57,6 +57,7 @@ class StackStatus:
             "healthy": self.healthy,
             "broker": {"name": topo.settings.broker, "address": topo.broker.address},
             "lanes": {lane: {"url": topo.order_service(lane).url} for lane in LANES},
+            "prometheus": {"url": topo.prometheus.url},
             "toxiproxy": {
                 "url": topo.toxiproxy.url,
                 "proxies": [
@@ -97,7 +98,7 @@ def probe(spec: ProcessSpec, timeout_s: float = 0.5) -> bool:
             return False
     if spec.http_health:
         try:
-            return requests.get(f"{spec.endpoint.url}/health", timeout=timeout_s).ok
+            return requests.get(f"{spec.endpoint.url}{spec.health_path}", timeout=timeout_s).ok
         except requests.RequestException:
             return False
     try:
@@ -138,15 +139,11 @@ class Stack:
         try:
             return Topology.from_json(self.state.stack_file.read_text())
         except FileNotFoundError:
-            raise StackNotRunning(
-                f"no stack in {self.state.root}; start one with: doorbuster up"
-            ) from None
+            raise StackNotRunning(f"no stack in {self.state.root}; start one with: doorbuster up") from None
 
     def running_topology(self) -> Topology:
         if self.supervisor_pid() is None:
-            raise StackNotRunning(
-                f"no stack is running (state in {self.state.root}); run: doorbuster up"
-            )
+            raise StackNotRunning(f"no stack is running (state in {self.state.root}); run: doorbuster up")
         return self.topology()
 
     # -- up ----------------------------------------------------------------------------
@@ -157,13 +154,12 @@ class Stack:
             running = self.topology()
             if running.settings != settings:
                 raise ConfigError(
-                    "a stack with other settings is already running; "
-                    "stop it first with: doorbuster down"
+                    "a stack with other settings is already running; stop it first with: doorbuster down"
                 )
             self.wait_healthy(running, timeout_s=timeout_s)
             return running
         self._kill_leftovers()
-        for name in ("toxiproxy-server", "rabbitmq-server"):
+        for name in ("toxiproxy-server", "rabbitmq-server", "prometheus"):
             find_binary(name)
         self._check_ports(topology)
         self.state.prepare()

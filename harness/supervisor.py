@@ -19,13 +19,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
 from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.errors import DoorbusterError
+from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from harness.topology import ProcessSpec, Topology
 
@@ -37,9 +42,7 @@ _RESTART_LIMIT = 10  # restarts within _RESTART_WINDOW_S before a child is given
 _RESTART_WINDOW_S = 60.0
 
 
-def command_for(
-    spec: ProcessSpec, topology: Topology, state: StateDir
-) -> tuple[list[str], dict[str, str]]:
+def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple[list[str], dict[str, str]]:
     """The command line and extra environment that start ``spec``."""
     env: dict[str, str] = {}
     if spec.kind == "toxiproxy":
@@ -50,6 +53,16 @@ def command_for(
             "-proxy-metrics",
             "-runtime-metrics",
         ]  # fmt: skip
+    elif spec.kind == "prometheus":
+        config = write_prometheus_config(topology, state)
+        cmd = [
+            str(find_binary("prometheus")),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={state.root / 'prometheus'}",
+            f"--web.listen-address={spec.endpoint.address}",
+            "--storage.tsdb.retention.time=7d",
+            "--web.enable-lifecycle",
+        ]
     elif spec.kind == "broker":
         cmd = [str(find_binary("rabbitmq-server"))]
         env = rabbitmq_environment(topology, state)
@@ -100,6 +113,30 @@ def kill_group(pid: int, sig: int) -> bool:
         return False
     except PermissionError:
         return False
+
+
+class FaultCollector:
+    """``toxic_active``: one series per fault in force, read from Toxiproxy and the services
+    at every scrape, so faults added from the CLI, a run or by hand all show."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.chaos = Chaos(topology, timeout_s=0.5)
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        gauge = GaugeMetricFamily(
+            "toxic_active", "Faults in force (1 per fault).", labels=["lane", "dependency", "type"]
+        )
+        try:
+            faults = self.chaos.active()
+        except DoorbusterError:
+            faults = []
+        counts: dict[tuple[str, str, str], int] = {}
+        for fault in faults:
+            key = (fault.lane, fault.dependency, fault.type)
+            counts[key] = counts.get(key, 0) + 1
+        for key, n in sorted(counts.items()):
+            gauge.add_metric(list(key), n)
+        yield gauge
 
 
 @dataclass
@@ -176,6 +213,10 @@ class Supervisor:
             self.start(specs[0])  # Toxiproxy first: every other hop goes through it
             self.write_state()
             self.wait_toxiproxy()
+            registry = CollectorRegistry()
+            registry.register(FaultCollector(self.topology))
+            endpoint = self.topology.endpoint("supervisor")
+            start_http_server(endpoint.port, addr=endpoint.host, registry=registry)
             for spec in specs[1:]:
                 self.start(spec)
             self.write_state()
@@ -244,9 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.supervisor")
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
     state = StateDir(Path(args.state_dir))
     return Supervisor(state).run()
 

@@ -10,6 +10,8 @@ Port layout, from ``ports.base`` (default 21000)::
     base + 10 + i         sync lane's downstream service for chain dependency i
     base + 20 + i         async lane's downstream service for chain dependency i
     base + 40 + i         async worker for deferred dependency i (/metrics, /health)
+    base + 50 / 51        Locust's Prometheus exporter / Locust master (distributed runs)
+    base + 90 / 91        Prometheus / the supervisor's own /metrics (toxic_active)
     base + 100 + i        Toxiproxy proxy sync-<dependency i>
     base + 120 + i        Toxiproxy proxy async-<dependency i>
     base + 140            Toxiproxy proxy async-broker
@@ -88,12 +90,23 @@ class ProcessSpec:
     """A process the supervisor runs. ``kind`` picks how it is started and checked."""
 
     name: str
-    kind: str  # "toxiproxy" | "broker" | "order" | "downstream" | "worker"
+    kind: str  # "toxiproxy" | "broker" | "prometheus" | "order" | "downstream" | "worker"
     lane: str | None
     dependency: str | None
     endpoint: Endpoint
     # Where the process answers ``GET /health`` (HTTP kinds) or accepts TCP (the others).
     http_health: bool
+
+    @property
+    def health_path(self) -> str:
+        return "/-/ready" if self.kind == "prometheus" else "/health"
+
+    @property
+    def metrics_path(self) -> str | None:
+        """Where Prometheus scrapes it; None for a process without Prometheus metrics."""
+        if self.kind in ("order", "downstream", "worker", "toxiproxy", "prometheus"):
+            return "/metrics"
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +127,10 @@ class Topology:
             "broker": base + 200,
             "broker-dist": base + 201,
             "proxy-async-broker": base + 140,
+            "locust-exporter": base + 50,
+            "locust-master": base + 51,
+            "prometheus": base + 90,
+            "supervisor": base + 91,
         }
         for i, dep in enumerate(chain):
             ports[f"downstream-sync-{dep}"] = base + 10 + i
@@ -124,9 +141,7 @@ class Topology:
             ports[f"worker-{dep}"] = base + 40 + i
         unknown = sorted(set(settings.ports.overrides) - set(ports))
         if unknown:
-            raise ConfigError(
-                f"ports.overrides: unknown names {unknown}; known names are {sorted(ports)}"
-            )
+            raise ConfigError(f"ports.overrides: unknown names {unknown}; known names are {sorted(ports)}")
         ports.update(settings.ports.overrides)
         _check_ports(ports)
         return cls(settings=settings, ports=ports)
@@ -142,6 +157,10 @@ class Topology:
     @property
     def toxiproxy(self) -> Endpoint:
         return self.endpoint("toxiproxy")
+
+    @property
+    def prometheus(self) -> Endpoint:
+        return self.endpoint("prometheus")
 
     @property
     def broker(self) -> Endpoint:
@@ -161,14 +180,9 @@ class Topology:
     def proxy(self, lane: str, dependency: str) -> ProxySpec:
         if dependency not in self.dependencies(lane):
             raise ConfigError(
-                f"lane {lane!r} has no dependency {dependency!r}; "
-                f"it has {', '.join(self.dependencies(lane))}"
+                f"lane {lane!r} has no dependency {dependency!r}; it has {', '.join(self.dependencies(lane))}"
             )
-        upstream = (
-            self.broker
-            if dependency == BROKER
-            else self.endpoint(f"downstream-{lane}-{dependency}")
-        )
+        upstream = self.broker if dependency == BROKER else self.endpoint(f"downstream-{lane}-{dependency}")
         return ProxySpec(
             lane=lane,
             dependency=dependency,
@@ -202,6 +216,16 @@ class Topology:
                 http_health=False,
             ),
         ]
+        procs.append(
+            ProcessSpec(
+                name="prometheus",
+                kind="prometheus",
+                lane=None,
+                dependency=None,
+                endpoint=self.endpoint("prometheus"),
+                http_health=True,
+            )
+        )
         for lane in LANES:
             for dep in self.settings.chain:
                 procs.append(

@@ -48,9 +48,7 @@ def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application
         return build_sync_app(topology=topology, registry=registry), topology.ports["order-sync"]
     if args.role == "order" and args.lane == "async":
         broker = make_broker(settings.broker, broker_url(topology))
-        app = build_async_app(
-            topology=topology, registry=registry, data_dir=data_dir, broker=broker
-        )
+        app = build_async_app(topology=topology, registry=registry, data_dir=data_dir, broker=broker)
         return app, topology.ports["order-async"]
     if args.role == "worker":
         broker = make_broker(settings.broker, broker_url(topology))

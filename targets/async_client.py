@@ -54,9 +54,7 @@ class AsyncDependencyClient:
                 self.metrics.retries.labels(self.lane, dep).inc()
             started = time.perf_counter()
             try:
-                async with self._session.post(
-                    self.urls[dep], json=payload, timeout=self.timeout
-                ) as response:
+                async with self._session.post(self.urls[dep], json=payload, timeout=self.timeout) as response:
                     outcome, detail = outcome_for_status(response.status), f"HTTP {response.status}"
                     result: dict[str, Any] = await response.json() if outcome == "ok" else {}
             except TimeoutError:

@@ -67,10 +67,7 @@ class AsyncOrderService:
         self.metrics = OrderMetrics(registry, self.lane)
         self.client = AsyncDependencyClient(
             lane=self.lane,
-            urls={
-                dep: f"http://{topology.proxy(self.lane, dep).listen}/work"
-                for dep in settings.critical
-            },
+            urls={dep: f"http://{topology.proxy(self.lane, dep).listen}/work" for dep in settings.critical},
             timeout_s=settings.scaled(settings.async_.payment_timeout_s),
             time_scale=settings.time_scale,
             metrics=DownstreamCallMetrics(registry),
@@ -133,9 +130,7 @@ class AsyncOrderService:
                 await self.broker.connect()
                 # The publisher declares every queue its events route to before it publishes:
                 # an event published before a worker first started would otherwise be lost.
-                await self.broker.ensure_queues(
-                    {worker_queue(dep): (ORDER_CONFIRMED,) for dep in self.steps}
-                )
+                await self.broker.ensure_queues({worker_queue(dep): (ORDER_CONFIRMED,) for dep in self.steps})
                 await self.broker.consume(
                     STATUS_QUEUE,
                     tuple(step_routing_key(dep) for dep in self.steps),
@@ -196,9 +191,7 @@ class AsyncOrderService:
         update = self.store.apply_step(str(order_id), str(dep), str(state))
         if update is not None and update.finished_now:
             self.metrics.orders.labels(self.lane, update.status).inc()
-            self.metrics.fulfillment.labels(self.lane, update.status).observe(
-                time.time() - update.created_at
-            )
+            self.metrics.fulfillment.labels(self.lane, update.status).observe(time.time() - update.created_at)
             if update.webhook_url:
                 self._spawn(self._call_webhook(update.webhook_url, update.order_id, update.status))
         await delivery.ack()
@@ -267,9 +260,7 @@ async def _get_order(request: web.Request) -> web.Response:
 
 async def _ledger(request: web.Request) -> web.Response:
     service = request.app[ASYNC_KEY]
-    return web.json_response(
-        {"orders": service.store.counts(), "outbox_backlog": service.store.backlog()}
-    )
+    return web.json_response({"orders": service.store.counts(), "outbox_backlog": service.store.backlog()})
 
 
 def build_async_app(

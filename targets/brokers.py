@@ -129,9 +129,7 @@ class RabbitMQBroker(Broker):
 
     @staticmethod
     async def _declare(channel: aio_pika.abc.AbstractChannel) -> aio_pika.abc.AbstractExchange:
-        await channel.declare_exchange(
-            DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-        )
+        await channel.declare_exchange(DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
         return await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
 
     async def close(self) -> None:
@@ -156,9 +154,7 @@ class RabbitMQBroker(Broker):
             await asyncio.wait_for(
                 # mandatory: a message no queue would take comes back as an error instead of
                 # being confirmed and silently dropped.
-                self._exchange.publish(
-                    amqp_message, routing_key=message.routing_key, mandatory=True
-                ),
+                self._exchange.publish(amqp_message, routing_key=message.routing_key, mandatory=True),
                 timeout=timeout_s,
             )
         except (
@@ -168,9 +164,7 @@ class RabbitMQBroker(Broker):
             aio_pika.exceptions.AMQPError,
             aio_pika.exceptions.DeliveryError,
         ) as exc:
-            raise BrokerUnavailable(
-                f"publish of {message.message_id} not confirmed: {exc!r}"
-            ) from exc
+            raise BrokerUnavailable(f"publish of {message.message_id} not confirmed: {exc!r}") from exc
 
     @staticmethod
     async def _declare_queue(
@@ -237,9 +231,7 @@ class RabbitMQBroker(Broker):
         try:
             channel = await asyncio.wait_for(self._connection.channel(), timeout=2)
             try:
-                declared = await asyncio.wait_for(
-                    channel.declare_queue(queue, passive=True), timeout=2
-                )
+                declared = await asyncio.wait_for(channel.declare_queue(queue, passive=True), timeout=2)
                 count = declared.declaration_result.message_count
                 return int(count) if count is not None else None
             finally:

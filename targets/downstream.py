@@ -105,9 +105,7 @@ class DownstreamService:
         extra = self.faults.extra_latency_ms + self._rng.uniform(0, self.faults.extra_jitter_ms)
         return seconds + extra / 1000.0
 
-    async def handle(
-        self, order_id: str, idempotency_key: str | None
-    ) -> tuple[int, dict[str, Any]]:
+    async def handle(self, order_id: str, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
         faults = self.faults
         if faults.error_rate and self._rng.random() < faults.error_rate:
             return faults.error_status, {"error": "injected_fault", "dependency": self.dependency}

@@ -99,12 +99,8 @@ class SyncChainMetrics:
     """The sync lane's thread pool and the calls its threads make."""
 
     def __init__(self, registry: CollectorRegistry, lane: str) -> None:
-        self.pool_size = Gauge(
-            "thread_pool_size", "Worker threads in the pool.", ["lane"], registry=registry
-        )
-        self.pool_busy = Gauge(
-            "thread_pool_busy", "Threads running an order.", ["lane"], registry=registry
-        )
+        self.pool_size = Gauge("thread_pool_size", "Worker threads in the pool.", ["lane"], registry=registry)
+        self.pool_busy = Gauge("thread_pool_busy", "Threads running an order.", ["lane"], registry=registry)
         self.pool_queued = Gauge(
             "thread_pool_queued", "Orders waiting for a thread.", ["lane"], registry=registry
         )

@@ -174,8 +174,7 @@ class OrderStore:
                     webhook_url=webhook_url,
                 )
             states = [
-                r[0]
-                for r in self.db.execute("SELECT state FROM steps WHERE order_id = ?", (order_id,))
+                r[0] for r in self.db.execute("SELECT state FROM steps WHERE order_id = ?", (order_id,))
             ]
             new_status = status
             if "pending" not in states:

@@ -61,9 +61,7 @@ def retryable(outcome: str) -> bool:
     return outcome in ("http_5xx", "timeout", "connect_error")
 
 
-def backoff_delay(
-    retry: RetrySettings, failed_attempt: int, time_scale: float, rng: random.Random
-) -> float:
+def backoff_delay(retry: RetrySettings, failed_attempt: int, time_scale: float, rng: random.Random) -> float:
     """Seconds to wait after a failed attempt; with ``full`` jitter, uniform in [0, step]."""
     step = retry.backoff_s(failed_attempt) * time_scale
     return rng.uniform(0.0, step) if retry.jitter == "full" else step
@@ -135,10 +133,7 @@ class CircuitBreaker:
                     self._set(BreakerState.CLOSED)
                 return
             self._failures += 1
-            if (
-                self._state is BreakerState.HALF_OPEN
-                or self._failures >= self.settings.failure_threshold
-            ):
+            if self._state is BreakerState.HALF_OPEN or self._failures >= self.settings.failure_threshold:
                 self._opened_at = self._clock()
                 self._set(BreakerState.OPEN)
 

@@ -51,9 +51,7 @@ class BlockingDependencyClient:
         self.retry = settings.sync.retry
         self.time_scale = settings.time_scale
         self.timeout_s = settings.scaled(settings.sync.timeout_s)
-        self.urls = {
-            dep: f"http://{topology.proxy(lane, dep).listen}/work" for dep in settings.chain
-        }
+        self.urls = {dep: f"http://{topology.proxy(lane, dep).listen}/work" for dep in settings.chain}
         self.http = urllib3.PoolManager(
             num_pools=len(self.urls) + 1, maxsize=settings.sync.threads, block=False, retries=False
         )
@@ -131,9 +129,7 @@ class SyncOrderService:
         self.capacity = settings.sync.threads + settings.sync.queue
         self.metrics = SyncChainMetrics(registry, self.lane)
         self.order_metrics = OrderMetrics(registry, self.lane)
-        self.client = BlockingDependencyClient(
-            topology=topology, lane=self.lane, metrics=self.metrics
-        )
+        self.client = BlockingDependencyClient(topology=topology, lane=self.lane, metrics=self.metrics)
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="order")
         self._lock = threading.Lock()
         self._admitted = 0

@@ -58,10 +58,7 @@ class DoneOrders:
         self.db.execute("CREATE TABLE IF NOT EXISTS done (order_id TEXT PRIMARY KEY, at REAL)")
 
     def contains(self, order_id: str) -> bool:
-        return (
-            self.db.execute("SELECT 1 FROM done WHERE order_id = ?", (order_id,)).fetchone()
-            is not None
-        )
+        return self.db.execute("SELECT 1 FROM done WHERE order_id = ?", (order_id,)).fetchone() is not None
 
     def add(self, order_id: str) -> None:
         self.db.execute("INSERT OR IGNORE INTO done VALUES (?, ?)", (order_id, time.time()))

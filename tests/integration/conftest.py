@@ -66,9 +66,7 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     # The seed's real latencies (time_scale 1): these tests check the seed's own numbers.
     topology = stack.up(stack_settings(), timeout_s=120)
     try:
-        yield RunningStack(
-            stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir
-        )
+        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
     finally:
         stack.down()
 

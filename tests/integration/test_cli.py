@@ -16,9 +16,7 @@ from harness.state import StateDir
 from tests.integration.conftest import RunningStack
 
 
-def cli(
-    stack: RunningStack, capsys: pytest.CaptureFixture[str], *args: str
-) -> tuple[int, str, str]:
+def cli(stack: RunningStack, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = main(["--state-dir", str(stack.state_dir), *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
@@ -66,9 +64,7 @@ def test_http_faults_and_proxy_down_through_the_same_verbs(
 ) -> None:
     assert cli(stack, capsys, "toxic", "add", "payment", "http_error", "--lane", "async",
                "--attr", "rate=0.5", "--attr", "status=503")[0] == 0  # fmt: skip
-    assert (
-        cli(stack, capsys, "toxic", "add", "email", "http_delay", "--attr", "latency=200")[0] == 0
-    )
+    assert cli(stack, capsys, "toxic", "add", "email", "http_delay", "--attr", "latency=200")[0] == 0
     assert cli(stack, capsys, "proxy", "disable", "warehouse", "--lane", "sync")[0] == 0
     kinds = {(f.lane, f.dependency, f.type) for f in stack.chaos.active()}
     assert kinds == {
@@ -134,9 +130,7 @@ def test_up_with_other_settings_while_running_is_refused(
     assert "other settings" in err
 
 
-def test_a_busy_port_is_named_and_exit_3(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_busy_port_is_named_and_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 24001))
         squatter.listen()
@@ -166,9 +160,7 @@ def test_commands_without_a_stack_say_so_with_exit_3(
     assert main(["--state-dir", str(tmp_path), "down"]) == 0
 
 
-def test_a_bad_config_file_names_the_field(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_bad_config_file_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "stack.yaml"
     config.write_text("sync:\n  threads: 0\n  retry: {attempts: 3, backoff_ms: [100, -1]}\n")
     code = main(["--state-dir", str(tmp_path), "up", "--config", str(config)])
@@ -183,9 +175,7 @@ def test_settings_file_and_flags_combine(tmp_path: Path) -> None:
 
     config = tmp_path / "s.yaml"
     config.write_text("sync: {threads: 4}\nasync: {prefetch: 3}\n")
-    settings = load_settings(
-        config, broker="rabbitmq", base_port=25000, toxiproxy_port=None, time_scale=0.5
-    )
+    settings = load_settings(config, broker="rabbitmq", base_port=25000, toxiproxy_port=None, time_scale=0.5)
     assert settings == StackSettings.model_validate(
         {"sync": {"threads": 4}, "async": {"prefetch": 3},
          "ports": PortSettings(base=25000).model_dump(), "time_scale": 0.5}

@@ -88,18 +88,14 @@ def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
     rejected_before = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync")
     watcher.start()
     try:
-        statuses, latencies, _ = asyncio.run(
-            send_orders(stack.url("sync"), capacity + 40, capacity + 40)
-        )
+        statuses, latencies, _ = asyncio.run(send_orders(stack.url("sync"), capacity + 40, capacity + 40))
     finally:
         done.set()
         watcher.join()
     assert statuses.count(503) >= 30, sorted(set(statuses))
     assert statuses.count(200) >= capacity - 5
     assert max(busy_seen) == settings.threads
-    rejected = (
-        stack.metric("order-sync", "thread_pool_rejected_total", lane="sync") - rejected_before
-    )
+    rejected = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync") - rejected_before
     assert rejected == statuses.count(503)
     # A 503 for a full pool is immediate: it never waits behind the queue.
     fast = [lat for st, lat in zip(statuses, latencies, strict=True) if st == 503]
@@ -108,9 +104,7 @@ def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
 
 def test_the_real_toxiproxy_cli_sees_what_doorbuster_made(stack: RunningStack) -> None:
     stack.chaos.add(
-        FaultSpec(
-            dependency="warehouse", type="latency", attributes={"latency": 250}, lanes=("sync",)
-        )
+        FaultSpec(dependency="warehouse", type="latency", attributes={"latency": 250}, lanes=("sync",))
     )
     cli = str(find_binary("toxiproxy-cli"))
     host = f"http://{stack.topology.toxiproxy.address}"

@@ -24,9 +24,7 @@ TOPO = Topology.from_settings(StackSettings())
         ("http_delay", {"latency": 500}),
     ],
 )
-def test_every_toxiproxy_type_and_attribute_is_accepted(
-    type_: str, attributes: dict[str, float]
-) -> None:
+def test_every_toxiproxy_type_and_attribute_is_accepted(type_: str, attributes: dict[str, float]) -> None:
     FaultSpec(dependency="email", type=type_, attributes=attributes).validate(TOPO)
 
 
@@ -59,15 +57,11 @@ def test_the_list_of_types_is_toxiproxys() -> None:
             "toxicity",
         ),
         (
-            FaultSpec(
-                dependency="email", type="latency", attributes={"latency": 1}, stream="sideways"
-            ),
+            FaultSpec(dependency="email", type="latency", attributes={"latency": 1}, stream="sideways"),
             "stream",
         ),
         (
-            FaultSpec(
-                dependency="broker", type="http_error", attributes={"rate": 1}, lanes=("async",)
-            ),
+            FaultSpec(dependency="broker", type="http_error", attributes={"rate": 1}, lanes=("async",)),
             "AMQP",
         ),
         (FaultSpec(dependency="email", type="http_error", attributes={"rate": 2}), "fraction"),

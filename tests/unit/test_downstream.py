@@ -16,9 +16,7 @@ from harness.settings import DependencySettings
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
 
 
-async def _server(
-    dep: str, settings: DependencySettings, registry: CollectorRegistry
-) -> TestServer:
+async def _server(dep: str, settings: DependencySettings, registry: CollectorRegistry) -> TestServer:
     app = build_downstream_app(
         lane="sync", dependency=dep, settings=settings, time_scale=1.0, registry=registry,
         rng=random.Random(3),
@@ -31,9 +29,7 @@ async def _server(
 @pytest.fixture
 async def payment() -> AsyncIterator[tuple[TestServer, CollectorRegistry]]:
     registry = CollectorRegistry()
-    server = await _server(
-        "payment", DependencySettings(latency_ms=100, concurrency=2, queue=1), registry
-    )
+    server = await _server("payment", DependencySettings(latency_ms=100, concurrency=2, queue=1), registry)
     yield server, registry
     await server.close()
 
@@ -55,10 +51,7 @@ async def test_beyond_capacity_and_queue_it_answers_503_at_once(
         statuses = await asyncio.gather(*(post(i) for i in range(6)))
     assert sorted(statuses) == [200, 200, 200, 503, 503, 503]
     assert (
-        registry.get_sample_value(
-            "downstream_rejected_total", {"lane": "sync", "dependency": "payment"}
-        )
-        == 3
+        registry.get_sample_value("downstream_rejected_total", {"lane": "sync", "dependency": "payment"}) == 3
     )
 
 
@@ -135,9 +128,7 @@ async def test_http_faults_error_rate_and_extra_latency(
             assert r.status == 502
         async with session.put(server.make_url("/admin/faults"), json={"error_rate": 7}) as r:
             assert r.status == 422
-        async with session.put(
-            server.make_url("/admin/faults"), json={"extra_latency_ms": 300}
-        ) as r:
+        async with session.put(server.make_url("/admin/faults"), json={"extra_latency_ms": 300}) as r:
             assert r.status == 200
         loop = asyncio.get_running_loop()
         started = loop.time()

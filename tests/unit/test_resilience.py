@@ -39,9 +39,7 @@ def test_breaker_opens_after_threshold_then_half_opens_with_one_trial() -> None:
 
 def test_failed_trial_reopens() -> None:
     clock = FakeClock()
-    breaker = CircuitBreaker(
-        BreakerSettings(enabled=True, failure_threshold=1, open_s=1), clock=clock
-    )
+    breaker = CircuitBreaker(BreakerSettings(enabled=True, failure_threshold=1, open_s=1), clock=clock)
     breaker.record(False)
     clock.now = 2
     assert breaker.allow()

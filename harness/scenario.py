@@ -1,0 +1,325 @@
+"""Scenario files: the load, the chaos timeline and the expectations, in one YAML file.
+
+A scenario is loaded and validated completely before anything starts; a bad file gets a
+:class:`ConfigError` naming the file, the field and what was expected (exit 2).
+
+.. code-block:: yaml
+
+    name: black-friday
+    stack: {sync: {threads: 16}}          # any StackSettings override (optional)
+    load:
+      model: open                         # open: arrivals/s; closed: users per lane
+      stages:
+        - {name: baseline, duration: 60s, rate: 4}
+        - {name: peak, duration: 120s, rate: 12}
+    chaos:
+      - {name: email-slow, at: 90s, for: 60s, dependency: email, type: latency,
+         attributes: {latency: 5000}}
+    expectations:
+      - "sync.checkout.p50 >= 1.8s at baseline"
+      - "no lost orders"
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import pydantic
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.binaries import PROJECT_ROOT
+from harness.chaos import HTTP_FAULTS, TOXIC_TYPES, FaultSpec
+from harness.errors import ConfigError
+from harness.expectations import Expectation, parse_expectation
+from harness.settings import StackSettings
+from harness.topology import LANES, Topology
+
+__all__ = [
+    "SCENARIO_DIR",
+    "ChaosStep",
+    "LoadSpec",
+    "Scenario",
+    "Stage",
+    "load_scenario",
+    "parse_seconds",
+    "shipped_scenarios",
+]
+
+SCENARIO_DIR = PROJECT_ROOT / "scenarios"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+
+
+def parse_seconds(value: Any) -> float:
+    """``"90s"``, ``"2m"``, ``"500ms"``, ``1.5`` -> seconds (a number means seconds)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like 30s, 2m or 500ms")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if match is None:
+            raise ValueError(f"expected a duration like 30s, 2m or 500ms, got {value!r}")
+        seconds = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    if seconds < 0:
+        raise ValueError("a duration can not be negative")
+    return seconds
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    duration: float
+    # open model: arrivals per second per lane; closed model: users per lane
+    rate: float = Field(ge=0, le=5000)
+
+    _seconds = field_validator("duration", mode="before")(parse_seconds)
+
+
+class Impatience(_Model):
+    """Shoppers who give up on a slow checkout and press the button again."""
+
+    timeout: float = 10.0
+    retries: int = Field(default=0, ge=0, le=5)
+
+    _seconds = field_validator("timeout", mode="before")(parse_seconds)
+
+
+class Polling(_Model):
+    """How the async shopper follows ``Location`` until its order is fulfilled."""
+
+    initial: float = 0.5
+    max: float = 5.0
+    give_up: float = 300.0
+
+    _seconds = field_validator("initial", "max", "give_up", mode="before")(parse_seconds)
+
+
+class LoadSpec(_Model):
+    model: Literal["open", "closed"] = "open"
+    lanes: tuple[str, ...] = LANES
+    stages: tuple[Stage, ...] = Field(min_length=1)
+    think_time: float = 1.0  # closed model: pause between a shopper's orders
+    impatient: Impatience = Impatience()
+    poll: Polling = Polling()
+    max_in_flight: int = Field(default=5000, ge=1, le=100_000)  # open model, per lane
+
+    _seconds = field_validator("think_time", mode="before")(parse_seconds)
+
+    @field_validator("lanes")
+    @classmethod
+    def _known_lanes(cls, lanes: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [lane for lane in lanes if lane not in LANES]
+        if unknown or not lanes:
+            raise ValueError(f"expected lanes from {list(LANES)}, got {list(lanes)}")
+        return lanes
+
+    @model_validator(mode="after")
+    def _unique_stage_names(self) -> LoadSpec:
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return sum(stage.duration for stage in self.stages)
+
+    def stage_at(self, elapsed_s: float) -> Stage | None:
+        """The stage running ``elapsed_s`` seconds into the load; None once it has ended."""
+        end = 0.0
+        for stage in self.stages:
+            end += stage.duration
+            if elapsed_s < end:
+                return stage
+        return None
+
+    def stage_window(self, name: str) -> tuple[float, float]:
+        start = 0.0
+        for stage in self.stages:
+            if stage.name == name:
+                return start, start + stage.duration
+            start += stage.duration
+        raise KeyError(name)
+
+
+class ChaosStep(_Model):
+    """One fault on the timeline: from ``at`` for ``for_`` seconds."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    at: float
+    for_: float = Field(alias="for")
+    dependency: str
+    lanes: Literal["sync", "async", "both"] = "both"
+    type: str  # a Toxiproxy toxic type, http_error, http_delay, or down
+    attributes: dict[str, float] = Field(default_factory=dict)
+    toxicity: float = Field(default=1.0, ge=0, le=1)
+    stream: Literal["upstream", "downstream"] = "downstream"
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    _seconds = field_validator("at", "for_", mode="before")(parse_seconds)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        known = [*TOXIC_TYPES, *HTTP_FAULTS, "down"]
+        if value not in known:
+            raise ValueError(f"expected one of {', '.join(known)}, got {value!r}")
+        return value
+
+    @property
+    def lane_tuple(self) -> tuple[str, ...]:
+        return LANES if self.lanes == "both" else (self.lanes,)
+
+    @property
+    def end(self) -> float:
+        return self.at + self.for_
+
+    def fault(self) -> FaultSpec:
+        return FaultSpec(
+            dependency=self.dependency,
+            type=self.type,
+            lanes=self.lane_tuple,
+            attributes={k: int(v) if float(v).is_integer() else v for k, v in self.attributes.items()},
+            toxicity=self.toxicity,
+            stream=self.stream,
+            name=f"doorbuster_{self.name}",
+        )
+
+
+class Metastability(_Model):
+    """A lane recovered if its goodput came back to this fraction of its pre-fault level
+    within ``window`` after the last fault ended."""
+
+    window: float = 60.0
+    fraction: float = Field(default=0.8, gt=0, le=1.5)
+
+    _seconds = field_validator("window", mode="before")(parse_seconds)
+
+
+class Scenario(_Model):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    stack: StackSettings = StackSettings()
+    load: LoadSpec
+    chaos: tuple[ChaosStep, ...] = ()
+    expectations: tuple[Expectation, ...] = ()
+    metastability: Metastability = Metastability()
+    drain_timeout: float = 180.0
+
+    _seconds = field_validator("drain_timeout", mode="before")(parse_seconds)
+
+    @field_validator("expectations", mode="before")
+    @classmethod
+    def _parse_expectations(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValueError("expected a list of expectation strings")
+        return tuple(parse_expectation(v) if isinstance(v, str) else v for v in value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        topology = Topology.from_settings(self.stack)
+        names = [step.name for step in self.chaos]
+        if len(set(names)) != len(names):
+            raise ValueError(f"chaos step names must be unique, got {names}")
+        for i, step in enumerate(self.chaos):
+            if step.end > self.load.duration_s:
+                raise ValueError(
+                    f"chaos[{i}] ({step.name}) ends at {step.end:g}s, after the load "
+                    f"({self.load.duration_s:g}s)"
+                )
+            if step.type != "down":
+                try:
+                    step.fault().validate(topology)
+                except ConfigError as exc:
+                    raise ValueError(f"chaos[{i}] ({step.name}): {exc}") from None
+            else:
+                for lane in step.lane_tuple:
+                    try:
+                        topology.proxy(lane, step.dependency)
+                    except ConfigError as exc:
+                        raise ValueError(f"chaos[{i}] ({step.name}): {exc}") from None
+        windows = set(names) | {stage.name for stage in self.load.stages} | {"baseline"}
+        for i, expectation in enumerate(self.expectations):
+            if expectation.window is not None and expectation.window not in windows:
+                raise ValueError(
+                    f"expectations[{i}] names {expectation.window!r}, which is neither a chaos "
+                    f"step nor a stage; known: {sorted(windows)}"
+                )
+            if expectation.lane is not None and expectation.lane not in self.load.lanes:
+                raise ValueError(f"expectations[{i}] is about lane {expectation.lane!r}, which gets no load")
+        return self
+
+    @property
+    def duration_s(self) -> float:
+        return self.load.duration_s
+
+    def baseline_window(self) -> tuple[float, float]:
+        """Before the first fault (or the first stage, if it is called baseline)."""
+        if any(stage.name == "baseline" for stage in self.load.stages):
+            return self.load.stage_window("baseline")
+        first = min((step.at for step in self.chaos), default=self.duration_s)
+        return 0.0, first
+
+    def window(self, name: str) -> tuple[float, float]:
+        if name == "baseline":
+            return self.baseline_window()
+        for step in self.chaos:
+            if step.name == name:
+                return step.at, step.end
+        return self.load.stage_window(name)
+
+
+def shipped_scenarios() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None) -> tuple[Scenario, Path]:
+    """A shipped scenario by name, or a YAML file by path; validated, or ConfigError."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = SCENARIO_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(
+                f"no scenario {name_or_path!r}; shipped: {', '.join(shipped_scenarios())}, "
+                "or give a path to a YAML file"
+            )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: can not read it ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping with name, load, chaos and expectations")
+    for key, value in (overrides or {}).items():
+        _set_path(data, key, value)
+    try:
+        return Scenario.model_validate(data), path
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {_message(e)}" for e in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    return message.removeprefix("Value error, ")
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        child = node.get(key)
+        if not isinstance(child, dict):
+            child = {}
+            node[key] = child
+        node = child
+    node[keys[-1]] = value

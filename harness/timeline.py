@@ -1,0 +1,143 @@
+"""The chaos timeline: applies each fault at its time, removes it after its duration, and
+removes whatever is still applied when it is stopped, however it is stopped.
+
+It runs wherever the load runs (the Locust master, or a plain ``locust -f`` with its web UI),
+so the faults line up with the traffic; it records what it did, with wall-clock times, in
+``chaos.json`` beside the run's other files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.chaos import Chaos
+from harness.errors import DoorbusterError
+from harness.scenario import ChaosStep
+
+__all__ = ["ChaosTimeline", "FaultRecord"]
+
+log = logging.getLogger("doorbuster.timeline")
+
+
+@dataclass
+class FaultRecord:
+    name: str
+    dependency: str
+    lanes: tuple[str, ...]
+    type: str
+    attributes: dict[str, float]
+    planned_start_s: float
+    planned_end_s: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "dependency": self.dependency,
+            "lanes": list(self.lanes),
+            "type": self.type,
+            "attributes": self.attributes,
+            "planned_start_s": self.planned_start_s,
+            "planned_end_s": self.planned_end_s,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "error": self.error,
+        }
+
+
+@dataclass
+class ChaosTimeline:
+    chaos: Chaos
+    steps: tuple[ChaosStep, ...]
+    record_path: Path | None = None
+    clock: Callable[[], float] = time.time
+    records: dict[str, FaultRecord] = field(default_factory=dict)
+    t0: float | None = None
+    _active: set[str] = field(default_factory=set)
+
+    def plan(self) -> list[tuple[float, str, ChaosStep]]:
+        """(offset, "apply"|"remove", step), in time order; removals first at equal times."""
+        events = [(s.at, "apply", s) for s in self.steps] + [(s.end, "remove", s) for s in self.steps]
+        return sorted(events, key=lambda e: (e[0], e[1] == "apply"))
+
+    def run(self, sleep: Callable[[float], None], stopped: Callable[[], bool]) -> None:
+        """Walk the plan; ``sleep`` is time.sleep or gevent.sleep.  Always cleans up."""
+        self.t0 = self.clock()
+        for step in self.steps:
+            self.records[step.name] = FaultRecord(
+                name=step.name, dependency=step.dependency, lanes=step.lane_tuple, type=step.type,
+                attributes=dict(step.attributes), planned_start_s=step.at, planned_end_s=step.end,
+            )  # fmt: skip
+        self._save()
+        try:
+            for offset, action, step in self.plan():
+                while not stopped():
+                    remaining = self.t0 + offset - self.clock()
+                    if remaining <= 0:
+                        break
+                    sleep(min(remaining, 0.25))
+                if stopped():
+                    return
+                if action == "apply":
+                    self.apply(step)
+                else:
+                    self.remove(step)
+        finally:
+            self.stop()
+
+    def apply(self, step: ChaosStep) -> None:
+        record = self.records[step.name]
+        try:
+            if step.type == "down":
+                self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=False)
+            else:
+                self.chaos.add(step.fault())
+            record.started_at = self.clock()
+            self._active.add(step.name)
+            log.info("chaos: %s applied (%s %s)", step.name, step.dependency, step.type)
+        except DoorbusterError as exc:
+            record.error = str(exc)
+            log.error("chaos: %s could not be applied: %s", step.name, exc)
+        self._save()
+
+    def remove(self, step: ChaosStep) -> None:
+        if step.name not in self._active:
+            return
+        record = self.records[step.name]
+        try:
+            if step.type == "down":
+                self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=True)
+            else:
+                fault = step.fault()
+                self.chaos.remove(
+                    step.dependency, step.lane_tuple, fault.toxic_name if not fault.is_http else fault.type
+                )
+            log.info("chaos: %s removed", step.name)
+        except DoorbusterError as exc:
+            record.error = f"{record.error or ''} removal: {exc}".strip()
+            log.error("chaos: %s could not be removed: %s", step.name, exc)
+        record.ended_at = self.clock()
+        self._active.discard(step.name)
+        self._save()
+
+    def stop(self) -> None:
+        """Remove every fault this timeline applied and has not removed yet."""
+        by_name = {s.name: s for s in self.steps}
+        for name in list(self._active):
+            self.remove(by_name[name])
+
+    def _save(self) -> None:
+        if self.record_path is None:
+            return
+        data = {"t0": self.t0, "faults": [r.as_json() for r in self.records.values()]}
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.record_path)
