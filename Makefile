@@ -9,8 +9,7 @@ setup:
 	@bash scripts/setup
 
 demo: setup
-	$(VENV)/doorbuster up
-	$(VENV)/doorbuster smoke
+	$(VENV)/doorbuster run black-friday
 
 test: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider

@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.chaos import Chaos, FaultSpec, parse_attributes
-from harness.errors import ConfigError, DoorbusterError, ExitCode
+from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from harness.settings import StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
@@ -135,6 +135,9 @@ def _lanes(lane: str) -> tuple[str, ...]:
 def up(
     broker: Annotated[str, typer.Option(help="The async lane's broker.")] = "rabbitmq",
     config: Annotated[Path | None, typer.Option(help="YAML file of stack settings.")] = None,
+    scenario: Annotated[
+        str | None, typer.Option(help="Use this scenario's stack settings (for plain locust -f).")
+    ] = None,
     base_port: Annotated[int | None, typer.Option(help="First port of the port layout.")] = None,
     toxiproxy_port: Annotated[int | None, typer.Option(help="Toxiproxy API port.")] = None,
     time_scale: Annotated[
@@ -318,6 +321,67 @@ def proxy_enable(
 ) -> None:
     """Bring a dependency's proxy back."""
     _set_proxy(dependency, lane, enabled=True)
+
+
+# -- scenarios --------------------------------------------------------------------------------
+@app.command()
+def run(
+    scenario: Annotated[str, typer.Argument(help="A shipped scenario's name or a YAML file.")],
+    duration: Annotated[str | None, typer.Option(help="Stretch or shrink the load to this long.")] = None,
+    peak_rps: Annotated[float | None, typer.Option(help="Scale the rates so the peak is this.")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Run directory (default runs/<time>-<name>).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Locust workers on this machine (0: one process).")] = 0,
+) -> None:
+    """Drive both lanes with the same traffic and faults; verdicts and a report."""
+    from harness.run import RunOptions, run_scenario
+
+    options = RunOptions(
+        scenario=scenario,
+        duration_s=parse_duration(duration) if duration is not None else None,
+        peak_rps=peak_rps,
+        out=out_dir,
+        workers=workers,
+    )
+    result = run_scenario(options, _stack(), err)
+    summary = result.summary
+    table = Table(
+        "", "expectation", "observed", title=f"{summary['scenario']}: verdicts", title_justify="left"
+    )
+    for v in summary["verdicts"]:
+        table.add_row(
+            "[green]PASS[/]" if v["passed"] else "[red]FAIL[/]",
+            escape(v["expectation"]),
+            escape(v["observed"]),
+        )
+    out.print(table)
+    for line in summary.get("reading", []):
+        out.print(f"  {escape(line)}")
+    out.print(f"report: {result.run_dir / 'report.html'}")
+    if not result.passed:
+        raise ExpectationFailed(f"{sum(not v['passed'] for v in summary['verdicts'])} expectation(s) failed")
+
+
+@app.command()
+def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
+    """Rebuild a run's report.html from the files in its directory."""
+    from harness.report import write_report
+
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir} is not a directory")
+    out.print(f"report: {write_report(run_dir)}")
+
+
+@app.command()
+def scenarios() -> None:
+    """List the shipped scenarios."""
+    from harness.scenario import load_scenario, shipped_scenarios
+
+    for name in shipped_scenarios():
+        scenario, _ = load_scenario(name)
+        first = scenario.description.split(". ")[0].strip()
+        out.print(f"[bold]{name}[/] ({scenario.duration_s:.0f}s): {escape(first)}")
 
 
 # -- the side-by-side smoke comparison ---------------------------------------------------------

@@ -105,8 +105,10 @@ class WorkerRetrySettings(_Frozen):
 
 
 class AsyncLaneSettings(_Frozen):
-    payment_timeout_s: float = Field(default=5.0, gt=0)
-    payment_retry: RetrySettings = RetrySettings()
+    """The critical path (payment, by default) is called before the 202; workers do the rest."""
+
+    critical_timeout_s: float = Field(default=5.0, gt=0)
+    critical_retry: RetrySettings = RetrySettings()
     prefetch: int = Field(default=32, ge=1, le=10_000)
     worker_timeout_s: float = Field(default=5.0, gt=0)
     worker_retry: WorkerRetrySettings = WorkerRetrySettings()

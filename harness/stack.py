@@ -140,6 +140,12 @@ class Stack:
             return Topology.from_json(self.state.stack_file.read_text())
         except FileNotFoundError:
             raise StackNotRunning(f"no stack in {self.state.root}; start one with: doorbuster up") from None
+        except (ValueError, DoorbusterError) as exc:  # pydantic's ValidationError is a ValueError
+            first = " ".join(str(exc).strip().splitlines()[0:3])
+            raise StackNotRunning(
+                f"the stack file {self.state.stack_file} can not be read (written by another "
+                f"version of doorbuster?): {first}; stop that stack with: doorbuster down"
+            ) from None
 
     def running_topology(self) -> Topology:
         if self.supervisor_pid() is None:

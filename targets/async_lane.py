@@ -68,7 +68,7 @@ class AsyncOrderService:
         self.client = AsyncDependencyClient(
             lane=self.lane,
             urls={dep: f"http://{topology.proxy(self.lane, dep).listen}/work" for dep in settings.critical},
-            timeout_s=settings.scaled(settings.async_.payment_timeout_s),
+            timeout_s=settings.scaled(settings.async_.critical_timeout_s),
             time_scale=settings.time_scale,
             metrics=DownstreamCallMetrics(registry),
         )
@@ -90,7 +90,7 @@ class AsyncOrderService:
             await self.client.call(
                 dep,
                 {"order_id": order_id, "idempotency_key": f"{order_id}:{dep}"},
-                self.settings.async_.payment_retry,
+                self.settings.async_.critical_retry,
             )
         traceparent = new_traceparent()
         event = {
@@ -260,7 +260,24 @@ async def _get_order(request: web.Request) -> web.Response:
 
 async def _ledger(request: web.Request) -> web.Response:
     service = request.app[ASYNC_KEY]
-    return web.json_response({"orders": service.store.counts(), "outbox_backlog": service.store.backlog()})
+    body: dict[str, Any] = {"orders": service.store.counts(), "outbox_backlog": service.store.backlog()}
+    before = request.query.get("before")
+    if before is not None:
+        try:
+            body["drain"] = service.store.drain(float(before))
+        except ValueError:
+            return json_error(400, "bad_query", detail="before: expected a UNIX timestamp")
+    return web.json_response(body)
+
+
+async def _ledger_check(request: web.Request) -> web.Response:
+    """POST {"order_ids": [...]} -> each one's status, "missing" for ids never stored."""
+    body = await read_json_object(request)
+    ids = body.get("order_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 1_000_000:
+        return json_error(422, "invalid", detail="order_ids: expected a list of strings")
+    found = request.app[ASYNC_KEY].store.statuses(ids)
+    return web.json_response({"statuses": {i: found.get(i, "missing") for i in ids}})
 
 
 def build_async_app(
@@ -274,4 +291,5 @@ def build_async_app(
     app.router.add_post("/orders", _post_order)
     app.router.add_get("/orders/{order_id}", _get_order)
     app.router.add_get("/ledger", _ledger)
+    app.router.add_post("/ledger/check", _ledger_check)
     return app

@@ -215,6 +215,26 @@ class OrderStore:
             "steps": steps,
         }
 
+    def statuses(self, order_ids: list[str]) -> dict[str, str]:
+        """The status of each known order id (unknown ids are left out)."""
+        found: dict[str, str] = {}
+        for i in range(0, len(order_ids), 500):
+            chunk = order_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for order_id, status in self.db.execute(
+                f"SELECT order_id, status FROM orders WHERE order_id IN ({marks})", chunk
+            ):
+                found[order_id] = status
+        return found
+
+    def drain(self, before: float) -> dict[str, Any]:
+        """For orders accepted before ``before``: how many are unfinished, when the last finished."""
+        unfinished, last = self.db.execute(
+            "SELECT SUM(status = 'accepted'), MAX(finished_at) FROM orders WHERE created_at < ?",
+            (before,),
+        ).fetchone()
+        return {"before": before, "unfinished": int(unfinished or 0), "last_finished_at": last}
+
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys(("accepted", "fulfilled", "failed"), 0)
         for status, n in self.db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status"):

@@ -1,0 +1,444 @@
+"""``doorbuster run``: one scenario, both lanes, the same traffic and the same faults.
+
+It brings the stack up (with the scenario's settings) if needed, removes leftover faults,
+starts Locust as a subprocess (this is the one harness module that does), shows live
+progress, removes every fault at the end even on Ctrl-C, waits (bounded) for the async
+backlog to drain, and writes the run directory: Locust's CSV and HTML, ``requests.jsonl``,
+``chaos.json``, ``series.json`` (every report panel, from Prometheus), ``summary.json`` and
+``report.html``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from harness.analysis import FaultWindow, Row, RunInputs, analyse, percentile
+from harness.binaries import PROJECT_ROOT
+from harness.chaos import Chaos
+from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
+from harness.panels import PANELS
+from harness.prometheus import PrometheusClient
+from harness.scenario import Scenario, load_scenario
+from harness.stack import Stack
+from harness.topology import LANES, Topology
+
+__all__ = ["RunOptions", "RunResult", "run_scenario", "scaled"]
+
+LOCUSTFILE = PROJECT_ROOT / "locustfiles" / "shoppers.py"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    scenario: str
+    duration_s: float | None = None
+    peak_rps: float | None = None
+    out: Path | None = None
+    workers: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunResult:
+    run_dir: Path
+    summary: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.summary.get("passed"))
+
+
+def scaled(scenario: Scenario, *, duration_s: float | None, peak_rps: float | None) -> Scenario:
+    """The scenario stretched to ``duration_s`` (chaos times too) and its peak rate set."""
+    data = scenario.model_dump(by_alias=True)
+    if duration_s is not None:
+        if duration_s <= 0:
+            raise ConfigError("--duration must be positive")
+        factor = duration_s / scenario.duration_s
+        for stage in data["load"]["stages"]:
+            stage["duration"] *= factor
+        for step in data["chaos"]:
+            step["at"] *= factor
+            step["for"] *= factor
+    if peak_rps is not None:
+        peak = max(stage.rate for stage in scenario.load.stages)
+        if peak_rps <= 0 or peak == 0:
+            raise ConfigError("--peak-rps must be positive, and the scenario must have load")
+        for stage in data["load"]["stages"]:
+            stage["rate"] *= peak_rps / peak
+    data["expectations"] = [e.text for e in scenario.expectations]
+    return Scenario.model_validate(data)
+
+
+class _Progress:
+    """Reads the request log as it grows and shows the last ten seconds per lane."""
+
+    def __init__(self, scenario: Scenario, run_dir: Path) -> None:
+        self.scenario = scenario
+        self.log = run_dir / "requests.jsonl"
+        self.chaos = run_dir / "chaos.json"
+        self.offset = 0
+        self.recent: dict[str, deque[tuple[float, float, bool]]] = {lane: deque() for lane in LANES}
+        self.started = time.time()
+
+    def read(self) -> None:
+        try:
+            with self.log.open() as fh:
+                fh.seek(self.offset)
+                chunk = fh.read()
+        except FileNotFoundError:
+            return
+        complete = chunk[: chunk.rfind("\n") + 1]
+        self.offset += len(complete.encode())
+        for line in complete.splitlines():
+            with contextlib.suppress(ValueError, IndexError):
+                row = json.loads(line)
+                if row[3] == "checkout":
+                    self.recent[row[2]].append((row[1], row[1] - row[0], row[4] in (200, 202)))
+        horizon = time.time() - 10
+        for q in self.recent.values():
+            while q and q[0][0] < horizon:
+                q.popleft()
+
+    def active_faults(self) -> list[str]:
+        try:
+            record = json.loads(self.chaos.read_text())
+        except (OSError, ValueError):
+            return []
+        return [f["name"] for f in record["faults"] if f["started_at"] and not f["ended_at"]]
+
+    def table(self) -> Table:
+        self.read()
+        elapsed = time.time() - self.started
+        stage = self.scenario.load.stage_at(elapsed)
+        title = (
+            f"{self.scenario.name}: {elapsed:5.0f}s / {self.scenario.duration_s:.0f}s, "
+            f"stage {stage.name if stage else 'draining'}; faults: "
+            f"{', '.join(self.active_faults()) or 'none'}"
+        )
+        table = Table("lane", "ok/s", "p95 (ok)", "errors/s", title=title, title_justify="left")
+        for lane in self.scenario.load.lanes:
+            q = self.recent[lane]
+            ok = [lat for _, lat, good in q if good]
+            p95 = percentile(ok, 0.95)
+            table.add_row(
+                lane,
+                f"{len(ok) / 10:.1f}",
+                "-" if math.isnan(p95) else f"{p95:.2f}s",
+                f"{sum(1 for *_, good in q if not good) / 10:.1f}",
+            )
+        return table
+
+
+def _locust_commands(topology: Topology, run_dir: Path, workers: int) -> list[list[str]]:
+    base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING"]
+    master = [
+        *base, "--headless", "--only-summary",
+        "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"),
+    ]  # fmt: skip
+    if workers <= 0:
+        return [master]
+    port = str(topology.ports["locust-master"])
+    master += [
+        "--master", "--expect-workers", str(workers),
+        "--master-bind-host", topology.host, "--master-bind-port", port,
+    ]  # fmt: skip
+    worker = [*base, "--worker", "--master-host", topology.host, "--master-port", port]
+    return [master] + [worker] * workers
+
+
+class _Metrics:
+    """Counter sums straight from the processes' /metrics (no Prometheus needed)."""
+
+    @staticmethod
+    def take(topology: Topology) -> dict[str, dict[tuple[str, str], float]]:
+        sums: dict[str, dict[tuple[str, str], float]] = {}
+        for spec in topology.processes:
+            if spec.kind not in ("order", "worker"):
+                continue
+            try:
+                text = requests.get(f"{spec.endpoint.url}/metrics", timeout=5).text
+            except requests.RequestException:
+                continue
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name not in ("downstream_call_attempts_total", "order_requests_total"):
+                        continue
+                    if sample.name == "order_requests_total" and sample.labels.get("method") != "POST":
+                        continue
+                    key = (sample.labels.get("lane", ""), "")
+                    bucket = sums.setdefault(sample.name, {})
+                    bucket[key] = bucket.get(key, 0.0) + sample.value
+        return sums
+
+    @staticmethod
+    def attempts(
+        before: dict[str, dict[tuple[str, str], float]], after: dict[str, dict[tuple[str, str], float]]
+    ) -> dict[str, tuple[float, float]]:
+        def delta(name: str, lane: str) -> float:
+            key = (lane, "")
+            return after.get(name, {}).get(key, 0.0) - before.get(name, {}).get(key, 0.0)
+
+        return {
+            lane: (delta("downstream_call_attempts_total", lane), delta("order_requests_total", lane))
+            for lane in LANES
+        }
+
+
+def ensure_stack(stack: Stack, scenario: Scenario, console: Console) -> Topology:
+    """The running stack if its settings are the scenario's; else (re)start it with them."""
+    if stack.supervisor_pid() is not None:
+        try:
+            running = stack.topology()
+        except DoorbusterError:
+            running = None
+        if running is not None and running.settings == scenario.stack:
+            stack.wait_healthy(running, timeout_s=60)
+            return running
+        console.print("restarting the stack with this scenario's settings")
+        stack.down()
+    with console.status("starting the stack..."):
+        return stack.up(scenario.stack, timeout_s=120)
+
+
+def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResult:
+    base, _ = load_scenario(options.scenario)
+    scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
+    if options.workers < 0 or options.workers > 64:
+        raise ConfigError("--workers must be from 0 to 64")
+    topology = ensure_stack(stack, scenario, console)
+    chaos = Chaos(topology)
+    leftovers = chaos.active()
+    if leftovers:
+        console.print(f"removing {len(leftovers)} leftover fault(s): " + ", ".join(
+            f"{f.lane}-{f.dependency} {f.type}" for f in leftovers
+        ))  # fmt: skip
+        chaos.reset()
+    run_dir = options.out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "scenario.json").write_text(scenario.model_dump_json(by_alias=True, indent=2))
+    env = {
+        **os.environ,
+        "DOORBUSTER_SCENARIO": str(run_dir / "scenario.json"),
+        "DOORBUSTER_RUN_DIR": str(run_dir),
+        "DOORBUSTER_STATE_DIR": str(stack.state.root),
+        "DOORBUSTER_WORKERS": str(max(1, options.workers)),
+        "PYTHONUNBUFFERED": "1",
+    }
+    before = _Metrics.take(topology)
+    started = time.time()
+    procs: list[subprocess.Popen[bytes]] = []
+    interrupted = False
+    limit = scenario.duration_s + scenario.drain_timeout + scenario.load.poll.give_up + 120
+    with open(run_dir / "locust.log", "ab") as log:
+        try:
+            for cmd in _locust_commands(topology, run_dir, options.workers):
+                procs.append(
+                    subprocess.Popen(
+                        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    )
+                )
+            progress = _Progress(scenario, run_dir)
+            with Live(progress.table(), console=console, refresh_per_second=1, transient=False) as live:
+                while procs[0].poll() is None:
+                    if time.time() - started > limit:
+                        raise EnvironmentProblem(
+                            f"Locust did not finish within {limit:.0f}s; see {run_dir}/locust.log"
+                        )
+                    time.sleep(1)
+                    live.update(progress.table())
+        except KeyboardInterrupt:
+            interrupted = True
+            console.print("interrupted: stopping the load and removing every fault")
+        finally:
+            _stop(procs)
+            chaos.reset()
+    load_end = time.time()
+    if procs and procs[0].returncode not in (0, 1, -2, -15) and not interrupted:
+        tail = (run_dir / "locust.log").read_text(errors="replace")[-2000:]
+        raise EnvironmentProblem(f"Locust failed (exit {procs[0].returncode}):\n{tail}")
+    with console.status("waiting for the async backlog to drain..."):
+        drained_at = _wait_drained(topology, scenario.drain_timeout)
+    after = _Metrics.take(topology)
+    result = collect(
+        run_dir, scenario, topology,
+        started=started, load_end=load_end, drained_at=drained_at,
+        attempts=_Metrics.attempts(before, after), interrupted=interrupted,
+    )  # fmt: skip
+    return result
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.time() + 20
+    for proc in procs:
+        try:
+            proc.wait(max(0.1, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _wait_drained(topology: Topology, timeout_s: float) -> float | None:
+    url = f"{topology.order_service('async').url}/ledger"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        with contextlib.suppress(requests.RequestException, ValueError, KeyError):
+            ledger: dict[str, Any] = requests.get(url, timeout=5).json()
+            if ledger["orders"]["accepted"] == 0 and ledger["outbox_backlog"] == 0:
+                return time.time()
+        time.sleep(1)
+    return None
+
+
+def _rows(run_dir: Path) -> tuple[float, list[list[Any]]]:
+    raw: list[list[Any]] = []
+    with contextlib.suppress(FileNotFoundError), (run_dir / "requests.jsonl").open() as fh:
+        for line in fh:
+            with contextlib.suppress(ValueError):
+                raw.append(json.loads(line))
+    try:
+        t0 = float(json.loads((run_dir / "chaos.json").read_text())["t0"])
+    except (OSError, ValueError, KeyError, TypeError):
+        t0 = min((float(r[0]) for r in raw), default=time.time())
+    return t0, raw
+
+
+def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
+    try:
+        records = {f["name"]: f for f in json.loads((run_dir / "chaos.json").read_text())["faults"]}
+    except (OSError, ValueError, KeyError):
+        records = {}
+    windows = []
+    for step in scenario.chaos:
+        rec = records.get(step.name, {})
+        applied = bool(rec.get("started_at"))
+        start = rec["started_at"] - t0 if applied else step.at
+        end = rec["ended_at"] - t0 if rec.get("ended_at") else step.end
+        windows.append(
+            FaultWindow(
+                name=step.name,
+                dependency=step.dependency,
+                lanes=step.lane_tuple,
+                type=step.type,
+                attributes=dict(step.attributes),
+                start=start,
+                end=end,
+                applied=applied,
+            )
+        )
+    return tuple(windows)
+
+
+Ledgers = tuple[dict[str, str], dict[str, dict[str, int]], dict[str, float | None]]
+
+
+def _ledgers(
+    topology: Topology, scenario: Scenario, rows: list[Row], faults: tuple[FaultWindow, ...], t0: float
+) -> Ledgers:
+    statuses: dict[str, str] = {}
+    duplicates: dict[str, dict[str, int]] = {lane: {} for lane in LANES}
+    drains: dict[str, float | None] = {}
+    ids = sorted({r.order_id for r in rows if r.lane == "async" and r.kind == "checkout" and r.ok})
+    base = topology.order_service("async").url
+    try:
+        for i in range(0, len(ids), 1000):
+            answer = requests.post(f"{base}/ledger/check", json={"order_ids": ids[i : i + 1000]}, timeout=30)
+            statuses.update(answer.json()["statuses"])
+        for lane in LANES:
+            for dep in scenario.stack.chain:
+                url = f"{topology.endpoint(f'downstream-{lane}-{dep}').url}/ledger"
+                duplicates[lane][dep] = int(requests.get(url, timeout=10).json()["duplicated_orders"])
+        for fault in faults:
+            drain = requests.get(f"{base}/ledger", params={"before": t0 + fault.end}, timeout=10).json()[
+                "drain"
+            ]
+            last = drain["last_finished_at"]
+            if drain["unfinished"] == 0:
+                drains[fault.name] = max(0.0, last - (t0 + fault.end)) if last else 0.0
+            else:
+                drains[fault.name] = None
+    except (requests.RequestException, ValueError, KeyError) as exc:
+        raise EnvironmentProblem(f"could not read the ledgers after the run: {exc}") from exc
+    return statuses, duplicates, drains
+
+
+def save_series(topology: Topology, start: float, end: float) -> dict[str, Any]:
+    """Every report panel's series over the run, from Prometheus, as plain data."""
+    client = PrometheusClient(topology.prometheus.url)
+    step = max(1.0, (end - start) / 1000)
+    series: dict[str, Any] = {"start": start, "end": end, "step": step, "panels": {}}
+    for panel in PANELS:
+        if not panel.in_report:
+            continue
+        lines = []
+        for query in panel.queries:
+            try:
+                result = client.query_range(query.expr, start, end, step)
+            except EnvironmentProblem as exc:
+                series.setdefault("errors", []).append(str(exc))
+                continue
+            for item in result:
+                legend = query.legend
+                for key, value in item["metric"].items():
+                    legend = legend.replace("{{" + key + "}}", value)
+                lines.append({"legend": legend, "points": [[float(t), float(v)] for t, v in item["values"]]})
+        series["panels"][panel.key] = lines
+    return series
+
+
+def collect(
+    run_dir: Path,
+    scenario: Scenario,
+    topology: Topology,
+    *,
+    started: float,
+    load_end: float,
+    drained_at: float | None,
+    attempts: dict[str, tuple[float, float]],
+    interrupted: bool,
+) -> RunResult:
+    from harness.report import write_report
+
+    t0, raw = _rows(run_dir)
+    rows = [Row.parse(r, t0) for r in raw]
+    faults = _faults(run_dir, scenario, t0)
+    statuses, duplicates, drains = _ledgers(topology, scenario, rows, faults, t0)
+    inputs = RunInputs(
+        scenario=scenario, rows=tuple(rows), faults=faults,
+        load_end=min(load_end - t0, scenario.duration_s + 1) if not interrupted else load_end - t0,
+        async_statuses=statuses, duplicates=duplicates, attempts=attempts, drains=drains,
+    )  # fmt: skip
+    summary = analyse(inputs)
+    summary["t0"] = t0
+    summary["interrupted"] = interrupted
+    summary["drained_after_load_s"] = round(drained_at - load_end, 1) if drained_at else None
+    if interrupted:
+        summary["passed"] = False
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    try:
+        series = save_series(topology, t0 - 5, (drained_at or time.time()) + 5)
+    except EnvironmentProblem as exc:
+        series = {"panels": {}, "errors": [str(exc)]}
+    (run_dir / "series.json").write_text(json.dumps(series))
+    write_report(run_dir)
+    return RunResult(run_dir=run_dir, summary=summary)
