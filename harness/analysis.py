@@ -242,20 +242,16 @@ def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any
         assert e.lane and e.window and e.value is not None
         fault = next(f for f in inputs.faults if f.name == e.window)
         series = goodput_series(inputs.rows, e.lane, inputs.load_end)
-        pre, back = recovery(
-            series,
-            inputs.scenario.baseline_window(),
-            fault.end,
-            e.value,
-            inputs.scenario.metastability.fraction,
-        )
+        fraction = inputs.scenario.metastability.fraction
+        pre, back, determined = recovery(series, inputs.scenario.baseline_window(), fault.end, e.value, fraction)
         recovered = back is not None
-        passed = recovered != e.negated
-        observed = (
-            f"goodput back to {inputs.scenario.metastability.fraction:.0%} of {pre:.2f}/s {back:.0f}s after"
-            if back is not None
-            else f"goodput stayed under {inputs.scenario.metastability.fraction:.0%} of {pre:.2f}/s"
-        )
+        passed = determined and recovered != e.negated
+        if recovered:
+            observed = f"goodput back to {fraction:.0%} of {pre:.2f}/s {back:.0f}s after"
+        elif determined:
+            observed = f"goodput stayed under {fraction:.0%} of {pre:.2f}/s for {e.value:.0f}s"
+        else:
+            observed = f"the run ended less than {e.value:.0f}s after {fault.name}: can not tell"
     elif e.kind == "no_loss":
         lost = summary["lanes"].get("async", {}).get("orders", {}).get("lost", 0)
         passed, observed = lost == 0, f"{lost} lost"

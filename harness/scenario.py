@@ -230,29 +230,29 @@ class Scenario(_Model):
         for i, step in enumerate(self.chaos):
             if step.end > self.load.duration_s:
                 raise ValueError(
-                    f"chaos[{i}] ({step.name}) ends at {step.end:g}s, after the load "
+                    f"chaos.{i} ({step.name}) ends at {step.end:g}s, after the load "
                     f"({self.load.duration_s:g}s)"
                 )
             if step.type != "down":
                 try:
                     step.fault().validate(topology)
                 except ConfigError as exc:
-                    raise ValueError(f"chaos[{i}] ({step.name}): {exc}") from None
+                    raise ValueError(f"chaos.{i} ({step.name}): {exc}") from None
             else:
                 for lane in step.lane_tuple:
                     try:
                         topology.proxy(lane, step.dependency)
                     except ConfigError as exc:
-                        raise ValueError(f"chaos[{i}] ({step.name}): {exc}") from None
+                        raise ValueError(f"chaos.{i} ({step.name}): {exc}") from None
         windows = set(names) | {stage.name for stage in self.load.stages} | {"baseline"}
         for i, expectation in enumerate(self.expectations):
             if expectation.window is not None and expectation.window not in windows:
                 raise ValueError(
-                    f"expectations[{i}] names {expectation.window!r}, which is neither a chaos "
+                    f"expectations.{i} names {expectation.window!r}, which is neither a chaos "
                     f"step nor a stage; known: {sorted(windows)}"
                 )
             if expectation.lane is not None and expectation.lane not in self.load.lanes:
-                raise ValueError(f"expectations[{i}] is about lane {expectation.lane!r}, which gets no load")
+                raise ValueError(f"expectations.{i} is about lane {expectation.lane!r}, which gets no load")
         return self
 
     @property
@@ -303,7 +303,7 @@ def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None)
         return Scenario.model_validate(data), path
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {_message(e)}" for e in exc.errors()
+            (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "") + _message(e) for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
 

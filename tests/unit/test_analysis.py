@@ -1,0 +1,120 @@
+"""The analysis on made-up runs, where the right answer is known."""
+
+from __future__ import annotations
+
+from harness.analysis import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile, recovery
+from harness.scenario import Scenario
+
+SCENARIO = Scenario.model_validate(
+    {
+        "name": "made-up",
+        "metastability": {"window": 40},
+        "load": {
+            "stages": [
+                {"name": "baseline", "duration": 20, "rate": 2},
+                {"name": "rest", "duration": 60, "rate": 2},
+            ]
+        },
+        "chaos": [
+            {
+                "name": "trigger",
+                "at": 20,
+                "for": 10,
+                "dependency": "email",
+                "type": "latency",
+                "attributes": {"latency": 1},
+            }
+        ],
+        "expectations": [
+            "sync.error_rate > 50% during trigger",
+            "sync.checkout.p50 < 2s at baseline",
+            "async.checkout.p99 within 20% of baseline during trigger",
+            "sync does not recover within 40s after trigger",
+            "async recovers within 40s after trigger",
+            "async backlog drains within 15s after trigger",
+            "no lost orders",
+        ],
+    }
+)
+FAULT = FaultWindow(name="trigger", dependency="email", lanes=("sync", "async"), type="latency",
+                    attributes={"latency": 1}, start=20, end=30, applied=True)  # fmt: skip
+
+
+def _rows() -> list[Row]:
+    rows = []
+    for i in range(160):  # 2 per second per lane for 80 s
+        t = i * 0.5
+        sync_ok = t < 20  # the sync lane fails from the trigger on, and never comes back
+        rows.append(
+            Row(t, t + (1.9 if sync_ok else 5.0), "sync", "checkout", 200 if sync_ok else 504, 0, f"s{i}")
+        )
+        rows.append(Row(t, t + 0.4, "async", "checkout", 202, 0, f"a{i}"))
+        rows.append(Row(t, t + 3.0, "async", "fulfillment", 200, 0, f"a{i}"))
+    return rows
+
+
+def _inputs(**over: object) -> RunInputs:
+    base = dict(
+        scenario=SCENARIO, rows=tuple(_rows()), faults=(FAULT,), load_end=80.0,
+        async_statuses={f"a{i}": "fulfilled" for i in range(160)},
+        duplicates={"sync": {"payment": 2}, "async": {}}, attempts={"sync": (1500.0, 160.0), "async": (800.0, 160.0)},
+        drains={"trigger": 7.5},
+    )  # fmt: skip
+    base.update(over)
+    return RunInputs(**base)  # type: ignore[arg-type]
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([1, 2, 3, 4], 0.5) == 2
+    assert percentile([1, 2, 3, 4], 0.99) == 4
+    assert percentile(list(range(1, 101)), 0.95) == 95
+
+
+def test_summary_has_the_fields_and_the_right_numbers() -> None:
+    summary = analyse(_inputs())
+    sync, async_ = summary["lanes"]["sync"], summary["lanes"]["async"]
+    assert sync["requests"] == 160 and sync["errors"] == 120
+    assert sync["error_rate"] == 0.75
+    assert sync["latency_ms"]["p50"] == 1900.0
+    assert async_["latency_ms"]["p99"] == 400.0
+    assert async_["fulfillment_ms"]["p50"] == 3000.0
+    assert async_["orders"] == {
+        "accepted": 160,
+        "fulfilled": 160,
+        "failed": 0,
+        "lost": 0,
+        "duplicate_side_effects": 0,
+    }
+    assert sync["orders"]["duplicate_side_effects"] == 2
+    assert summary["retry_amplification"] == {"sync": 9.375, "async": 5.0}
+    assert summary["chaos"][0]["name"] == "trigger"
+    assert all(v["passed"] for v in summary["verdicts"]), summary["verdicts"]
+    assert summary["passed"] is True
+    assert summary["metastability"]["sync"]["recovered"] is False
+    assert summary["metastability"]["async"]["recovered"] is True
+    assert any("metastable" in line for line in summary["reading"])
+    assert any("100% of sync checkouts failed" in line for line in summary["reading"])
+
+
+def test_lost_orders_and_a_slow_drain_fail_their_verdicts() -> None:
+    statuses = {f"a{i}": "fulfilled" for i in range(158)} | {"a158": "accepted"}
+    summary = analyse(_inputs(async_statuses=statuses, drains={"trigger": None}))
+    verdicts = {v["expectation"]: v for v in summary["verdicts"]}
+    assert summary["lanes"]["async"]["orders"]["lost"] == 2  # one stuck, one never stored
+    assert not verdicts["no lost orders"]["passed"]
+    assert not verdicts["async backlog drains within 15s after trigger"]["passed"]
+    assert summary["passed"] is False
+
+
+def test_recovery_needs_enough_run_after_the_fault() -> None:
+    series = [2.0] * 20 + [0.0] * 15
+    pre, back, determined = recovery(series, (0, 20), 25, 40, 0.8)
+    assert pre == 2.0 and back is None and not determined
+    pre, back, determined = recovery(series + [2.0] * 40, (0, 20), 25, 40, 0.8)
+    assert back == 18.0 and determined  # the first 10 s window whose mean is back to 80%
+
+
+def test_goodput_counts_successes_by_completion_second() -> None:
+    rows = [Row(0, 0.5, "sync", "checkout", 200, 0, "a"), Row(0, 1.2, "sync", "checkout", 200, 0, "b"),
+            Row(0, 1.4, "sync", "checkout", 503, 0, "c")]  # fmt: skip
+    assert goodput_series(rows, "sync", 3) == [1.0, 1.0, 0.0]
