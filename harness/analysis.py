@@ -243,7 +243,8 @@ def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any
         fault = next(f for f in inputs.faults if f.name == e.window)
         series = goodput_series(inputs.rows, e.lane, inputs.load_end)
         fraction = inputs.scenario.metastability.fraction
-        pre, back, determined = recovery(series, inputs.scenario.baseline_window(), fault.end, e.value, fraction)
+        baseline = inputs.scenario.baseline_window()
+        pre, back, determined = recovery(series, baseline, fault.end, e.value, fraction)
         recovered = back is not None
         passed = determined and recovered != e.negated
         if recovered:

@@ -303,7 +303,8 @@ def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None)
         return Scenario.model_validate(data), path
     except pydantic.ValidationError as exc:
         problems = "; ".join(
-            (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "") + _message(e) for e in exc.errors()
+            (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "") + _message(e)
+            for e in exc.errors()
         )
         raise ConfigError(f"{path}: {problems}") from None
 

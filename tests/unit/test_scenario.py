@@ -105,7 +105,7 @@ def test_a_bad_file_names_the_file_and_the_field(
 
 
 def test_unknown_names_and_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="shipped: .*black-friday"):
+    with pytest.raises(ConfigError, match=r"shipped: .*black-friday"):
         load_scenario("no-such-scenario")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_scenario(str(_write(tmp_path, "name: [unclosed")))

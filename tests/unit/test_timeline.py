@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -79,8 +80,6 @@ def test_an_exception_mid_run_still_cleans_up() -> None:
         if clock.now > 1001.5:
             raise KeyboardInterrupt
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         timeline.run(sleep, lambda: False)
-    except KeyboardInterrupt:
-        pass
     assert chaos.calls == [("add", "doorbuster_slow"), ("remove", "doorbuster_slow")]
