@@ -333,9 +333,25 @@ def run(
         Path | None, typer.Option("--out", help="Run directory (default runs/<time>-<name>).")
     ] = None,
     workers: Annotated[int, typer.Option(help="Locust workers on this machine (0: one process).")] = 0,
+    base_port: Annotated[int | None, typer.Option(help="Port layout (default: the running stack's).")] = None,
+    toxiproxy_port: Annotated[int | None, typer.Option(help="Toxiproxy API port.")] = None,
+    time_scale: Annotated[float | None, typer.Option(help="Multiply the targets' latencies.")] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.run import RunOptions, run_scenario
+    from harness.settings import PortSettings
+
+    ports = None
+    if base_port is not None or toxiproxy_port is not None:
+        try:
+            ports = PortSettings(
+                base=base_port or PortSettings().base,
+                toxiproxy_api=toxiproxy_port or PortSettings().toxiproxy_api,
+            )
+        except pydantic.ValidationError as exc:
+            raise ConfigError(f"ports: {exc.errors()[0]['msg']}") from None
+    if time_scale is not None and not 0 < time_scale <= 10:
+        raise ConfigError("--time-scale must be more than 0 and at most 10")
 
     options = RunOptions(
         scenario=scenario,
@@ -343,6 +359,8 @@ def run(
         peak_rps=peak_rps,
         out=out_dir,
         workers=workers,
+        ports=ports,
+        time_scale=time_scale,
     )
     result = run_scenario(options, _stack(), err)
     summary = result.summary

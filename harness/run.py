@@ -36,6 +36,7 @@ from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
 from harness.panels import PANELS
 from harness.prometheus import PrometheusClient
 from harness.scenario import Scenario, load_scenario
+from harness.settings import PortSettings
 from harness.stack import Stack
 from harness.topology import LANES, Topology
 
@@ -51,6 +52,9 @@ class RunOptions:
     peak_rps: float | None = None
     out: Path | None = None
     workers: int = 0
+    # The machine's concern, not the scenario's: by default those of the running stack.
+    ports: PortSettings | None = None
+    time_scale: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -216,9 +220,25 @@ def ensure_stack(stack: Stack, scenario: Scenario, console: Console) -> Topology
         return stack.up(scenario.stack, timeout_s=120)
 
 
+def _with_machine_settings(scenario: Scenario, options: RunOptions, stack: Stack) -> Scenario:
+    ports = options.ports
+    if ports is None and stack.supervisor_pid() is not None:
+        with contextlib.suppress(DoorbusterError):
+            ports = stack.topology().settings.ports
+    update: dict[str, Any] = {}
+    if ports is not None:
+        update["ports"] = ports
+    if options.time_scale is not None:
+        update["time_scale"] = options.time_scale
+    if not update:
+        return scenario
+    return scenario.model_copy(update={"stack": scenario.stack.model_copy(update=update)})
+
+
 def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResult:
     base, _ = load_scenario(options.scenario)
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
+    scenario = _with_machine_settings(scenario, options, stack)
     if options.workers < 0 or options.workers > 64:
         raise ConfigError("--workers must be from 0 to 64")
     topology = ensure_stack(stack, scenario, console)

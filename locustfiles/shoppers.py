@@ -72,6 +72,13 @@ def _load() -> tuple[Scenario, Topology, Path, int]:
         topology = Stack(StateDir(default_state_dir())).running_topology()
     except DoorbusterError as exc:
         raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
+    running = topology.settings.model_copy(update={"ports": scenario.stack.ports})
+    if running != scenario.stack and "DOORBUSTER_RUN_DIR" not in os.environ:
+        print(
+            f"doorbuster: warning: the running stack's settings are not scenario {scenario.name}'s; "
+            f"restart it with: doorbuster down && doorbuster up --scenario {scenario.name}",
+            file=sys.stderr,
+        )
     run_dir = Path(
         os.environ.get("DOORBUSTER_RUN_DIR")
         or ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}-locust"

@@ -1,0 +1,163 @@
+"""``doorbuster run`` and plain ``locust -f`` against the real stack, briefly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from harness.binaries import PROJECT_ROOT
+from harness.cli import main
+from harness.errors import ExitCode
+from tests.integration.conftest import RunningStack
+
+SHORT = """
+name: short
+load:
+  stages:
+    - {name: baseline, duration: 8s, rate: 3}
+    - {name: after, duration: 14s, rate: 3}
+  poll: {initial: 0.5s, max: 2s, give_up: 60s}
+chaos:
+  - {name: email-slow, at: 8s, for: 6s, dependency: email, type: latency, attributes: {latency: 2000}}
+expectations:
+  - "sync.checkout.p50 >= 1.7s at baseline"
+  - "async.checkout.p50 < 0.8s at baseline"
+  - "async.checkout.p99 < 1.5s during email-slow"
+  - "async backlog drains within 60s after email-slow"
+  - "no lost orders"
+  - "sync.checkout.p50 < 0.1s at baseline"
+drain_timeout: 60s
+"""
+
+
+def _cli(stack: RunningStack, *args: str) -> int:
+    return main(["--state-dir", str(stack.state_dir), *args])
+
+
+def test_a_short_run_writes_summary_report_and_verdicts(stack: RunningStack, tmp_path: Path) -> None:
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(SHORT)
+    out = tmp_path / "run"
+    # The last expectation is false on purpose: a failed expectation is exit 1, and the others
+    # are still judged on their own.
+    assert _cli(stack, "run", str(scenario), "--out", str(out)) == ExitCode.EXPECTATION_FAILED
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scenario"] == "short"
+    assert 20 <= summary["duration_s"] <= 30
+    for lane in ("sync", "async"):
+        figures = summary["lanes"][lane]
+        assert figures["requests"] == 66  # 3/s for 22 s, the same arrivals on both lanes
+        assert set(figures["latency_ms"]) == {"p50", "p95", "p99", "max"}
+        assert {"errors", "error_rate", "throughput_rps"} <= set(figures)
+    orders = summary["lanes"]["async"]["orders"]
+    assert orders["accepted"] == 66 and orders["fulfilled"] == 66 and orders["lost"] == 0
+    assert set(summary["lanes"]["async"]["fulfillment_ms"]) == {"p50", "p95", "p99"}
+    assert summary["retry_amplification"]["sync"] >= 5.0
+    assert summary["chaos"][0]["name"] == "email-slow" and summary["chaos"][0]["applied"]
+    verdicts = {v["expectation"]: v["passed"] for v in summary["verdicts"]}
+    assert verdicts.pop("sync.checkout.p50 < 0.1s at baseline") is False
+    assert all(verdicts.values()), summary["verdicts"]
+    assert summary["passed"] is False
+    page = (out / "report.html").read_text()
+    assert "FAILED" in page and "email was 2 s slow" in page
+    for png in ("latency.png", "throughput.png", "fulfillment.png", "panel-pool.png", "panel-backlog.png"):
+        assert (out / png).stat().st_size > 5000, png
+    assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
+    assert stack.chaos.active() == []
+
+    (out / "report.html").unlink()
+    assert _cli(stack, "report", str(out)) == 0
+    assert "email-slow" in (out / "report.html").read_text()
+
+
+def test_distributed_workers_feed_one_log(stack: RunningStack, tmp_path: Path) -> None:
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(SHORT.replace('  - "sync.checkout.p50 < 0.1s at baseline"\n', ""))
+    out = tmp_path / "run"
+    assert _cli(stack, "run", str(scenario), "--out", str(out), "--workers", "2", "--duration", "12s") == 0
+    summary = json.loads((out / "summary.json").read_text())
+    # 3/s for 12 s per lane, split between two workers: every arrival reached the master's log.
+    assert summary["lanes"]["sync"]["requests"] == 36
+    assert summary["lanes"]["async"]["requests"] == 36
+
+
+def test_a_bad_scenario_starts_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = tmp_path / "bad.yaml"
+    scenario.write_text(SHORT.replace("rate: 3}", "rate: lots}", 1))
+    out = tmp_path / "run"
+    code = main(["--state-dir", str(tmp_path / "state"), "run", str(scenario), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE
+    assert "load.stages.0.rate" in err and str(scenario) in err.replace("\n", "")
+    assert not out.exists()
+    assert not (tmp_path / "state" / "supervisor.json").exists()
+
+
+def _web_locust(stack: RunningStack, tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+    scenario = tmp_path / "webui.yaml"
+    scenario.write_text(
+        SHORT.replace("duration: 14s", "duration: 60s")
+        .replace("for: 6s", "for: 50s")
+        .replace("at: 8s", "at: 1s")
+    )
+    env = {
+        **os.environ,
+        "DOORBUSTER_SCENARIO": str(scenario),
+        "DOORBUSTER_STATE_DIR": str(stack.state_dir),
+        "DOORBUSTER_RUN_DIR": str(tmp_path / "webrun"),
+    }
+    cmd = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "locustfiles" / "black_friday.py"),
+           "--web-host", "127.0.0.1", "--web-port", str(port)]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except requests.RequestException:
+            time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("Locust's web UI did not start")
+
+
+def _wait_for_faults(stack: RunningStack, present: bool, timeout: float = 20) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if bool(stack.chaos.active()) == present:
+            return
+        time.sleep(0.3)
+    raise AssertionError(
+        f"faults {'never appeared' if present else 'were left behind'}: {stack.chaos.active()}"
+    )
+
+
+def test_plain_locust_web_ui_runs_the_timeline_and_cleans_up_on_stop_and_quit(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    port = 23089
+    proc = _web_locust(stack, tmp_path, port)
+    try:
+        form = {"user_count": 1, "spawn_rate": 1}
+        assert requests.post(f"http://127.0.0.1:{port}/swarm", data=form, timeout=10).ok
+        _wait_for_faults(stack, present=True)
+        assert requests.post(f"http://127.0.0.1:{port}/stop", timeout=10).ok
+        _wait_for_faults(stack, present=False)
+
+        assert requests.post(f"http://127.0.0.1:{port}/swarm", data=form, timeout=10).ok
+        _wait_for_faults(stack, present=True)
+        os.killpg(proc.pid, signal.SIGTERM)  # quit, as Ctrl-C or a supervisor would
+        proc.wait(30)
+        _wait_for_faults(stack, present=False)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
