@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test check lint types unit integration bench down clean
+.PHONY: setup demo test check lint types unit integration bench dashboards down clean
 
 setup:
 	@bash scripts/setup
@@ -31,6 +31,10 @@ integration: setup
 
 bench: setup
 	$(VENV)/python bench/stack_bench.py
+	$(VENV)/python bench/loadgen_bench.py
+
+dashboards: setup
+	$(VENV)/doorbuster dashboards
 
 down:
 	-$(VENV)/doorbuster down

@@ -392,6 +392,18 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 
 
 @app.command()
+def dashboards() -> None:
+    """Regenerate grafana/ (dashboards, provisioning) and the docker-compose files."""
+    from harness.generate import write_generated
+
+    written = write_generated()
+    for path in written:
+        out.print(f"wrote {path}")
+    if not written:
+        out.print("everything was up to date")
+
+
+@app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
     from harness.scenario import load_scenario, shipped_scenarios

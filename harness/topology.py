@@ -28,6 +28,7 @@ Linux ephemeral range 32768-60999 so that an outgoing connection can never take 
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from harness.errors import ConfigError
@@ -41,6 +42,7 @@ __all__ = [
     "ProcessSpec",
     "ProxySpec",
     "Topology",
+    "is_loopback",
 ]
 
 LANES: tuple[str, ...] = ("sync", "async")
@@ -275,6 +277,16 @@ class Topology:
     @classmethod
     def from_json(cls, text: str) -> Topology:
         return cls.from_settings(StackSettings.model_validate_json(text))
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or localhost: the only places load goes unless a user allows more."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_lane(lane: str) -> None:

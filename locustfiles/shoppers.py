@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -54,7 +55,7 @@ from harness.scenario import Scenario, load_scenario  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402
-from harness.topology import Topology  # noqa: E402
+from harness.topology import LANES, Topology, is_loopback  # noqa: E402
 from targets.metrics import LATENCY_BUCKETS  # noqa: E402
 
 __all__ = [
@@ -66,28 +67,68 @@ __all__ = [
 ]
 
 
-def _load() -> tuple[Scenario, Topology, Path, int]:
+def _targets(topology: Topology | None) -> dict[str, tuple[str, int]]:
+    """Where each lane's orders go: the stack's order services, or ``$DOORBUSTER_TARGETS``
+    (``{"sync": "http://host:port", ...}``); hosts off loopback only when named in
+    ``$DOORBUSTER_ALLOW_HOSTS`` (comma-separated)."""
+    raw = os.environ.get("DOORBUSTER_TARGETS")
+    if not raw:
+        if topology is None:
+            raise SystemExit("doorbuster: no stack is running; start it with: doorbuster up")
+        return {
+            lane: (topology.order_service(lane).host, topology.order_service(lane).port) for lane in LANES
+        }
+    allowed = {h.strip() for h in os.environ.get("DOORBUSTER_ALLOW_HOSTS", "").split(",") if h.strip()}
+    try:
+        urls = {str(k): urlsplit(str(v)) for k, v in json.loads(raw).items()}
+        targets = {lane: (str(u.hostname), int(u.port or 80)) for lane, u in urls.items()}
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise SystemExit(f"doorbuster: DOORBUSTER_TARGETS: expected {{lane: url}} JSON ({exc})") from None
+    for lane, (host, _) in targets.items():
+        if not is_loopback(host) and host not in allowed:
+            raise SystemExit(
+                f"doorbuster: refusing to send load to {host} ({lane}): not a loopback address; "
+                "name it in DOORBUSTER_ALLOW_HOSTS to allow it"
+            )
+    return targets
+
+
+def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path, int]:
     try:
         scenario, _ = load_scenario(os.environ.get("DOORBUSTER_SCENARIO", "black-friday"))
-        topology = Stack(StateDir(default_state_dir())).running_topology()
     except DoorbusterError as exc:
         raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
-    running = topology.settings.model_copy(update={"ports": scenario.stack.ports})
-    if running != scenario.stack and "DOORBUSTER_RUN_DIR" not in os.environ:
-        print(
-            f"doorbuster: warning: the running stack's settings are not scenario {scenario.name}'s; "
-            f"restart it with: doorbuster down && doorbuster up --scenario {scenario.name}",
-            file=sys.stderr,
-        )
+    topology: Topology | None = None
+    try:
+        stack_file = os.environ.get("DOORBUSTER_STACK_FILE")  # a stack run by other means (compose)
+        if stack_file:
+            topology = Topology.from_json(Path(stack_file).read_text())
+        else:
+            topology = Stack(StateDir(default_state_dir())).running_topology()
+    except (DoorbusterError, OSError, ValueError) as exc:
+        if scenario.chaos or not os.environ.get("DOORBUSTER_TARGETS"):
+            raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
+    if topology is not None:
+        running = topology.settings.model_copy(update={"ports": scenario.stack.ports})
+        if running != scenario.stack and "DOORBUSTER_RUN_DIR" not in os.environ:
+            print(
+                f"doorbuster: warning: the running stack's settings are not scenario {scenario.name}'s; "
+                f"restart it with: doorbuster down && doorbuster up --scenario {scenario.name}",
+                file=sys.stderr,
+            )
+    targets = _targets(topology)
+    missing = [lane for lane in scenario.load.lanes if lane not in targets]
+    if missing:
+        raise SystemExit(f"doorbuster: DOORBUSTER_TARGETS has no URL for lane(s) {missing}")
     run_dir = Path(
         os.environ.get("DOORBUSTER_RUN_DIR")
         or ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}-locust"
     )
     run_dir.mkdir(parents=True, exist_ok=True)
-    return scenario, topology, run_dir, max(1, int(os.environ.get("DOORBUSTER_WORKERS", "1")))
+    return scenario, topology, targets, run_dir, max(1, int(os.environ.get("DOORBUSTER_WORKERS", "1")))
 
 
-SCENARIO, TOPOLOGY, RUN_DIR, WORKERS = _load()
+SCENARIO, TOPOLOGY, TARGETS, RUN_DIR, WORKERS = _load()
 LOAD = SCENARIO.load
 SKUS = ("tv-55", "console", "headphones", "laptop", "blender", "sneakers", "drone", "camera")
 
@@ -159,10 +200,10 @@ def _fire(
 
 
 def _client(lane: str, concurrency: int) -> HTTPClient:
-    endpoint = TOPOLOGY.order_service(lane)
+    host, port = TARGETS[lane]
     return HTTPClient(
-        endpoint.host,
-        endpoint.port,
+        host,
+        port,
         concurrency=concurrency,
         connection_timeout=LOAD.impatient.timeout,
         network_timeout=LOAD.impatient.timeout,
@@ -180,7 +221,7 @@ def journey(env: Environment, client: HTTPClient, lane: str, intended: float) ->
     try:
         for attempt in range(LOAD.impatient.retries + 1):
             name = f"{lane} checkout" if attempt == 0 else f"{lane} checkout retry"
-            code, location, order_id, error, length = _post(client)
+            code, location, order_id, error, length = _post(client, intended)
             _fire(env, name, intended, code, length, error)
             LOG.record(intended, lane, "checkout", code, attempt, order_id)
             if code in (200, 202):
@@ -193,9 +234,12 @@ def journey(env: Environment, client: HTTPClient, lane: str, intended: float) ->
         LOG.in_flight[lane] -= 1
 
 
-def _post(client: HTTPClient) -> tuple[int, str, str, str | None, int]:
+def _post(client: HTTPClient, intended: float) -> tuple[int, str, str, str | None, int]:
+    # The intended start travels with the request, so a server can measure the latency a
+    # shopper really saw, coordinated omission included.
+    headers = {"Content-Type": "application/json", "X-Intended-Start": f"{intended:.6f}"}
     try:
-        response = client.post("/orders", body=_body(), headers={"Content-Type": "application/json"})
+        response = client.post("/orders", body=_body(), headers=headers)
         data = response.read()
     except (OSError, gevent.Timeout) as exc:  # geventhttpclient raises socket timeouts as OSError
         return 0, "", "", f"no answer: {type(exc).__name__}", 0
@@ -403,6 +447,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
         gevent.spawn(_flush_forever)
         return
     LOG.open()
+    if TOPOLOGY is None:
+        return  # no stack: no exporter port to use, and no chaos to run
     registry = CollectorRegistry()
     _control.collector = LocustCollector(environment)
     registry.register(_control.collector)  # type: ignore[arg-type]
@@ -421,7 +467,7 @@ def _flush_forever() -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner):
+    if isinstance(environment.runner, WorkerRunner) or TOPOLOGY is None:
         return
     if _control.collector is not None:
         _control.collector.started = time.time()

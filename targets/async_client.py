@@ -35,6 +35,7 @@ class AsyncDependencyClient:
         self.metrics = metrics
         self._rng = random.Random()
         self._session: aiohttp.ClientSession | None = None
+        metrics.declare(lane, tuple(urls))
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(

@@ -77,6 +77,8 @@ class AsyncOrderService:
         self._webhooks: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics.outbox_backlog.labels(self.lane).set(store.backlog())
+        for counter in (self.metrics.outbox_published, self.metrics.outbox_publish_failures):
+            counter.labels(self.lane)
 
     # -- accepting orders ------------------------------------------------------------
     async def accept(self, body: dict[str, Any], correlation_id: str) -> tuple[int, dict[str, Any]]:

@@ -153,6 +153,14 @@ class DownstreamCallMetrics:
         )
 
 
+    def declare(self, lane: str, dependencies: tuple[str, ...]) -> None:
+        """Create every series at zero, so a dashboard shows 0, not "no data", until it moves."""
+        for dep in dependencies:
+            for outcome in CALL_OUTCOMES:
+                self.attempts.labels(lane, dep, outcome)
+            self.retries.labels(lane, dep)
+
+
 class DownstreamServerMetrics:
     """A downstream service's own view: its capacity, what it did, what it did twice."""
 
@@ -267,3 +275,10 @@ class WorkerMetrics:
             registry=registry,
         )
         self.calls = DownstreamCallMetrics(registry)
+
+    def declare(self, lane: str, dependency: str) -> None:
+        for outcome in ("done", "dead_lettered", "duplicate"):
+            self.processed.labels(lane, dependency, outcome)
+        for counter in (self.redelivered, self.dead_lettered, self.duplicates):
+            counter.labels(lane, dependency)
+        self.in_progress.labels(lane, dependency).set(0)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+from harness.topology import is_loopback
 
 __all__ = ["InvalidOrder", "OrderRequest", "parse_order"]
 
@@ -51,14 +52,8 @@ def _loopback_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InvalidOrder("webhook_url: expected an http(s) URL")
-    host = parts.hostname
-    if host != "localhost":
-        try:
-            loopback = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            raise InvalidOrder("webhook_url: only loopback hosts (127.0.0.0/8, ::1, localhost)")
+    if not is_loopback(parts.hostname):
+        raise InvalidOrder("webhook_url: only loopback hosts (127.0.0.0/8, ::1, localhost)")
     return url
 
 

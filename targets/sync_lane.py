@@ -65,6 +65,7 @@ class BlockingDependencyClient:
         }
         for dep in settings.chain:
             self.metrics.breaker_state.labels(lane, dep).set(BreakerState.CLOSED)
+        self.metrics.declare(lane, tuple(settings.chain))
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
 

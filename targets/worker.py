@@ -85,6 +85,7 @@ class Worker:
         self.done = done
         self.queue = worker_queue(dependency)
         self.metrics = WorkerMetrics(registry)
+        self.metrics.declare(self.lane, dependency)
         self.client = AsyncDependencyClient(
             lane=self.lane,
             urls={dependency: f"http://{topology.proxy(self.lane, dependency).listen}/work"},

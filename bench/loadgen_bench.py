@@ -1,0 +1,269 @@
+"""Benchmark of the load generator itself, against a trivial Go endpoint, in one run.
+
+    .venv/bin/python bench/loadgen_bench.py          # about 3 minutes
+
+(a) throughput: the harness's shoppers against a plain Locust ``FastHttpUser``, same users,
+    same trivial endpoint, each generator pinned to the same core (the server to the other);
+    prints requests per second of each and their ratio (target >= 0.9).
+(b) coordinated omission: 500 arrivals/s for 10 s while the endpoint stalls for 1.4 s. The
+    endpoint records when each request was intended (X-Intended-Start) and answered, which
+    gives the true p99 independently of any generator. Prints our open-model p99 against it
+    (target within 10 %), the achieved arrival rate (target >= 99 %), and what a plain
+    closed-loop Locust run paced to the same 500/s reports for the same stall.
+(c) the same stall measured by k6's constant-arrival-rate executor, when k6 is installed
+    (``go install go.k6.io/k6@v1.8.1``; it looks in PATH and .tools/bin).
+
+Everything listens on and sends to 127.0.0.1; every run is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import math
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / ".tools" / "bin"
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))] if ordered else math.nan
+
+
+def build_server() -> Path:
+    out = BIN / "doorbuster-trivial"
+    BIN.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["go", "build", "-o", str(out), "."], cwd=ROOT / "bench" / "trivial", check=True)
+    return out
+
+
+@contextlib.contextmanager
+def server(binary: Path, stall_at: float = -1, stall_for: float = 1.4) -> Iterator[str]:
+    port = free_port()
+    cmd = ["taskset", "-c", "1", str(binary), "-addr", f"127.0.0.1:{port}",
+           "-stall-at", str(stall_at), "-stall-for", str(stall_for)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            with contextlib.suppress(requests.RequestException):
+                requests.get(f"{url}/records", timeout=1)
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def locust(args: list[str], env: dict[str, str], timeout: float) -> None:
+    cmd = [
+        "taskset",
+        "-c",
+        "0",
+        PY,
+        "-m",
+        "locust",
+        "--headless",
+        "--only-summary",
+        "--loglevel",
+        "ERROR",
+        *args,
+    ]
+    subprocess.run(cmd, env={**os.environ, **env}, timeout=timeout, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+
+
+def stats_row(prefix: Path, name: str) -> dict[str, str]:
+    with open(f"{prefix}_stats.csv") as fh:
+        for row in csv.DictReader(fh):
+            if row["Name"] == name:
+                return row
+    raise KeyError(name)
+
+
+def ours(url: str, work: Path, stages: list[dict[str, Any]], model: str, tag: str) -> Path:
+    scenario = {
+        "name": f"bench-{tag}",
+        "load": {"model": model, "lanes": ["sync"], "stages": stages, "think_time": 0,
+                 "impatient": {"timeout": "10s", "retries": 0}, "max_in_flight": 5000},
+    }  # fmt: skip
+    run_dir = work / tag
+    run_dir.mkdir(parents=True)
+    (run_dir / "scenario.json").write_text(json.dumps(scenario))
+    env = {
+        "DOORBUSTER_SCENARIO": str(run_dir / "scenario.json"),
+        "DOORBUSTER_TARGETS": json.dumps({"sync": url}),
+        "DOORBUSTER_RUN_DIR": str(run_dir),
+        "DOORBUSTER_STATE_DIR": str(work / "no-stack"),
+    }
+    duration = sum(float(s["duration"]) for s in stages)
+    locust(
+        ["-f", str(ROOT / "locustfiles" / "shoppers.py"), "--csv", str(run_dir / "locust")],
+        env,
+        duration + 60,
+    )
+    return run_dir
+
+
+def plain(url: str, work: Path, users: int, seconds: float, tag: str, rate: float = 0) -> Path:
+    run_dir = work / tag
+    run_dir.mkdir(parents=True)
+    args = ["-f", str(ROOT / "bench" / "plain_fasthttp.py"), "--host", url, "-u", str(users), "-r", str(users),
+            "-t", f"{seconds:g}s", "--csv", str(run_dir / "locust")]  # fmt: skip
+    locust(args, {"PLAIN_RATE": str(rate)}, seconds + 60)
+    return run_dir
+
+
+def throughput(binary: Path, work: Path, users: int, seconds: float, rounds: int) -> dict[str, Any]:
+    ours_rps, plain_rps = [], []
+    for i in range(rounds):  # interleaved, so drift hits both alike
+        with server(binary) as url:
+            d = ours(
+                url, work, [{"name": "flat-out", "duration": seconds, "rate": users}], "closed", f"a-ours-{i}"
+            )
+            ours_rps.append(float(stats_row(d / "locust", "sync checkout")["Requests/s"]))
+        with server(binary) as url:
+            d = plain(url, work, users, seconds, f"a-plain-{i}")
+            plain_rps.append(float(stats_row(d / "locust", "sync checkout")["Requests/s"]))
+    ratio = sorted(o / p for o, p in zip(ours_rps, plain_rps, strict=True))[len(ours_rps) // 2]
+    return {"users": users, "seconds": seconds, "ours_rps": ours_rps, "plain_rps": plain_rps, "ratio": ratio}
+
+
+def truth(url: str) -> tuple[list[float], list[float], int]:
+    data = requests.get(f"{url}/records", timeout=30).json()
+    records = data["records"] or []
+    latencies = [r["answered"] - r["intended"] for r in records]
+    received = sorted(r["received"] for r in records)
+    return latencies, received, int(data["count"])
+
+
+def stall(
+    binary: Path, work: Path, rate: float, seconds: float, stall_at: float, stall_for: float
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"rate": rate, "seconds": seconds, "stall_s": stall_for}
+    with server(binary, stall_at, stall_for) as url:
+        d = ours(url, work, [{"name": "steady", "duration": seconds, "rate": rate}], "open", "b-ours")
+        latencies, received, count = truth(url)
+        row = stats_row(d / "locust", "sync checkout")
+        rows = [json.loads(line) for line in (d / "requests.jsonl").read_text().splitlines()]
+        ours_lat = [r[1] - r[0] for r in rows if r[3] == "checkout"]
+        out["ours"] = {
+            "sent": count,
+            "p99_locust_s": float(row["99%"]) / 1000,
+            "p99_log_s": pct(ours_lat, 0.99),
+            "true_p99_s": pct(latencies, 0.99),
+            "achieved_rate": count / (received[-1] - received[0] + 1 / rate) if received else 0.0,
+        }
+    with server(binary, stall_at, stall_for) as url:
+        users = 50
+        d = plain(url, work, users, seconds, "b-plain", rate=rate / users)
+        _, received, count = truth(url)
+        row = stats_row(d / "locust", "sync checkout")
+        out["plain"] = {"users": users, "sent": count, "p99_s": float(row["99%"]) / 1000,
+                        "achieved_rate": count / seconds}  # fmt: skip
+    return out
+
+
+K6_SCRIPT = """
+import http from 'k6/http';
+export const options = {
+  scenarios: { stall: { executor: 'constant-arrival-rate', rate: __RATE__, timeUnit: '1s',
+    duration: '__SECONDS__s', preAllocatedVUs: 1000, maxVUs: 3000 } },
+  summaryTrendStats: ['avg', 'med', 'p(95)', 'p(99)', 'max'],
+};
+export default function () {
+  http.post('__URL__/orders', '{"customer_id":"k6","items":[{"sku":"tv-55","qty":1}]}',
+    { headers: { 'Content-Type': 'application/json' } });
+}
+"""
+
+
+def k6(
+    binary: Path, work: Path, rate: float, seconds: float, stall_at: float, stall_for: float
+) -> dict[str, Any] | None:
+    k6_bin = shutil.which("k6") or (str(BIN / "k6") if (BIN / "k6").exists() else None)
+    if k6_bin is None:
+        return None
+    with server(binary, stall_at, stall_for) as url:
+        script = work / "k6.js"
+        script.write_text(K6_SCRIPT.replace("__RATE__", str(int(rate))).replace("__SECONDS__", str(int(seconds)))
+                          .replace("__URL__", url))  # fmt: skip
+        summary = work / "k6-summary.json"
+        subprocess.run(["taskset", "-c", "0", k6_bin, "run", "--quiet", "--summary-export", str(summary), str(script)],
+                       check=True, timeout=seconds + 120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        metrics = json.loads(summary.read_text())["metrics"]
+        _, received, count = truth(url)
+    dropped = metrics.get("dropped_iterations", {}).get("count", 0)
+    return {
+        "sent": count,
+        "p99_s": metrics["http_req_duration"]["p(99)"] / 1000,
+        "achieved_rate": count / (received[-1] - received[0] + 1 / rate) if received else 0.0,
+        "dropped_iterations": dropped,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--users", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    binary = build_server()
+    with tempfile.TemporaryDirectory(prefix="doorbuster-loadgen-") as tmp:
+        work = Path(tmp)
+        a = throughput(binary, work, args.users, args.seconds, args.rounds)
+        b = stall(binary, work, rate=500, seconds=10, stall_at=5, stall_for=1.4)
+        c = k6(binary, work, rate=500, seconds=10, stall_at=5, stall_for=1.4)
+    print(f"\n(a) throughput, {a['users']} users flat out for {a['seconds']:g}s, generator on one core:")
+    for o, p in zip(a["ours_rps"], a["plain_rps"], strict=True):
+        print(
+            f"    doorbuster shoppers {o:8.0f} req/s   plain FastHttpUser {p:8.0f} req/s   ratio {o / p:.3f}"
+        )
+    print(f"    median ratio {a['ratio']:.3f} (target >= 0.9)")
+    o, p = b["ours"], b["plain"]
+    print(f"\n(b) {b['rate']:.0f} arrivals/s for {b['seconds']:.0f}s with a {b['stall_s']}s stall:")
+    print(f"    true p99 (endpoint's record of intended -> answered): {o['true_p99_s']:.3f}s")
+    print(f"    doorbuster open model p99: {o['p99_locust_s']:.3f}s in Locust's stats, {o['p99_log_s']:.3f}s in its log"
+          f"  -> {o['p99_log_s'] / o['true_p99_s']:.3f} of true (target within 10%)")  # fmt: skip
+    print(f"    achieved arrival rate {o['achieved_rate']:.1f}/s = {o['achieved_rate'] / b['rate']:.1%} of set "
+          f"({o['sent']} sent; target >= 99%)")  # fmt: skip
+    print(f"    plain closed-loop Locust ({p['users']} users paced to {b['rate']:.0f}/s): p99 {p['p99_s']:.3f}s "
+          f"= true p99 / {o['true_p99_s'] / p['p99_s']:.1f}; sent {p['sent']} "
+          f"({p['achieved_rate'] / b['rate']:.1%} of the rate)")  # fmt: skip
+    if c is None:
+        print("\n(c) k6 not found (go install go.k6.io/k6@v1.8.1): skipped")
+    else:
+        print(f"\n(c) k6 constant-arrival-rate, same stall: p99 {c['p99_s']:.3f}s "
+              f"({c['p99_s'] / o['true_p99_s']:.3f} of the true p99 above); achieved {c['achieved_rate']:.1f}/s "
+              f"({c['achieved_rate'] / b['rate']:.1%}), dropped iterations {c['dropped_iterations']}")  # fmt: skip
+    if args.json:
+        print(json.dumps({"a": a, "b": b, "c": c}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

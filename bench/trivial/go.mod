@@ -1,0 +1,3 @@
+module doorbuster/bench/trivial
+
+go 1.22

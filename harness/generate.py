@@ -1,0 +1,291 @@
+"""Generated files: Grafana dashboards and provisioning, and the docker-compose stack.
+
+``doorbuster dashboards`` (``make dashboards``) writes them; a test regenerates them and fails
+if the committed files differ, so dashboards can not drift from the panel definitions, and
+the compose file can not drift from the topology.
+
+Compose runs every service with host networking, so the topology's loopback addresses hold
+there unchanged: nothing listens beyond 127.0.0.1, and the apps need no second set of names.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.binaries import PROJECT_ROOT
+from harness.panels import DASHBOARDS, PANELS, Panel
+from harness.prometheus import scrape_config
+from harness.settings import StackSettings
+from harness.topology import Topology
+
+__all__ = ["DATASOURCE_UID", "compose_files", "dashboard", "generated_files", "write_generated"]
+
+DATASOURCE_UID = "doorbuster-prometheus"
+_DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
+TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
+RABBITMQ_IMAGE = "rabbitmq:3.13-alpine"
+PROMETHEUS_IMAGE = "prom/prometheus:v2.53.4"
+GRAFANA_IMAGE = "grafana/grafana:11.6.0"
+
+
+def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [{"color": "green", "value": None}]
+    steps += [{"color": colour, "value": value} for value, colour in panel.thresholds]
+    return {
+        "id": panel_id,
+        "type": "timeseries",
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": _DATASOURCE,
+        "gridPos": {"x": x, "y": y, "w": 12, "h": 8},
+        "fieldConfig": {
+            "defaults": {
+                "unit": panel.unit,
+                "thresholds": {"mode": "absolute", "steps": steps},
+                "custom": {"thresholdsStyle": {"mode": "line" if panel.thresholds else "off"}},
+            },
+            "overrides": [],
+        },
+        "options": {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "none"},
+        },
+        "targets": [
+            {"refId": chr(ord("A") + i), "datasource": _DATASOURCE, "expr": q.expr, "legendFormat": q.legend}
+            for i, q in enumerate(panel.queries)
+        ],
+    }
+
+
+def dashboard(key: str) -> dict[str, Any]:
+    """One Grafana dashboard, two panels to a row, with every fault window annotated."""
+    panels = [p for p in PANELS if p.dashboard == key]
+    return {
+        "uid": f"doorbuster-{key}",
+        "title": DASHBOARDS[key],
+        "tags": ["doorbuster"],
+        "timezone": "browser",
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": True,
+        "refresh": "5s",
+        "time": {"from": "now-15m", "to": "now"},
+        "annotations": {
+            "list": [
+                {
+                    "name": "Faults",
+                    "datasource": _DATASOURCE,
+                    "enable": True,
+                    "iconColor": "orange",
+                    "expr": "sum by (lane, dependency, type) (toxic_active) > 0",
+                    "step": "1s",
+                    "titleFormat": "fault",
+                    "textFormat": "{{lane}}-{{dependency}} {{type}}",
+                    "tagKeys": "lane,dependency,type",
+                    "useValueForTime": False,
+                }
+            ]
+        },
+        "links": [
+            {"title": title, "url": f"/d/doorbuster-{k}", "type": "link"}
+            for k, title in DASHBOARDS.items()
+            if k != key
+        ],
+        "panels": [_panel_json(p, i + 1, (i % 2) * 12, (i // 2) * 8) for i, p in enumerate(panels)],
+    }
+
+
+def _grafana_files() -> dict[str, str]:
+    files = {
+        f"grafana/dashboards/{key}.json": json.dumps(dashboard(key), indent=2, sort_keys=True) + "\n"
+        for key in DASHBOARDS
+    }
+    files["grafana/provisioning/datasources/prometheus.yaml"] = _yaml(
+        {
+            "apiVersion": 1,
+            "datasources": [
+                {
+                    "name": "Prometheus",
+                    "type": "prometheus",
+                    "uid": DATASOURCE_UID,
+                    "access": "proxy",
+                    # Grafana expands environment variables in provisioning files.
+                    "url": "$DOORBUSTER_PROMETHEUS_URL",
+                    "isDefault": True,
+                    "jsonData": {"timeInterval": "1s"},
+                }
+            ],
+        }
+    )
+    files["grafana/provisioning/dashboards/doorbuster.yaml"] = _yaml(
+        {
+            "apiVersion": 1,
+            "providers": [
+                {
+                    "name": "doorbuster",
+                    "folder": "doorbuster",
+                    "type": "file",
+                    "allowUiUpdates": False,
+                    "options": {"path": "/var/lib/grafana/dashboards"},
+                }
+            ],
+        }
+    )
+    return files
+
+
+def _yaml(data: Any) -> str:
+    return "# Generated by `doorbuster dashboards` from harness/; do not edit.\n" + yaml.safe_dump(
+        data, sort_keys=False
+    )
+
+
+def compose_files(topology: Topology) -> dict[str, str]:
+    """docker-compose.yml and the files it mounts, for the default topology."""
+    from harness.panels import recording_rules
+
+    host = topology.host
+    services: dict[str, Any] = {
+        "toxiproxy": {
+            "image": TOXIPROXY_IMAGE,
+            "network_mode": "host",
+            "command": [
+                "-host",
+                host,
+                "-port",
+                str(topology.toxiproxy.port),
+                "-config",
+                "/config/toxiproxy.json",
+                "-proxy-metrics",
+                "-runtime-metrics",
+            ],
+            "volumes": ["./docker/toxiproxy.json:/config/toxiproxy.json:ro"],
+        },
+        "broker": {
+            "image": RABBITMQ_IMAGE,
+            "network_mode": "host",
+            "environment": {
+                "RABBITMQ_NODE_IP_ADDRESS": host,
+                "RABBITMQ_NODE_PORT": str(topology.ports["broker"]),
+                "RABBITMQ_DIST_PORT": str(topology.ports["broker-dist"]),
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+                "ERL_EPMD_ADDRESS": host,
+            },
+        },
+        "prometheus": {
+            "image": PROMETHEUS_IMAGE,
+            "network_mode": "host",
+            "command": [
+                "--config.file=/etc/prometheus/prometheus.yml",
+                f"--web.listen-address={topology.prometheus.address}",
+                "--storage.tsdb.retention.time=7d",
+            ],
+            "volumes": [
+                "./docker/prometheus.yml:/etc/prometheus/prometheus.yml:ro",
+                "./docker/rules.yml:/etc/prometheus/rules.yml:ro",
+            ],
+        },
+        "grafana": {
+            "image": GRAFANA_IMAGE,
+            "network_mode": "host",
+            "environment": {
+                # No default password: compose refuses to start without one.
+                "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set GRAFANA_ADMIN_PASSWORD}",
+                "GF_SERVER_HTTP_ADDR": host,
+                "GF_SERVER_HTTP_PORT": "3000",
+                "GF_AUTH_ANONYMOUS_ENABLED": "false",
+                "DOORBUSTER_PROMETHEUS_URL": topology.prometheus.url,
+            },
+            "volumes": [
+                "./grafana/provisioning:/etc/grafana/provisioning:ro",
+                "./grafana/dashboards:/var/lib/grafana/dashboards:ro",
+            ],
+            "depends_on": ["prometheus"],
+        },
+    }
+    target = {
+        "build": {"context": ".", "dockerfile": "Dockerfile"},
+        "image": "doorbuster:local",
+        "network_mode": "host",
+        "volumes": ["./docker/stack.json:/config/stack.json:ro"],
+        "depends_on": ["toxiproxy", "broker"],
+    }
+    for spec in topology.processes:
+        if spec.kind not in ("order", "downstream", "worker"):
+            continue
+        command = ["python", "-m", "targets", spec.kind, "--stack", "/config/stack.json",
+                   "--lane", spec.lane or "async", "--data-dir", "/data"]  # fmt: skip
+        if spec.dependency:
+            command += ["--dependency", spec.dependency]
+        services[spec.name] = {**target, "command": command}
+    master_port = str(topology.ports["locust-master"])
+    locust_env = {"DOORBUSTER_STACK_FILE": "/config/stack.json", "DOORBUSTER_SCENARIO": "black-friday"}
+    services["locust-master"] = {
+        **target,
+        "depends_on": ["order-sync", "order-async"],
+        "environment": locust_env,
+        "command": [
+            "locust",
+            "-f",
+            "locustfiles/black_friday.py",
+            "--master",
+            "--master-bind-host",
+            host,
+            "--master-bind-port",
+            master_port,
+            "--web-host",
+            host,
+            "--web-port",
+            "8089",
+        ],
+    }
+    services["locust-worker"] = {
+        **target,
+        "depends_on": ["locust-master"],
+        "environment": locust_env,
+        "command": [
+            "locust",
+            "-f",
+            "locustfiles/black_friday.py",
+            "--worker",
+            "--master-host",
+            host,
+            "--master-port",
+            master_port,
+        ],
+    }
+    # "version" keeps Debian's docker-compose 1.29 happy; Compose v2 ignores it.
+    compose = {"version": "3.8", "services": services}
+    prometheus = scrape_config(topology)
+    prometheus["rule_files"] = ["/etc/prometheus/rules.yml"]
+    proxies = [
+        {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True}
+        for p in topology.proxies
+    ]
+    return {
+        "docker-compose.yml": _yaml(compose),
+        "docker/stack.json": topology.to_json() + "\n",
+        "docker/prometheus.yml": _yaml(prometheus),
+        "docker/rules.yml": _yaml(recording_rules()),
+        "docker/toxiproxy.json": json.dumps(proxies, indent=2) + "\n",
+    }
+
+
+def generated_files() -> dict[str, str]:
+    """Every generated file: path relative to the project root -> its exact content."""
+    return {**_grafana_files(), **compose_files(Topology.from_settings(StackSettings()))}
+
+
+def write_generated(root: Path = PROJECT_ROOT) -> list[Path]:
+    written = []
+    for relative, content in generated_files().items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists() or path.read_text() != content:
+            path.write_text(content)
+            written.append(path)
+    return written
