@@ -106,7 +106,9 @@ def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path
         else:
             topology = Stack(StateDir(default_state_dir())).running_topology()
     except (DoorbusterError, OSError, ValueError) as exc:
-        if scenario.chaos or not os.environ.get("DOORBUSTER_TARGETS"):
+        # A worker only sends load (the master runs the chaos), so targets are all it needs.
+        needs_stack = scenario.chaos and "--worker" not in sys.argv
+        if needs_stack or not os.environ.get("DOORBUSTER_TARGETS"):
             raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
     if topology is not None:
         running = topology.settings.model_copy(update={"ports": scenario.stack.ports})

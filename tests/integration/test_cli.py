@@ -32,6 +32,7 @@ def test_status_json_names_lanes_toxiproxy_and_every_proxy(
     assert data["lanes"]["sync"]["url"] == stack.url("sync")
     assert data["lanes"]["async"]["url"] == stack.url("async")
     assert data["toxiproxy"]["url"] == stack.topology.toxiproxy.url
+    assert data["prometheus"]["url"] == stack.topology.prometheus.url
     proxies = {p["name"]: p for p in data["toxiproxy"]["proxies"]}
     assert set(proxies) == {p.name for p in stack.topology.proxies}
     assert proxies["async-broker"]["upstream"] == stack.topology.broker.address

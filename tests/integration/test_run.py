@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import requests
 from harness.binaries import PROJECT_ROOT
 from harness.cli import main
 from harness.errors import ExitCode
+from harness.panels import PANELS
 from tests.integration.conftest import RunningStack
 
 SHORT = """
@@ -72,6 +74,14 @@ def test_a_short_run_writes_summary_report_and_verdicts(stack: RunningStack, tmp
         assert (out / png).stat().st_size > 5000, png
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
     assert stack.chaos.active() == []
+
+    # No dead panels: every panel's query returned data from the real Prometheus for this run.
+    series = json.loads((out / "series.json").read_text())
+    assert not series.get("errors"), series.get("errors")
+    for panel in PANELS:
+        lines = series["panels"].get(panel.key)
+        assert lines, f"panel {panel.key!r} ({panel.title}) returned no data"
+        assert any(not math.isnan(v) for line in lines for _, v in line["points"]), panel.key
 
     (out / "report.html").unlink()
     assert _cli(stack, "report", str(out)) == 0

@@ -1,0 +1,130 @@
+"""Generated files can not drift: from the panels (Grafana) and the topology (compose)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.binaries import PROJECT_ROOT
+from harness.generate import generated_files
+from harness.panels import DASHBOARDS, PANELS, RECORDING_RULES
+from harness.prometheus import write_prometheus_config
+from harness.settings import StackSettings
+from harness.state import StateDir
+from harness.topology import Topology
+
+TOPOLOGY = Topology.from_settings(StackSettings())
+
+
+def test_committed_files_are_exactly_what_the_generator_writes() -> None:
+    stale = [
+        path
+        for path, content in generated_files().items()
+        if not (PROJECT_ROOT / path).exists() or (PROJECT_ROOT / path).read_text() != content
+    ]
+    assert not stale, f"regenerate with `make dashboards`: {stale}"
+
+
+def test_every_panel_is_on_exactly_one_dashboard_with_its_queries() -> None:
+    files = generated_files()
+    seen: dict[str, int] = {}
+    for key in DASHBOARDS:
+        board = json.loads(files[f"grafana/dashboards/{key}.json"])
+        assert board["uid"] == f"doorbuster-{key}"
+        assert "toxic_active" in board["annotations"]["list"][0]["expr"]
+        for panel in board["panels"]:
+            seen[panel["title"]] = seen.get(panel["title"], 0) + 1
+            assert panel["targets"], panel["title"]
+    assert seen == {p.title: 1 for p in PANELS}
+    exprs = {t["expr"] for key in DASHBOARDS for p in json.loads(files[f"grafana/dashboards/{key}.json"])["panels"]
+             for t in p["targets"]}  # fmt: skip
+    assert exprs == {q.expr for p in PANELS for q in p.queries}
+
+
+def test_compose_agrees_with_the_topology() -> None:
+    compose = yaml.safe_load(generated_files()["docker-compose.yml"])
+    services = compose["services"]
+    targets = {s.name for s in TOPOLOGY.processes if s.kind in ("order", "downstream", "worker")}
+    assert targets <= set(services)
+    assert {"toxiproxy", "broker", "prometheus", "grafana", "locust-master", "locust-worker"} <= set(services)
+    for name, service in services.items():
+        assert service["network_mode"] == "host", name  # so the topology's loopback addresses hold
+        assert "ports" not in service, name
+    for spec in TOPOLOGY.processes:
+        if spec.name in targets:
+            command = services[spec.name]["command"]
+            assert command[3] == spec.kind and ("--dependency" in command) == bool(spec.dependency)
+    toxiproxy = services["toxiproxy"]["command"]
+    assert toxiproxy[toxiproxy.index("-host") + 1] == "127.0.0.1"
+    assert toxiproxy[toxiproxy.index("-port") + 1] == str(TOPOLOGY.toxiproxy.port)
+    assert f"--web.listen-address={TOPOLOGY.prometheus.address}" in services["prometheus"]["command"]
+    assert services["broker"]["environment"]["RABBITMQ_NODE_PORT"] == str(TOPOLOGY.broker.port)
+    assert services["grafana"]["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
+    proxies = json.loads(generated_files()["docker/toxiproxy.json"])
+    assert {(p["name"], p["listen"], p["upstream"]) for p in proxies} == {
+        (p.name, p.listen, p.upstream) for p in TOPOLOGY.proxies
+    }
+    assert Topology.from_json(generated_files()["docker/stack.json"]) == TOPOLOGY
+
+
+def test_grafana_has_no_default_password() -> None:
+    password = yaml.safe_load(generated_files()["docker-compose.yml"])["services"]["grafana"]["environment"][
+        "GF_SECURITY_ADMIN_PASSWORD"
+    ]
+    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?")
+
+
+def _compose(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose is installed by scripts/setup"
+    return subprocess.run(
+        [binary, "-f", str(PROJECT_ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True, text=True, env={**os.environ, **env}, cwd=PROJECT_ROOT, timeout=60,
+    )  # fmt: skip
+
+
+def test_docker_compose_validates_and_insists_on_a_password() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"}
+    ok = _compose({**env, "GRAFANA_ADMIN_PASSWORD": "s3cret"})
+    assert ok.returncode == 0, ok.stderr
+    os.environ.pop("GRAFANA_ADMIN_PASSWORD", None)
+    refused = _compose({})
+    assert refused.returncode != 0
+    assert "GRAFANA_ADMIN_PASSWORD" in refused.stderr
+
+
+@pytest.fixture
+def promtool() -> str:
+    binary = shutil.which("promtool")
+    assert binary, "promtool comes with Prometheus, installed by scripts/setup"
+    return binary
+
+
+def test_promtool_accepts_the_generated_config_and_rules(tmp_path: Path, promtool: str) -> None:
+    state = StateDir(tmp_path)
+    config = write_prometheus_config(TOPOLOGY, state)
+    for args in (["check", "config", str(config)], ["check", "rules", str(tmp_path / "rules.yml")],
+                 ["check", "rules", str(PROJECT_ROOT / "docker" / "rules.yml")]):  # fmt: skip
+        result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+    rules = yaml.safe_load((tmp_path / "rules.yml").read_text())["groups"][0]["rules"]
+    assert {r["record"] for r in rules} == set(RECORDING_RULES)
+
+
+def test_every_process_with_metrics_is_scraped() -> None:
+    from harness.prometheus import scrape_config
+
+    config = scrape_config(TOPOLOGY)
+    addresses = {t["targets"][0] for job in config["scrape_configs"] for t in job["static_configs"]}
+    for spec in TOPOLOGY.processes:
+        if spec.metrics_path:
+            assert spec.endpoint.address in addresses, spec.name
+    assert TOPOLOGY.endpoint("locust-exporter").address in addresses
+    assert TOPOLOGY.endpoint("supervisor").address in addresses
+    assert config["global"]["scrape_interval"] == "1s"
