@@ -377,6 +377,9 @@ def run(
     for line in summary.get("reading", []):
         out.print(f"  {escape(line)}")
     out.print(f"report: {result.run_dir / 'report.html'}")
+    if summary.get("interrupted"):
+        err.print("Interrupted: the run was stopped early; every fault was removed.")
+        raise typer.Exit(130)
     if not result.passed:
         raise ExpectationFailed(f"{sum(not v['passed'] for v in summary['verdicts'])} expectation(s) failed")
 

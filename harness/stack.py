@@ -1,7 +1,4 @@
-"""Bringing a stack up, reading its health, taking it down.
-
->>> # doorbuster up; doorbuster status --json; doorbuster down   (see harness.cli)
-"""
+"""Bringing a stack up, reading its health, taking it down (``doorbuster up|status|down``)."""
 
 from __future__ import annotations
 

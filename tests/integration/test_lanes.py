@@ -154,3 +154,84 @@ def test_bad_order_bodies_get_4xx_with_a_message(stack: RunningStack) -> None:
         assert status == 422 and "items" in str(body["detail"])
         status, _ = asyncio.run(post(lane, b"x" * (200 * 1024)))
         assert status == 413
+
+
+def test_a_retried_payment_that_timed_out_charges_twice_without_idempotency_keys(stack: RunningStack) -> None:
+    """The toxic delays payment's answer, not its work: the client gives up at 5 s and
+    retries, and every attempt charges the card again."""
+    before = stack.metric("downstream-sync-payment", "payment_duplicate_charges_total", lane="sync")
+    stack.chaos.add(
+        FaultSpec(dependency="payment", type="latency", attributes={"latency": 5500}, lanes=("sync",))
+    )
+    response = requests.post(f"{stack.url('sync')}/orders", json=ORDER, timeout=60)
+    assert response.status_code == 504
+    assert (response.json()["dependency"], response.json()["attempts"]) == ("payment", 3)
+    time.sleep(1)
+    after = stack.metric("downstream-sync-payment", "payment_duplicate_charges_total", lane="sync")
+    assert after - before == 2  # three attempts, three charges, two of them duplicates
+
+
+def test_the_async_lane_sends_idempotency_keys_so_redelivery_changes_nothing_twice(
+    stack: RunningStack,
+) -> None:
+    statuses, _, ids = asyncio.run(send_orders(stack.url("async"), 10, 10))
+    assert statuses == [202] * 10
+    assert asyncio.run(wait_fulfilled(stack.url("async"), ids, timeout_s=60)) == 10
+    for dep in ("payment", "inventory", "warehouse", "email", "analytics"):
+        for oid in ids:
+            ledger = requests.get(f"{stack.topology.endpoint(f'downstream-async-{dep}').url}/ledger",
+                                  params={"order_id": oid}, timeout=5).json()  # fmt: skip
+            assert ledger["applied"] == 1, (dep, oid)
+
+
+def test_order_status_steps_correlation_and_webhook(stack: RunningStack) -> None:
+    calls: list[dict[str, object]] = []
+
+    async def scenario() -> None:
+        from aiohttp import web
+
+        async def hook(request: web.Request) -> web.Response:
+            calls.append(await request.json())
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 23099)
+        await site.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                body = {**ORDER, "webhook_url": "http://127.0.0.1:23099/hook"}
+                headers = {"X-Correlation-Id": "corr-123"}
+                async with session.post(f"{stack.url('async')}/orders", json=body, headers=headers) as r:
+                    assert r.status == 202
+                    order_id = (await r.json())["order_id"]
+                    assert r.headers["X-Correlation-Id"] == "corr-123"
+                async with session.get(f"{stack.url('async')}{r.headers['Location']}") as g:
+                    first = await g.json()
+                assert first["status"] in ("accepted", "fulfilled")
+                assert set(first["steps"]) == {"inventory", "warehouse", "email", "analytics"}
+                for _ in range(100):
+                    if calls:
+                        break
+                    await asyncio.sleep(0.1)
+                async with session.get(f"{stack.url('async')}/orders/{order_id}") as g:
+                    done = await g.json()
+        finally:
+            await runner.cleanup()
+        assert done["status"] == "fulfilled"
+        assert set(done["steps"].values()) == {"done"}
+        assert done["correlation_id"] == "corr-123"
+        assert len(calls) == 1 and calls[0]["order_id"] == order_id and calls[0]["status"] == "fulfilled"
+
+    asyncio.run(scenario())
+
+
+def test_the_sync_lane_remembers_its_orders(stack: RunningStack) -> None:
+    response = requests.post(f"{stack.url('sync')}/orders", json=ORDER, timeout=30)
+    assert response.status_code == 200 and response.json()["status"] == "confirmed"
+    order = requests.get(f"{stack.url('sync')}{response.headers['Location']}", timeout=5).json()
+    assert order["status"] == "fulfilled"
+    assert list(order["steps"]) == ["payment", "inventory", "warehouse", "email", "analytics"]
+    assert requests.get(f"{stack.url('sync')}/orders/nope", timeout=5).status_code == 404

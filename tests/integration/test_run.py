@@ -171,3 +171,27 @@ def test_plain_locust_web_ui_runs_the_timeline_and_cleans_up_on_stop_and_quit(
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_ctrl_c_stops_the_run_removes_every_fault_and_still_reports(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "long.yaml"
+    scenario.write_text(SHORT.replace("duration: 14s", "duration: 120s").replace("for: 6s", "for: 100s"))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir), "run", str(scenario),
+           "--out", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=PROJECT_ROOT)
+    try:
+        _wait_for_faults(stack, present=True, timeout=60)
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert stack.chaos.active() == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["passed"] is False
+    assert (out / "report.html").exists()
+    assert "Traceback" not in err.decode()
