@@ -26,7 +26,7 @@ from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFa
 from harness.settings import StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
-from harness.topology import LANES
+from harness.topology import LANES, Topology
 
 __all__ = ["app", "main", "parse_duration"]
 
@@ -65,6 +65,21 @@ def _root(
 
 def _stack() -> Stack:
     return Stack(StateDir(_ctx.state_dir))
+
+
+def _running() -> Topology:
+    """The running stack's topology, after removing faults left by processes that died."""
+    stack = _stack()
+    topology = stack.running_topology()
+    _sweep(stack, topology)
+    return topology
+
+
+def _sweep(stack: Stack, topology: Topology) -> None:
+    from harness.leases import sweep_leftovers
+
+    for leftover in sweep_leftovers(stack.state.root, Chaos(topology)):
+        err.print(f"removed a leftover fault: {escape(leftover.describe())}")
 
 
 def parse_duration(text: str) -> float:
@@ -220,8 +235,7 @@ def toxic_add(
 ) -> None:
     """Add a fault to a dependency on one or both lanes."""
     duration = parse_duration(for_) if for_ is not None else None
-    stack = _stack()
-    topology = stack.running_topology()
+    topology = _running()
     spec = FaultSpec(
         dependency=dependency,
         type=type_,
@@ -231,19 +245,25 @@ def toxic_add(
         stream=stream,
         name=name,
     ).validate(topology)
+    from harness.leases import FaultLease
+
     chaos = Chaos(topology)
+    fault_name = spec.type if spec.is_http else spec.toxic_name
+    # A fault meant to end is leased: if this process is killed, the next command removes it.
+    lease = FaultLease(_ctx.state_dir, owner="doorbuster toxic add --for") if duration is not None else None
+    if lease is not None:
+        lease.hold(spec.lanes, spec.dependency, fault_name)
     applied = chaos.add(spec)
     for fault in applied:
         out.print(f"added {fault.type} on {fault.lane}-{fault.dependency} {fault.attributes}")
-    if duration is None:
+    if duration is None or lease is None:
         return
     try:
         with err.status(f"holding the fault for {duration:g}s (Ctrl-C removes it now)"):
             time.sleep(duration)
     finally:
-        removed = chaos.remove(
-            spec.dependency, spec.lanes, spec.toxic_name if not spec.is_http else spec.type
-        )
+        removed = chaos.remove(spec.dependency, spec.lanes, fault_name)
+        lease.close()
         out.print(f"removed {removed} fault(s)")
 
 
@@ -252,7 +272,7 @@ def toxic_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every active fault, on both lanes."""
-    faults = Chaos(_stack().running_topology()).active()
+    faults = Chaos(_running()).active()
     if as_json:
         out.print_json(json.dumps([f.as_json() for f in faults]))
         return
@@ -280,7 +300,7 @@ def toxic_remove(
     lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
 ) -> None:
     """Remove one fault, or every fault, from a dependency."""
-    topology = _stack().running_topology()
+    topology = _running()
     lanes = _lanes(lane)
     for each in lanes:
         topology.proxy(each, dependency)
@@ -291,12 +311,12 @@ def toxic_remove(
 @toxic_app.command("reset")
 def toxic_reset() -> None:
     """Remove every fault and enable every proxy."""
-    Chaos(_stack().running_topology()).reset()
+    Chaos(_running()).reset()
     out.print("every fault removed, every proxy enabled")
 
 
 def _set_proxy(dependency: str, lane: str, *, enabled: bool) -> None:
-    topology = _stack().running_topology()
+    topology = _running()
     lanes = _lanes(lane)
     for each in lanes:
         topology.proxy(each, dependency)
@@ -427,7 +447,7 @@ def smoke(
     """Send the same orders to both lanes, at baseline and with email 3 s slow; compare."""
     from harness.smoke import run_smoke
 
-    topology = _stack().running_topology()
+    topology = _running()
     with err.status("sending orders to both lanes..."):
         result = run_smoke(topology, orders=orders, concurrency=concurrency)
     if as_json:

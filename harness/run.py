@@ -33,6 +33,7 @@ from harness.analysis import FaultWindow, Row, RunInputs, analyse, percentile
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
 from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
+from harness.leases import sweep_leftovers
 from harness.panels import PANELS
 from harness.prometheus import PrometheusClient
 from harness.scenario import Scenario, load_scenario
@@ -243,6 +244,8 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
         raise ConfigError("--workers must be from 0 to 64")
     topology = ensure_stack(stack, scenario, console)
     chaos = Chaos(topology)
+    for leftover in sweep_leftovers(stack.state.root, chaos):
+        console.print(f"removed a leftover fault: {leftover.describe()}")
     leftovers = chaos.active()
     if leftovers:
         console.print(f"removing {len(leftovers)} leftover fault(s): " + ", ".join(

@@ -18,6 +18,7 @@ from typing import Any
 
 from harness.chaos import Chaos
 from harness.errors import DoorbusterError
+from harness.leases import FaultLease
 from harness.scenario import ChaosStep
 
 __all__ = ["ChaosTimeline", "FaultRecord"]
@@ -59,6 +60,7 @@ class ChaosTimeline:
     steps: tuple[ChaosStep, ...]
     record_path: Path | None = None
     clock: Callable[[], float] = time.time
+    lease: FaultLease | None = None
     records: dict[str, FaultRecord] = field(default_factory=dict)
     t0: float | None = None
     _active: set[str] = field(default_factory=set)
@@ -93,8 +95,17 @@ class ChaosTimeline:
         finally:
             self.stop()
 
+    @staticmethod
+    def _lease_name(step: ChaosStep) -> str:
+        if step.type == "down":
+            return "down"
+        fault = step.fault()
+        return fault.type if fault.is_http else fault.toxic_name
+
     def apply(self, step: ChaosStep) -> None:
         record = self.records[step.name]
+        if self.lease is not None:
+            self.lease.hold(step.lane_tuple, step.dependency, self._lease_name(step))
         try:
             if step.type == "down":
                 self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=False)
@@ -116,16 +127,15 @@ class ChaosTimeline:
             if step.type == "down":
                 self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=True)
             else:
-                fault = step.fault()
-                self.chaos.remove(
-                    step.dependency, step.lane_tuple, fault.toxic_name if not fault.is_http else fault.type
-                )
+                self.chaos.remove(step.dependency, step.lane_tuple, self._lease_name(step))
             log.info("chaos: %s removed", step.name)
         except DoorbusterError as exc:
             record.error = f"{record.error or ''} removal: {exc}".strip()
             log.error("chaos: %s could not be removed: %s", step.name, exc)
         record.ended_at = self.clock()
         self._active.discard(step.name)
+        if self.lease is not None and record.error is None:
+            self.lease.release(step.lane_tuple, step.dependency, self._lease_name(step))
         self._save()
 
     def stop(self) -> None:
@@ -133,6 +143,8 @@ class ChaosTimeline:
         by_name = {s.name: s for s in self.steps}
         for name in list(self._active):
             self.remove(by_name[name])
+        if self.lease is not None and not self._active:
+            self.lease.close()
 
     def _save(self) -> None:
         if self.record_path is None:

@@ -51,6 +51,7 @@ from prometheus_client.core import (  # noqa: E402
 from harness.arrivals import arrival_times  # noqa: E402
 from harness.chaos import Chaos  # noqa: E402
 from harness.errors import DoorbusterError  # noqa: E402
+from harness.leases import FaultLease  # noqa: E402
 from harness.scenario import Scenario, load_scenario  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
@@ -475,7 +476,10 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         _control.collector.started = time.time()
     _control.stopped = False
     _control.timeline = ChaosTimeline(
-        chaos=Chaos(TOPOLOGY), steps=SCENARIO.chaos, record_path=RUN_DIR / "chaos.json"
+        chaos=Chaos(TOPOLOGY),
+        steps=SCENARIO.chaos,
+        record_path=RUN_DIR / "chaos.json",
+        lease=FaultLease(default_state_dir(), owner=f"locust run of {SCENARIO.name}"),
     )
     _control.greenlet = gevent.spawn(_control.timeline.run, gevent.sleep, lambda: _control.stopped)
 

@@ -1,0 +1,135 @@
+"""Fault leases: who applied which fault, so a fault whose owner died is found and removed.
+
+Whatever applies a fault that it means to remove again (a run's chaos timeline, ``toxic add
+--for``) holds a lease: a file in the state directory naming its pid and the faults it has
+applied.  A process killed with ``kill -9`` can not clean up after itself; the next
+``doorbuster`` command sees that the lease's pid is gone, says so, and removes those faults.
+A fault added for good (``toxic add`` without ``--for``) has no lease and is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.chaos import Chaos
+from harness.errors import DoorbusterError
+
+__all__ = ["FaultLease", "Leftover", "sweep_leftovers"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leftover:
+    owner_pid: int
+    owner: str
+    lane: str
+    dependency: str
+    name: str  # toxic name, HTTP fault type, or "down"
+
+    def describe(self) -> str:
+        return f"{self.lane}-{self.dependency} {self.name} (left by {self.owner}, pid {self.owner_pid}, gone)"
+
+
+class FaultLease:
+    """This process's lease: the faults it has applied and not removed yet."""
+
+    def __init__(self, root: Path, owner: str, pid: int | None = None) -> None:
+        self.pid = pid or os.getpid()
+        self.owner = owner
+        self.path = root / "leases" / f"{self.pid}.json"
+        self.faults: dict[str, dict[str, Any]] = {}
+
+    def _save(self) -> None:
+        if not self.faults:
+            self.path.unlink(missing_ok=True)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(
+            json.dumps({"pid": self.pid, "owner": self.owner, "faults": list(self.faults.values())})
+        )
+        tmp.replace(self.path)
+
+    def hold(self, lanes: tuple[str, ...], dependency: str, name: str) -> None:
+        """Record before applying: a crash between the two leaves a lease for nothing, harmless."""
+        for lane in lanes:
+            self.faults[f"{lane}/{dependency}/{name}"] = {
+                "lane": lane,
+                "dependency": dependency,
+                "name": name,
+            }
+        self._save()
+
+    def release(self, lanes: tuple[str, ...], dependency: str, name: str) -> None:
+        for lane in lanes:
+            self.faults.pop(f"{lane}/{dependency}/{name}", None)
+        self._save()
+
+    def close(self) -> None:
+        self.faults.clear()
+        self._save()
+
+
+def _leases(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    for path in sorted((root / "leases").glob("*.json")):
+        try:
+            yield path, json.loads(path.read_text())
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)
+
+
+def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
+    """Remove every fault held by a lease whose process is gone; returns what was removed."""
+    removed: list[Leftover] = []
+    active = None
+    for path, lease in _leases(root):
+        pid = int(lease.get("pid", 0))
+        if pid > 0 and _alive(pid):
+            continue
+        if active is None:
+            active = chaos.active()
+        for fault in lease.get("faults", []):
+            match = [
+                f
+                for f in active
+                if f.lane == fault["lane"]
+                and f.dependency == fault["dependency"]
+                and fault["name"] in (f.name, f.type)
+            ]
+            if not match:
+                continue
+            with contextlib.suppress(DoorbusterError):
+                if fault["name"] == "down":
+                    chaos.set_enabled(fault["dependency"], (fault["lane"],), enabled=True)
+                else:
+                    chaos.remove(fault["dependency"], (fault["lane"],), fault["name"])
+                removed.append(
+                    Leftover(
+                        owner_pid=pid,
+                        owner=str(lease.get("owner", "?")),
+                        lane=fault["lane"],
+                        dependency=fault["dependency"],
+                        name=fault["name"],
+                    )
+                )
+        path.unlink(missing_ok=True)
+    return removed
