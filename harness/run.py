@@ -11,6 +11,7 @@ backlog to drain, and writes the run directory: Locust's CSV and HTML, ``request
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import math
 import os
@@ -148,6 +149,13 @@ class _Progress:
                 f"{sum(1 for *_, good in q if not good) / 10:.1f}",
             )
         return table
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM when the harness dies, even by kill -9, so
+    Locust quits (removing its faults) instead of running on as an orphan."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _locust_commands(topology: Topology, run_dir: Path, workers: int) -> list[list[str]]:
@@ -290,6 +298,7 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
             console.print("interrupted: stopping the load and removing every fault")
         finally:
             _stop(procs)
+            stack.state.write_load_pids([])
             chaos.reset()
     load_end = time.time()
     if procs and procs[0].returncode not in (0, 1, -2, -15) and not interrupted:

@@ -261,6 +261,7 @@ class Stack:
     def down(self, *, timeout_s: float = 30.0) -> bool:
         """Remove every fault, stop every process; True if anything was running."""
         pid = self.supervisor_pid()
+        stopped_load = self._stop_load()
         if pid is not None:
             with contextlib.suppress(DoorbusterError):
                 Chaos(self.topology()).reset()
@@ -271,14 +272,27 @@ class Stack:
             if _pid_alive(pid):
                 kill_group(pid, signal.SIGKILL)
         killed = self._kill_leftovers()
-        return pid is not None or killed
+        return pid is not None or killed or stopped_load
+
+    def _stop_load(self) -> bool:
+        """Stop load generators a crashed run left, before the faults are reset under them."""
+        found = False
+        for pid in self.state.read_load_pids():
+            if _pid_alive(pid) and kill_group(pid, signal.SIGTERM):
+                found = True
+                deadline = time.monotonic() + 10
+                while _pid_alive(pid) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                kill_group(pid, signal.SIGKILL)
+        self.state.write_load_pids([])
+        return found
 
     def _kill_leftovers(self) -> bool:
-        """Kill what a supervisor that died without cleaning up left running."""
+        """Kill what a supervisor or a run that died without cleaning up left running."""
+        found = self._stop_load()
         record = self.state.read_supervisor()
         if record is None:
-            return False
-        found = False
+            return found
         for info in record.get("processes", {}).values():
             child = int(info.get("pid", 0))
             if child > 0 and kill_group(child, signal.SIGKILL):

@@ -66,6 +66,23 @@ class StateDir:
     def clear_supervisor(self) -> None:
         self.supervisor_file.unlink(missing_ok=True)
 
+    @property
+    def load_file(self) -> Path:
+        return self.root / "load.json"
+
+    def write_load_pids(self, pids: list[int]) -> None:
+        """The load generators a run started, so `down` can stop any a crash left behind."""
+        if pids:
+            self.load_file.write_text(json.dumps({"pids": pids}))
+        else:
+            self.load_file.unlink(missing_ok=True)
+
+    def read_load_pids(self) -> list[int]:
+        try:
+            return [int(p) for p in json.loads(self.load_file.read_text())["pids"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return []
+
     def log_tail(self, name: str, lines: int = 20) -> str:
         try:
             text = self.log_path(name).read_text(errors="replace")
