@@ -356,6 +356,15 @@ def run(
     base_port: Annotated[int | None, typer.Option(help="Port layout (default: the running stack's).")] = None,
     toxiproxy_port: Annotated[int | None, typer.Option(help="Toxiproxy API port.")] = None,
     time_scale: Annotated[float | None, typer.Option(help="Multiply the targets' latencies.")] = None,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--target", help="LANE=URL: send that lane's load there instead (loopback unless allowed)."
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None, typer.Option("--allow-host", help="A host off loopback that --target may name.")
+    ] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.run import RunOptions, run_scenario
@@ -372,6 +381,12 @@ def run(
             raise ConfigError(f"ports: {exc.errors()[0]['msg']}") from None
     if time_scale is not None and not 0 < time_scale <= 10:
         raise ConfigError("--time-scale must be more than 0 and at most 10")
+    targets: dict[str, str] = {}
+    for item in target or []:
+        lane, sep, url = item.partition("=")
+        if not sep or not url:
+            raise ConfigError(f"--target {item!r}: expected LANE=URL, like sync=http://127.0.0.1:9000")
+        targets[lane] = url
 
     options = RunOptions(
         scenario=scenario,
@@ -381,6 +396,8 @@ def run(
         workers=workers,
         ports=ports,
         time_scale=time_scale,
+        targets=targets or None,
+        allow_hosts=tuple(allow_host or ()),
     )
     result = run_scenario(options, _stack(), err)
     summary = result.summary

@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -40,7 +41,7 @@ from harness.prometheus import PrometheusClient
 from harness.scenario import Scenario, load_scenario
 from harness.settings import PortSettings
 from harness.stack import Stack
-from harness.topology import LANES, Topology
+from harness.topology import LANES, Topology, is_loopback
 
 __all__ = ["RunOptions", "RunResult", "run_scenario", "scaled"]
 
@@ -57,6 +58,24 @@ class RunOptions:
     # The machine's concern, not the scenario's: by default those of the running stack.
     ports: PortSettings | None = None
     time_scale: float | None = None
+    # lane -> base URL, instead of the stack's order services; off loopback only if allowed
+    targets: dict[str, str] | None = None
+    allow_hosts: tuple[str, ...] = ()
+
+
+def check_targets(targets: dict[str, str], allow_hosts: tuple[str, ...]) -> None:
+    """Load goes to loopback only, unless the user names the host explicitly."""
+    for lane, url in targets.items():
+        if lane not in LANES:
+            raise ConfigError(f"--target {lane}=...: the lanes are {', '.join(LANES)}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"--target {lane}={url}: expected an http(s) URL")
+        if not is_loopback(parts.hostname) and parts.hostname not in allow_hosts:
+            raise ConfigError(
+                f"--target {lane}={url}: {parts.hostname} is not a loopback address; load goes only "
+                f"to 127.0.0.0/8 and ::1 unless you allow it with --allow-host {parts.hostname}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -245,6 +264,8 @@ def _with_machine_settings(scenario: Scenario, options: RunOptions, stack: Stack
 
 
 def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResult:
+    if options.targets:
+        check_targets(options.targets, options.allow_hosts)
     base, _ = load_scenario(options.scenario)
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
     scenario = _with_machine_settings(scenario, options, stack)
@@ -271,6 +292,9 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
         "DOORBUSTER_WORKERS": str(max(1, options.workers)),
         "PYTHONUNBUFFERED": "1",
     }
+    if options.targets:
+        env["DOORBUSTER_TARGETS"] = json.dumps(options.targets)
+        env["DOORBUSTER_ALLOW_HOSTS"] = ",".join(options.allow_hosts)
     before = _Metrics.take(topology)
     started = time.time()
     procs: list[subprocess.Popen[bytes]] = []

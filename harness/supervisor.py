@@ -13,8 +13,10 @@ script and its Erlang VM) stop together.  Their pids are recorded in the state d
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -277,8 +279,21 @@ class Supervisor:
             kill_group(child.popen.pid, signal.SIGKILL)
             child.popen.poll()
             child.log_file.close()
+        self._stop_epmd()
         self.state.clear_supervisor()
         log.info("stopped")
+
+    def _stop_epmd(self) -> None:
+        """RabbitMQ starts Erlang's port mapper as a daemon of its own; stop it too, unless
+        another Erlang node on this machine still uses it (then epmd refuses, as it should)."""
+        if "broker" not in self.children:
+            return
+        epmd = shutil.which("epmd") or next(
+            iter(sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))), None
+        )
+        if epmd is not None:
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                subprocess.run([str(epmd), "-kill"], capture_output=True, timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -164,3 +164,30 @@ def test_expectations_parse(text: str, fields: dict[str, object]) -> None:
 def test_bad_expectations_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_expectation(text)
+
+
+@pytest.mark.parametrize(
+    ("targets", "allow", "ok"),
+    [
+        ({"sync": "http://127.0.0.1:9000"}, (), True),
+        ({"async": "http://127.8.9.10:9000"}, (), True),
+        ({"sync": "http://[::1]:9000"}, (), True),
+        ({"sync": "http://localhost:9000"}, (), True),
+        ({"sync": "http://10.0.0.5:9000"}, (), False),
+        ({"sync": "http://shop.example.com"}, (), False),
+        ({"sync": "http://shop.example.com"}, ("shop.example.com",), True),
+        ({"sync": "http://10.0.0.5:9000"}, ("10.0.0.6",), False),
+        ({"blue": "http://127.0.0.1:9000"}, (), False),
+        ({"sync": "ftp://127.0.0.1"}, (), False),
+    ],
+)
+def test_load_goes_to_loopback_unless_a_host_is_allowed(
+    targets: dict[str, str], allow: tuple[str, ...], ok: bool
+) -> None:
+    from harness.run import check_targets
+
+    if ok:
+        check_targets(targets, allow)
+    else:
+        with pytest.raises(ConfigError):
+            check_targets(targets, allow)
