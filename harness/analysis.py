@@ -101,8 +101,8 @@ class RunInputs:
     load_end: float  # seconds since t0 when the load stopped
     # async order ledger after the drain: order id -> status ("missing" when unknown)
     async_statuses: dict[str, str] = field(default_factory=dict)
-    # dependency -> orders with a side effect applied twice, per lane
-    duplicates: dict[str, dict[str, int]] = field(default_factory=dict)
+    # lane -> dependency -> order id -> times its side effect was applied (the services' ledgers)
+    side_effects: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
     # lane -> (downstream attempts, order requests) during the run
     attempts: dict[str, tuple[float, float]] = field(default_factory=dict)
     # fault name -> seconds after its end until every order accepted before then was finished
@@ -287,23 +287,10 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
             "throughput_rps": round(fig.throughput, 3),
             "latency_ms": _ms(fig.latencies, ("p50", "p95", "p99", "max")),
         }
-        dup = sum(inputs.duplicates.get(lane, {}).values())
+        ledger = reconcile(inputs, lane)
         if lane == "async":
             entry["fulfillment_ms"] = _ms(fig.fulfillments, ("p50", "p95", "p99"))
-            accepted = {r.order_id for r in inputs.rows if r.lane == lane and r.kind == "checkout" and r.ok}
-            statuses = [inputs.async_statuses.get(oid, "missing") for oid in accepted]
-            entry["orders"] = {
-                "accepted": len(accepted),
-                "fulfilled": statuses.count("fulfilled"),
-                "failed": statuses.count("failed"),
-                "lost": statuses.count("missing") + statuses.count("accepted"),
-                "duplicate_side_effects": dup,
-            }
-        else:
-            entry["orders"] = {
-                "confirmed": sum(1 for r in inputs.rows if r.lane == lane and r.kind == "checkout" and r.ok),
-                "duplicate_side_effects": dup,
-            }
+        entry["orders"] = ledger
         lanes[lane] = entry
     amplification = {
         lane: (round(attempts / orders, 3) if orders else None)
@@ -341,6 +328,44 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
     summary["passed"] = all(v["passed"] for v in summary["verdicts"])
     summary["reading"] = reading(inputs, summary)
     return summary
+
+
+def reconcile(inputs: RunInputs, lane: str) -> dict[str, int]:
+    """Every order of the run against what the downstream services saw.
+
+    async: each order that got its 202 is fulfilled, failed or lost (still unfinished after the
+    drain, or never stored); each fulfilled order's side effects applied exactly once in effect.
+    sync: each confirmed order's side effects applied once; a failed order may have left some
+    behind (a charge for an order the shopper was told had failed).
+    """
+    rows = [r for r in inputs.rows if r.lane == lane and r.kind == "checkout"]
+    effects = inputs.side_effects.get(lane, {})
+    duplicated = sum(1 for deps in effects.values() for n in deps.values() if n > 1)
+    if lane == "async":
+        accepted = {r.order_id for r in rows if r.ok}
+        statuses = [inputs.async_statuses.get(oid, "missing") for oid in accepted]
+        complete = {oid for oid in accepted if inputs.async_statuses.get(oid) == "fulfilled"}
+        missing = sum(1 for deps in effects.values() for oid in complete if deps.get(oid, 0) == 0)
+        return {
+            "accepted": len(accepted),
+            "fulfilled": statuses.count("fulfilled"),
+            "failed": statuses.count("failed"),
+            "lost": statuses.count("missing") + statuses.count("accepted"),
+            "duplicate_side_effects": duplicated,
+            "missing_side_effects": missing,
+        }
+    confirmed = {r.order_id for r in rows if r.ok}
+    failed = {r.order_id for r in rows if not r.ok and r.order_id} - confirmed
+    missing = sum(1 for deps in effects.values() for oid in confirmed if deps.get(oid, 0) == 0)
+    payment = effects.get("payment", {})
+    return {
+        "confirmed": len(confirmed),
+        "failed": len(failed),
+        "failed_with_side_effects": sum(1 for oid in failed if any(d.get(oid, 0) for d in effects.values())),
+        "charged_but_failed": sum(1 for oid in failed if payment.get(oid, 0)),
+        "duplicate_side_effects": duplicated,
+        "missing_side_effects": missing,
+    }
 
 
 def _describe(fault: FaultWindow) -> str:
@@ -402,6 +427,13 @@ def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
             f"The async lane accepted {orders['accepted']} orders: {orders['fulfilled']} fulfilled, "
             f"{orders['failed']} failed, {orders['lost']} lost, "
             f"{orders['duplicate_side_effects']} duplicated side effects."
+        )
+    sync_orders = summary["lanes"].get("sync", {}).get("orders")
+    if sync_orders and (sync_orders["charged_but_failed"] or sync_orders["duplicate_side_effects"]):
+        lines.append(
+            f"The sync lane confirmed {sync_orders['confirmed']} orders; {sync_orders['charged_but_failed']} "
+            f"shoppers were charged for an order they were told had failed, and "
+            f"{sync_orders['duplicate_side_effects']} side effects were applied twice."
         )
     amp = summary.get("retry_amplification", {})
     if amp.get("sync") is not None:

@@ -405,25 +405,35 @@ def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, 
     return tuple(windows)
 
 
-Ledgers = tuple[dict[str, str], dict[str, dict[str, int]], dict[str, float | None]]
+Ledgers = tuple[dict[str, str], dict[str, dict[str, dict[str, int]]], dict[str, float | None]]
 
 
 def _ledgers(
     topology: Topology, scenario: Scenario, rows: list[Row], faults: tuple[FaultWindow, ...], t0: float
 ) -> Ledgers:
+    """After the drain: each async order's status, every order's side effects, drain times."""
     statuses: dict[str, str] = {}
-    duplicates: dict[str, dict[str, int]] = {lane: {} for lane in LANES}
+    effects: dict[str, dict[str, dict[str, int]]] = {lane: {} for lane in LANES}
     drains: dict[str, float | None] = {}
-    ids = sorted({r.order_id for r in rows if r.lane == "async" and r.kind == "checkout" and r.ok})
     base = topology.order_service("async").url
+    ids = {
+        lane: sorted({r.order_id for r in rows if r.lane == lane and r.kind == "checkout" and r.order_id})
+        for lane in LANES
+    }
     try:
-        for i in range(0, len(ids), 1000):
-            answer = requests.post(f"{base}/ledger/check", json={"order_ids": ids[i : i + 1000]}, timeout=30)
+        accepted = sorted({r.order_id for r in rows if r.lane == "async" and r.kind == "checkout" and r.ok})
+        for chunk in _chunks(accepted):
+            answer = requests.post(f"{base}/ledger/check", json={"order_ids": chunk}, timeout=30)
             statuses.update(answer.json()["statuses"])
         for lane in LANES:
             for dep in scenario.stack.chain:
-                url = f"{topology.endpoint(f'downstream-{lane}-{dep}').url}/ledger"
-                duplicates[lane][dep] = int(requests.get(url, timeout=10).json()["duplicated_orders"])
+                url = f"{topology.endpoint(f'downstream-{lane}-{dep}').url}/ledger/check"
+                applied: dict[str, int] = {}
+                for chunk in _chunks(ids[lane]):
+                    applied.update(
+                        requests.post(url, json={"order_ids": chunk}, timeout=30).json()["applied"]
+                    )
+                effects[lane][dep] = applied
         for fault in faults:
             drain = requests.get(f"{base}/ledger", params={"before": t0 + fault.end}, timeout=10).json()[
                 "drain"
@@ -435,7 +445,12 @@ def _ledgers(
                 drains[fault.name] = None
     except (requests.RequestException, ValueError, KeyError) as exc:
         raise EnvironmentProblem(f"could not read the ledgers after the run: {exc}") from exc
-    return statuses, duplicates, drains
+    return statuses, effects, drains
+
+
+def _chunks(ids: list[str], size: int = 1000) -> list[list[str]]:
+    # Bodies stay under the services' 64 KiB limit.
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
 
 
 def save_series(topology: Topology, start: float, end: float) -> dict[str, Any]:
@@ -478,11 +493,11 @@ def collect(
     t0, raw = _rows(run_dir)
     rows = [Row.parse(r, t0) for r in raw]
     faults = _faults(run_dir, scenario, t0)
-    statuses, duplicates, drains = _ledgers(topology, scenario, rows, faults, t0)
+    statuses, side_effects, drains = _ledgers(topology, scenario, rows, faults, t0)
     inputs = RunInputs(
         scenario=scenario, rows=tuple(rows), faults=faults,
         load_end=min(load_end - t0, scenario.duration_s + 1) if not interrupted else load_end - t0,
-        async_statuses=statuses, duplicates=duplicates, attempts=attempts, drains=drains,
+        async_statuses=statuses, side_effects=side_effects, attempts=attempts, drains=drains,
     )  # fmt: skip
     summary = analyse(inputs)
     summary["t0"] = t0

@@ -22,6 +22,7 @@ master), and Locust's figures are exported to Prometheus on the topology's expor
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -248,6 +249,9 @@ def _post(client: HTTPClient, intended: float) -> tuple[int, str, str, str | Non
         return 0, "", "", f"no answer: {type(exc).__name__}", 0
     code = response.status_code
     order_id, location = "", ""
+    if code in (502, 504):  # a failed sync order still has an id: its side effects are counted
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            order_id = str(json.loads(data)["order_id"])
     if code in (200, 202):
         try:
             order_id = str(json.loads(data)["order_id"])
@@ -255,7 +259,7 @@ def _post(client: HTTPClient, intended: float) -> tuple[int, str, str, str | Non
             return code, "", "", "answer without order_id", len(data)
         location = response.get("location") or ""
         return code, location, order_id, None, len(data)
-    return code, "", "", f"HTTP {code}", len(data)
+    return code, "", order_id, f"HTTP {code}", len(data)
 
 
 def _follow(

@@ -233,6 +233,16 @@ async def _ledger(request: web.Request) -> web.Response:
     return web.json_response(service.ledger())
 
 
+async def _ledger_check(request: web.Request) -> web.Response:
+    """POST {"order_ids": [...]} -> how many times each order's side effect was applied."""
+    body = await read_json_object(request)
+    ids = body.get("order_ids")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        return json_error(422, "invalid", detail="order_ids: expected a list of strings")
+    applied = request.app[SERVICE_KEY].applied
+    return web.json_response({"applied": {i: applied.get(i, 0) for i in ids}})
+
+
 def build_downstream_app(
     *,
     lane: str,
@@ -257,4 +267,5 @@ def build_downstream_app(
     app.router.add_post("/admin/faults", _set_faults)
     app.router.add_delete("/admin/faults", _clear_faults)
     app.router.add_get("/ledger", _ledger)
+    app.router.add_post("/ledger/check", _ledger_check)
     return app

@@ -33,11 +33,23 @@ SCENARIO = Scenario.model_validate(
             "async recovers within 40s after trigger",
             "async backlog drains within 15s after trigger",
             "no lost orders",
+            "no duplicate side effects",
         ],
     }
 )
 FAULT = FaultWindow(name="trigger", dependency="email", lanes=("sync", "async"), type="latency",
                     attributes={"latency": 1}, start=20, end=30, applied=True)  # fmt: skip
+
+
+# sync: orders s0-s39 were confirmed; s0 and s1 were charged twice, s100 (failed) once;
+# async: every fulfilled order's four side effects applied once, but a7's email twice.
+SIDE_EFFECTS = {
+    "sync": {"payment": {**{f"s{i}": 1 for i in range(40)}, "s0": 2, "s1": 2, "s100": 1}},
+    "async": {
+        dep: {f"a{i}": 1 for i in range(160)} for dep in ("inventory", "warehouse", "email", "analytics")
+    },
+}
+SIDE_EFFECTS["async"]["email"]["a7"] = 2
 
 
 def _rows() -> list[Row]:
@@ -57,7 +69,7 @@ def _inputs(**over: object) -> RunInputs:
     base = dict(
         scenario=SCENARIO, rows=tuple(_rows()), faults=(FAULT,), load_end=80.0,
         async_statuses={f"a{i}": "fulfilled" for i in range(160)},
-        duplicates={"sync": {"payment": 2}, "async": {}}, attempts={"sync": (1500.0, 160.0), "async": (800.0, 160.0)},
+        side_effects=SIDE_EFFECTS, attempts={"sync": (1500.0, 160.0), "async": (800.0, 160.0)},
         drains={"trigger": 7.5},
     )  # fmt: skip
     base.update(over)
@@ -79,21 +91,27 @@ def test_summary_has_the_fields_and_the_right_numbers() -> None:
     assert async_["latency_ms"]["p99"] == 400.0
     assert async_["fulfillment_ms"]["p50"] == 3000.0
     assert async_["orders"] == {
-        "accepted": 160,
-        "fulfilled": 160,
-        "failed": 0,
-        "lost": 0,
-        "duplicate_side_effects": 0,
-    }
-    assert sync["orders"]["duplicate_side_effects"] == 2
+        "accepted": 160, "fulfilled": 160, "failed": 0, "lost": 0,
+        "duplicate_side_effects": 1, "missing_side_effects": 0,
+    }  # fmt: skip
+    assert sync["orders"] == {
+        "confirmed": 40, "failed": 120, "failed_with_side_effects": 1, "charged_but_failed": 1,
+        "duplicate_side_effects": 2, "missing_side_effects": 0,
+    }  # fmt: skip
     assert summary["retry_amplification"] == {"sync": 9.375, "async": 5.0}
     assert summary["chaos"][0]["name"] == "trigger"
-    assert all(v["passed"] for v in summary["verdicts"]), summary["verdicts"]
-    assert summary["passed"] is True
+    verdicts = {v["expectation"]: v["passed"] for v in summary["verdicts"]}
+    assert verdicts.pop("no duplicate side effects") is False  # a7's email went out twice
+    assert all(verdicts.values()), summary["verdicts"]
+    assert summary["passed"] is False
     assert summary["metastability"]["sync"]["recovered"] is False
     assert summary["metastability"]["async"]["recovered"] is True
     assert any("metastable" in line for line in summary["reading"])
     assert any("100% of sync checkouts failed" in line for line in summary["reading"])
+    assert any(
+        "1 shoppers were charged for an order they were told had failed" in line
+        for line in summary["reading"]
+    )
 
 
 def test_lost_orders_and_a_slow_drain_fail_their_verdicts() -> None:
