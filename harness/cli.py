@@ -234,13 +234,15 @@ def toxic_add(
     ] = None,
 ) -> None:
     """Add a fault to a dependency on one or both lanes."""
+    # Everything the command line says is checked before the stack is even looked at.
     duration = parse_duration(for_) if for_ is not None else None
+    lanes, attributes = _lanes(lane), parse_attributes(attr or [])
     topology = _running()
     spec = FaultSpec(
         dependency=dependency,
         type=type_,
-        lanes=_lanes(lane),
-        attributes=parse_attributes(attr or []),
+        lanes=lanes,
+        attributes=attributes,
         toxicity=toxicity,
         stream=stream,
         name=name,

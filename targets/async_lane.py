@@ -38,6 +38,7 @@ from targets.brokers import (
     worker_queue,
 )
 from targets.metrics import DownstreamCallMetrics, OrderMetrics
+from targets.openapi import order_spec
 from targets.order_store import OrderStore
 from targets.orders import InvalidOrder, parse_order
 from targets.resilience import CallFailed
@@ -285,7 +286,7 @@ async def _ledger_check(request: web.Request) -> web.Response:
 def build_async_app(
     *, topology: Topology, registry: CollectorRegistry, data_dir: Path, broker: Broker
 ) -> web.Application:
-    app = base_app(registry)
+    app = base_app(registry, order_spec("async"))
     store = OrderStore(data_dir / "async-orders.sqlite3")
     service = AsyncOrderService(topology=topology, registry=registry, store=store, broker=broker)
     app[ASYNC_KEY] = service

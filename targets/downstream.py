@@ -28,6 +28,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.settings import DependencySettings
 from targets.metrics import DownstreamServerMetrics
+from targets.openapi import downstream_spec
 from targets.web import base_app, json_error, read_json_object
 
 __all__ = ["DownstreamService", "HttpFaults", "build_downstream_app"]
@@ -252,7 +253,7 @@ def build_downstream_app(
     registry: CollectorRegistry,
     rng: random.Random | None = None,
 ) -> web.Application:
-    app = base_app(registry)
+    app = base_app(registry, downstream_spec(dependency))
     app[SERVICE_KEY] = DownstreamService(
         lane=lane,
         dependency=dependency,

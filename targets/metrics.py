@@ -152,7 +152,6 @@ class DownstreamCallMetrics:
             registry=registry,
         )
 
-
     def declare(self, lane: str, dependencies: tuple[str, ...]) -> None:
         """Create every series at zero, so a dashboard shows 0, not "no data", until it moves."""
         for dep in dependencies:

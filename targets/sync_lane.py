@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.topology import Topology
 from targets.metrics import OrderMetrics, SyncChainMetrics
+from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
 from targets.resilience import (
     BreakerState,
@@ -271,7 +272,7 @@ async def _pool(request: web.Request) -> web.Response:
 
 
 def build_sync_app(*, topology: Topology, registry: CollectorRegistry) -> web.Application:
-    app = base_app(registry)
+    app = base_app(registry, order_spec("sync"))
     service = SyncOrderService(topology=topology, registry=registry)
     app[SYNC_KEY] = service
 

@@ -91,11 +91,18 @@ async def _json_errors(
         return json_error(500, "internal_error")
 
 
-def base_app(registry: CollectorRegistry) -> web.Application:
+def base_app(registry: CollectorRegistry, spec: dict[str, Any] | None = None) -> web.Application:
+    """An app with ``/health``, ``/metrics`` and, given its OpenAPI description, ``/openapi.json``."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
     app[REGISTRY_KEY] = registry
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
+    if spec is not None:
+
+        async def _openapi(request: web.Request) -> web.Response:
+            return web.json_response(spec)
+
+        app.router.add_get("/openapi.json", _openapi)
     return app
 
 
