@@ -201,10 +201,25 @@ export default function () {
 """
 
 
+def find_k6(install: bool) -> str | None:
+    """k6 from PATH or .tools/bin; built from its Go module into .tools/bin when missing."""
+    found = shutil.which("k6") or (str(BIN / "k6") if (BIN / "k6").exists() else None)
+    if found or not install:
+        return found
+    print("building k6 v1.8.1 with go install (a few minutes, once)...", flush=True)
+    subprocess.run(["go", "install", "go.k6.io/k6@v1.8.1"], env={**os.environ, "GOBIN": str(BIN)}, check=True)
+    return str(BIN / "k6")
+
+
 def k6(
-    binary: Path, work: Path, rate: float, seconds: float, stall_at: float, stall_for: float
+    k6_bin: str | None,
+    binary: Path,
+    work: Path,
+    rate: float,
+    seconds: float,
+    stall_at: float,
+    stall_for: float,
 ) -> dict[str, Any] | None:
-    k6_bin = shutil.which("k6") or (str(BIN / "k6") if (BIN / "k6").exists() else None)
     if k6_bin is None:
         return None
     with server(binary, stall_at, stall_for) as url:
@@ -231,13 +246,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-k6", action="store_true", help="skip (c), and do not build k6")
     args = parser.parse_args()
     binary = build_server()
+    k6_bin = None if args.no_k6 else find_k6(install=True)
     with tempfile.TemporaryDirectory(prefix="doorbuster-loadgen-") as tmp:
         work = Path(tmp)
         a = throughput(binary, work, args.users, args.seconds, args.rounds)
         b = stall(binary, work, rate=500, seconds=10, stall_at=5, stall_for=1.4)
-        c = k6(binary, work, rate=500, seconds=10, stall_at=5, stall_for=1.4)
+        c = k6(k6_bin, binary, work, rate=500, seconds=10, stall_at=5, stall_for=1.4)
     print(f"\n(a) throughput, {a['users']} users flat out for {a['seconds']:g}s, generator on one core:")
     for o, p in zip(a["ours_rps"], a["plain_rps"], strict=True):
         print(
@@ -255,7 +272,7 @@ def main() -> int:
           f"= true p99 / {o['true_p99_s'] / p['p99_s']:.1f}; sent {p['sent']} "
           f"({p['achieved_rate'] / b['rate']:.1%} of the rate)")  # fmt: skip
     if c is None:
-        print("\n(c) k6 not found (go install go.k6.io/k6@v1.8.1): skipped")
+        print("\n(c) skipped (--no-k6)")
     else:
         print(f"\n(c) k6 constant-arrival-rate, same stall: p99 {c['p99_s']:.3f}s "
               f"({c['p99_s'] / o['true_p99_s']:.3f} of the true p99 above); achieved {c['achieved_rate']:.1f}/s "
