@@ -45,7 +45,8 @@ TOXIC_TYPES: dict[str, dict[str, bool]] = {
 # Faults a TCP proxy can not make, applied by the downstream service itself.
 HTTP_FAULTS: dict[str, dict[str, bool]] = {
     "http_error": {"rate": True, "status": False},
-    "http_delay": {"latency": True, "jitter": False},
+    # rate: the fraction of requests slowed (a provider that hangs on most requests)
+    "http_delay": {"latency": True, "jitter": False, "rate": False},
 }
 STREAMS = ("upstream", "downstream")
 
@@ -126,9 +127,9 @@ class FaultSpec:
         if self.is_http:
             if self.dependency == BROKER:
                 raise ConfigError(f"{self.type} is an HTTP fault; the broker hop speaks AMQP")
+            if self.attributes.get("rate", 0) > 1:
+                raise ConfigError(f"{self.type}: rate is a fraction from 0 to 1")
             if self.type == "http_error":
-                if self.attributes["rate"] > 1:
-                    raise ConfigError("http_error: rate is a fraction from 0 to 1")
                 status = self.attributes.get("status", 500)
                 if not (isinstance(status, int) and 400 <= status <= 599):
                     raise ConfigError(
@@ -354,6 +355,7 @@ class Chaos:
         else:
             current["extra_latency_ms"] = spec.attributes["latency"]
             current["extra_jitter_ms"] = spec.attributes.get("jitter", 0)
+            current["delay_rate"] = spec.attributes.get("rate", 1.0) * spec.toxicity
         self._put_http(lane, spec.dependency, current)
 
     def _clear_http(self, lane: str, dependency: str, fault_type: str) -> None:
@@ -361,7 +363,7 @@ class Chaos:
         if fault_type == "http_error":
             current["error_rate"], current["error_status"] = 0, 500
         else:
-            current["extra_latency_ms"], current["extra_jitter_ms"] = 0, 0
+            current["extra_latency_ms"], current["extra_jitter_ms"], current["delay_rate"] = 0, 0, 1.0
         self._put_http(lane, dependency, current)
 
     def _http_faults(self, lane: str, dependency: str) -> list[ActiveFault]:
@@ -389,6 +391,7 @@ class Chaos:
                     attributes={
                         "latency": current["extra_latency_ms"],
                         "jitter": current["extra_jitter_ms"],
+                        "rate": current.get("delay_rate", 1.0),
                     },
                 )
             )

@@ -40,6 +40,7 @@ class HttpFaults:
     error_status: int = 500
     extra_latency_ms: float = 0.0
     extra_jitter_ms: float = 0.0
+    delay_rate: float = 1.0  # the fraction of requests the extra latency applies to
 
     @classmethod
     def parse(cls, body: dict[str, Any]) -> HttpFaults:
@@ -47,12 +48,12 @@ class HttpFaults:
         if unknown:
             raise ValueError(f"unknown fault fields: {', '.join(unknown)}")
         faults = cls(**{k: body[k] for k in body})
-        for name in ("error_rate", "extra_latency_ms", "extra_jitter_ms"):
+        for name in ("error_rate", "extra_latency_ms", "extra_jitter_ms", "delay_rate"):
             value = getattr(faults, name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"{name}: expected a number >= 0")
-        if faults.error_rate > 1:
-            raise ValueError("error_rate: expected a number from 0 to 1")
+        if faults.error_rate > 1 or faults.delay_rate > 1:
+            raise ValueError("error_rate and delay_rate: expected a number from 0 to 1")
         status = faults.error_status
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise ValueError("error_status: expected an HTTP status from 400 to 599")
@@ -64,6 +65,7 @@ class HttpFaults:
             "error_status": self.error_status,
             "extra_latency_ms": self.extra_latency_ms,
             "extra_jitter_ms": self.extra_jitter_ms,
+            "delay_rate": self.delay_rate,
         }
 
 
@@ -103,7 +105,10 @@ class DownstreamService:
         median = self.settings.latency_ms / 1000.0
         factor = math.exp(self._rng.gauss(0.0, self.settings.spread)) if self.settings.spread else 1
         seconds = median * min(max(factor, 0.2), 5.0) * self.time_scale
-        extra = self.faults.extra_latency_ms + self._rng.uniform(0, self.faults.extra_jitter_ms)
+        faults = self.faults
+        if faults.delay_rate < 1 and self._rng.random() >= faults.delay_rate:
+            return seconds
+        extra = faults.extra_latency_ms + self._rng.uniform(0, faults.extra_jitter_ms)
         return seconds + extra / 1000.0
 
     async def handle(self, order_id: str, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:

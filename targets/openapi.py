@@ -117,6 +117,7 @@ def downstream_spec(dependency: str) -> dict[str, Any]:
             "error_status": {"type": "integer", "minimum": 400, "maximum": 599},
             "extra_latency_ms": {"type": "number", "minimum": 0, "maximum": 100},
             "extra_jitter_ms": {"type": "number", "minimum": 0, "maximum": 100},
+            "delay_rate": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "additionalProperties": False,
     }

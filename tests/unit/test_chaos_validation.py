@@ -22,6 +22,7 @@ TOPO = Topology.from_settings(StackSettings())
         ("limit_data", {"bytes": 1024}),
         ("http_error", {"rate": 0.5, "status": 503}),
         ("http_delay", {"latency": 500}),
+        ("http_delay", {"latency": 30000, "rate": 0.7}),
     ],
 )
 def test_every_toxiproxy_type_and_attribute_is_accepted(type_: str, attributes: dict[str, float]) -> None:
@@ -65,6 +66,10 @@ def test_the_list_of_types_is_toxiproxys() -> None:
             "AMQP",
         ),
         (FaultSpec(dependency="email", type="http_error", attributes={"rate": 2}), "fraction"),
+        (
+            FaultSpec(dependency="email", type="http_delay", attributes={"latency": 1, "rate": 1.5}),
+            "fraction",
+        ),
         (
             FaultSpec(dependency="email", type="http_error", attributes={"rate": 1, "status": 200}),
             "status",

@@ -145,3 +145,15 @@ def _metrics():  # type: ignore[no-untyped-def]
     from targets.metrics import DownstreamServerMetrics
 
     return DownstreamServerMetrics(CollectorRegistry())
+
+
+async def test_a_delay_rate_slows_only_that_fraction_of_requests() -> None:
+    from targets.downstream import HttpFaults
+
+    service = DownstreamService(
+        lane="sync", dependency="email", settings=DependencySettings(latency_ms=100, spread=0),
+        time_scale=1.0, metrics=_metrics(), rng=random.Random(5),
+    )  # fmt: skip
+    service.faults = HttpFaults(extra_latency_ms=30000, delay_rate=0.7)
+    slowed = sum(service.work_seconds() > 1 for _ in range(2000)) / 2000
+    assert 0.66 <= slowed <= 0.74
