@@ -36,6 +36,12 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
         ("/usr/lib/rabbitmq/bin/rabbitmq-server",),
         "apt-get install rabbitmq-server (scripts/setup does it when run as root on Debian)",
     ),
+    "redis-server": (
+        "DOORBUSTER_REDIS_SERVER",
+        ("redis-server",),
+        (),
+        "apt-get install redis-server (scripts/setup does it when run as root on Debian)",
+    ),
     "prometheus": (
         "DOORBUSTER_PROMETHEUS",
         ("prometheus",),

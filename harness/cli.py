@@ -30,6 +30,8 @@ from harness.topology import LANES, Topology
 
 __all__ = ["app", "main", "parse_duration"]
 
+BROKERS = ("rabbitmq", "redis-streams", "redis-pubsub")
+
 app = typer.Typer(
     help="Load and chaos harness: a sync request chain beside a queue-backed design.",
     no_args_is_help=True,
@@ -148,7 +150,9 @@ def _lanes(lane: str) -> tuple[str, ...]:
 # -- stack ---------------------------------------------------------------------------------
 @app.command()
 def up(
-    broker: Annotated[str, typer.Option(help="The async lane's broker.")] = "rabbitmq",
+    broker: Annotated[
+        str, typer.Option(help="The async lane's broker: rabbitmq, redis-streams or redis-pubsub.")
+    ] = "rabbitmq",
     config: Annotated[Path | None, typer.Option(help="YAML file of stack settings.")] = None,
     scenario: Annotated[
         str | None, typer.Option(help="Use this scenario's stack settings (for plain locust -f).")
@@ -161,8 +165,8 @@ def up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 90.0,
 ) -> None:
     """Start every process under one supervisor, wait until healthy, print the endpoints."""
-    if broker != "rabbitmq":
-        raise ConfigError(f"--broker {broker!r}: this version supports rabbitmq")
+    if broker not in BROKERS:
+        raise ConfigError(f"--broker {broker!r}: expected one of {', '.join(BROKERS)}")
     settings = load_settings(
         config,
         broker=broker,

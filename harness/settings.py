@@ -128,7 +128,7 @@ class StackSettings(_Frozen):
     """Everything the harness starts, in one value: written to the stack file at ``up``."""
 
     time_scale: float = Field(default=1.0, gt=0, le=10)
-    broker: Literal["rabbitmq"] = "rabbitmq"
+    broker: Literal["rabbitmq", "redis-streams", "redis-pubsub"] = "rabbitmq"
     chain: dict[str, DependencySettings] = Field(default_factory=lambda: dict(SEED_CHAIN))
     critical: tuple[str, ...] = ("payment",)
     sync: SyncLaneSettings = SyncLaneSettings()

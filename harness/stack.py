@@ -162,7 +162,8 @@ class Stack:
             self.wait_healthy(running, timeout_s=timeout_s)
             return running
         self._kill_leftovers()
-        for name in ("toxiproxy-server", "rabbitmq-server", "prometheus"):
+        broker = "redis-server" if settings.broker.startswith("redis") else "rabbitmq-server"
+        for name in ("toxiproxy-server", broker, "prometheus"):
             find_binary(name)
         self._check_ports(topology)
         self.state.prepare()

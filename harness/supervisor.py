@@ -65,6 +65,15 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
             "--storage.tsdb.retention.time=7d",
             "--web.enable-lifecycle",
         ]
+    elif spec.kind == "broker" and topology.settings.broker.startswith("redis"):
+        data = state.root / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            str(find_binary("redis-server")),
+            "--bind", spec.endpoint.host, "--port", str(spec.endpoint.port),
+            "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
+            "--save", "", "--protected-mode", "yes", "--daemonize", "no",
+        ]  # fmt: skip
     elif spec.kind == "broker":
         cmd = [str(find_binary("rabbitmq-server"))]
         env = rabbitmq_environment(topology, state)

@@ -26,6 +26,8 @@ from targets.worker import build_worker_app
 
 def broker_url(topology: Topology) -> str:
     proxy = topology.proxy("async", BROKER)
+    if topology.settings.broker.startswith("redis"):
+        return f"redis://{proxy.listen}/0"
     # A short heartbeat, so a silently stalled connection (a Toxiproxy ``timeout`` toxic) is
     # noticed in seconds, not minutes.
     return f"amqp://guest:guest@{proxy.listen}/?heartbeat=5"

@@ -78,7 +78,12 @@ class AsyncOrderService:
         self._webhooks: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics.outbox_backlog.labels(self.lane).set(store.backlog())
-        for counter in (self.metrics.outbox_published, self.metrics.outbox_publish_failures):
+        self._lost_seen = 0
+        for counter in (
+            self.metrics.outbox_published,
+            self.metrics.outbox_publish_failures,
+            self.metrics.broker_lost,
+        ):
             counter.labels(self.lane)
 
     # -- accepting orders ------------------------------------------------------------
@@ -175,12 +180,19 @@ class AsyncOrderService:
                     )
                     self.store.mark_sent(row.seq)
                     self.metrics.outbox_published.labels(self.lane).inc()
+                    self._count_lost()
                 delay = 0.1
             except BrokerUnavailable as exc:
                 self.metrics.outbox_publish_failures.labels(self.lane).inc()
                 log.warning("relay: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    def _count_lost(self) -> None:
+        lost = self.broker.lost_messages - self._lost_seen
+        if lost > 0:
+            self.metrics.broker_lost.labels(self.lane).inc(lost)
+            self._lost_seen = self.broker.lost_messages
 
     # -- fulfilment ------------------------------------------------------------------
     async def on_step_event(self, delivery: Delivery) -> None:

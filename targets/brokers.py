@@ -80,6 +80,8 @@ class Broker(abc.ABC):
     """What the async lane needs of a broker, whichever it is."""
 
     name: str
+    # Messages the broker is known to have dropped (Redis Pub/Sub: published, nobody listening).
+    lost_messages: int = 0
 
     @abc.abstractmethod
     async def connect(self) -> None: ...
@@ -104,6 +106,10 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     async def queue_depth(self, queue: str) -> int | None:
         """Messages ready in ``queue``, or None when the broker can not say right now."""
+
+    async def dead_letters(self, queue: str) -> int:
+        """Messages dead-lettered from ``queue`` so far (0 where the broker keeps none)."""
+        return 0
 
 
 class RabbitMQBroker(Broker):
@@ -225,6 +231,12 @@ class RabbitMQBroker(Broker):
 
         await amqp_queue.consume(on_message)
 
+    async def dead_letters(self, queue: str) -> int:
+        depth = await self.queue_depth(f"{queue}.dead")
+        if depth is None:
+            raise BrokerUnavailable(f"can not read {queue}.dead")
+        return depth
+
     async def queue_depth(self, queue: str) -> int | None:
         if self._connection is None:
             return None
@@ -257,4 +269,10 @@ async def _settle(result: Any) -> None:
 def make_broker(name: str, url: str) -> Broker:
     if name == "rabbitmq":
         return RabbitMQBroker(url)
+    from targets.brokers_redis import RedisPubSubBroker, RedisStreamsBroker
+
+    if name == "redis-streams":
+        return RedisStreamsBroker(url)
+    if name == "redis-pubsub":
+        return RedisPubSubBroker(url)
     raise ValueError(f"unknown broker {name!r}")

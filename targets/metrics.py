@@ -87,6 +87,12 @@ class OrderMetrics:
             ["lane"],
             registry=registry,
         )
+        self.broker_lost = Counter(
+            "broker_messages_lost_total",
+            "Messages the broker accepted but delivered to fewer consumers than are bound (Pub/Sub).",
+            ["lane"],
+            registry=registry,
+        )
         self.webhooks = Counter(
             "order_webhooks_total",
             "Webhook calls made when an order finished, by outcome.",

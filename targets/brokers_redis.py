@@ -1,0 +1,306 @@
+"""Redis as the async lane's broker: Streams (at-least-once) and Pub/Sub (at-most-once).
+
+**Streams.** A routing key is a stream (``doorbuster:<key>``); a queue is a consumer group on
+each stream it is bound to, so every group gets every message (fan-out) and the consumers of
+one group share them (a work queue). ``XADD`` returns once Redis has the entry (with the AOF,
+fsynced every second); an entry is removed from its group's pending list only by ``XACK``. A
+worker that dies leaves its entries pending; they are claimed again (``XAUTOCLAIM``) once idle
+for ``claim_idle_s`` and delivered as redeliveries. Dead letters go to ``doorbuster:dead:<queue>``.
+
+**Pub/Sub.** A routing key is a channel. Nothing is stored: a message published while a
+subscriber is away is gone. ``PUBLISH`` says how many subscribers received it, so every loss
+is counted (``lost_messages``), never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message
+
+__all__ = ["RedisPubSubBroker", "RedisStreamsBroker"]
+
+log = logging.getLogger(__name__)
+_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+
+
+def _stream(key: str) -> str:
+    return f"doorbuster:{key}"
+
+
+def _dead(queue: str) -> str:
+    return f"doorbuster:dead:{queue}"
+
+
+def _fields(message: Message) -> Any:
+    return {"id": message.message_id, "key": message.routing_key, "body": message.body,
+            "headers": json.dumps(message.headers)}  # fmt: skip
+
+
+def _message(fields: dict[bytes, bytes]) -> Message:
+    return Message(
+        message_id=fields.get(b"id", b"").decode(),
+        routing_key=fields.get(b"key", b"").decode(),
+        body=fields.get(b"body", b""),
+        headers=json.loads(fields.get(b"headers", b"{}") or b"{}"),
+    )
+
+
+class _RedisBase(Broker):
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._redis: aioredis.Redis | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.bindings: dict[str, tuple[str, ...]] = {}  # queue -> routing keys
+
+    async def connect(self) -> None:
+        client = aioredis.from_url(
+            self.url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=5
+        )
+        try:
+            await client.ping()
+        except _ERRORS as exc:
+            await client.aclose()
+            raise BrokerUnavailable(f"can not connect to Redis at {self.url}: {exc!r}") from exc
+        self._redis = client
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        if self._redis is None:
+            raise BrokerUnavailable("not connected")
+        return self._redis
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._redis is not None:
+            with contextlib.suppress(*_ERRORS):
+                await self._redis.aclose()
+            self._redis = None
+
+
+class RedisStreamsBroker(_RedisBase):
+    name = "redis-streams"
+
+    def __init__(self, url: str, *, claim_idle_s: float = 30.0, max_len: int = 1_000_000) -> None:
+        super().__init__(url)
+        self.claim_idle_ms = int(claim_idle_s * 1000)
+        self.max_len = max_len
+
+    async def ensure_queues(self, queues: dict[str, tuple[str, ...]]) -> None:
+        try:
+            for queue, keys in queues.items():
+                self.bindings[queue] = keys
+                for key in keys:
+                    try:
+                        # From id 0: what was published before the group existed is delivered too.
+                        await self.redis.xgroup_create(_stream(key), queue, id="0", mkstream=True)
+                    except ResponseError as exc:
+                        if "BUSYGROUP" not in str(exc):
+                            raise
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"can not declare consumer groups: {exc!r}") from exc
+
+    async def publish(self, message: Message, *, timeout_s: float) -> None:
+        try:
+            await asyncio.wait_for(
+                self.redis.xadd(
+                    _stream(message.routing_key), _fields(message), maxlen=self.max_len, approximate=True
+                ),
+                timeout=timeout_s,
+            )
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"publish of {message.message_id} not stored: {exc!r}") from exc
+
+    async def consume(
+        self, queue: str, routing_keys: tuple[str, ...], prefetch: int, handler: Handler
+    ) -> None:
+        await self.ensure_queues({queue: routing_keys})
+        self._spawn(self._consume(queue, routing_keys, prefetch, handler))
+
+    def _delivery(
+        self,
+        queue: str,
+        stream: str,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        redelivered: bool,
+        done: asyncio.Semaphore,
+    ) -> Delivery:
+        settled = False
+
+        async def settle(dead: bool) -> None:
+            nonlocal settled
+            if settled:
+                return
+            settled = True
+            done.release()
+            try:
+                if dead:
+                    await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
+                await self.redis.xack(stream, queue, entry_id)
+            except _ERRORS as exc:  # still pending: it will be claimed and delivered again
+                log.warning("could not settle %s: %r", entry_id, exc)
+
+        async def requeue() -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                done.release()  # left pending; claimed again once idle
+
+        return Delivery(
+            message=_message(fields),
+            redelivered=redelivered,
+            ack=lambda: settle(False),
+            dead_letter=lambda: settle(True),
+            requeue=requeue,
+        )
+
+    async def _consume(self, queue: str, keys: tuple[str, ...], prefetch: int, handler: Handler) -> None:
+        consumer = f"{queue}-{os.getpid()}"
+        slots = asyncio.Semaphore(prefetch)
+        streams = {_stream(k): ">" for k in keys}
+        last_claim = 0.0
+        delay = 0.2
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await slots.acquire()  # wait for room before asking for more
+                slots.release()
+                room = max(1, slots._value)
+                batches: list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]], bool]] = []
+                if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000):
+                    last_claim = loop.time()
+                    for stream in streams:
+                        claimed: Any = await self.redis.xautoclaim(
+                            stream, queue, consumer, min_idle_time=self.claim_idle_ms, count=room
+                        )
+                        batches.append((stream, list(claimed[1]), True))
+                answer: Any = await self.redis.xreadgroup(queue, consumer, streams, count=room, block=1000)  # type: ignore[arg-type]
+                for stream, entries in answer or []:
+                    batches.append((stream.decode() if isinstance(stream, bytes) else stream, entries, False))
+                for stream, entries, redelivered in batches:
+                    for entry_id, fields in entries:
+                        if not fields:  # trimmed away while pending
+                            await self.redis.xack(stream, queue, entry_id)
+                            continue
+                        await slots.acquire()
+                        self._spawn(
+                            handler(self._delivery(queue, stream, entry_id, fields, redelivered, slots))
+                        )
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except _ERRORS as exc:
+                log.warning("redis consumer %s: %r; retrying in %.1fs", queue, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def queue_depth(self, queue: str) -> int | None:
+        total = 0
+        try:
+            for key in self.bindings.get(queue, ()):
+                for group in await self.redis.xinfo_groups(_stream(key)):
+                    if group["name"] in (queue, queue.encode()):
+                        total += int(group.get("lag") or 0)
+        except _ERRORS:
+            return None
+        return total
+
+    async def dead_letters(self, queue: str) -> int:
+        try:
+            return int(await self.redis.xlen(_dead(queue)))
+        except _ERRORS as exc:
+            raise BrokerUnavailable(repr(exc)) from exc
+
+
+class RedisPubSubBroker(_RedisBase):
+    """At-most-once: a message nobody is subscribed to is lost, and counted."""
+
+    name = "redis-pubsub"
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.lost_messages = 0
+
+    async def ensure_queues(self, queues: dict[str, tuple[str, ...]]) -> None:
+        self.bindings.update(queues)  # nothing to create: only who should be listening
+
+    def _expected(self, key: str) -> int:
+        return sum(1 for keys in self.bindings.values() if key in keys)
+
+    async def publish(self, message: Message, *, timeout_s: float) -> None:
+        payload = json.dumps({"id": message.message_id, "key": message.routing_key,
+                              "body": message.body.decode(), "headers": message.headers})  # fmt: skip
+        try:
+            received = await asyncio.wait_for(
+                self.redis.publish(_stream(message.routing_key), payload), timeout_s
+            )
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"publish of {message.message_id} failed: {exc!r}") from exc
+        self.lost_messages += max(0, self._expected(message.routing_key) - int(received))
+
+    async def consume(
+        self, queue: str, routing_keys: tuple[str, ...], prefetch: int, handler: Handler
+    ) -> None:
+        self.bindings[queue] = routing_keys
+        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(*(_stream(k) for k in routing_keys))
+        except _ERRORS as exc:
+            raise BrokerUnavailable(f"can not subscribe: {exc!r}") from exc
+        self._spawn(self._listen(pubsub, prefetch, handler))
+
+    async def _listen(self, pubsub: Any, prefetch: int, handler: Handler) -> None:
+        slots = asyncio.Semaphore(prefetch)
+
+        async def nothing() -> None:
+            return None
+
+        async def run(delivery: Delivery) -> None:
+            try:
+                await handler(delivery)
+            finally:
+                slots.release()
+
+        while True:
+            try:
+                item = await pubsub.get_message(timeout=1.0)
+            except _ERRORS as exc:
+                log.warning("redis pubsub: %r; messages published meanwhile are lost", exc)
+                await asyncio.sleep(1)
+                continue
+            if item is None or item.get("type") != "message":
+                continue
+            data = json.loads(item["data"])
+            await slots.acquire()
+            delivery = Delivery(
+                message=Message(
+                    message_id=data["id"],
+                    routing_key=data["key"],
+                    body=data["body"].encode(),
+                    headers=data["headers"],
+                ),
+                redelivered=False,
+                ack=nothing,  # nothing to acknowledge: Redis forgot it on delivery
+                dead_letter=nothing,
+                requeue=nothing,
+            )
+            self._spawn(run(delivery))
+
+    async def queue_depth(self, queue: str) -> int | None:
+        return 0  # nothing waits: a message is delivered at once or lost
