@@ -59,6 +59,7 @@ class _RedisBase(Broker):
         self.url = url
         self._redis: aioredis.Redis | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
         self.bindings: dict[str, tuple[str, ...]] = {}  # queue -> routing keys
 
     async def connect(self) -> None:
@@ -84,12 +85,19 @@ class _RedisBase(Broker):
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # redis-py does not always let a blocked read be cancelled, so the loops stop on a flag
+        # (they wake at least once a second); cancelling is the bounded fallback.
+        self._stopping = True
+        tasks = list(self._tasks)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=3)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=3)
         if self._redis is not None:
             with contextlib.suppress(*_ERRORS):
-                await self._redis.aclose()
+                await asyncio.wait_for(self._redis.aclose(), timeout=3)
             self._redis = None
 
 
@@ -148,13 +156,14 @@ class RedisStreamsBroker(_RedisBase):
             if settled:
                 return
             settled = True
-            done.release()
             try:
                 if dead:
                     await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
                 await self.redis.xack(stream, queue, entry_id)
             except _ERRORS as exc:  # still pending: it will be claimed and delivered again
                 log.warning("could not settle %s: %r", entry_id, exc)
+            finally:
+                done.release()  # only now: until the ack lands, the entry is still ours
 
         async def requeue() -> None:
             nonlocal settled
@@ -173,11 +182,14 @@ class RedisStreamsBroker(_RedisBase):
     async def _consume(self, queue: str, keys: tuple[str, ...], prefetch: int, handler: Handler) -> None:
         consumer = f"{queue}-{os.getpid()}"
         slots = asyncio.Semaphore(prefetch)
+        # Entries this consumer holds right now: XAUTOCLAIM hands back our own idle entries
+        # too, and a message still being worked on must not be delivered a second time.
+        holding: set[bytes] = set()
         streams = {_stream(k): ">" for k in keys}
         last_claim = 0.0
         delay = 0.2
         loop = asyncio.get_running_loop()
-        while True:
+        while not self._stopping:
             try:
                 await slots.acquire()  # wait for room before asking for more
                 slots.release()
@@ -195,13 +207,15 @@ class RedisStreamsBroker(_RedisBase):
                     batches.append((stream.decode() if isinstance(stream, bytes) else stream, entries, False))
                 for stream, entries, redelivered in batches:
                     for entry_id, fields in entries:
+                        if entry_id in holding:
+                            continue
                         if not fields:  # trimmed away while pending
                             await self.redis.xack(stream, queue, entry_id)
                             continue
                         await slots.acquire()
-                        self._spawn(
-                            handler(self._delivery(queue, stream, entry_id, fields, redelivered, slots))
-                        )
+                        holding.add(entry_id)
+                        delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots)
+                        self._spawn(self._run(handler, delivery, entry_id, holding))
                 delay = 0.2
             except asyncio.CancelledError:
                 raise
@@ -209,6 +223,13 @@ class RedisStreamsBroker(_RedisBase):
                 log.warning("redis consumer %s: %r; retrying in %.1fs", queue, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    async def _run(handler: Handler, delivery: Delivery, entry_id: bytes, holding: set[bytes]) -> None:
+        try:
+            await handler(delivery)
+        finally:
+            holding.discard(entry_id)
 
     async def queue_depth(self, queue: str) -> int | None:
         total = 0
@@ -277,7 +298,7 @@ class RedisPubSubBroker(_RedisBase):
             finally:
                 slots.release()
 
-        while True:
+        while not self._stopping:
             try:
                 item = await pubsub.get_message(timeout=1.0)
             except _ERRORS as exc:

@@ -167,13 +167,15 @@ def test_redelivery_after_a_worker_is_killed(broker_server: tuple[str, str]) -> 
     async def again() -> list[Delivery]:
         consumer = _broker(name, url)
         await consumer.connect()
-        got = await _collect(consumer, "worker.test", ("order.confirmed",), 10, 15)
+        got = await _collect(consumer, "worker.test", ("order.confirmed",), 10, 20)
         await consumer.close()
         return got
 
     got = asyncio.run(again())
     if name in DURABLE:
-        assert sorted(d.message.message_id for d in got) == sorted(held)
+        # At least once: every message the dead worker held comes back, marked as redelivered
+        # (a duplicate is allowed by the promise; the idempotent workers absorb it).
+        assert {d.message.message_id for d in got} == set(held)
         assert all(d.redelivered for d in got)
     else:
         assert got == []  # Pub/Sub forgot them on delivery: at most once
