@@ -270,7 +270,6 @@ def build_downstream_app(
     app.router.add_post("/work", _work_handler)
     app.router.add_get("/admin/faults", _get_faults)
     app.router.add_put("/admin/faults", _set_faults)
-    app.router.add_post("/admin/faults", _set_faults)
     app.router.add_delete("/admin/faults", _clear_faults)
     app.router.add_get("/ledger", _ledger)
     app.router.add_post("/ledger/check", _ledger_check)
