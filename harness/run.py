@@ -305,9 +305,15 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
             for cmd in _locust_commands(topology, run_dir, options.workers):
                 procs.append(
                     subprocess.Popen(
-                        cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                        cmd,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
                     )
                 )
+            stack.state.write_load_pids([p.pid for p in procs])
             progress = _Progress(scenario, run_dir)
             with Live(progress.table(), console=console, refresh_per_second=1, transient=False) as live:
                 while procs[0].poll() is None:
