@@ -19,22 +19,9 @@ from typing import Any
 
 from harness.chaos import Chaos
 from harness.errors import DoorbusterError
+from harness.stack import pid_alive
 
 __all__ = ["FaultLease", "Leftover", "sweep_leftovers"]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +90,7 @@ def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
     active = None
     for path, lease in _leases(root):
         pid = int(lease.get("pid", 0))
-        if pid > 0 and _alive(pid):
+        if pid > 0 and pid_alive(pid):
             continue
         if active is None:
             active = chaos.active()

@@ -105,7 +105,8 @@ def probe(spec: ProcessSpec, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is ``pid`` a live process (a zombie is not)?"""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -130,7 +131,7 @@ class Stack:
         if record is None:
             return None
         pid = int(record.get("pid", 0))
-        return pid if pid > 0 and _pid_alive(pid) else None
+        return pid if pid > 0 and pid_alive(pid) else None
 
     def topology(self) -> Topology:
         try:
@@ -268,9 +269,9 @@ class Stack:
                 Chaos(self.topology()).reset()
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout_s
-            while _pid_alive(pid) and time.monotonic() < deadline:
+            while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _pid_alive(pid):
+            if pid_alive(pid):
                 kill_group(pid, signal.SIGKILL)
         killed = self._kill_leftovers()
         return pid is not None or killed or stopped_load
@@ -279,10 +280,10 @@ class Stack:
         """Stop load generators a crashed run left, before the faults are reset under them."""
         found = False
         for pid in self.state.read_load_pids():
-            if _pid_alive(pid) and kill_group(pid, signal.SIGTERM):
+            if pid_alive(pid) and kill_group(pid, signal.SIGTERM):
                 found = True
                 deadline = time.monotonic() + 10
-                while _pid_alive(pid) and time.monotonic() < deadline:
+                while pid_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
                 kill_group(pid, signal.SIGKILL)
         self.state.write_load_pids([])
@@ -299,7 +300,7 @@ class Stack:
             if child > 0 and kill_group(child, signal.SIGKILL):
                 found = True
         supervisor = int(record.get("pid", 0))
-        if supervisor > 0 and _pid_alive(supervisor):
+        if supervisor > 0 and pid_alive(supervisor):
             kill_group(supervisor, signal.SIGKILL)
             found = True
         self.state.clear_supervisor()
