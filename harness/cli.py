@@ -16,13 +16,13 @@ from typing import Annotated, Any
 
 import pydantic
 import typer
-import yaml
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
+from harness.files import read_yaml, validation_problems
 from harness.settings import StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
@@ -111,12 +111,7 @@ def load_settings(
     """The stack settings from a YAML file and flags; errors name the file and the field."""
     data: dict[str, Any] = {}
     if config is not None:
-        try:
-            loaded = yaml.safe_load(config.read_text())
-        except OSError as exc:
-            raise ConfigError(f"{config}: can not read it ({exc.strerror})") from exc
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{config}: not valid YAML: {exc}") from exc
+        loaded = read_yaml(config)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{config}: expected a mapping of settings at the top level")
         data = dict(loaded or {})
@@ -133,10 +128,7 @@ def load_settings(
     try:
         return StackSettings.model_validate(data)
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ConfigError(f"{config or 'settings'}: {problems}") from None
+        raise ConfigError(f"{config or 'settings'}: {validation_problems(exc)}") from None
 
 
 def _lanes(lane: str) -> tuple[str, ...]:

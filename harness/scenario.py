@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pydantic
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import HTTP_FAULTS, TOXIC_TYPES, FaultSpec
 from harness.errors import ConfigError
 from harness.expectations import Expectation, parse_expectation
+from harness.files import read_yaml, validation_problems
 from harness.settings import StackSettings
 from harness.topology import LANES, Topology
 
@@ -289,12 +289,7 @@ def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None)
                 f"no scenario {name_or_path!r}; shipped: {', '.join(shipped_scenarios())}, "
                 "or give a path to a YAML file"
             )
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: can not read it ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with name, load, chaos and expectations")
     for key, value in (overrides or {}).items():
@@ -302,16 +297,7 @@ def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None)
     try:
         return Scenario.model_validate(data), path
     except pydantic.ValidationError as exc:
-        problems = "; ".join(
-            (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "") + _message(e)
-            for e in exc.errors()
-        )
-        raise ConfigError(f"{path}: {problems}") from None
-
-
-def _message(error: Any) -> str:
-    message = str(error["msg"])
-    return message.removeprefix("Value error, ")
+        raise ConfigError(f"{path}: {validation_problems(exc)}") from None
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:
