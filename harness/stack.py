@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from harness.binaries import find_binary
+from harness.binaries import find_binary, find_jars
 from harness.chaos import Chaos
 from harness.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
 from harness.settings import StackSettings
@@ -113,10 +113,15 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie is not alive; /proc tells.
+    # A zombie is not alive; /proc tells.  A leader thread shows "Z" as soon as it has exited,
+    # while the process' other threads (and its open sockets) may live a moment longer.
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
+            if fh.read().split(") ", 1)[1][0] != "Z":
+                return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except FileNotFoundError:  # reaped meanwhile
+        return False
     except (OSError, IndexError):
         return True
 
@@ -163,10 +168,18 @@ class Stack:
             self.wait_healthy(running, timeout_s=timeout_s)
             return running
         self._kill_leftovers()
-        broker = "redis-server" if settings.broker.startswith("redis") else "rabbitmq-server"
-        for name in ("toxiproxy-server", broker, "prometheus"):
+        for name in ("toxiproxy-server", "prometheus", *_BROKER_BINARIES[settings.broker]):
             find_binary(name)
-        self._check_ports(topology)
+        if settings.broker in ("kafka", "sqs"):
+            find_jars("kafka" if settings.broker == "kafka" else "elasticmq")
+        busy = _busy_port(topology)
+        if busy is not None:
+            name, port = busy
+            raise PortBusy(
+                f"port {topology.host}:{port} ({name}) is in use by another program; "
+                "stop it, or move doorbuster with --base-port"
+                + (" / --toxiproxy-port" if name == "toxiproxy" else "")
+            )
         self.state.prepare()
         self.state.stack_file.write_text(topology.to_json())
         log = open(self.state.log_path("supervisor"), "ab")  # noqa: SIM115 - handed to the child
@@ -185,22 +198,6 @@ class Stack:
             self.down()
             raise
         return topology
-
-    def _check_ports(self, topology: Topology) -> None:
-        owners = {port: name for name, port in topology.ports.items()}
-        for port, name in sorted(owners.items()):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                # As the servers do: a port left in TIME_WAIT by a stack just stopped is free,
-                # only a listener is not.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    sock.bind((topology.host, port))
-                except OSError:
-                    raise PortBusy(
-                        f"port {topology.host}:{port} ({name}) is in use by another program; "
-                        "stop it, or move doorbuster with --base-port"
-                        + (" / --toxiproxy-port" if name == "toxiproxy" else "")
-                    ) from None
 
     def wait_healthy(self, topology: Topology, *, timeout_s: float) -> None:
         started = time.monotonic()
@@ -274,6 +271,14 @@ class Stack:
             if pid_alive(pid):
                 kill_group(pid, signal.SIGKILL)
         killed = self._kill_leftovers()
+        if pid is not None or killed:
+            # A process can look gone (a zombie) a moment before the kernel has closed its
+            # sockets; ``down`` returns once the stack's ports are free, so ``up`` can follow.
+            with contextlib.suppress(DoorbusterError):
+                topology = self.topology()
+                deadline = time.monotonic() + 10
+                while _busy_port(topology) is not None and time.monotonic() < deadline:
+                    time.sleep(0.1)
         return pid is not None or killed or stopped_load
 
     def _stop_load(self) -> bool:
@@ -305,6 +310,30 @@ class Stack:
             found = True
         self.state.clear_supervisor()
         return found
+
+
+# The broker's own programs, beside the Toxiproxy server and Prometheus every stack runs.
+_BROKER_BINARIES: dict[str, tuple[str, ...]] = {
+    "rabbitmq": ("rabbitmq-server",),
+    "redis-streams": ("redis-server",),
+    "redis-pubsub": ("redis-server",),
+    "kafka": ("java",),
+    "sqs": ("java",),
+}
+
+
+def _busy_port(topology: Topology) -> tuple[str, int] | None:
+    """The first of the topology's ports that something listens on, as (name, port)."""
+    for port, name in sorted({port: name for name, port in topology.ports.items()}.items()):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As the servers do: a port left in TIME_WAIT by a stack just stopped is free,
+            # only a listener is not.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((topology.host, port))
+            except OSError:
+                return name, port
+    return None
 
 
 def _safe_proxies(chaos: Chaos) -> dict[str, Any]:
