@@ -8,7 +8,7 @@ from pathlib import Path
 
 from harness.errors import MissingBinary
 
-__all__ = ["PROJECT_BIN", "PROJECT_ROOT", "find_binary"]
+__all__ = ["PROJECT_BIN", "PROJECT_ROOT", "find_binary", "find_jars"]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # ``scripts/setup`` installs Go-built binaries here (``GOBIN``), never system-wide.
@@ -42,6 +42,12 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
         (),
         "apt-get install redis-server (scripts/setup does it when run as root on Debian)",
     ),
+    "java": (
+        "DOORBUSTER_JAVA",
+        ("java",),
+        (),
+        "apt-get install openjdk-17-jre-headless (Kafka and ElasticMQ run on Java 17)",
+    ),
     "prometheus": (
         "DOORBUSTER_PROMETHEUS",
         ("prometheus",),
@@ -72,3 +78,22 @@ def find_binary(name: str) -> Path:
     if found:
         return Path(found)
     raise MissingBinary(f"{name} not found on PATH or in {PROJECT_BIN}; install it with: {hint}")
+
+
+# Java servers: scripts/setup copies their jars from Maven Central into .tools/<name>/lib.
+_JARS = {
+    "kafka": ("kafka_2.13-", "scripts/brokers/kafka/pom.xml"),
+    "elasticmq": ("elasticmq-server_2.13-", "scripts/brokers/elasticmq/pom.xml"),
+}
+
+
+def find_jars(name: str) -> Path:
+    """The directory of a Java server's jars, or MissingBinary saying how to get them."""
+    marker, pom = _JARS[name]
+    lib = PROJECT_ROOT / ".tools" / name / "lib"
+    if lib.is_dir() and any(p.name.startswith(marker) for p in lib.glob("*.jar")):
+        return lib
+    raise MissingBinary(
+        f"the {name} server's jars are not in {lib}; run scripts/setup "
+        f"(mvn -f {pom} dependency:copy-dependencies -DoutputDirectory={lib})"
+    )

@@ -23,14 +23,13 @@ from rich.table import Table
 from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from harness.files import read_yaml, validation_problems
-from harness.settings import StackSettings
+from harness.settings import BROKERS, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
 from harness.topology import LANES, Topology
 
 __all__ = ["app", "main", "parse_duration"]
 
-BROKERS = ("rabbitmq", "redis-streams", "redis-pubsub")
 
 app = typer.Typer(
     help="Load and chaos harness: a sync request chain beside a queue-backed design.",
@@ -143,7 +142,7 @@ def _lanes(lane: str) -> tuple[str, ...]:
 @app.command()
 def up(
     broker: Annotated[
-        str, typer.Option(help="The async lane's broker: rabbitmq, redis-streams or redis-pubsub.")
+        str, typer.Option(help="The async lane's broker: " + ", ".join(BROKERS) + ".")
     ] = "rabbitmq",
     config: Annotated[Path | None, typer.Option(help="YAML file of stack settings.")] = None,
     scenario: Annotated[
@@ -174,7 +173,7 @@ def up(
     for lane in LANES:
         out.print(f"  {lane:<6} orders  {topology.order_service(lane).url}/orders")
     out.print(f"  toxiproxy      {topology.toxiproxy.url}")
-    out.print(f"  broker         amqp://{topology.broker.address}")
+    out.print(f"  broker         {topology.settings.broker} at {topology.broker.address}")
 
 
 @app.command()

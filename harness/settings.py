@@ -11,14 +11,16 @@ the demo, the benchmarks and the shipped scenarios run at 1.0, the seed's real n
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "BROKERS",
     "SEED_CHAIN",
     "AsyncLaneSettings",
     "BreakerSettings",
+    "Broker",
     "DependencySettings",
     "PortSettings",
     "RetrySettings",
@@ -26,6 +28,12 @@ __all__ = [
     "SyncLaneSettings",
     "WorkerRetrySettings",
 ]
+
+
+# The async lane's brokers, as the seeds name them: RabbitMQ (routing), Redis Streams and
+# Pub/Sub (real-time; Pub/Sub keeps nothing), Kafka (ordered, replayable) and SQS (simple).
+Broker = Literal["rabbitmq", "redis-streams", "redis-pubsub", "kafka", "sqs"]
+BROKERS: tuple[str, ...] = get_args(Broker)
 
 
 class _Frozen(BaseModel):
@@ -128,7 +136,7 @@ class StackSettings(_Frozen):
     """Everything the harness starts, in one value: written to the stack file at ``up``."""
 
     time_scale: float = Field(default=1.0, gt=0, le=10)
-    broker: Literal["rabbitmq", "redis-streams", "redis-pubsub"] = "rabbitmq"
+    broker: Broker = "rabbitmq"
     chain: dict[str, DependencySettings] = Field(default_factory=lambda: dict(SEED_CHAIN))
     critical: tuple[str, ...] = ("payment",)
     sync: SyncLaneSettings = SyncLaneSettings()

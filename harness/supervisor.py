@@ -32,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily
 from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.errors import DoorbusterError
+from harness.java_brokers import elasticmq_command, kafka_command
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from harness.topology import ProcessSpec, Topology
@@ -74,6 +75,10 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
             "--dir", str(data), "--appendonly", "yes", "--appendfsync", "everysec",
             "--save", "", "--protected-mode", "yes", "--daemonize", "no",
         ]  # fmt: skip
+    elif spec.kind == "broker" and topology.settings.broker == "kafka":
+        cmd, env = kafka_command(topology, state)
+    elif spec.kind == "broker" and topology.settings.broker == "sqs":
+        cmd, env = elasticmq_command(topology, state)
     elif spec.kind == "broker":
         cmd = [str(find_binary("rabbitmq-server"))]
         env = rabbitmq_environment(topology, state)
@@ -295,7 +300,7 @@ class Supervisor:
     def _stop_epmd(self) -> None:
         """RabbitMQ starts Erlang's port mapper as a daemon of its own; stop it too, unless
         another Erlang node on this machine still uses it (then epmd refuses, as it should)."""
-        if "broker" not in self.children:
+        if "broker" not in self.children or self.topology.settings.broker != "rabbitmq":
             return
         epmd = shutil.which("epmd") or next(
             iter(sorted(Path("/usr/lib/erlang").glob("erts-*/bin/epmd"))), None

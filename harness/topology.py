@@ -15,7 +15,8 @@ Port layout, from ``ports.base`` (default 21000)::
     base + 100 + i        Toxiproxy proxy sync-<dependency i>
     base + 120 + i        Toxiproxy proxy async-<dependency i>
     base + 140            Toxiproxy proxy async-broker
-    base + 200 / 201      broker (AMQP) / its Erlang distribution port
+    base + 200 / 201      broker (through its proxy) / RabbitMQ's Erlang distribution port
+    base + 202 / 203      Kafka's direct listener (benchmarks, tests) / its KRaft controller
 
 Any of them can be moved with ``ports.overrides[<name>]``; every port must lie outside the
 Linux ephemeral range 32768-60999 so that an outgoing connection can never take it first.
@@ -128,6 +129,8 @@ class Topology:
             "order-async": base + 1,
             "broker": base + 200,
             "broker-dist": base + 201,
+            "broker-direct": base + 202,
+            "broker-controller": base + 203,
             "proxy-async-broker": base + 140,
             "locust-exporter": base + 50,
             "locust-master": base + 51,
@@ -179,6 +182,25 @@ class Topology:
         return (*chain, BROKER) if lane == "async" else chain
 
     # -- proxies -----------------------------------------------------------------------
+    def broker_url(self, *, direct: bool = False) -> str:
+        """How a client reaches the broker: through its Toxiproxy proxy (the lane), or straight
+        to it (benchmarks, conformance tests).  Kafka tells clients where to connect next, so it
+        has a listener of its own for direct clients (``broker-direct``)."""
+        name = self.settings.broker
+        if not direct:
+            address = self.proxy("async", BROKER).listen
+        else:
+            address = self.endpoint("broker-direct" if name == "kafka" else "broker").address
+        if name.startswith("redis"):
+            return f"redis://{address}/0"
+        if name == "kafka":
+            return f"kafka://{address}"
+        if name == "sqs":
+            return f"http://{address}"
+        # A short heartbeat, so a silently stalled connection (a Toxiproxy ``timeout`` toxic)
+        # is noticed in seconds, not minutes.
+        return f"amqp://guest:guest@{address}/?heartbeat=5"
+
     def proxy(self, lane: str, dependency: str) -> ProxySpec:
         if dependency not in self.dependencies(lane):
             raise ConfigError(

@@ -15,22 +15,13 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from harness.topology import BROKER, Topology
+from harness.topology import Topology
 from targets.async_lane import build_async_app
 from targets.brokers import make_broker
 from targets.downstream import build_downstream_app
 from targets.sync_lane import build_sync_app
 from targets.web import serve
 from targets.worker import build_worker_app
-
-
-def broker_url(topology: Topology) -> str:
-    proxy = topology.proxy("async", BROKER)
-    if topology.settings.broker.startswith("redis"):
-        return f"redis://{proxy.listen}/0"
-    # A short heartbeat, so a silently stalled connection (a Toxiproxy ``timeout`` toxic) is
-    # noticed in seconds, not minutes.
-    return f"amqp://guest:guest@{proxy.listen}/?heartbeat=5"
 
 
 def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application, int]:
@@ -49,11 +40,11 @@ def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application
     if args.role == "order" and args.lane == "sync":
         return build_sync_app(topology=topology, registry=registry), topology.ports["order-sync"]
     if args.role == "order" and args.lane == "async":
-        broker = make_broker(settings.broker, broker_url(topology))
+        broker = make_broker(settings.broker, topology.broker_url())
         app = build_async_app(topology=topology, registry=registry, data_dir=data_dir, broker=broker)
         return app, topology.ports["order-async"]
     if args.role == "worker":
-        broker = make_broker(settings.broker, broker_url(topology))
+        broker = make_broker(settings.broker, topology.broker_url())
         app = build_worker_app(
             topology=topology,
             dependency=args.dependency,

@@ -37,7 +37,7 @@ from targets.brokers import (
     step_routing_key,
     worker_queue,
 )
-from targets.metrics import DownstreamCallMetrics, OrderMetrics
+from targets.metrics import BrokerLoss, DownstreamCallMetrics, OrderMetrics
 from targets.openapi import order_spec
 from targets.order_store import OrderStore
 from targets.orders import InvalidOrder, parse_order
@@ -78,13 +78,9 @@ class AsyncOrderService:
         self._webhooks: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.metrics.outbox_backlog.labels(self.lane).set(store.backlog())
-        self._lost_seen = 0
-        for counter in (
-            self.metrics.outbox_published,
-            self.metrics.outbox_publish_failures,
-            self.metrics.broker_lost,
-        ):
+        for counter in (self.metrics.outbox_published, self.metrics.outbox_publish_failures):
             counter.labels(self.lane)
+        BrokerLoss(registry, self.lane, lambda: broker.lost_messages)
 
     # -- accepting orders ------------------------------------------------------------
     async def accept(self, body: dict[str, Any], correlation_id: str) -> tuple[int, dict[str, Any]]:
@@ -107,7 +103,11 @@ class AsyncOrderService:
             "correlation_id": correlation_id,
             "accepted_at": time.time(),
         }
-        headers = {"correlation_id": correlation_id, "traceparent": traceparent}
+        headers = {
+            "correlation_id": correlation_id,
+            "traceparent": traceparent,
+            "ordering_key": order.customer_id,
+        }
         try:
             self.store.accept(
                 order_id=order_id,
@@ -180,19 +180,12 @@ class AsyncOrderService:
                     )
                     self.store.mark_sent(row.seq)
                     self.metrics.outbox_published.labels(self.lane).inc()
-                    self._count_lost()
                 delay = 0.1
             except BrokerUnavailable as exc:
                 self.metrics.outbox_publish_failures.labels(self.lane).inc()
                 log.warning("relay: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-
-    def _count_lost(self) -> None:
-        lost = self.broker.lost_messages - self._lost_seen
-        if lost > 0:
-            self.metrics.broker_lost.labels(self.lane).inc(lost)
-            self._lost_seen = self.broker.lost_messages
 
     # -- fulfilment ------------------------------------------------------------------
     async def on_step_event(self, delivery: Delivery) -> None:

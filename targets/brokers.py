@@ -6,7 +6,8 @@ events back, which the order service reads to track fulfilment.  A message is pu
 when the broker confirms it (publisher confirms), and removed from a queue only when its
 consumer acknowledges it, so a broker or worker that dies loses nothing.
 
-Other brokers (Redis Streams, Kafka, SQS) implement :class:`Broker` the same way.
+Other brokers (Redis Streams and Pub/Sub, Kafka, SQS) implement :class:`Broker` in their own
+modules, each saying what its broker promises and what it does not.
 """
 
 from __future__ import annotations
@@ -61,6 +62,12 @@ class Message:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def ordering_key(self) -> str:
+        """Messages with one key keep their order where the broker promises that (Kafka: one
+        key, one partition).  The order service keys an order's events by its customer."""
+        return self.headers.get("ordering_key") or self.message_id
+
 
 @dataclass(kw_only=True)
 class Delivery:
@@ -82,6 +89,29 @@ class Broker(abc.ABC):
     name: str
     # Messages the broker is known to have dropped (Redis Pub/Sub: published, nobody listening).
     lost_messages: int = 0
+
+    def __init__(self) -> None:
+        # The adapter's own tasks (consumer loops, handlers); its loops end once _stopping is set.
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _stop_tasks(self, grace_s: float = 0.0) -> None:
+        """Stop the adapter's tasks: those that end by themselves within ``grace_s`` (they see
+        ``_stopping``) do; the rest are cancelled, and waited for a little."""
+        self._stopping = True
+        pending = set(self._tasks)
+        if pending and grace_s > 0:
+            _, pending = await asyncio.wait(pending, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=3)
 
     @abc.abstractmethod
     async def connect(self) -> None: ...
@@ -118,11 +148,11 @@ class RabbitMQBroker(Broker):
     name = "rabbitmq"
 
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def connect(self) -> None:
         try:
@@ -225,9 +255,7 @@ class RabbitMQBroker(Broker):
                 dead_letter=lambda: _settle(incoming.reject(requeue=False)),
                 requeue=lambda: _settle(incoming.nack(requeue=True)),
             )
-            task = asyncio.ensure_future(handler(delivery))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(handler(delivery))
 
         await amqp_queue.consume(on_message)
 
@@ -269,6 +297,14 @@ async def _settle(result: Any) -> None:
 def make_broker(name: str, url: str) -> Broker:
     if name == "rabbitmq":
         return RabbitMQBroker(url)
+    if name == "kafka":
+        from targets.brokers_kafka import KafkaBroker
+
+        return KafkaBroker(url)
+    if name == "sqs":
+        from targets.brokers_sqs import SQSBroker
+
+        return SQSBroker(url)
     from targets.brokers_redis import RedisPubSubBroker, RedisStreamsBroker
 
     if name == "redis-streams":

@@ -56,10 +56,9 @@ def _message(fields: dict[bytes, bytes]) -> Message:
 
 class _RedisBase(Broker):
     def __init__(self, url: str) -> None:
+        super().__init__()
         self.url = url
         self._redis: aioredis.Redis | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._stopping = False
         self.bindings: dict[str, tuple[str, ...]] = {}  # queue -> routing keys
 
     async def connect(self) -> None:
@@ -79,22 +78,10 @@ class _RedisBase(Broker):
             raise BrokerUnavailable("not connected")
         return self._redis
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def close(self) -> None:
         # redis-py does not always let a blocked read be cancelled, so the loops stop on a flag
         # (they wake at least once a second); cancelling is the bounded fallback.
-        self._stopping = True
-        tasks = list(self._tasks)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=3)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=3)
+        await self._stop_tasks(grace_s=3)
         if self._redis is not None:
             with contextlib.suppress(*_ERRORS):
                 await asyncio.wait_for(self._redis.aclose(), timeout=3)

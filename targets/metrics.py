@@ -8,7 +8,10 @@ its metrics on its own :class:`CollectorRegistry`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
 
 __all__ = [
     "CALL_OUTCOMES",
@@ -84,12 +87,6 @@ class OrderMetrics:
         self.outbox_publish_failures = Counter(
             "outbox_publish_failures_total",
             "Publish attempts the broker did not confirm.",
-            ["lane"],
-            registry=registry,
-        )
-        self.broker_lost = Counter(
-            "broker_messages_lost_total",
-            "Messages the broker accepted but delivered to fewer consumers than are bound (Pub/Sub).",
             ["lane"],
             registry=registry,
         )
@@ -267,6 +264,12 @@ class WorkerMetrics:
             ["lane", "dependency"],
             registry=registry,
         )
+        self.out_of_order = Counter(
+            "worker_messages_out_of_order_total",
+            "Orders received after a later order of the same customer (per-key order broken).",
+            ["lane", "dependency"],
+            registry=registry,
+        )
         self.in_progress = Gauge(
             "worker_messages_in_progress",
             "Messages a worker holds unacknowledged.",
@@ -284,6 +287,25 @@ class WorkerMetrics:
     def declare(self, lane: str, dependency: str) -> None:
         for outcome in ("done", "dead_lettered", "duplicate"):
             self.processed.labels(lane, dependency, outcome)
-        for counter in (self.redelivered, self.dead_lettered, self.duplicates):
+        for counter in (self.redelivered, self.dead_lettered, self.duplicates, self.out_of_order):
             counter.labels(lane, dependency)
         self.in_progress.labels(lane, dependency).set(0)
+
+
+class BrokerLoss:
+    """``broker_messages_lost_total{lane}``: what the broker adapter counted as published to fewer
+    consumers than are bound (Redis Pub/Sub), read at each scrape.  Every process that publishes
+    serves it: the order service (order events) and each worker (its step events)."""
+
+    def __init__(self, registry: CollectorRegistry, lane: str, lost: Callable[[], int]) -> None:
+        self.lane, self.lost = lane, lost
+        registry.register(self)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "broker_messages_lost",
+            "Messages the broker accepted but delivered to fewer consumers than are bound (Pub/Sub).",
+            labels=["lane"],
+        )
+        family.add_metric([self.lane], float(self.lost()))
+        yield family

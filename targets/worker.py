@@ -17,6 +17,7 @@ import json
 import logging
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from targets.brokers import (
     step_routing_key,
     worker_queue,
 )
-from targets.metrics import WorkerMetrics
+from targets.metrics import BrokerLoss, WorkerMetrics
 from targets.resilience import CallFailed
 from targets.tracing import child_traceparent
 from targets.web import base_app
@@ -46,6 +47,7 @@ __all__ = ["Worker", "build_worker_app"]
 log = logging.getLogger(__name__)
 
 _ONE_ATTEMPT = RetrySettings(attempts=1)
+_CUSTOMERS_REMEMBERED = 100_000
 
 
 class DoneOrders:
@@ -86,6 +88,7 @@ class Worker:
         self.queue = worker_queue(dependency)
         self.metrics = WorkerMetrics(registry)
         self.metrics.declare(self.lane, dependency)
+        BrokerLoss(registry, self.lane, lambda: broker.lost_messages)  # its step events (Pub/Sub)
         self.client = AsyncDependencyClient(
             lane=self.lane,
             urls={dependency: f"http://{topology.proxy(self.lane, dependency).listen}/work"},
@@ -95,6 +98,8 @@ class Worker:
         )
         self._in_progress = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        # customer -> when their latest order handled here was accepted (bounded, oldest out)
+        self._latest: OrderedDict[str, float] = OrderedDict()
 
     def retry_delay(self, failed_attempt: int) -> float:
         retry = self.settings.async_.worker_retry
@@ -118,6 +123,7 @@ class Worker:
             self.metrics.processed.labels(*labels, "duplicate").inc()
             await delivery.ack()
             return
+        self._check_order(event)
         self._in_progress += 1
         self.metrics.in_progress.labels(*labels).set(self._in_progress)
         try:
@@ -125,6 +131,20 @@ class Worker:
         finally:
             self._in_progress -= 1
             self.metrics.in_progress.labels(*labels).set(self._in_progress)
+
+    def _check_order(self, event: dict[str, object]) -> None:
+        """Count an order that arrives after a later order of the same customer."""
+        customer, accepted_at = event.get("customer_id"), event.get("accepted_at")
+        if not isinstance(customer, str) or not isinstance(accepted_at, int | float):
+            return
+        latest = self._latest.get(customer)
+        if latest is not None and accepted_at < latest:
+            self.metrics.out_of_order.labels(self.lane, self.dependency).inc()
+            return
+        self._latest[customer] = float(accepted_at)
+        self._latest.move_to_end(customer)
+        if len(self._latest) > _CUSTOMERS_REMEMBERED:
+            self._latest.popitem(last=False)
 
     async def _process(self, delivery: Delivery, order_id: str) -> None:
         labels = (self.lane, self.dependency)

@@ -1,0 +1,163 @@
+"""The two brokers that run on Java: Apache Kafka (KRaft mode) and ElasticMQ (SQS).
+
+Both come from Maven Central (``scripts/setup`` copies their jars into ``.tools/<name>/lib``)
+and run as private servers: their own data under the state directory, every listener on
+loopback, and their clients' traffic through the ``async-broker`` proxy like every other hop.
+
+**Kafka** tells a client which address to use after the first contact (the advertised
+listener), so it gets two client listeners: ``PROXIED`` on the broker port, which advertises
+the Toxiproxy proxy (so every later connection crosses it too), and ``DIRECT`` on
+``broker-direct``, which advertises itself (benchmarks measure the broker without the proxy;
+the conformance suite runs without Toxiproxy).  A new data directory is formatted first
+(``kafka-storage format``).  One node, replication factor 1: an acknowledged record is in the
+broker's log (page cache, flushed by the OS), not on a second machine.
+
+**ElasticMQ** keeps queue definitions in a file and messages in an H2 database in the state
+directory, so a restarted broker still has what it had taken.  Its queue URLs name the proxy.
+Its statistics endpoint (which would listen on every interface) is switched off.
+"""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+
+from harness.binaries import find_binary, find_jars
+from harness.errors import StartFailed
+from harness.state import StateDir
+from harness.topology import BROKER, Topology
+
+__all__ = ["elasticmq_command", "kafka_command"]
+
+KAFKA_HEAP = "512m"
+ELASTICMQ_HEAP = "384m"
+KAFKA_PARTITIONS = 6
+
+
+def _java(heap: str) -> list[str]:
+    return [
+        str(find_binary("java")),
+        f"-Xms{heap}", f"-Xmx{heap}",
+        "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+    ]  # fmt: skip
+
+
+def kafka_properties(topology: Topology, data: str) -> str:
+    host = topology.host
+    proxied = topology.proxy("async", BROKER).listen
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@{host}:{topology.ports['broker-controller']}",
+        "listeners=" + ",".join([
+            f"PROXIED://{host}:{topology.ports['broker']}",
+            f"DIRECT://{host}:{topology.ports['broker-direct']}",
+            f"CONTROLLER://{host}:{topology.ports['broker-controller']}",
+        ]),
+        f"advertised.listeners=PROXIED://{proxied},DIRECT://{host}:{topology.ports['broker-direct']}",
+        "listener.security.protocol.map=PROXIED:PLAINTEXT,DIRECT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "inter.broker.listener.name=DIRECT",
+        "controller.listener.names=CONTROLLER",
+        f"log.dirs={data}",
+        f"num.partitions={KAFKA_PARTITIONS}",
+        "auto.create.topics.enable=true",
+        "offsets.topic.num.partitions=6",
+        "offsets.topic.replication.factor=1",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.retention.hours=24",
+        "",
+    ])  # fmt: skip
+
+
+_LOG4J = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.started.name = kafka.server.BrokerServer
+logger.started.level = INFO
+"""
+
+
+def kafka_command(topology: Topology, state: StateDir) -> tuple[list[str], dict[str, str]]:
+    home = state.root / "kafka"
+    data = home / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    props = home / "server.properties"
+    props.write_text(kafka_properties(topology, str(data)))
+    log4j = home / "log4j2.properties"
+    log4j.write_text(_LOG4J)
+    classpath = f"{find_jars('kafka')}/*"
+    base = [*_java(KAFKA_HEAP), f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
+    if not (data / "meta.properties").exists():
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        done = subprocess.run(
+            [*base, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise StartFailed(f"kafka-storage format failed: {(done.stdout + done.stderr)[-1000:]}")
+    return [*base, "kafka.Kafka", str(props)], {}
+
+
+def elasticmq_config(topology: Topology, home: str) -> str:
+    proxied = topology.proxy("async", BROKER).listen_endpoint
+    return f"""include classpath("application.conf")
+
+node-address {{
+  protocol = "http"
+  host = "{proxied.host}"
+  port = {proxied.port}
+  context-path = ""
+}}
+rest-sqs {{
+  enabled = true
+  bind-port = {topology.ports["broker"]}
+  bind-hostname = "{topology.host}"
+  sqs-limits = strict
+}}
+rest-stats {{
+  enabled = false
+  bind-port = {topology.ports["broker-direct"]}
+  bind-hostname = "{topology.host}"
+}}
+generate-node-address = false
+queues-storage {{
+  enabled = true
+  path = "{home}/queues.conf"
+}}
+messages-storage {{
+  enabled = true
+  driver-class = "org.h2.Driver"
+  uri = "jdbc:h2:{home}/messages"
+  username = ""
+  password = ""
+  prune-data-on-init = false
+}}
+aws {{
+  region = "elasticmq"
+  accountId = "000000000000"
+}}
+"""
+
+
+def elasticmq_command(topology: Topology, state: StateDir) -> tuple[list[str], dict[str, str]]:
+    home = state.root / "elasticmq"
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "elasticmq.conf"
+    config.write_text(elasticmq_config(topology, str(home)))
+    cmd = [
+        *_java(ELASTICMQ_HEAP),
+        f"-Dconfig.file={config}",
+        "-cp", f"{find_jars('elasticmq')}/*",
+        "org.elasticmq.server.Main",
+    ]  # fmt: skip
+    return cmd, {}
