@@ -32,6 +32,7 @@ integration: setup
 bench: setup
 	$(VENV)/python bench/stack_bench.py
 	$(VENV)/python bench/loadgen_bench.py
+	$(VENV)/python bench/broker_bench.py
 
 dashboards: setup
 	$(VENV)/doorbuster dashboards

@@ -85,8 +85,10 @@ def main() -> int:
         print(f"{name:<28} {first.get(name, 0) / 2**20:>9.1f}M {warm[name] / 2**20:>13.1f}M "
               f"{end[name] / 2**20:>9.1f}M {growth:>7.1%}")  # fmt: skip
     print(f"\nlargest growth after warm-up: {worst:.1%} (target under 10%)")
+    (out / "soak-memory.json").write_text(json.dumps([{"t": t, "rss": s} for t, s in samples]))
+    print(f"every sample: {out / 'soak-memory.json'}")
     scenario, _ = load_scenario(str(out / "scenario.json"))
-    expected = sum(int(s.rate * s.duration) for s in scenario.load.stages)
+    expected = sum(s.rate * s.duration for s in scenario.load.stages)
     rows = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
     arrivals = {
         lane: sum(1 for r in rows if r[2] == lane and r[3] == "checkout" and r[5] == 0)
@@ -97,11 +99,13 @@ def main() -> int:
              "locust.html", "latency.png", "panel-pool.png"]  # fmt: skip
     missing = [f for f in files if not (out / f).exists() or (out / f).stat().st_size == 0]
     print(f"result files: {'complete' if not missing else 'MISSING ' + ', '.join(missing)}; "
-          f"arrivals logged {arrivals} of {expected} per lane; verdicts "
+          f"arrivals logged {arrivals} of {expected:.0f} per lane; verdicts "
           f"{sum(v['passed'] for v in summary['verdicts'])}/{len(summary['verdicts'])} passed; "
           f"async orders {summary['lanes']['async']['orders']}")  # fmt: skip
     print(f"(run directory kept: {out})")
-    return 0 if not missing and worst < 0.10 and all(a == expected for a in arrivals.values()) else 1
+    # Arrivals are drawn per stage; each stage boundary may round one either way.
+    complete = all(abs(a - expected) <= len(scenario.load.stages) for a in arrivals.values())
+    return 0 if not missing and worst < 0.10 and complete else 1
 
 
 if __name__ == "__main__":

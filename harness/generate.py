@@ -17,9 +17,10 @@ from typing import Any
 import yaml
 
 from harness.binaries import PROJECT_ROOT
+from harness.java_brokers import elasticmq_config, kafka_properties
 from harness.panels import DASHBOARDS, PANELS, Panel
 from harness.prometheus import scrape_config
-from harness.settings import StackSettings
+from harness.settings import BROKERS, StackSettings
 from harness.topology import Topology
 
 __all__ = ["DATASOURCE_UID", "compose_files", "dashboard", "generated_files", "write_generated"]
@@ -28,6 +29,9 @@ DATASOURCE_UID = "doorbuster-prometheus"
 _DATASOURCE = {"type": "prometheus", "uid": DATASOURCE_UID}
 TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 RABBITMQ_IMAGE = "rabbitmq:3.13-alpine"
+REDIS_IMAGE = "redis:7.0-alpine"
+KAFKA_IMAGE = "apache/kafka:4.1.1"
+ELASTICMQ_IMAGE = "softwaremill/elasticmq-native:1.6.14"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.4"
 GRAFANA_IMAGE = "grafana/grafana:11.6.0"
 
@@ -144,6 +148,61 @@ def _yaml(data: Any) -> str:
     )
 
 
+def _broker_services(topology: Topology) -> dict[str, Any]:
+    """One service per broker, each in the profile of its name (they share the broker port)."""
+    host, port = topology.host, str(topology.ports["broker"])
+    redis = {
+        "image": REDIS_IMAGE,
+        "network_mode": "host",
+        "command": [
+            "redis-server",
+            "--bind",
+            host,
+            "--port",
+            port,
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--protected-mode",
+            "yes",
+        ],
+    }
+    kafka_env = {"CLUSTER_ID": "ZG9vcmJ1c3Rlci1rYWZrYQ"}  # 16 bytes, base64: "doorbuster-kafka"
+    for line in kafka_properties(topology, "/var/lib/kafka/data").splitlines():
+        if line:
+            key, value = line.split("=", 1)
+            kafka_env["KAFKA_" + key.upper().replace(".", "_")] = value
+    return {
+        "broker-rabbitmq": {
+            "image": RABBITMQ_IMAGE,
+            "network_mode": "host",
+            "profiles": ["rabbitmq"],
+            "environment": {
+                "RABBITMQ_NODE_IP_ADDRESS": host,
+                "RABBITMQ_NODE_PORT": port,
+                "RABBITMQ_DIST_PORT": str(topology.ports["broker-dist"]),
+                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
+                "ERL_EPMD_ADDRESS": host,
+            },
+        },
+        "broker-redis-streams": {**redis, "profiles": ["redis-streams"]},
+        "broker-redis-pubsub": {**redis, "profiles": ["redis-pubsub"]},
+        "broker-kafka": {
+            "image": KAFKA_IMAGE,
+            "network_mode": "host",
+            "profiles": ["kafka"],
+            "environment": kafka_env,
+        },
+        "broker-sqs": {
+            "image": ELASTICMQ_IMAGE,
+            "network_mode": "host",
+            "profiles": ["sqs"],
+            "volumes": ["./docker/elasticmq.conf:/opt/elasticmq.conf:ro"],
+        },
+    }
+
+
 def compose_files(topology: Topology) -> dict[str, str]:
     """docker-compose.yml and the files it mounts, for the default topology."""
     from harness.panels import recording_rules
@@ -165,17 +224,7 @@ def compose_files(topology: Topology) -> dict[str, str]:
             ],
             "volumes": ["./docker/toxiproxy.json:/config/toxiproxy.json:ro"],
         },
-        "broker": {
-            "image": RABBITMQ_IMAGE,
-            "network_mode": "host",
-            "environment": {
-                "RABBITMQ_NODE_IP_ADDRESS": host,
-                "RABBITMQ_NODE_PORT": str(topology.ports["broker"]),
-                "RABBITMQ_DIST_PORT": str(topology.ports["broker-dist"]),
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "-kernel inet_dist_use_interface {127,0,0,1}",
-                "ERL_EPMD_ADDRESS": host,
-            },
-        },
+        **_broker_services(topology),
         "prometheus": {
             "image": PROMETHEUS_IMAGE,
             "network_mode": "host",
@@ -211,8 +260,10 @@ def compose_files(topology: Topology) -> dict[str, str]:
         "build": {"context": ".", "dockerfile": "Dockerfile"},
         "image": "doorbuster:local",
         "network_mode": "host",
-        "volumes": ["./docker/stack.json:/config/stack.json:ro"],
-        "depends_on": ["toxiproxy", "broker"],
+        # The broker is chosen with DOORBUSTER_BROKER and the profile of the same name (.env
+        # holds the default); the targets connect to it with back-off, whenever it is up.
+        "volumes": ["./docker/stack-${DOORBUSTER_BROKER:-rabbitmq}.json:/config/stack.json:ro"],
+        "depends_on": ["toxiproxy"],
     }
     for spec in topology.processes:
         if spec.kind not in ("order", "downstream", "worker"):
@@ -266,9 +317,20 @@ def compose_files(topology: Topology) -> dict[str, str]:
         {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True}
         for p in topology.proxies
     ]
+    stacks = {
+        f"docker/stack-{broker}.json": Topology.from_settings(
+            topology.settings.model_copy(update={"broker": broker})
+        ).to_json()
+        + "\n"
+        for broker in BROKERS
+    }
     return {
         "docker-compose.yml": _yaml(compose),
-        "docker/stack.json": topology.to_json() + "\n",
+        ".env": "# Generated by `doorbuster dashboards`: the async lane's broker for docker compose.\n"
+        "# Another one: DOORBUSTER_BROKER=kafka COMPOSE_PROFILES=kafka docker compose up\n"
+        "DOORBUSTER_BROKER=rabbitmq\nCOMPOSE_PROFILES=rabbitmq\n",
+        **stacks,
+        "docker/elasticmq.conf": elasticmq_config(topology, "/data"),
         "docker/prometheus.yml": _yaml(prometheus),
         "docker/rules.yml": _yaml(recording_rules()),
         "docker/toxiproxy.json": json.dumps(proxies, indent=2) + "\n",

@@ -180,6 +180,10 @@ def _lane_table(summary: dict[str, Any]) -> str:
         ),
         ("downstream calls per order", {n: "-" if amp.get(n) is None else f"{amp[n]:.2f}" for n in lanes}),
     ]
+    broker = summary.get("broker")
+    if broker and "async" in lanes:
+        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in broker.items() if k != "name")
+        table.append(("broker", {n: f"{broker['name']}: {counts}" if n == "async" else "-" for n in lanes}))
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in lanes) + "</tr>"
     body = "".join(
         f"<tr><th>{html.escape(label)}</th>"
@@ -190,15 +194,32 @@ def _lane_table(summary: dict[str, Any]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def write_report(run_dir: Path) -> Path:
-    """Write ``report.html`` (and its PNGs) for a run directory; returns its path."""
-    summary, series, rows = _load(run_dir)
-    plots = _client_plots(run_dir, summary, rows) + _server_plots(run_dir, summary, series)
-    verdicts = "".join(
+# The pages' common style: the run report's and the shootout's.
+STYLE = """\
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; font-size: 14px; }
+tr.pass td:first-child { color: #1e8449; font-weight: bold; }
+tr.fail td:first-child { color: #c0392b; font-weight: bold; }"""
+
+
+def verdict_table(verdicts: list[dict[str, Any]]) -> str:
+    rows = "".join(
         f"<tr class={'pass' if v['passed'] else 'fail'}><td>{'PASS' if v['passed'] else 'FAIL'}</td>"
         f"<td>{html.escape(v['expectation'])}</td><td>{html.escape(v['observed'])}</td></tr>"
-        for v in summary.get("verdicts", [])
+        for v in verdicts
     )
+    return f"<table><tr><th></th><th>expectation</th><th>observed</th></tr>{rows}</table>"
+
+
+def write_report(run_dir: Path) -> Path:
+    """Write ``report.html`` (and its PNGs) for a run directory; returns its path."""
+    if (run_dir / "shootout.json").is_file():
+        from harness.shootout import write_shootout
+
+        return write_shootout(run_dir, json.loads((run_dir / "summary.json").read_text()))
+    summary, series, rows = _load(run_dir)
+    plots = _client_plots(run_dir, summary, rows) + _server_plots(run_dir, summary, series)
     chaos = "".join(
         f"<tr><td>{html.escape(f['name'])}</td><td>{html.escape(f['dependency'])}</td>"
         f"<td>{html.escape(', '.join(f['lanes']))}</td><td>{html.escape(f['type'])}</td>"
@@ -218,18 +239,14 @@ def write_report(run_dir: Path) -> Path:
 <html lang="en"><head><meta charset="utf-8">
 <title>doorbuster: {html.escape(summary["scenario"])} ({status})</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 10px; text-align: left; font-size: 14px; }}
-tr.pass td:first-child {{ color: #1e8449; font-weight: bold; }}
-tr.fail td:first-child {{ color: #c0392b; font-weight: bold; }}
+{STYLE}
 .status {{ font-size: 1.4em; font-weight: bold; color: {"#1e8449" if summary.get("passed") else "#c0392b"}; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #a04000; }}
 </style></head><body>
 <h1>{html.escape(summary["scenario"])}</h1>
 <p class=status>{status}{" (interrupted)" if summary.get("interrupted") else ""}</p>
 <h2>What happened</h2><ul>{reading}</ul>
-<h2>Verdicts</h2><table><tr><th></th><th>expectation</th><th>observed</th></tr>{verdicts}</table>
+<h2>Verdicts</h2>{verdict_table(summary.get("verdicts", []))}
 <h2>Both lanes</h2>{_lane_table(summary)}
 <h2>Faults</h2><table><tr><th>name</th><th>dependency</th><th>lanes</th><th>type</th><th>attributes</th><th>window</th></tr>{chaos}</table>
 <h2>Over time</h2><p>Fault windows are shaded.</p>{missing}{figures}

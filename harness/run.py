@@ -194,8 +194,20 @@ def _locust_commands(topology: Topology, run_dir: Path, workers: int) -> list[li
     return [master] + [worker] * workers
 
 
+# Counters of the broker's behaviour, summed over the async lane's processes: name in the
+# summary -> metric.
+BROKER_COUNTERS = {
+    "messages_lost": "broker_messages_lost_total",
+    "redelivered": "worker_messages_redelivered_total",
+    "duplicates": "worker_duplicate_messages_total",
+    "out_of_order": "worker_messages_out_of_order_total",
+}
+
+
 class _Metrics:
     """Counter sums straight from the processes' /metrics (no Prometheus needed)."""
+
+    NAMES = ("downstream_call_attempts_total", "order_requests_total", *BROKER_COUNTERS.values())
 
     @staticmethod
     def take(topology: Topology) -> dict[str, dict[tuple[str, str], float]]:
@@ -209,7 +221,7 @@ class _Metrics:
                 continue
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
-                    if sample.name not in ("downstream_call_attempts_total", "order_requests_total"):
+                    if sample.name not in _Metrics.NAMES:
                         continue
                     if sample.name == "order_requests_total" and sample.labels.get("method") != "POST":
                         continue
@@ -230,6 +242,19 @@ class _Metrics:
             lane: (delta("downstream_call_attempts_total", lane), delta("order_requests_total", lane))
             for lane in LANES
         }
+
+    @staticmethod
+    def broker(
+        topology: Topology,
+        before: dict[str, dict[tuple[str, str], float]],
+        after: dict[str, dict[tuple[str, str], float]],
+    ) -> dict[str, Any]:
+        """What the async lane's broker did during the run, counted by the lane's processes."""
+        counts: dict[str, Any] = {"name": topology.settings.broker}
+        for key, name in BROKER_COUNTERS.items():
+            value = after.get(name, {}).get(("async", ""), 0.0) - before.get(name, {}).get(("async", ""), 0.0)
+            counts[key] = round(value)
+        return counts
 
 
 def ensure_stack(stack: Stack, scenario: Scenario, console: Console) -> Topology:
@@ -271,6 +296,38 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
     scenario = _with_machine_settings(scenario, options, stack)
     if options.workers < 0 or options.workers > 64:
         raise ConfigError("--workers must be from 0 to 64")
+    run_dir = options.out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    if scenario.brokers:
+        if options.targets:
+            raise ConfigError("a broker shootout runs the harness' own stacks; --target can not go with it")
+        return _shootout(options, stack, console, scenario, run_dir)
+    return _run_one(options, stack, console, scenario, run_dir)
+
+
+def _shootout(
+    options: RunOptions, stack: Stack, console: Console, scenario: Scenario, run_dir: Path
+) -> RunResult:
+    """The same load and faults on each broker in turn; one row per broker, one table."""
+    from harness.shootout import shootout_summary, write_shootout
+
+    summaries = []
+    for i, broker in enumerate(scenario.brokers, 1):
+        console.rule(f"broker {i} of {len(scenario.brokers)}: {broker}")
+        one = scenario.model_copy(
+            update={"brokers": (), "stack": scenario.stack.model_copy(update={"broker": broker})}
+        )
+        result = _run_one(options, stack, console, one, run_dir / broker)
+        summaries.append(result.summary)
+        if result.summary.get("interrupted"):
+            break
+    summary = shootout_summary(scenario, summaries)
+    write_shootout(run_dir, summary)
+    return RunResult(run_dir=run_dir, summary=summary)
+
+
+def _run_one(
+    options: RunOptions, stack: Stack, console: Console, scenario: Scenario, run_dir: Path
+) -> RunResult:
     topology = ensure_stack(stack, scenario, console)
     chaos = Chaos(topology)
     for leftover in sweep_leftovers(stack.state.root, chaos):
@@ -281,7 +338,6 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
             f"{f.lane}-{f.dependency} {f.type}" for f in leftovers
         ))  # fmt: skip
         chaos.reset()
-    run_dir = options.out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.json").write_text(scenario.model_dump_json(by_alias=True, indent=2))
     env = {
@@ -341,6 +397,7 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
         run_dir, scenario, topology,
         started=started, load_end=load_end, drained_at=drained_at,
         attempts=_Metrics.attempts(before, after), interrupted=interrupted,
+        broker=_Metrics.broker(topology, before, after),
     )  # fmt: skip
     return result
 
@@ -493,6 +550,7 @@ def collect(
     drained_at: float | None,
     attempts: dict[str, tuple[float, float]],
     interrupted: bool,
+    broker: dict[str, Any] | None = None,
 ) -> RunResult:
     from harness.report import write_report
 
@@ -508,6 +566,8 @@ def collect(
     summary = analyse(inputs)
     summary["t0"] = t0
     summary["interrupted"] = interrupted
+    if broker is not None:
+        summary["broker"] = broker
     summary["drained_after_load_s"] = round(drained_at - load_end, 1) if drained_at else None
     if interrupted:
         summary["passed"] = False

@@ -34,7 +34,7 @@ from harness.chaos import HTTP_FAULTS, TOXIC_TYPES, FaultSpec
 from harness.errors import ConfigError
 from harness.expectations import Expectation, parse_expectation
 from harness.files import read_yaml, validation_problems
-from harness.settings import StackSettings
+from harness.settings import Broker, StackSettings
 from harness.topology import LANES, Topology
 
 __all__ = [
@@ -206,6 +206,8 @@ class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
     stack: StackSettings = StackSettings()
+    # A broker shootout: the whole run once per broker, in turn, each on a fresh stack.
+    brokers: tuple[Broker, ...] = ()
     load: LoadSpec
     chaos: tuple[ChaosStep, ...] = ()
     expectations: tuple[Expectation, ...] = ()
@@ -224,6 +226,8 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
         topology = Topology.from_settings(self.stack)
+        if len(set(self.brokers)) != len(self.brokers):
+            raise ValueError(f"brokers: each broker once, got {list(self.brokers)}")
         names = [step.name for step in self.chaos]
         if len(set(names)) != len(names):
             raise ValueError(f"chaos step names must be unique, got {names}")

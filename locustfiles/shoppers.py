@@ -135,6 +135,9 @@ def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path
 SCENARIO, TOPOLOGY, TARGETS, RUN_DIR, WORKERS = _load()
 LOAD = SCENARIO.load
 SKUS = ("tv-55", "console", "headphones", "laptop", "blender", "sneakers", "drone", "camera")
+# Returning shoppers: a customer may order again while their first order is still queued, so
+# whether a broker keeps one customer's orders in order is measurable (worker out-of-order).
+CUSTOMERS = 2000
 
 
 class RequestLog:
@@ -216,7 +219,7 @@ def _client(lane: str, concurrency: int) -> HTTPClient:
 
 def _body() -> bytes:
     items = [{"sku": random.choice(SKUS), "qty": random.randint(1, 3)}]
-    return json.dumps({"customer_id": f"shopper-{random.randrange(10**9)}", "items": items}).encode()
+    return json.dumps({"customer_id": f"shopper-{random.randrange(CUSTOMERS)}", "items": items}).encode()
 
 
 def journey(env: Environment, client: HTTPClient, lane: str, intended: float) -> None:

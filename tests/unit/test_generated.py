@@ -15,7 +15,7 @@ from harness.binaries import PROJECT_ROOT
 from harness.generate import generated_files
 from harness.panels import DASHBOARDS, PANELS, RECORDING_RULES
 from harness.prometheus import write_prometheus_config
-from harness.settings import StackSettings
+from harness.settings import BROKERS, StackSettings
 from harness.state import StateDir
 from harness.topology import Topology
 
@@ -52,7 +52,12 @@ def test_compose_agrees_with_the_topology() -> None:
     services = compose["services"]
     targets = {s.name for s in TOPOLOGY.processes if s.kind in ("order", "downstream", "worker")}
     assert targets <= set(services)
-    assert {"toxiproxy", "broker", "prometheus", "grafana", "locust-master", "locust-worker"} <= set(services)
+    assert {"toxiproxy", "prometheus", "grafana", "locust-master", "locust-worker"} <= set(services)
+    assert {f"broker-{b}" for b in BROKERS} <= set(services)  # one per broker, each in its profile
+    for broker in BROKERS:
+        assert services[f"broker-{broker}"]["profiles"] == [broker]
+        stack = Topology.from_json(generated_files()[f"docker/stack-{broker}.json"])
+        assert stack.settings.broker == broker and stack.ports == TOPOLOGY.ports
     for name, service in services.items():
         assert service["network_mode"] == "host", name  # so the topology's loopback addresses hold
         assert "ports" not in service, name
@@ -64,13 +69,17 @@ def test_compose_agrees_with_the_topology() -> None:
     assert toxiproxy[toxiproxy.index("-host") + 1] == "127.0.0.1"
     assert toxiproxy[toxiproxy.index("-port") + 1] == str(TOPOLOGY.toxiproxy.port)
     assert f"--web.listen-address={TOPOLOGY.prometheus.address}" in services["prometheus"]["command"]
-    assert services["broker"]["environment"]["RABBITMQ_NODE_PORT"] == str(TOPOLOGY.broker.port)
+    assert services["broker-rabbitmq"]["environment"]["RABBITMQ_NODE_PORT"] == str(TOPOLOGY.broker.port)
+    kafka = services["broker-kafka"]["environment"]
+    assert kafka["KAFKA_ADVERTISED_LISTENERS"].startswith(
+        f"PROXIED://{TOPOLOGY.proxy('async', 'broker').listen}"
+    )
     assert services["grafana"]["environment"]["GF_SERVER_HTTP_ADDR"] == "127.0.0.1"
     proxies = json.loads(generated_files()["docker/toxiproxy.json"])
     assert {(p["name"], p["listen"], p["upstream"]) for p in proxies} == {
         (p.name, p.listen, p.upstream) for p in TOPOLOGY.proxies
     }
-    assert Topology.from_json(generated_files()["docker/stack.json"]) == TOPOLOGY
+    assert Topology.from_json(generated_files()["docker/stack-rabbitmq.json"]) == TOPOLOGY
 
 
 def test_grafana_has_no_default_password() -> None:
@@ -93,6 +102,10 @@ def test_docker_compose_validates_and_insists_on_a_password() -> None:
     env = {k: v for k, v in os.environ.items() if k != "GRAFANA_ADMIN_PASSWORD"}
     ok = _compose({**env, "GRAFANA_ADMIN_PASSWORD": "s3cret"})
     assert ok.returncode == 0, ok.stderr
+    for broker in BROKERS:  # each broker's profile, with its stack file
+        chosen = _compose({**env, "GRAFANA_ADMIN_PASSWORD": "s3cret", "DOORBUSTER_BROKER": broker,
+                           "COMPOSE_PROFILES": broker})  # fmt: skip
+        assert chosen.returncode == 0, (broker, chosen.stderr)
     os.environ.pop("GRAFANA_ADMIN_PASSWORD", None)
     refused = _compose({})
     assert refused.returncode != 0

@@ -1,0 +1,125 @@
+"""A broker shootout: one scenario run on each broker in turn, compared in one table.
+
+Each broker's run is a whole run of its own (``<run dir>/<broker>/``, with its summary and
+report); the shootout directory adds ``shootout.json``, ``summary.json`` (every broker's
+verdicts, prefixed with its name) and ``report.html``, whose table has one row per broker:
+the 202's p99, time-to-fulfilment p99, how long the backlog took to drain after the faults,
+orders lost (the ledger's count), messages the broker itself reported lost, duplicates the
+workers absorbed, redeliveries, and orders handled out of their customer's order.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.report import STYLE, verdict_table
+from harness.scenario import Scenario
+
+__all__ = ["COLUMNS", "broker_row", "shootout_summary", "write_shootout"]
+
+# key -> column heading
+COLUMNS = {
+    "broker": "broker",
+    "accepted_p99_s": "202 p99",
+    "fulfilment_p99_s": "fulfilment p99",
+    "drain_s": "backlog drain",
+    "lost_orders": "lost orders",
+    "messages_lost": "lost by broker",
+    "duplicates": "duplicates",
+    "redelivered": "redelivered",
+    "out_of_order": "out of order",
+    "verdicts": "verdicts",
+}
+
+
+def _seconds(ms: float | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 3)
+
+
+def broker_row(summary: dict[str, Any]) -> dict[str, Any]:
+    lane = summary["lanes"].get("async", {})
+    broker = summary.get("broker", {})
+    drains = list(summary.get("drain_s", {}).values())
+    verdicts = summary.get("verdicts", [])
+    return {
+        "broker": broker.get("name", "?"),
+        "accepted_p99_s": _seconds((lane.get("latency_ms") or {}).get("p99")),
+        "fulfilment_p99_s": _seconds((lane.get("fulfillment_ms") or {}).get("p99")),
+        # the slowest fault's drain; None when some backlog never drained
+        "drain_s": (max(drains) if drains else 0.0) if all(d is not None for d in drains) else None,
+        "lost_orders": lane.get("orders", {}).get("lost"),
+        "messages_lost": broker.get("messages_lost"),
+        "duplicates": broker.get("duplicates"),
+        "duplicate_side_effects": lane.get("orders", {}).get("duplicate_side_effects"),
+        "redelivered": broker.get("redelivered"),
+        "out_of_order": broker.get("out_of_order"),
+        "verdicts": f"{sum(v['passed'] for v in verdicts)}/{len(verdicts)}",
+    }
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "not drained" if key == "drain_s" else "-"
+    if key.endswith("_s"):
+        return f"{value:.2f} s" if key != "drain_s" else f"{value:.0f} s"
+    return str(value)
+
+
+def shootout_summary(scenario: Scenario, summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    rows = [broker_row(s) for s in summaries]
+    verdicts = [
+        {**v, "expectation": f"[{row['broker']}] {v['expectation']}"}
+        for row, s in zip(rows, summaries, strict=True)
+        for v in s.get("verdicts", [])
+    ]
+    interrupted = any(s.get("interrupted") for s in summaries) or len(summaries) < len(scenario.brokers)
+    reading = [
+        f"{row['broker']}: " + ", ".join(f"{COLUMNS[k]} {_cell(k, row[k])}" for k in list(COLUMNS)[1:])
+        for row in rows
+    ]
+    return {
+        "scenario": scenario.name,
+        "shootout": True,
+        "brokers": rows,
+        "verdicts": verdicts,
+        "passed": bool(verdicts) and all(v["passed"] for v in verdicts) and not interrupted,
+        "interrupted": interrupted,
+        "reading": reading,
+    }
+
+
+def write_shootout(run_dir: Path, summary: dict[str, Any]) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "shootout.json").write_text(json.dumps(summary["brokers"], indent=2))
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in COLUMNS.values())
+    body = "".join(
+        "<tr>"
+        + f'<td><a href="{html.escape(row["broker"])}/report.html">{html.escape(row["broker"])}</a></td>'
+        + "".join(f"<td>{html.escape(_cell(k, row[k]))}</td>" for k in list(COLUMNS)[1:])
+        + "</tr>"
+        for row in summary["brokers"]
+    )
+    status = "PASSED" if summary["passed"] else "FAILED"
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>doorbuster: {html.escape(summary["scenario"])} ({status})</title>
+<style>
+{STYLE}
+</style></head><body>
+<h1>{html.escape(summary["scenario"])}: one load, one set of faults, every broker</h1>
+<p><b>{status}</b>{" (interrupted)" if summary.get("interrupted") else ""}. Each broker's name links to
+its own run's report.  <i>lost orders</i>: accepted (202) and never finished, from the ledger;
+<i>lost by broker</i>: messages the broker itself said nobody received (Redis Pub/Sub);
+<i>duplicates</i>: deliveries of work already done, absorbed by the idempotent workers;
+<i>out of order</i>: orders a worker received after a later order of the same customer.</p>
+<table><tr>{head}</tr>{body}</table>
+<h2>Verdicts</h2>{verdict_table(summary["verdicts"])}
+</body></html>
+"""
+    path = run_dir / "report.html"
+    path.write_text(page)
+    return path

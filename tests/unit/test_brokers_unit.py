@@ -1,0 +1,137 @@
+"""Pure parts of the broker adapters and the shootout table (no server needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ConfigError
+from harness.java_brokers import elasticmq_config, kafka_properties
+from harness.scenario import load_scenario
+from harness.settings import BROKERS, StackSettings
+from harness.shootout import broker_row, shootout_summary, write_shootout
+from harness.topology import Topology
+from targets.brokers import Message
+from targets.brokers_kafka import _Partition
+from targets.brokers_sqs import _body, _message, queue_name
+
+
+def test_a_kafka_partition_commits_below_its_oldest_unsettled_record() -> None:
+    part = _Partition(next_offset=10, redelivered_below=10)
+    part.in_flight.update({10, 11, 12})
+    part.next_offset = 13
+    assert part.position() == (10, 13)  # 10 still in flight: a crash now rereads 10..12
+    part.in_flight.discard(11)
+    assert part.position() == (10, 13)  # 11 settled out of turn: still nothing past 10
+    part.in_flight.discard(10)
+    assert part.position() == (12, 13)
+    part.in_flight.discard(12)
+    assert part.position() == (13, 13)
+
+
+def test_sqs_names_and_bodies_round_trip() -> None:
+    assert queue_name("worker.email") == "doorbuster-worker-email"
+    for body in (b'{"order_id": "o1"}', bytes(range(256))):
+        message = Message(message_id="m", routing_key="order.confirmed", body=body, headers={"a": "b"})
+        raw = {
+            "Body": _body(message),
+            "MessageAttributes": {
+                "message_id": {"StringValue": "m"},
+                "routing_key": {"StringValue": "order.confirmed"},
+                "headers": {"StringValue": json.dumps({"a": "b"})},
+            },
+        }
+        assert _message(raw) == message
+
+
+def test_the_ordering_key_is_the_customer_else_the_message() -> None:
+    assert (
+        Message(message_id="o1", routing_key="k", body=b"", headers={"ordering_key": "c7"}).ordering_key
+        == "c7"
+    )
+    assert Message(message_id="o1", routing_key="k", body=b"").ordering_key == "o1"
+
+
+@pytest.mark.parametrize("broker", BROKERS)
+def test_clients_reach_every_broker_through_its_proxy_and_servers_listen_on_loopback(broker: str) -> None:
+    topology = Topology.from_settings(StackSettings(broker=broker))
+    proxy = topology.proxy("async", "broker").listen
+    assert proxy in topology.broker_url()
+    assert proxy not in topology.broker_url(direct=True)
+
+
+def test_kafka_advertises_the_proxy_and_listens_only_on_loopback() -> None:
+    topology = Topology.from_settings(StackSettings(broker="kafka"))
+    props = dict(line.split("=", 1) for line in kafka_properties(topology, "/data").splitlines() if line)
+    assert f"PROXIED://{topology.proxy('async', 'broker').listen}" in props["advertised.listeners"]
+    for listener in props["listeners"].split(","):
+        assert listener.split("//")[1].startswith("127.0.0.1:")
+
+
+def test_elasticmq_binds_loopback_and_keeps_its_statistics_port_shut() -> None:
+    config = elasticmq_config(Topology.from_settings(StackSettings(broker="sqs")), "/data")
+    assert 'bind-hostname = "0.0.0.0"' not in config
+    assert "rest-stats {\n  enabled = false" in config
+    assert "messages-storage {\n  enabled = true" in config
+
+
+def _run_summary(broker: str, lost: int, drains: dict[str, float | None]) -> dict[str, object]:
+    return {
+        "scenario": "broker-shootout",
+        "lanes": {
+            "async": {
+                "latency_ms": {"p99": 812.0},
+                "fulfillment_ms": {"p99": 4300.0},
+                "orders": {"lost": lost, "duplicate_side_effects": 0},
+            }
+        },
+        "drain_s": drains,
+        "broker": {
+            "name": broker,
+            "messages_lost": lost,
+            "redelivered": 3,
+            "duplicates": 2,
+            "out_of_order": 1,
+        },
+        "verdicts": [{"expectation": "no lost orders", "observed": f"{lost} lost", "passed": lost == 0}],
+    }
+
+
+def test_the_shootout_has_one_row_per_broker_and_keeps_each_verdict(tmp_path: Path) -> None:
+    scenario, _ = load_scenario("broker-shootout")
+    assert set(scenario.brokers) == set(BROKERS)
+    summaries = [
+        _run_summary(b, 7 if b == "redis-pubsub" else 0, {"email-slow": 12.0}) for b in scenario.brokers
+    ]
+    summaries[0]["drain_s"] = {"email-slow": 12.0, "broker-blip": None}
+    summary = shootout_summary(scenario, summaries)
+    rows = {r["broker"]: r for r in summary["brokers"]}
+    assert list(rows) == list(scenario.brokers)
+    assert rows["redis-pubsub"]["lost_orders"] == 7 and rows["kafka"]["lost_orders"] == 0
+    assert rows["rabbitmq"]["drain_s"] is None and rows["kafka"]["drain_s"] == 12.0
+    assert rows["kafka"]["accepted_p99_s"] == 0.812 and rows["kafka"]["fulfilment_p99_s"] == 4.3
+    assert "[redis-pubsub] no lost orders" in [
+        v["expectation"] for v in summary["verdicts"] if not v["passed"]
+    ]
+    assert not summary["passed"]
+    page = write_shootout(tmp_path, summary).read_text()
+    assert page.count('/report.html">') == len(BROKERS) and "not drained" in page
+    assert json.loads((tmp_path / "shootout.json").read_text()) == summary["brokers"]
+
+
+def test_a_broker_named_twice_or_unknown_is_refused(tmp_path: Path) -> None:
+    base = tmp_path / "s.yaml"
+    text = "name: s\nbrokers: [{}]\nload:\n  stages:\n    - {{name: baseline, duration: 10s, rate: 1}}\n"
+    base.write_text(text.format("kafka, kafka"))
+    with pytest.raises(ConfigError, match="each broker once"):
+        load_scenario(str(base))
+    base.write_text(text.format("activemq"))
+    with pytest.raises(ConfigError, match="brokers"):
+        load_scenario(str(base))
+
+
+def test_broker_row_of_a_run_without_faults() -> None:
+    row = broker_row(_run_summary("sqs", 0, {}))
+    assert row["drain_s"] == 0.0 and row["verdicts"] == "1/1"
