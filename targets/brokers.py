@@ -113,6 +113,30 @@ class Broker(abc.ABC):
         if pending:
             await asyncio.wait(pending, timeout=3)
 
+    async def _poll(
+        self, label: str, errors: tuple[type[BaseException], ...], once: Callable[[], Awaitable[None]]
+    ) -> None:
+        """Run ``once`` again and again until the adapter stops; a broker error backs off from
+        0.2 s, doubling up to 5 s, so a broker that is away is not hammered."""
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await once()
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except errors as exc:
+                log.warning("%s: %r; retrying in %.1fs", label, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @staticmethod
+    async def _room(slots: asyncio.Semaphore) -> int:
+        """Wait until ``slots`` has room, then how much: what a consumer may ask for now."""
+        await slots.acquire()
+        slots.release()
+        return max(1, slots._value)
+
     @abc.abstractmethod
     async def connect(self) -> None: ...
 

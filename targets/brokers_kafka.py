@@ -259,38 +259,31 @@ class KafkaBroker(Broker):
 
     async def _fetch(self, group: _Group, prefetch: int, handler: Handler) -> None:
         slots = asyncio.Semaphore(prefetch)
-        delay = 0.2
-        while not self._stopping:
-            try:
-                await slots.acquire()  # wait for room before asking for more
-                slots.release()
-                batches = await group.consumer.getmany(timeout_ms=1000, max_records=max(1, slots._value))
-                handed: list[tuple[TopicPartition, _Partition, Any]] = []
-                for tp, records in batches.items():
-                    if not records:
-                        continue
-                    part = group.partitions.get(tp)
-                    if part is None:  # fetched before the assignment was recorded
-                        first = records[0].offset
-                        part = group.partitions[tp] = _Partition(next_offset=first, redelivered_below=first)
-                    for record in records:
-                        part.in_flight.add(record.offset)
-                        handed.append((tp, part, record))
-                    part.next_offset = records[-1].offset + 1
-                # Record how far records went out before any handler sees them: if this
-                # worker dies now, the next owner knows these are redeliveries.
-                with contextlib.suppress(*_ERRORS):
-                    await group.commit()
-                for _tp, part, record in handed:
-                    await slots.acquire()
-                    self._hand_out(group, part, record, handler, slots)
-                delay = 0.2
-            except asyncio.CancelledError:
-                raise
-            except _ERRORS as exc:
-                log.warning("kafka consumer %s: %r; retrying in %.1fs", group.queue, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def once() -> None:
+            room = await self._room(slots)
+            batches = await group.consumer.getmany(timeout_ms=1000, max_records=room)
+            handed: list[tuple[TopicPartition, _Partition, Any]] = []
+            for tp, records in batches.items():
+                if not records:
+                    continue
+                part = group.partitions.get(tp)
+                if part is None:  # fetched before the assignment was recorded
+                    first = records[0].offset
+                    part = group.partitions[tp] = _Partition(next_offset=first, redelivered_below=first)
+                for record in records:
+                    part.in_flight.add(record.offset)
+                    handed.append((tp, part, record))
+                part.next_offset = records[-1].offset + 1
+            # Record how far records went out before any handler sees them: if this
+            # worker dies now, the next owner knows these are redeliveries.
+            with contextlib.suppress(*_ERRORS):
+                await group.commit()
+            for _tp, part, record in handed:
+                await slots.acquire()
+                self._hand_out(group, part, record, handler, slots)
+
+        await self._poll(f"kafka consumer {group.queue}", _ERRORS, once)
 
     def _hand_out(
         self, group: _Group, part: _Partition, record: Any, handler: Handler, slots: asyncio.Semaphore

@@ -174,42 +174,35 @@ class RedisStreamsBroker(_RedisBase):
         holding: set[bytes] = set()
         streams = {_stream(k): ">" for k in keys}
         last_claim = 0.0
-        delay = 0.2
         loop = asyncio.get_running_loop()
-        while not self._stopping:
-            try:
-                await slots.acquire()  # wait for room before asking for more
-                slots.release()
-                room = max(1, slots._value)
-                batches: list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]], bool]] = []
-                if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000):
-                    last_claim = loop.time()
-                    for stream in streams:
-                        claimed: Any = await self.redis.xautoclaim(
-                            stream, queue, consumer, min_idle_time=self.claim_idle_ms, count=room
-                        )
-                        batches.append((stream, list(claimed[1]), True))
-                answer: Any = await self.redis.xreadgroup(queue, consumer, streams, count=room, block=1000)  # type: ignore[arg-type]
-                for stream, entries in answer or []:
-                    batches.append((stream.decode() if isinstance(stream, bytes) else stream, entries, False))
-                for stream, entries, redelivered in batches:
-                    for entry_id, fields in entries:
-                        if entry_id in holding:
-                            continue
-                        if not fields:  # trimmed away while pending
-                            await self.redis.xack(stream, queue, entry_id)
-                            continue
-                        await slots.acquire()
-                        holding.add(entry_id)
-                        delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots)
-                        self._spawn(self._run(handler, delivery, entry_id, holding))
-                delay = 0.2
-            except asyncio.CancelledError:
-                raise
-            except _ERRORS as exc:
-                log.warning("redis consumer %s: %r; retrying in %.1fs", queue, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def once() -> None:
+            nonlocal last_claim
+            room = await self._room(slots)
+            batches: list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]], bool]] = []
+            if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000):
+                last_claim = loop.time()
+                for stream in streams:
+                    claimed: Any = await self.redis.xautoclaim(
+                        stream, queue, consumer, min_idle_time=self.claim_idle_ms, count=room
+                    )
+                    batches.append((stream, list(claimed[1]), True))
+            answer: Any = await self.redis.xreadgroup(queue, consumer, streams, count=room, block=1000)  # type: ignore[arg-type]
+            for stream, entries in answer or []:
+                batches.append((stream.decode() if isinstance(stream, bytes) else stream, entries, False))
+            for stream, entries, redelivered in batches:
+                for entry_id, fields in entries:
+                    if entry_id in holding:
+                        continue
+                    if not fields:  # trimmed away while pending
+                        await self.redis.xack(stream, queue, entry_id)
+                        continue
+                    await slots.acquire()
+                    holding.add(entry_id)
+                    delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots)
+                    self._spawn(self._run(handler, delivery, entry_id, holding))
+
+        await self._poll(f"redis consumer {queue}", _ERRORS, once)
 
     @staticmethod
     async def _run(handler: Handler, delivery: Delivery, entry_id: bytes, holding: set[bytes]) -> None:

@@ -2,11 +2,11 @@
 
 **Why ElasticMQ.**  It is a message queue server that speaks the SQS API (the JSON protocol the
 AWS SDKs use), published on Maven Central and run here as a real server with its own state:
-visibility timeouts, receive counts, redrive to dead-letter queues, long polling, and messages
-kept in an H2 database across restarts.  moto's server mode would also answer the API, but it
-is a mocking library (an in-memory backend in a single-threaded development web server, made to
-test code against, not to carry traffic), so the numbers it gave under load would be moto's,
-not a queue's.
+visibility timeouts, receive counts, redrive to dead-letter queues, long polling (its messages
+are kept in memory: harness/java_brokers.py says why).  moto's server mode would also answer
+the API, but it is a mocking library (an in-memory backend in a single-threaded development
+web server, made to test code against, not to carry traffic), so the numbers it gave under
+load would be moto's, not a queue's.
 
 **Mapping.**  SQS has no routing: a queue name is ``doorbuster-<queue>`` (SQS allows no dots),
 and publishing a routing key sends one message to every queue bound to that key, which is what
@@ -189,28 +189,21 @@ class SQSBroker(Broker):
 
     async def _receive(self, queue: str, prefetch: int, handler: Handler) -> None:
         slots = asyncio.Semaphore(prefetch)
-        delay = 0.2
-        while not self._stopping:
-            try:
-                await slots.acquire()  # wait for room before asking for more
-                slots.release()
-                answer = await self.client.receive_message(
-                    QueueUrl=await self._url(queue_name(queue)),
-                    MaxNumberOfMessages=min(_MAX_BATCH, max(1, slots._value)),
-                    WaitTimeSeconds=self.poll_s,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                    MessageAttributeNames=["All"],
-                )
-                for raw in answer.get("Messages", []):
-                    await slots.acquire()
-                    self._spawn(self._handle(queue, raw, handler, slots))
-                delay = 0.2
-            except asyncio.CancelledError:
-                raise
-            except _ERRORS as exc:
-                log.warning("sqs consumer %s: %r; retrying in %.1fs", queue, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+
+        async def once() -> None:
+            room = await self._room(slots)
+            answer = await self.client.receive_message(
+                QueueUrl=await self._url(queue_name(queue)),
+                MaxNumberOfMessages=min(_MAX_BATCH, room),
+                WaitTimeSeconds=self.poll_s,
+                MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageAttributeNames=["All"],
+            )
+            for raw in answer.get("Messages", []):
+                await slots.acquire()
+                self._spawn(self._handle(queue, raw, handler, slots))
+
+        await self._poll(f"sqs consumer {queue}", _ERRORS, once)
 
     async def _handle(
         self, queue: str, raw: dict[str, Any], handler: Handler, slots: asyncio.Semaphore

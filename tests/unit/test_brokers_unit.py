@@ -74,7 +74,7 @@ def test_elasticmq_binds_loopback_and_keeps_its_statistics_port_shut() -> None:
     config = elasticmq_config(Topology.from_settings(StackSettings(broker="sqs")), "/data")
     assert 'bind-hostname = "0.0.0.0"' not in config
     assert "rest-stats {\n  enabled = false" in config
-    assert "messages-storage {\n  enabled = true" in config
+    assert "messages-storage {\n  enabled = false" in config  # the SQL store breaks under load
 
 
 def _run_summary(broker: str, lost: int, drains: dict[str, float | None]) -> dict[str, object]:
