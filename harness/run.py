@@ -391,7 +391,7 @@ def _run_one(
         tail = (run_dir / "locust.log").read_text(errors="replace")[-2000:]
         raise EnvironmentProblem(f"Locust failed (exit {procs[0].returncode}):\n{tail}")
     with console.status("waiting for the async backlog to drain..."):
-        drained_at = _wait_drained(topology, scenario.drain_timeout)
+        drained_at = _wait_drained(topology, scenario.drain_timeout, since=started)
     after = _Metrics.take(topology)
     result = collect(
         run_dir, scenario, topology,
@@ -417,12 +417,14 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _wait_drained(topology: Topology, timeout_s: float) -> float | None:
+def _wait_drained(topology: Topology, timeout_s: float, since: float) -> float | None:
+    """When every order of this run (accepted from ``since``) has finished and the outbox is
+    empty; None if that did not happen within ``timeout_s``."""
     url = f"{topology.order_service('async').url}/ledger"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         with contextlib.suppress(requests.RequestException, ValueError, KeyError):
-            ledger: dict[str, Any] = requests.get(url, timeout=5).json()
+            ledger: dict[str, Any] = requests.get(url, params={"since": since}, timeout=5).json()
             if ledger["orders"]["accepted"] == 0 and ledger["outbox_backlog"] == 0:
                 return time.time()
         time.sleep(1)
@@ -472,7 +474,12 @@ Ledgers = tuple[dict[str, str], dict[str, dict[str, dict[str, int]]], dict[str, 
 
 
 def _ledgers(
-    topology: Topology, scenario: Scenario, rows: list[Row], faults: tuple[FaultWindow, ...], t0: float
+    topology: Topology,
+    scenario: Scenario,
+    rows: list[Row],
+    faults: tuple[FaultWindow, ...],
+    t0: float,
+    since: float,
 ) -> Ledgers:
     """After the drain: each async order's status, every order's side effects, drain times."""
     statuses: dict[str, str] = {}
@@ -498,9 +505,9 @@ def _ledgers(
                     )
                 effects[lane][dep] = applied
         for fault in faults:
-            drain = requests.get(f"{base}/ledger", params={"before": t0 + fault.end}, timeout=10).json()[
-                "drain"
-            ]
+            drain = requests.get(
+                f"{base}/ledger", params={"since": since, "before": t0 + fault.end}, timeout=10
+            ).json()["drain"]
             last = drain["last_finished_at"]
             if drain["unfinished"] == 0:
                 drains[fault.name] = max(0.0, last - (t0 + fault.end)) if last else 0.0
@@ -557,7 +564,7 @@ def collect(
     t0, raw = _rows(run_dir)
     rows = [Row.parse(r, t0) for r in raw]
     faults = _faults(run_dir, scenario, t0)
-    statuses, side_effects, drains = _ledgers(topology, scenario, rows, faults, t0)
+    statuses, side_effects, drains = _ledgers(topology, scenario, rows, faults, t0, since=started)
     inputs = RunInputs(
         scenario=scenario, rows=tuple(rows), faults=faults,
         load_end=min(load_end - t0, scenario.duration_s + 1) if not interrupted else load_end - t0,

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -267,14 +268,22 @@ async def _get_order(request: web.Request) -> web.Response:
 
 
 async def _ledger(request: web.Request) -> web.Response:
+    """Order counts (of orders accepted from ``since`` on, when given) and the outbox backlog;
+    with ``before``, the drain of the orders accepted in between."""
     service = request.app[ASYNC_KEY]
-    body: dict[str, Any] = {"orders": service.store.counts(), "outbox_backlog": service.store.backlog()}
-    before = request.query.get("before")
-    if before is not None:
-        try:
-            body["drain"] = service.store.drain(float(before))
-        except ValueError:
-            return json_error(400, "bad_query", detail="before: expected a UNIX timestamp")
+    times: dict[str, float] = {}
+    for name in ("since", "before"):
+        if name in request.query:
+            try:
+                times[name] = float(request.query[name])
+            except ValueError:
+                return json_error(400, "bad_query", detail=f"{name}: expected a UNIX timestamp")
+            if not math.isfinite(times[name]):
+                return json_error(400, "bad_query", detail=f"{name}: expected a UNIX timestamp")
+    since = times.get("since", 0.0)
+    body: dict[str, Any] = {"orders": service.store.counts(since), "outbox_backlog": service.store.backlog()}
+    if "before" in times:
+        body["drain"] = service.store.drain(times["before"], since)
     return web.json_response(body)
 
 

@@ -5,11 +5,25 @@ each stream it is bound to, so every group gets every message (fan-out) and the 
 one group share them (a work queue). ``XADD`` returns once Redis has the entry (with the AOF,
 fsynced every second); an entry is removed from its group's pending list only by ``XACK``. A
 worker that dies leaves its entries pending; they are claimed again (``XAUTOCLAIM``) once idle
-for ``claim_idle_s`` and delivered as redeliveries. Dead letters go to ``doorbuster:dead:<queue>``.
+for ``claim_idle_s`` and delivered as redeliveries; a live worker whose ack failed (the
+connection cut mid-fault) tries it again for half that time first, so a short outage does not
+turn every message then in hand into a redelivery 30 s later. Dead letters go to
+``doorbuster:dead:<queue>``.
 
-**Pub/Sub.** A routing key is a channel. Nothing is stored: a message published while a
-subscriber is away is gone. ``PUBLISH`` says how many subscribers received it, so every loss
-is counted (``lost_messages``), never hidden.
+**Pub/Sub.** A queue bound to a routing key is a channel (``doorbuster:<key>:<queue>``), and
+a message is published once to each: nothing is stored, so a message published while its
+subscriber is away is gone.  Every loss is counted (``lost_messages``), never hidden, in two
+places that never count the same message twice:
+
+* the publisher: ``PUBLISH`` says how many subscribers received a message; none means lost;
+* the subscriber: ``PUBLISH`` counts a message Redis wrote to a subscriber's connection, and a
+  connection cut at that moment (a Toxiproxy fault, a network blip) loses it all the same.  So
+  each message carries its publisher, a sequence number per channel, and how many of that
+  channel's earlier messages the publisher already counted as lost; a subscriber that sees a
+  gap in the sequence counts the messages missing from it that the publisher did not count.
+
+A subscriber counts gaps only between two messages it received, so what a subscriber process
+had in hand when it was killed is not counted (the order ledger still finds those orders).
 """
 
 from __future__ import annotations
@@ -19,6 +33,8 @@ import contextlib
 import json
 import logging
 import os
+import uuid
+from collections import OrderedDict
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -94,6 +110,9 @@ class RedisStreamsBroker(_RedisBase):
     def __init__(self, url: str, *, claim_idle_s: float = 30.0, max_len: int = 1_000_000) -> None:
         super().__init__(url)
         self.claim_idle_ms = int(claim_idle_s * 1000)
+        # An ack still failing after this is left to the claim (half the idle time: no other
+        # consumer claims an entry whose ack is still being tried).
+        self.ack_retry_s = claim_idle_s / 2
         self.max_len = max_len
 
     async def ensure_queues(self, queues: dict[str, tuple[str, ...]]) -> None:
@@ -127,6 +146,22 @@ class RedisStreamsBroker(_RedisBase):
         await self.ensure_queues({queue: routing_keys})
         self._spawn(self._consume(queue, routing_keys, prefetch, handler))
 
+    async def _ack(self, stream: str, queue: str, entry_id: bytes) -> None:
+        """``XACK``, tried again through a short outage (``ack_retry_s``): an ack that never
+        lands leaves the entry to be claimed once idle for ``claim_idle_s`` and done twice."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ack_retry_s
+        delay = 0.1
+        while True:
+            try:
+                await self.redis.xack(stream, queue, entry_id)
+                return
+            except _ERRORS:
+                if self._stopping or loop.time() + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
     def _delivery(
         self,
         queue: str,
@@ -146,7 +181,7 @@ class RedisStreamsBroker(_RedisBase):
             try:
                 if dead:
                     await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
-                await self.redis.xack(stream, queue, entry_id)
+                await self._ack(stream, queue, entry_id)
             except _ERRORS as exc:  # still pending: it will be claimed and delivered again
                 log.warning("could not settle %s: %r", entry_id, exc)
             finally:
@@ -229,31 +264,74 @@ class RedisStreamsBroker(_RedisBase):
             raise BrokerUnavailable(repr(exc)) from exc
 
 
+def _channel(key: str, queue: str) -> str:
+    return f"doorbuster:{key}:{queue}"
+
+
+_PUBLISHERS_REMEMBERED = 1000
+
+
 class RedisPubSubBroker(_RedisBase):
-    """At-most-once: a message nobody is subscribed to is lost, and counted."""
+    """At-most-once: a message nobody receives is lost, and counted."""
 
     name = "redis-pubsub"
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.lost_messages = 0
+        self._publisher = uuid.uuid4().hex[:16]
+        # channel -> (messages published, of which nobody received); one publish at a time
+        self._sent: dict[str, tuple[int, int]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        # (publisher, channel) -> (last sequence number seen, its publisher's lost count then)
+        self._seen: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
 
     async def ensure_queues(self, queues: dict[str, tuple[str, ...]]) -> None:
         self.bindings.update(queues)  # nothing to create: only who should be listening
 
-    def _expected(self, key: str) -> int:
-        return sum(1 for keys in self.bindings.values() if key in keys)
-
     async def publish(self, message: Message, *, timeout_s: float) -> None:
-        payload = json.dumps({"id": message.message_id, "key": message.routing_key,
-                              "body": message.body.decode(), "headers": message.headers})  # fmt: skip
+        channels = [
+            _channel(message.routing_key, q)
+            for q, keys in self.bindings.items()
+            if message.routing_key in keys
+        ]
         try:
-            received = await asyncio.wait_for(
-                self.redis.publish(_stream(message.routing_key), payload), timeout_s
+            await asyncio.wait_for(
+                asyncio.gather(*(self._publish_to(channel, message) for channel in channels)), timeout_s
             )
         except _ERRORS as exc:
             raise BrokerUnavailable(f"publish of {message.message_id} failed: {exc!r}") from exc
-        self.lost_messages += max(0, self._expected(message.routing_key) - int(received))
+
+    async def _publish_to(self, channel: str, message: Message) -> None:
+        async with self._locks.setdefault(channel, asyncio.Lock()):
+            sent, unreceived = self._sent.get(channel, (0, 0))
+            payload = json.dumps({
+                "id": message.message_id, "key": message.routing_key, "body": message.body.decode(),
+                "headers": message.headers, "pub": self._publisher, "seq": sent + 1, "lost": unreceived,
+            })  # fmt: skip
+            received = int(await self.redis.publish(channel, payload))
+            # Only now is the number used: a publish that failed may be sent again under it.
+            if received == 0:
+                unreceived += 1
+                self.lost_messages += 1
+            self._sent[channel] = (sent + 1, unreceived)
+
+    def _count_gap(self, channel: str, data: dict[str, Any]) -> None:
+        """Count what is missing between this message and the last one from its publisher."""
+        publisher, seq, lost = data.get("pub"), data.get("seq"), data.get("lost")
+        if not isinstance(publisher, str) or not isinstance(seq, int) or not isinstance(lost, int):
+            return
+        key = (publisher, channel)
+        last = self._seen.get(key)
+        if last is not None and seq <= last[0]:
+            return  # sent again after a publish that failed: not a gap
+        if last is not None:
+            missing = seq - last[0] - 1
+            self.lost_messages += max(0, missing - (lost - last[1]))
+        self._seen[key] = (seq, lost)
+        self._seen.move_to_end(key)
+        if len(self._seen) > _PUBLISHERS_REMEMBERED:
+            self._seen.popitem(last=False)
 
     async def consume(
         self, queue: str, routing_keys: tuple[str, ...], prefetch: int, handler: Handler
@@ -261,7 +339,7 @@ class RedisPubSubBroker(_RedisBase):
         self.bindings[queue] = routing_keys
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(*(_stream(k) for k in routing_keys))
+            await pubsub.subscribe(*(_channel(k, queue) for k in routing_keys))
         except _ERRORS as exc:
             raise BrokerUnavailable(f"can not subscribe: {exc!r}") from exc
         self._spawn(self._listen(pubsub, prefetch, handler))
@@ -288,6 +366,8 @@ class RedisPubSubBroker(_RedisBase):
             if item is None or item.get("type") != "message":
                 continue
             data = json.loads(item["data"])
+            channel = item["channel"]
+            self._count_gap(channel.decode() if isinstance(channel, bytes) else str(channel), data)
             await slots.acquire()
             delivery = Delivery(
                 message=Message(

@@ -86,7 +86,16 @@ def order_spec(lane: str) -> dict[str, Any]:
         **_COMMON,
     }
     if lane == "async":
-        paths["/ledger"] = {"get": {"operationId": "ledger", "responses": _responses(200, 400)}}
+        paths["/ledger"] = {
+            "get": {
+                "operationId": "ledger",
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": {"type": "number"}}
+                    for name in ("since", "before")
+                ],
+                "responses": _responses(200, 400),
+            }
+        }
         paths["/ledger/check"] = {
             "post": {
                 "operationId": "checkOrders",

@@ -227,16 +227,22 @@ class OrderStore:
                 found[order_id] = status
         return found
 
-    def drain(self, before: float) -> dict[str, Any]:
-        """For orders accepted before ``before``: how many are unfinished, when the last finished."""
+    def drain(self, before: float, since: float = 0.0) -> dict[str, Any]:
+        """For orders accepted from ``since`` until ``before``: how many are unfinished, when the
+        last finished.  ``since`` keeps a run to its own orders: an order an earlier run lost
+        stays unfinished for ever, and must not make every later backlog look undrained."""
         unfinished, last = self.db.execute(
-            "SELECT SUM(status = 'accepted'), MAX(finished_at) FROM orders WHERE created_at < ?",
-            (before,),
+            "SELECT SUM(status = 'accepted'), MAX(finished_at) FROM orders"
+            " WHERE created_at >= ? AND created_at < ?",
+            (since, before),
         ).fetchone()
         return {"before": before, "unfinished": int(unfinished or 0), "last_finished_at": last}
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, since: float = 0.0) -> dict[str, int]:
+        """Orders by status, of those accepted from ``since`` on."""
         counts = dict.fromkeys(("accepted", "fulfilled", "failed"), 0)
-        for status, n in self.db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status"):
+        for status, n in self.db.execute(
+            "SELECT status, COUNT(*) FROM orders WHERE created_at >= ? GROUP BY status", (since,)
+        ):
             counts[status] = n
         return counts

@@ -135,3 +135,27 @@ def test_a_broker_named_twice_or_unknown_is_refused(tmp_path: Path) -> None:
 def test_broker_row_of_a_run_without_faults() -> None:
     row = broker_row(_run_summary("sqs", 0, {}))
     assert row["drain_s"] == 0.0 and row["verdicts"] == "1/1"
+
+
+def test_a_pubsub_subscriber_counts_the_gaps_its_publisher_did_not() -> None:
+    from targets.brokers_redis import RedisPubSubBroker
+
+    subscriber = RedisPubSubBroker("redis://127.0.0.1:1/0")  # never connected: the counting alone
+    channel = "doorbuster:order.confirmed:worker.email"
+
+    def seen(seq: int, lost: int, publisher: str = "p1") -> None:
+        subscriber._count_gap(channel, {"pub": publisher, "seq": seq, "lost": lost})
+
+    seen(1, 0)
+    seen(2, 0)
+    assert subscriber.lost_messages == 0
+    # 3, 4 and 5 never arrived; the publisher knew of one (nobody was subscribed when it went
+    # out): the other two were lost on the way (a connection cut with them in flight).
+    seen(6, 1)
+    assert subscriber.lost_messages == 2
+    seen(6, 1)  # the same number again (a publish retried after an error): no gap
+    seen(7, 1)
+    assert subscriber.lost_messages == 2
+    seen(40, 0, publisher="p2")  # a publisher first seen: no baseline, nothing counted
+    seen(41, 0, publisher="p2")
+    assert subscriber.lost_messages == 2
