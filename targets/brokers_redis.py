@@ -22,6 +22,8 @@ places that never count the same message twice:
   channel's earlier messages the publisher already counted as lost; a subscriber that sees a
   gap in the sequence counts the messages missing from it that the publisher did not count.
 
+A message its consumer hands back (``requeue``: a worker that could not report its step while
+the broker hop was cut) can not be delivered again, so the subscriber counts it lost too.
 A subscriber counts gaps only between two messages it received, so what a subscriber process
 had in hand when it was killed is not counted (the order ledger still finds those orders).
 """
@@ -35,6 +37,7 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -46,6 +49,7 @@ __all__ = ["RedisPubSubBroker", "RedisStreamsBroker"]
 
 log = logging.getLogger(__name__)
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
+_REQUEUE_PAUSE_S = 1.0
 
 
 def _stream(key: str) -> str:
@@ -170,6 +174,7 @@ class RedisStreamsBroker(_RedisBase):
         fields: dict[bytes, bytes],
         redelivered: bool,
         done: asyncio.Semaphore,
+        again: asyncio.Event,
     ) -> Delivery:
         settled = False
 
@@ -191,7 +196,7 @@ class RedisStreamsBroker(_RedisBase):
             nonlocal settled
             if not settled:
                 settled = True
-                done.release()  # left pending; claimed again once idle
+                again.set()  # still pending and still ours: handed out again after a pause
 
         return Delivery(
             message=_message(fields),
@@ -234,15 +239,43 @@ class RedisStreamsBroker(_RedisBase):
                         continue
                     await slots.acquire()
                     holding.add(entry_id)
-                    delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots)
-                    self._spawn(self._run(handler, delivery, entry_id, holding))
+                    self._spawn(
+                        self._run(handler, queue, stream, entry_id, fields, redelivered, slots, holding)
+                    )
 
         await self._poll(f"redis consumer {queue}", _ERRORS, once)
 
-    @staticmethod
-    async def _run(handler: Handler, delivery: Delivery, entry_id: bytes, holding: set[bytes]) -> None:
+    async def _run(
+        self,
+        handler: Handler,
+        queue: str,
+        stream: str,
+        entry_id: bytes,
+        fields: dict[bytes, bytes],
+        redelivered: bool,
+        slots: asyncio.Semaphore,
+        holding: set[bytes],
+    ) -> None:
+        """Hand an entry to the handler until it is settled.  A requeued entry is handed out
+        again by this consumer after a pause, not left for the claim ``claim_idle_s`` later:
+        a worker that could not report its step during a short outage retries in a second."""
+        again = asyncio.Event()
         try:
-            await handler(delivery)
+            while True:
+                again.clear()
+                delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots, again)
+                try:
+                    await handler(delivery)
+                except Exception:  # a handler that fails without settling: hand it out again
+                    log.exception("handler failed on %s", entry_id)
+                    await delivery.requeue()
+                if not again.is_set():
+                    return
+                if self._stopping:
+                    slots.release()  # left pending: claimed by the next consumer once idle
+                    return
+                await asyncio.sleep(_REQUEUE_PAUSE_S)
+                redelivered = True
         finally:
             holding.discard(entry_id)
 
@@ -333,6 +366,19 @@ class RedisPubSubBroker(_RedisBase):
         if len(self._seen) > _PUBLISHERS_REMEMBERED:
             self._seen.popitem(last=False)
 
+    def _lose_once(self) -> Callable[[], Awaitable[None]]:
+        """A delivery's ``requeue``: nothing is kept to hand out again, so a message its consumer
+        gives back is gone, and counted once."""
+        given_back = False
+
+        async def requeue() -> None:
+            nonlocal given_back
+            if not given_back:
+                given_back = True
+                self.lost_messages += 1
+
+        return requeue
+
     async def consume(
         self, queue: str, routing_keys: tuple[str, ...], prefetch: int, handler: Handler
     ) -> None:
@@ -379,7 +425,7 @@ class RedisPubSubBroker(_RedisBase):
                 redelivered=False,
                 ack=nothing,  # nothing to acknowledge: Redis forgot it on delivery
                 dead_letter=nothing,
-                requeue=nothing,
+                requeue=self._lose_once(),
             )
             self._spawn(run(delivery))
 

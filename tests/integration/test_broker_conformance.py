@@ -135,6 +135,47 @@ def test_at_least_once_with_acknowledgements(broker_server: tuple[str, str]) -> 
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize("broker_server", DURABLE, indirect=True)
+def test_a_requeued_message_comes_back_soon_marked_redelivered(broker_server: tuple[str, str]) -> None:
+    """What a worker does when it could not report its step (the broker hop cut mid-fault):
+    the message is handed out again within seconds, not when some idle timeout ends."""
+    name, url = broker_server
+
+    async def scenario() -> None:
+        # Redis' idle claim set far beyond the test's patience: only a real requeue passes.
+        consumer = (
+            RedisStreamsBroker(url, claim_idle_s=120)
+            if name == "redis-streams"
+            else conformance_broker(name, url)
+        )
+        producer = conformance_broker(name, url)
+        await consumer.connect()
+        await producer.connect()
+        await producer.ensure_queues({"worker.test": ("order.confirmed",)})
+        seen: list[tuple[str, bool]] = []
+        done = asyncio.Event()
+
+        async def handler(delivery: Delivery) -> None:
+            first = all(m != delivery.message.message_id for m, _ in seen)
+            seen.append((delivery.message.message_id, delivery.redelivered))
+            await (delivery.requeue() if first else delivery.ack())
+            if len(seen) >= 6:
+                done.set()
+
+        await consumer.consume("worker.test", ("order.confirmed",), 10, handler)
+        for i in range(3):
+            await producer.publish(_message(i), timeout_s=5)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(done.wait(), 15)
+        await consumer.close()
+        await producer.close()
+        assert sorted(seen) == sorted(
+            [(f"m{i}-o", False) for i in range(3)] + [(f"m{i}-o", True) for i in range(3)]
+        )
+
+    asyncio.run(scenario())
+
+
 CONSUMER = textwrap.dedent("""
     import asyncio, sys
     from tests.integration.test_broker_conformance import conformance_broker

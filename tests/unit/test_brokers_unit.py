@@ -159,3 +159,16 @@ def test_a_pubsub_subscriber_counts_the_gaps_its_publisher_did_not() -> None:
     seen(40, 0, publisher="p2")  # a publisher first seen: no baseline, nothing counted
     seen(41, 0, publisher="p2")
     assert subscriber.lost_messages == 2
+
+
+def test_a_pubsub_message_handed_back_is_lost_and_counted_once() -> None:
+    import asyncio
+
+    from targets.brokers_redis import RedisPubSubBroker
+
+    broker = RedisPubSubBroker("redis://127.0.0.1:1/0")
+    requeue = broker._lose_once()
+    asyncio.run(requeue())
+    asyncio.run(requeue())  # the same delivery given back twice is one message
+    asyncio.run(broker._lose_once()())
+    assert broker.lost_messages == 2
