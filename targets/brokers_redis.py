@@ -5,10 +5,9 @@ each stream it is bound to, so every group gets every message (fan-out) and the 
 one group share them (a work queue). ``XADD`` returns once Redis has the entry (with the AOF,
 fsynced every second); an entry is removed from its group's pending list only by ``XACK``. A
 worker that dies leaves its entries pending; they are claimed again (``XAUTOCLAIM``) once idle
-for ``claim_idle_s`` and delivered as redeliveries; a live worker whose ack failed (the
-connection cut mid-fault) tries it again for half that time first, so a short outage does not
-turn every message then in hand into a redelivery 30 s later. Dead letters go to
-``doorbuster:dead:<queue>``.
+for ``claim_idle_s`` and delivered as redeliveries, and so is an entry its consumer requeued
+or failed to acknowledge (a connection cut mid-fault): a short outage on the broker hop costs
+the entries then in hand about ``claim_idle_s`` each. Dead letters go to ``doorbuster:dead:<queue>``.
 
 **Pub/Sub.** A queue bound to a routing key is a channel (``doorbuster:<key>:<queue>``), and
 a message is published once to each: nothing is stored, so a message published while its
@@ -49,7 +48,6 @@ __all__ = ["RedisPubSubBroker", "RedisStreamsBroker"]
 
 log = logging.getLogger(__name__)
 _ERRORS = (RedisError, OSError, asyncio.TimeoutError)
-_REQUEUE_PAUSE_S = 1.0
 
 
 def _stream(key: str) -> str:
@@ -114,9 +112,6 @@ class RedisStreamsBroker(_RedisBase):
     def __init__(self, url: str, *, claim_idle_s: float = 30.0, max_len: int = 1_000_000) -> None:
         super().__init__(url)
         self.claim_idle_ms = int(claim_idle_s * 1000)
-        # An ack still failing after this is left to the claim (half the idle time: no other
-        # consumer claims an entry whose ack is still being tried).
-        self.ack_retry_s = claim_idle_s / 2
         self.max_len = max_len
 
     async def ensure_queues(self, queues: dict[str, tuple[str, ...]]) -> None:
@@ -150,22 +145,6 @@ class RedisStreamsBroker(_RedisBase):
         await self.ensure_queues({queue: routing_keys})
         self._spawn(self._consume(queue, routing_keys, prefetch, handler))
 
-    async def _ack(self, stream: str, queue: str, entry_id: bytes) -> None:
-        """``XACK``, tried again through a short outage (``ack_retry_s``): an ack that never
-        lands leaves the entry to be claimed once idle for ``claim_idle_s`` and done twice."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.ack_retry_s
-        delay = 0.1
-        while True:
-            try:
-                await self.redis.xack(stream, queue, entry_id)
-                return
-            except _ERRORS:
-                if self._stopping or loop.time() + delay > deadline:
-                    raise
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
-
     def _delivery(
         self,
         queue: str,
@@ -174,7 +153,6 @@ class RedisStreamsBroker(_RedisBase):
         fields: dict[bytes, bytes],
         redelivered: bool,
         done: asyncio.Semaphore,
-        again: asyncio.Event,
     ) -> Delivery:
         settled = False
 
@@ -186,7 +164,7 @@ class RedisStreamsBroker(_RedisBase):
             try:
                 if dead:
                     await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
-                await self._ack(stream, queue, entry_id)
+                await self.redis.xack(stream, queue, entry_id)
             except _ERRORS as exc:  # still pending: it will be claimed and delivered again
                 log.warning("could not settle %s: %r", entry_id, exc)
             finally:
@@ -196,7 +174,7 @@ class RedisStreamsBroker(_RedisBase):
             nonlocal settled
             if not settled:
                 settled = True
-                again.set()  # still pending and still ours: handed out again after a pause
+                done.release()  # left pending; claimed again once idle
 
         return Delivery(
             message=_message(fields),
@@ -239,43 +217,15 @@ class RedisStreamsBroker(_RedisBase):
                         continue
                     await slots.acquire()
                     holding.add(entry_id)
-                    self._spawn(
-                        self._run(handler, queue, stream, entry_id, fields, redelivered, slots, holding)
-                    )
+                    delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots)
+                    self._spawn(self._run(handler, delivery, entry_id, holding))
 
         await self._poll(f"redis consumer {queue}", _ERRORS, once)
 
-    async def _run(
-        self,
-        handler: Handler,
-        queue: str,
-        stream: str,
-        entry_id: bytes,
-        fields: dict[bytes, bytes],
-        redelivered: bool,
-        slots: asyncio.Semaphore,
-        holding: set[bytes],
-    ) -> None:
-        """Hand an entry to the handler until it is settled.  A requeued entry is handed out
-        again by this consumer after a pause, not left for the claim ``claim_idle_s`` later:
-        a worker that could not report its step during a short outage retries in a second."""
-        again = asyncio.Event()
+    @staticmethod
+    async def _run(handler: Handler, delivery: Delivery, entry_id: bytes, holding: set[bytes]) -> None:
         try:
-            while True:
-                again.clear()
-                delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots, again)
-                try:
-                    await handler(delivery)
-                except Exception:  # a handler that fails without settling: hand it out again
-                    log.exception("handler failed on %s", entry_id)
-                    await delivery.requeue()
-                if not again.is_set():
-                    return
-                if self._stopping:
-                    slots.release()  # left pending: claimed by the next consumer once idle
-                    return
-                await asyncio.sleep(_REQUEUE_PAUSE_S)
-                redelivered = True
+            await handler(delivery)
         finally:
             holding.discard(entry_id)
 
