@@ -231,15 +231,25 @@ class _Metrics:
         return sums
 
     @staticmethod
+    def delta(
+        before: dict[str, dict[tuple[str, str], float]],
+        after: dict[str, dict[tuple[str, str], float]],
+        name: str,
+        lane: str,
+    ) -> float:
+        """How much counter ``name`` of ``lane`` grew between the two readings."""
+        key = (lane, "")
+        return after.get(name, {}).get(key, 0.0) - before.get(name, {}).get(key, 0.0)
+
+    @staticmethod
     def attempts(
         before: dict[str, dict[tuple[str, str], float]], after: dict[str, dict[tuple[str, str], float]]
     ) -> dict[str, tuple[float, float]]:
-        def delta(name: str, lane: str) -> float:
-            key = (lane, "")
-            return after.get(name, {}).get(key, 0.0) - before.get(name, {}).get(key, 0.0)
-
         return {
-            lane: (delta("downstream_call_attempts_total", lane), delta("order_requests_total", lane))
+            lane: (
+                _Metrics.delta(before, after, "downstream_call_attempts_total", lane),
+                _Metrics.delta(before, after, "order_requests_total", lane),
+            )
             for lane in LANES
         }
 
@@ -252,8 +262,7 @@ class _Metrics:
         """What the async lane's broker did during the run, counted by the lane's processes."""
         counts: dict[str, Any] = {"name": topology.settings.broker}
         for key, name in BROKER_COUNTERS.items():
-            value = after.get(name, {}).get(("async", ""), 0.0) - before.get(name, {}).get(("async", ""), 0.0)
-            counts[key] = round(value)
+            counts[key] = round(_Metrics.delta(before, after, name, "async"))
         return counts
 
 
