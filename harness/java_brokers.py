@@ -25,8 +25,10 @@ Its statistics endpoint (which would listen on every interface) is switched off.
 from __future__ import annotations
 
 import base64
+import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 from harness.binaries import find_binary, find_jars
 from harness.errors import StartFailed
@@ -103,14 +105,28 @@ def kafka_command(topology: Topology, state: StateDir) -> tuple[list[str], dict[
     classpath = f"{find_jars('kafka')}/*"
     base = [*_java(KAFKA_HEAP), f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
     if not (data / "meta.properties").exists():
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        done = subprocess.run(
-            [*base, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        if done.returncode != 0:
-            raise StartFailed(f"kafka-storage format failed: {(done.stdout + done.stderr)[-1000:]}")
+        _format_kafka(base, props, data)
     return [*base, "kafka.Kafka", str(props)], {}
+
+
+def _format_kafka(base: list[str], props: Path, data: Path, attempts: int = 2) -> None:
+    """``kafka-storage format`` a new data directory; a failed try (once seen in CI, on a
+    machine busy with the test suite) is cleared away and tried again once."""
+    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    command = [*base, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)]
+    output = ""
+    for _ in range(attempts):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except subprocess.TimeoutExpired:
+            output = "no answer in 120 s"
+        else:
+            if done.returncode == 0:
+                return
+            output = f"exit {done.returncode}: {(done.stdout + done.stderr)[-1000:]}"
+        shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(parents=True, exist_ok=True)
+    raise StartFailed(f"kafka-storage format failed {attempts} times; the last: {output}")
 
 
 def elasticmq_config(topology: Topology, home: str) -> str:

@@ -172,3 +172,22 @@ def test_a_pubsub_message_handed_back_is_lost_and_counted_once() -> None:
     asyncio.run(requeue())  # the same delivery given back twice is one message
     asyncio.run(broker._lose_once()())
     assert broker.lost_messages == 2
+
+
+def test_a_failed_kafka_format_is_cleared_and_tried_once_more(tmp_path: Path) -> None:
+    from harness.errors import StartFailed
+    from harness.java_brokers import _format_kafka
+
+    data, props, tries = tmp_path / "data", tmp_path / "server.properties", tmp_path / "tries"
+    data.mkdir()
+    # Stands in for java: fails the first time, leaving a half-written directory behind.
+    flaky = [
+        "sh",
+        "-c",
+        f"echo x >> {tries}; [ $(wc -l < {tries}) -ge 2 ] || {{ touch {data}/half; exit 1; }}",
+        "java",
+    ]
+    _format_kafka(flaky, props, data)
+    assert tries.read_text().count("x") == 2 and not (data / "half").exists()
+    with pytest.raises(StartFailed, match="failed 2 times; the last: exit 3: broken"):
+        _format_kafka(["sh", "-c", "echo broken; exit 3", "java"], props, data)
