@@ -35,10 +35,12 @@ def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application
             settings=settings.chain[args.dependency],
             time_scale=settings.time_scale,
             registry=registry,
+            data_dir=data_dir,
         )
         return app, topology.ports[f"downstream-{args.lane}-{args.dependency}"]
     if args.role == "order" and args.lane == "sync":
-        return build_sync_app(topology=topology, registry=registry), topology.ports["order-sync"]
+        app = build_sync_app(topology=topology, registry=registry, data_dir=data_dir)
+        return app, topology.ports["order-sync"]
     if args.role == "order" and args.lane == "async":
         broker = make_broker(settings.broker, topology.broker_url())
         app = build_async_app(topology=topology, registry=registry, data_dir=data_dir, broker=broker)

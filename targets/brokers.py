@@ -177,6 +177,7 @@ class RabbitMQBroker(Broker):
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
+        self._inspect_channel: aio_pika.abc.AbstractChannel | None = None
 
     async def connect(self) -> None:
         try:
@@ -198,6 +199,7 @@ class RabbitMQBroker(Broker):
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+            self._inspect_channel = None
 
     async def publish(self, message: Message, *, timeout_s: float) -> None:
         if self._exchange is None:
@@ -293,13 +295,17 @@ class RabbitMQBroker(Broker):
         if self._connection is None:
             return None
         try:
-            channel = await asyncio.wait_for(self._connection.channel(), timeout=2)
-            try:
-                declared = await asyncio.wait_for(channel.declare_queue(queue, passive=True), timeout=2)
-                count = declared.declaration_result.message_count
-                return int(count) if count is not None else None
-            finally:
-                await channel.close()
+            # One channel for these checks, opened again only once the broker closed it (a
+            # passive declare of a missing queue does): aio-pika keeps a callback on the
+            # connection for every channel ever opened, so a channel a second grew the worker
+            # by about 1 MiB every 10 minutes (bench/soak.py).
+            if self._inspect_channel is None or self._inspect_channel.is_closed:
+                self._inspect_channel = await asyncio.wait_for(self._connection.channel(), timeout=2)
+            declared = await asyncio.wait_for(
+                self._inspect_channel.declare_queue(queue, passive=True), timeout=2
+            )
+            count = declared.declaration_result.message_count
+            return int(count) if count is not None else None
         except (TimeoutError, OSError, RuntimeError, aio_pika.exceptions.AMQPError):
             return None
 

@@ -5,7 +5,7 @@ It works for a log-normally spread time around its median latency, on at most
 503 at once.  A request whose caller has given up keeps its slot until the work is done,
 because real servers rarely notice: that wasted work is what turns retries into a storm.
 
-It records every side effect per order, so duplicates are counted, not guessed: a request
+It records every side effect per order in its SQLite ledger, so duplicates are counted, not guessed: a request
 with an ``idempotency_key`` it has seen is answered from its store (and waits for the first
 one if that is still running); one without a key does the work again.
 
@@ -16,22 +16,24 @@ code, and extra latency.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import random
 import time
-from collections import Counter as Tally
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from harness.settings import DependencySettings
+from targets.db import connect, select_in
 from targets.metrics import DownstreamServerMetrics
 from targets.openapi import downstream_spec
 from targets.web import base_app, json_error, read_json_object
 
-__all__ = ["DownstreamService", "HttpFaults", "build_downstream_app"]
+__all__ = ["DownstreamService", "HttpFaults", "SideEffectLedger", "build_downstream_app"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -69,6 +71,57 @@ class HttpFaults:
         }
 
 
+_LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS applied (order_id TEXT PRIMARY KEY, n INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (idempotency_key TEXT PRIMARY KEY, body TEXT NOT NULL);
+"""
+
+
+class SideEffectLedger:
+    """How many times each order's side effect was applied, and the answer given to each
+    idempotency key, in the service's SQLite file (``:memory:`` for tests)."""
+
+    def __init__(self, path: Path | str = ":memory:") -> None:
+        self.db = connect(path, schema=_LEDGER_SCHEMA)
+
+    def apply(self, order_id: str) -> int:
+        """Count one more side effect for ``order_id``; how many it has had now."""
+        row = self.db.execute(
+            "INSERT INTO applied VALUES (?, 1) ON CONFLICT (order_id) DO UPDATE SET n = n + 1 RETURNING n",
+            (order_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def applied(self, order_id: str) -> int:
+        row = self.db.execute("SELECT n FROM applied WHERE order_id = ?", (order_id,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def applied_many(self, order_ids: list[str]) -> dict[str, int]:
+        found = dict.fromkeys(order_ids, 0)
+        query = "SELECT order_id, n FROM applied WHERE order_id IN ({keys})"
+        found.update(select_in(self.db, query, order_ids))
+        return found
+
+    def totals(self) -> tuple[int, int, int]:
+        """Orders, side effects, and orders with more than one."""
+        orders, effects, duplicated = self.db.execute(
+            "SELECT COUNT(*), SUM(n), SUM(n > 1) FROM applied"
+        ).fetchone()
+        return int(orders), int(effects or 0), int(duplicated or 0)
+
+    def remember(self, idempotency_key: str, answer: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR IGNORE INTO answers VALUES (?, ?)", (idempotency_key, json.dumps(answer)))
+
+    def result(self, idempotency_key: str) -> dict[str, Any] | None:
+        row = self.db.execute(
+            "SELECT body FROM answers WHERE idempotency_key = ?", (idempotency_key,)
+        ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        self.db.close()
+
+
 class DownstreamService:
     """The service's state: capacity, faults, the idempotency store and the side-effect ledger."""
 
@@ -81,6 +134,7 @@ class DownstreamService:
         time_scale: float,
         metrics: DownstreamServerMetrics,
         rng: random.Random | None = None,
+        ledger: SideEffectLedger | None = None,
     ) -> None:
         self.lane = lane
         self.dependency = dependency
@@ -92,8 +146,9 @@ class DownstreamService:
         self._slots = asyncio.Semaphore(settings.concurrency)
         self._admitted = 0  # working or waiting for a slot
         self._inflight = 0
-        self._results: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self.applied: Tally[str] = Tally()
+        self.ledger = ledger or SideEffectLedger()
+        # Idempotency keys whose work is running; finished ones are answered from the ledger.
+        self._running: dict[str, asyncio.Task[dict[str, Any]]] = {}
         metrics.capacity.labels(lane, dependency).set(settings.concurrency)
         metrics.rejected.labels(lane, dependency)
         metrics.duplicate_side_effects.labels(lane, dependency)
@@ -116,28 +171,27 @@ class DownstreamService:
         if faults.error_rate and self._rng.random() < faults.error_rate:
             return faults.error_status, {"error": "injected_fault", "dependency": self.dependency}
         if idempotency_key is not None:
-            earlier = self._results.get(idempotency_key)
+            running = self._running.get(idempotency_key)
+            earlier = (
+                await asyncio.shield(running) if running is not None else self.ledger.result(idempotency_key)
+            )
             if earlier is not None:
                 self.metrics.idempotent_replays.labels(self.lane, self.dependency).inc()
-                return 200, {**(await asyncio.shield(earlier)), "replayed": True}
+                return 200, {**earlier, "replayed": True}
         # Admission is counted here, synchronously: requests arriving together must not all
         # see the capacity as free before any of their tasks has started.
         if self._admitted >= self.settings.concurrency + self.settings.queue:
             self.metrics.rejected.labels(self.lane, self.dependency).inc()
             return 503, {"error": "over_capacity", "dependency": self.dependency}
         self._admitted += 1
-        if idempotency_key is not None:
-            future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self._results[idempotency_key] = future
         # The work runs in its own task: if the caller disconnects, the slot stays taken
         # until the work is done, and the side effect still happens.
-        work = asyncio.ensure_future(self._work(order_id))
+        work = asyncio.ensure_future(self._work(order_id, idempotency_key))
         if idempotency_key is not None:
-            work.add_done_callback(lambda t: _settle(future, t))
-        result = await asyncio.shield(work)
-        return 200, result
+            self._running[idempotency_key] = work
+        return 200, await asyncio.shield(work)
 
-    async def _work(self, order_id: str) -> dict[str, Any]:
+    async def _work(self, order_id: str, idempotency_key: str | None) -> dict[str, Any]:
         labels = (self.lane, self.dependency)
         self.metrics.queued.labels(*labels).set(self._admitted - self._inflight)
         try:
@@ -148,46 +202,36 @@ class DownstreamService:
                     await asyncio.sleep(self.work_seconds())
                 finally:
                     self._inflight -= 1
-                self.applied[order_id] += 1
+                applied = self.ledger.apply(order_id)
                 self.metrics.side_effects.labels(*labels).inc()
-                if self.applied[order_id] > 1:
+                if applied > 1:
                     self.metrics.duplicate_side_effects.labels(*labels).inc()
                     if self.dependency == "payment":
                         self.metrics.duplicate_charges.labels(self.lane).inc()
-                return {
-                    "order_id": order_id,
-                    "dependency": self.dependency,
-                    "applied": self.applied[order_id],
-                }
+                result = {"order_id": order_id, "dependency": self.dependency, "applied": applied}
+                if idempotency_key is not None:
+                    self.ledger.remember(idempotency_key, result)
+                return result
         finally:
             self._admitted -= 1
             self._publish_load()
+            if idempotency_key is not None:
+                self._running.pop(idempotency_key, None)
 
     def _publish_load(self) -> None:
         labels = (self.lane, self.dependency)
         self.metrics.inflight.labels(*labels).set(self._inflight)
         self.metrics.queued.labels(*labels).set(self._admitted - self._inflight)
 
-    def ledger(self) -> dict[str, Any]:
-        duplicates = {oid: n for oid, n in self.applied.items() if n > 1}
+    def summary(self) -> dict[str, Any]:
+        orders, side_effects, duplicated = self.ledger.totals()
         return {
             "lane": self.lane,
             "dependency": self.dependency,
-            "orders": len(self.applied),
-            "side_effects": sum(self.applied.values()),
-            "duplicated_orders": len(duplicates),
+            "orders": orders,
+            "side_effects": side_effects,
+            "duplicated_orders": duplicated,
         }
-
-
-def _settle(future: asyncio.Future[dict[str, Any]], task: asyncio.Task[dict[str, Any]]) -> None:
-    if future.done():
-        return
-    if task.cancelled():
-        future.cancel()
-    elif task.exception() is not None:
-        future.set_exception(task.exception())  # type: ignore[arg-type]
-    else:
-        future.set_result(task.result())
 
 
 SERVICE_KEY = web.AppKey("service", DownstreamService)
@@ -235,8 +279,8 @@ async def _ledger(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     order_id = request.query.get("order_id")
     if order_id is not None:
-        return web.json_response({"order_id": order_id, "applied": service.applied[order_id]})
-    return web.json_response(service.ledger())
+        return web.json_response({"order_id": order_id, "applied": service.ledger.applied(order_id)})
+    return web.json_response(service.summary())
 
 
 async def _ledger_check(request: web.Request) -> web.Response:
@@ -245,8 +289,7 @@ async def _ledger_check(request: web.Request) -> web.Response:
     ids = body.get("order_ids")
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         return json_error(422, "invalid", detail="order_ids: expected a list of strings")
-    applied = request.app[SERVICE_KEY].applied
-    return web.json_response({"applied": {i: applied.get(i, 0) for i in ids}})
+    return web.json_response({"applied": request.app[SERVICE_KEY].ledger.applied_many(ids)})
 
 
 def build_downstream_app(
@@ -257,8 +300,13 @@ def build_downstream_app(
     time_scale: float,
     registry: CollectorRegistry,
     rng: random.Random | None = None,
+    data_dir: Path | None = None,
 ) -> web.Application:
+    """``data_dir``: where the service keeps its ledger; ``None`` keeps it in memory (tests)."""
     app = base_app(registry, downstream_spec(dependency))
+    ledger = SideEffectLedger(
+        data_dir / f"downstream-{lane}-{dependency}.sqlite3" if data_dir is not None else ":memory:"
+    )
     app[SERVICE_KEY] = DownstreamService(
         lane=lane,
         dependency=dependency,
@@ -266,7 +314,13 @@ def build_downstream_app(
         time_scale=time_scale,
         metrics=DownstreamServerMetrics(registry),
         rng=rng,
+        ledger=ledger,
     )
+
+    async def _close(app: web.Application) -> None:
+        ledger.close()
+
+    app.on_cleanup.append(_close)
     app.router.add_post("/work", _work_handler)
     app.router.add_get("/admin/faults", _get_faults)
     app.router.add_put("/admin/faults", _set_faults)

@@ -9,11 +9,12 @@ confirmed it; a crash between the two sends it again, which the idempotent worke
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from targets.db import connect, select_in
 
 __all__ = ["OrderStore", "OutboxRow", "StepUpdate"]
 
@@ -71,10 +72,7 @@ class StepUpdate:
 
 class OrderStore:
     def __init__(self, path: Path | str) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        self.db = connect(path, schema=_SCHEMA, threads=True)
 
     def close(self) -> None:
         self.db.close()
@@ -217,15 +215,8 @@ class OrderStore:
 
     def statuses(self, order_ids: list[str]) -> dict[str, str]:
         """The status of each known order id (unknown ids are left out)."""
-        found: dict[str, str] = {}
-        for i in range(0, len(order_ids), 500):
-            chunk = order_ids[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            for order_id, status in self.db.execute(
-                f"SELECT order_id, status FROM orders WHERE order_id IN ({marks})", chunk
-            ):
-                found[order_id] = status
-        return found
+        query = "SELECT order_id, status FROM orders WHERE order_id IN ({keys})"
+        return dict(select_in(self.db, query, order_ids))
 
     def drain(self, before: float, since: float = 0.0) -> dict[str, Any]:
         """For orders accepted from ``since`` until ``before``: how many are unfinished, when the

@@ -15,8 +15,8 @@ import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -24,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from harness.topology import Topology
+from targets.db import connect
 from targets.metrics import OrderMetrics, SyncChainMetrics
 from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
@@ -37,9 +38,58 @@ from targets.resilience import (
 )
 from targets.web import RequestRefused, base_app, json_error, read_json_object
 
-__all__ = ["BlockingDependencyClient", "SyncOrderService", "build_sync_app"]
+__all__ = ["BlockingDependencyClient", "SyncOrderService", "SyncOrders", "build_sync_app"]
 
-_MAX_REMEMBERED_ORDERS = 200_000
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (order_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS confirmed_keys (idempotency_key TEXT PRIMARY KEY, order_id TEXT NOT NULL);
+"""
+
+
+class SyncOrders:
+    """Every finished order, in the service's SQLite file (``:memory:`` for tests); pool
+    threads write and the event loop reads, so every call takes the store's lock."""
+
+    def __init__(self, path: Path | str = ":memory:") -> None:
+        self.db = connect(path, schema=_SCHEMA, threads=True)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def put(self, record: dict[str, Any], confirmed_key: str | None) -> None:
+        with self._lock:
+            if not self._closed:  # a pool thread may finish its order after shutdown
+                self._put(record, confirmed_key)
+
+    def _put(self, record: dict[str, Any], confirmed_key: str | None) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute(
+                "INSERT OR REPLACE INTO orders VALUES (?, ?)", (record["order_id"], json.dumps(record))
+            )
+            if confirmed_key is not None:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO confirmed_keys VALUES (?, ?)",
+                    (confirmed_key, record["order_id"]),
+                )
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self.db.execute("SELECT record FROM orders WHERE order_id = ?", (order_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def confirmed(self, idempotency_key: str) -> dict[str, Any] | None:
+        """The confirmed order an idempotency key made, if any."""
+        with self._lock:
+            row = self.db.execute(
+                "SELECT record FROM orders JOIN confirmed_keys USING (order_id) WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self.db.close()
 
 
 class BlockingDependencyClient:
@@ -122,7 +172,9 @@ class BlockingDependencyClient:
 class SyncOrderService:
     """The bounded pool, the admission rule and the orders it remembers."""
 
-    def __init__(self, *, topology: Topology, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, *, topology: Topology, registry: CollectorRegistry, orders: SyncOrders | None = None
+    ) -> None:
         settings = topology.settings
         self.lane = "sync"
         self.chain = tuple(settings.chain)
@@ -136,8 +188,7 @@ class SyncOrderService:
         self._lock = threading.Lock()
         self._admitted = 0
         self._busy = 0
-        self.orders: OrderedDict[str, dict[str, Any]] = OrderedDict()
-        self._by_key: dict[str, str] = {}
+        self.orders = orders or SyncOrders()
         self.metrics.pool_size.labels(self.lane).set(self.threads)
         self.metrics.pool_queue_limit.labels(self.lane).set(settings.sync.queue)
         self.metrics.pool_rejected.labels(self.lane)  # a zero is a fact, not a missing series
@@ -199,23 +250,15 @@ class SyncOrderService:
             "finished_at": time.time(),
         }
         self.order_metrics.orders.labels(self.lane, status).inc()
-        with self._lock:
-            self.orders[order_id] = record
-            if order.idempotency_key is not None and status == "confirmed":
-                self._by_key[order.idempotency_key] = order_id
-            while len(self.orders) > _MAX_REMEMBERED_ORDERS:
-                self.orders.popitem(last=False)
+        self.orders.put(record, order.idempotency_key if status == "confirmed" else None)
         return record
 
     def replay(self, key: str | None) -> dict[str, Any] | None:
-        if key is None:
-            return None
-        with self._lock:
-            order_id = self._by_key.get(key)
-            return self.orders.get(order_id) if order_id else None
+        return self.orders.confirmed(key) if key is not None else None
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.orders.close()
 
 
 SYNC_KEY = web.AppKey("sync_service", SyncOrderService)
@@ -271,9 +314,13 @@ async def _pool(request: web.Request) -> web.Response:
     )
 
 
-def build_sync_app(*, topology: Topology, registry: CollectorRegistry) -> web.Application:
+def build_sync_app(
+    *, topology: Topology, registry: CollectorRegistry, data_dir: Path | None = None
+) -> web.Application:
+    """``data_dir``: where the service keeps its orders; ``None`` keeps them in memory (tests)."""
     app = base_app(registry, order_spec("sync"))
-    service = SyncOrderService(topology=topology, registry=registry)
+    orders = SyncOrders(data_dir / "sync-orders.sqlite3" if data_dir is not None else ":memory:")
+    service = SyncOrderService(topology=topology, registry=registry, orders=orders)
     app[SYNC_KEY] = service
 
     async def _stop(app: web.Application) -> None:

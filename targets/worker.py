@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -37,6 +36,7 @@ from targets.brokers import (
     step_routing_key,
     worker_queue,
 )
+from targets.db import connect
 from targets.metrics import BrokerLoss, WorkerMetrics
 from targets.resilience import CallFailed
 from targets.tracing import child_traceparent
@@ -54,10 +54,9 @@ class DoneOrders:
     """The worker's own record of the orders whose step it has completed."""
 
     def __init__(self, path: Path) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.execute("CREATE TABLE IF NOT EXISTS done (order_id TEXT PRIMARY KEY, at REAL)")
+        self.db = connect(
+            path, schema="CREATE TABLE IF NOT EXISTS done (order_id TEXT PRIMARY KEY, at REAL);"
+        )
 
     def contains(self, order_id: str) -> bool:
         return self.db.execute("SELECT 1 FROM done WHERE order_id = ?", (order_id,)).fetchone() is not None
