@@ -47,8 +47,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants."""
+def rss_bytes(pid: int, *, anonymous: bool = False) -> int:
+    """Resident memory of ``pid`` and all its descendants; ``anonymous``: without the pages
+    mapped from files (the binary, libraries, memory-mapped data), which the kernel can drop
+    and read again, so only the heap and stacks a leak would grow."""
     total = 0
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -65,7 +67,8 @@ def rss_bytes(pid: int) -> int:
         current = todo.pop()
         try:
             with open(f"/proc/{current}/statm") as fh:
-                total += int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+                fields = [int(f) for f in fh.read().split()]
+            total += (fields[1] - fields[2] if anonymous else fields[1]) * os.sysconf("SC_PAGE_SIZE")
         except OSError:
             pass
         todo.extend(children.get(current, []))
