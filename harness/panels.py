@@ -51,8 +51,10 @@ RECORDING_RULES: dict[str, str] = {
     "lane:order_successes:rate": (
         f'sum by (lane) (rate(order_requests_total{{method="POST", code=~"2.."}}[{_W}]))'
     ),
+    # "or ... * 0": a lane that answered no 5xx shows 0, not a gap that looks like missing data.
     "lane:order_errors:rate": (
         f'sum by (lane) (rate(order_requests_total{{method="POST", code=~"5.."}}[{_W}]))'
+        f' or sum by (lane) (rate(order_requests_total{{method="POST"}}[{_W}])) * 0'
     ),
     "lane:downstream_call_attempts:rate": (f"sum by (lane) (rate(downstream_call_attempts_total[{_W}]))"),
     "lane:downstream_call_retries:rate": (f"sum by (lane) (rate(downstream_call_retries_total[{_W}]))"),
