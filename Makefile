@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test check lint types unit integration bench dashboards down clean
+.PHONY: setup demo test check lint types unit integration bench soak dashboards down clean
 
 setup:
 	@bash scripts/setup
@@ -33,6 +33,9 @@ bench: setup
 	$(VENV)/python bench/stack_bench.py
 	$(VENV)/python bench/loadgen_bench.py
 	$(VENV)/python bench/broker_bench.py
+
+soak: setup
+	$(VENV)/python bench/soak.py
 
 dashboards: setup
 	$(VENV)/doorbuster dashboards
