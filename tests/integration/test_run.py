@@ -181,7 +181,12 @@ def test_ctrl_c_stops_the_run_removes_every_fault_and_still_reports(
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir), "run", str(scenario),
            "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=PROJECT_ROOT)
+    # As from a terminal: a suite started in the background (`make test &`) would hand its
+    # children SIGINT ignored, and Python then installs no KeyboardInterrupt for it.
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=PROJECT_ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     try:
         _wait_for_faults(stack, present=True, timeout=60)
         proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
