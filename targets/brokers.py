@@ -177,7 +177,7 @@ class RabbitMQBroker(Broker):
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: aio_pika.abc.AbstractChannel | None = None
         self._exchange: aio_pika.abc.AbstractExchange | None = None
-        self._inspect_channel: aio_pika.abc.AbstractChannel | None = None
+        self._inspect_channel: aio_pika.abc.AbstractRobustChannel | None = None
 
     async def connect(self) -> None:
         try:
@@ -301,8 +301,10 @@ class RabbitMQBroker(Broker):
             # by about 1 MiB every 10 minutes (bench/soak.py).
             if self._inspect_channel is None or self._inspect_channel.is_closed:
                 self._inspect_channel = await asyncio.wait_for(self._connection.channel(), timeout=2)
+            # robust=False: a robust channel answers a repeated passive declare from its cache
+            # (a stale count) and re-declares remembered queues on every reconnect.
             declared = await asyncio.wait_for(
-                self._inspect_channel.declare_queue(queue, passive=True), timeout=2
+                self._inspect_channel.declare_queue(queue, passive=True, robust=False), timeout=2
             )
             count = declared.declaration_result.message_count
             return int(count) if count is not None else None

@@ -313,3 +313,27 @@ def test_pubsub_loss_is_counted_never_hidden(broker_server: tuple[str, str]) -> 
         return producer.lost_messages
 
     assert asyncio.run(scenario()) == 14
+
+
+def test_rabbitmq_queue_depth_is_read_afresh_each_time(broker_server: tuple[str, str]) -> None:
+    """The depth is read on one reused channel: every read must ask the broker again (a robust
+    channel would answer a repeated passive declare from its cache)."""
+    name, url = broker_server
+    if name != "rabbitmq":
+        pytest.skip("the channel reuse is RabbitMQ's")
+
+    async def scenario() -> list[int | None]:
+        broker = conformance_broker(name, url)
+        await broker.connect()
+        await broker.ensure_queues({"worker.depth": ("order.depth",)})
+        depths = [await broker.queue_depth("worker.depth")]
+        for i in range(3):
+            await broker.publish(_message(i, key="order.depth"), timeout_s=5)
+        await asyncio.sleep(0.5)
+        depths.append(await broker.queue_depth("worker.depth"))
+        depths.append(await broker.queue_depth("worker.missing"))  # closes the channel
+        depths.append(await broker.queue_depth("worker.depth"))  # on a new one
+        await broker.close()
+        return depths
+
+    assert asyncio.run(scenario()) == [0, 3, None, 3]
