@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests
-from stack_bench import rss_bytes
+from stack_bench import memory_bytes
 
 from harness.scenario import load_scenario
 from harness.topology import Topology
@@ -54,7 +54,7 @@ def snapshot(state: Path) -> dict[str, tuple[int, int]]:
             pids[f"locust-{i}"] = int(pid)
     except (OSError, ValueError, KeyError):
         pass
-    return {name: (rss_bytes(pid), rss_bytes(pid, anonymous=True)) for name, pid in pids.items()}
+    return {name: memory_bytes(pid) for name, pid in pids.items()}
 
 
 def prometheus_facts(state: Path) -> dict[str, int]:

@@ -47,11 +47,16 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def rss_bytes(pid: int, *, anonymous: bool = False) -> int:
-    """Resident memory of ``pid`` and all its descendants; ``anonymous``: without the pages
-    mapped from files (the binary, libraries, memory-mapped data), which the kernel can drop
-    and read again, so only the heap and stacks a leak would grow."""
-    total = 0
+def rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants."""
+    return memory_bytes(pid)[0]
+
+
+def memory_bytes(pid: int) -> tuple[int, int]:
+    """Resident memory of ``pid`` and all its descendants, and the anonymous part of it: without
+    the pages mapped from files (the binary, libraries, memory-mapped data), which the kernel
+    can drop and read again, so only the heap and stacks a leak would grow."""
+    resident = anonymous = 0
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -62,17 +67,19 @@ def rss_bytes(pid: int, *, anonymous: bool = False) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
+    page = os.sysconf("SC_PAGE_SIZE")
     todo = [pid]
     while todo:
         current = todo.pop()
         try:
             with open(f"/proc/{current}/statm") as fh:
                 fields = [int(f) for f in fh.read().split()]
-            total += (fields[1] - fields[2] if anonymous else fields[1]) * os.sysconf("SC_PAGE_SIZE")
+            resident += fields[1] * page
+            anonymous += (fields[1] - fields[2]) * page
         except OSError:
             pass
         todo.extend(children.get(current, []))
-    return total
+    return resident, anonymous
 
 
 async def hop_latency(topology: Topology, samples: int) -> dict[str, float]:
