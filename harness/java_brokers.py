@@ -109,7 +109,9 @@ def kafka_command(topology: Topology, state: StateDir) -> tuple[list[str], dict[
     return [*base, "kafka.Kafka", str(props)], {}
 
 
-def _format_kafka(base: list[str], props: Path, data: Path, attempts: int = 2) -> None:
+def _format_kafka(
+    base: list[str], props: Path, data: Path, attempts: int = 2, timeout_s: float = 120
+) -> None:
     """``kafka-storage format`` a new data directory; a failed try (once seen in CI, on a
     machine busy with the test suite) is cleared away and tried again once."""
     cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -117,9 +119,9 @@ def _format_kafka(base: list[str], props: Path, data: Path, attempts: int = 2) -
     output = ""
     for _ in range(attempts):
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            output = "no answer in 120 s"
+            output = f"no answer in {timeout_s:g} s"
         else:
             if done.returncode == 0:
                 return

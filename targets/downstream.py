@@ -5,9 +5,9 @@ It works for a log-normally spread time around its median latency, on at most
 503 at once.  A request whose caller has given up keeps its slot until the work is done,
 because real servers rarely notice: that wasted work is what turns retries into a storm.
 
-It records every side effect per order in its SQLite ledger, so duplicates are counted, not guessed: a request
-with an ``idempotency_key`` it has seen is answered from its store (and waits for the first
-one if that is still running); one without a key does the work again.
+It records every side effect per order in its SQLite ledger, so duplicates are counted, not
+guessed: a request with an ``idempotency_key`` it has seen is answered from its ledger (and
+waits for the first one if that is still running); one without a key does the work again.
 
 ``/admin/faults`` adds the faults a TCP proxy can not make: an HTTP error rate with a status
 code, and extra latency.
