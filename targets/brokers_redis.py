@@ -4,10 +4,12 @@
 each stream it is bound to, so every group gets every message (fan-out) and the consumers of
 one group share them (a work queue). ``XADD`` returns once Redis has the entry (with the AOF,
 fsynced every second); an entry is removed from its group's pending list only by ``XACK``. A
-worker that dies leaves its entries pending; they are claimed again (``XAUTOCLAIM``) once idle
-for ``claim_idle_s`` and delivered as redeliveries, and so is an entry its consumer requeued
-or failed to acknowledge (a connection cut mid-fault): a short outage on the broker hop costs
-the entries then in hand about ``claim_idle_s`` each. Dead letters go to ``doorbuster:dead:<queue>``.
+worker that dies leaves its entries pending; another consumer claims them (``XAUTOCLAIM``) once
+idle for ``claim_idle_s`` and they are delivered as redeliveries.  An entry a live consumer
+requeued, or failed to acknowledge (a connection cut mid-fault), is still in that consumer's
+own pending list: it reads that list again (``XREADGROUP`` from id 0) on its next poll, so the
+entry comes back at once instead of after ``claim_idle_s``, and so does, after a broker error,
+an entry whose delivery the cut connection lost.  Dead letters go to ``doorbuster:dead:<queue>``.
 
 **Pub/Sub.** A queue bound to a routing key is a channel (``doorbuster:<key>:<queue>``), and
 a message is published once to each: nothing is stored, so a message published while its
@@ -153,6 +155,7 @@ class RedisStreamsBroker(_RedisBase):
         fields: dict[bytes, bytes],
         redelivered: bool,
         done: asyncio.Semaphore,
+        left_pending: Callable[[], None],
     ) -> Delivery:
         settled = False
 
@@ -165,8 +168,9 @@ class RedisStreamsBroker(_RedisBase):
                 if dead:
                     await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
                 await self.redis.xack(stream, queue, entry_id)
-            except _ERRORS as exc:  # still pending: it will be claimed and delivered again
+            except _ERRORS as exc:  # still pending with us: read again on the next poll
                 log.warning("could not settle %s: %r", entry_id, exc)
+                left_pending()
             finally:
                 done.release()  # only now: until the ack lands, the entry is still ours
 
@@ -174,7 +178,8 @@ class RedisStreamsBroker(_RedisBase):
             nonlocal settled
             if not settled:
                 settled = True
-                done.release()  # left pending; claimed again once idle
+                left_pending()
+                done.release()
 
         return Delivery(
             message=_message(fields),
@@ -193,11 +198,32 @@ class RedisStreamsBroker(_RedisBase):
         streams = {_stream(k): ">" for k in keys}
         last_claim = 0.0
         loop = asyncio.get_running_loop()
+        # Whether our own pending list may hold an entry we are not working on: one requeued,
+        # one whose ack failed, or one a broker error cut off on its way to us.
+        recheck = True
+
+        def left_pending() -> None:
+            nonlocal recheck
+            recheck = True
 
         async def once() -> None:
-            nonlocal last_claim
+            nonlocal recheck
+            try:
+                await read()
+            except _ERRORS:
+                recheck = True  # an answer the error cut off may have made entries ours
+                raise
+
+        async def read() -> None:
+            nonlocal last_claim, recheck
             room = await self._room(slots)
             batches: list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]], bool]] = []
+            if recheck:
+                recheck = False
+                for stream in streams:
+                    mine = await self._own_pending(stream, queue, consumer, holding, room)
+                    recheck = recheck or len(mine) == room  # more may wait: read on next time
+                    batches.append((stream, mine, True))
             if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000):
                 last_claim = loop.time()
                 for stream in streams:
@@ -217,10 +243,28 @@ class RedisStreamsBroker(_RedisBase):
                         continue
                     await slots.acquire()
                     holding.add(entry_id)
-                    delivery = self._delivery(queue, stream, entry_id, fields, redelivered, slots)
+                    delivery = self._delivery(
+                        queue, stream, entry_id, fields, redelivered, slots, left_pending
+                    )
                     self._spawn(self._run(handler, delivery, entry_id, holding))
 
         await self._poll(f"redis consumer {queue}", _ERRORS, once)
+
+    async def _own_pending(
+        self, stream: str, queue: str, consumer: str, holding: set[bytes], room: int
+    ) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        """Up to ``room`` entries pending with ``consumer`` that it is not working on, oldest
+        first: ``XREADGROUP`` from an id (not ``>``) pages through its own pending list."""
+        found: list[tuple[bytes, dict[bytes, bytes]]] = []
+        start: bytes | str = "0"
+        while len(found) < room:
+            answer: Any = await self.redis.xreadgroup(queue, consumer, {stream: start}, count=100)
+            entries = answer[0][1] if answer else []
+            if not entries:
+                return found
+            found.extend((entry_id, fields) for entry_id, fields in entries if entry_id not in holding)
+            start = entries[-1][0]
+        return found[:room]
 
     @staticmethod
     async def _run(handler: Handler, delivery: Delivery, entry_id: bytes, holding: set[bytes]) -> None:
