@@ -107,6 +107,8 @@ class RunInputs:
     attempts: dict[str, tuple[float, float]] = field(default_factory=dict)
     # fault name -> seconds after its end until every order accepted before then was finished
     drains: dict[str, float | None] = field(default_factory=dict)
+    # The user stopped the wait for the drain: an order not finished yet is in flight, not lost.
+    drain_cut_short: bool = False
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -334,7 +336,8 @@ def reconcile(inputs: RunInputs, lane: str) -> dict[str, int]:
     """Every order of the run against what the downstream services saw.
 
     async: each order that got its 202 is fulfilled, failed or lost (still unfinished after the
-    drain, or never stored); each fulfilled order's side effects applied exactly once in effect.
+    drain, or never stored), or in flight when the user stopped the wait for the drain; each
+    fulfilled order's side effects applied exactly once in effect.
     sync: each confirmed order's side effects applied once; a failed order may have left some
     behind (a charge for an order the shopper was told had failed).
     """
@@ -346,11 +349,14 @@ def reconcile(inputs: RunInputs, lane: str) -> dict[str, int]:
         statuses = [inputs.async_statuses.get(oid, "missing") for oid in accepted]
         complete = {oid for oid in accepted if inputs.async_statuses.get(oid) == "fulfilled"}
         missing = sum(1 for deps in effects.values() for oid in complete if deps.get(oid, 0) == 0)
+        unfinished = statuses.count("accepted")
+        in_flight = unfinished if inputs.drain_cut_short else 0
         return {
             "accepted": len(accepted),
             "fulfilled": statuses.count("fulfilled"),
             "failed": statuses.count("failed"),
-            "lost": statuses.count("missing") + statuses.count("accepted"),
+            "lost": statuses.count("missing") + unfinished - in_flight,
+            "in_flight": in_flight,
             "duplicate_side_effects": duplicated,
             "missing_side_effects": missing,
         }
@@ -427,6 +433,11 @@ def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
             f"The async lane accepted {orders['accepted']} orders: {orders['fulfilled']} fulfilled, "
             f"{orders['failed']} failed, {orders['lost']} lost, "
             f"{orders['duplicate_side_effects']} duplicated side effects."
+            + (
+                f" {orders['in_flight']} were still in flight when the wait for the drain was stopped."
+                if orders.get("in_flight")
+                else ""
+            )
         )
     sync_orders = summary["lanes"].get("sync", {}).get("orders")
     if sync_orders and (sync_orders["charged_but_failed"] or sync_orders["duplicate_side_effects"]):

@@ -399,14 +399,19 @@ def _run_one(
     if procs and procs[0].returncode not in (0, 1, -2, -15) and not interrupted:
         tail = (run_dir / "locust.log").read_text(errors="replace")[-2000:]
         raise EnvironmentProblem(f"Locust failed (exit {procs[0].returncode}):\n{tail}")
-    with console.status("waiting for the async backlog to drain..."):
-        drained_at = _wait_drained(topology, scenario.drain_timeout, since=started)
+    drain_cut_short = False
+    try:
+        with console.status("waiting for the async backlog to drain (Ctrl-C to stop waiting)..."):
+            drained_at = _wait_drained(topology, scenario.drain_timeout, since=started)
+    except KeyboardInterrupt:
+        drained_at, drain_cut_short, interrupted = None, True, True
+        console.print("stopped waiting for the drain: orders not finished yet are reported in flight")
     after = _Metrics.take(topology)
     result = collect(
         run_dir, scenario, topology,
         started=started, load_end=load_end, drained_at=drained_at,
         attempts=_Metrics.attempts(before, after), interrupted=interrupted,
-        broker=_Metrics.broker(topology, before, after),
+        broker=_Metrics.broker(topology, before, after), drain_cut_short=drain_cut_short,
     )  # fmt: skip
     return result
 
@@ -567,6 +572,7 @@ def collect(
     attempts: dict[str, tuple[float, float]],
     interrupted: bool,
     broker: dict[str, Any] | None = None,
+    drain_cut_short: bool = False,
 ) -> RunResult:
     from harness.report import write_report
 
@@ -578,10 +584,12 @@ def collect(
         scenario=scenario, rows=tuple(rows), faults=faults,
         load_end=min(load_end - t0, scenario.duration_s + 1) if not interrupted else load_end - t0,
         async_statuses=statuses, side_effects=side_effects, attempts=attempts, drains=drains,
+        drain_cut_short=drain_cut_short,
     )  # fmt: skip
     summary = analyse(inputs)
     summary["t0"] = t0
     summary["interrupted"] = interrupted
+    summary["drain_cut_short"] = drain_cut_short
     if broker is not None:
         summary["broker"] = broker
     summary["drained_after_load_s"] = round(drained_at - load_end, 1) if drained_at else None

@@ -200,3 +200,27 @@ def test_ctrl_c_stops_the_run_removes_every_fault_and_still_reports(
     assert summary["interrupted"] is True and summary["passed"] is False
     assert (out / "report.html").exists()
     assert "Traceback" not in err.decode()
+
+
+def test_ctrl_c_while_waiting_for_the_drain_stops_waiting_and_still_reports(
+    stack: RunningStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.run
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # what Python raises when Ctrl-C comes during the wait
+
+    monkeypatch.setattr(harness.run, "_wait_drained", ctrl_c)
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(SHORT)
+    out = tmp_path / "run"
+    assert _cli(stack, "run", str(scenario), "--out", str(out)) == 130
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["drain_cut_short"] is True
+    assert summary["passed"] is False and summary["drained_after_load_s"] is None
+    orders = summary["lanes"]["async"]["orders"]
+    # Every order that got its 202 is stored: finished, or in flight, and none lost.
+    assert orders["accepted"] == 66 and orders["lost"] == 0
+    assert orders["fulfilled"] + orders["failed"] + orders["in_flight"] == orders["accepted"]
+    assert (out / "report.html").exists()
+    assert stack.chaos.active() == []
