@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -44,7 +43,7 @@ from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.settings import BROKERS, PortSettings, StackSettings
 from harness.state import StateDir
-from harness.supervisor import command_for, kill_group
+from harness.supervisor import command_for, stop_group
 from harness.topology import Topology
 from targets.brokers import Broker, Delivery, Message, make_broker
 
@@ -67,15 +66,6 @@ def _start(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> subproc
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True, cwd=cwd)  # fmt: skip
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    kill_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _message(i: int, run: str, key: str | None = None) -> Message:
@@ -190,8 +180,8 @@ def bench_broker(name: str, messages: int, rate: float, work: Path) -> dict[str,
             )
         return out
     finally:
-        _stop(broker)
-        _stop(toxiproxy)
+        stop_group(broker)
+        stop_group(toxiproxy)
         if name == "rabbitmq":
             subprocess.run(["epmd", "-kill"], capture_output=True)
 

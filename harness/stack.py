@@ -19,7 +19,7 @@ from harness.chaos import Chaos
 from harness.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
 from harness.settings import StackSettings
 from harness.state import StateDir
-from harness.supervisor import kill_group
+from harness.supervisor import kill_group, stop_group
 from harness.topology import LANES, ProcessSpec, Topology
 
 __all__ = ["ProcessHealth", "Stack", "StackStatus"]
@@ -184,7 +184,7 @@ class Stack:
         self.state.stack_file.write_text(topology.to_json())
         log = open(self.state.log_path("supervisor"), "ab")  # noqa: SIM115 - handed to the child
         with log:
-            subprocess.Popen(
+            supervisor = subprocess.Popen(
                 [sys.executable, "-m", "harness.supervisor", "--state-dir", str(self.state.root)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -193,13 +193,22 @@ class Stack:
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
         try:
-            self.wait_healthy(topology, timeout_s=timeout_s)
+            self.wait_healthy(topology, timeout_s=timeout_s, supervisor=supervisor)
         except StartFailed:
             self.down()
+            # A supervisor that had not written its record yet is not one ``down`` can find.
+            if supervisor.poll() is None:
+                stop_group(supervisor)
+                self._kill_leftovers()
             raise
         return topology
 
-    def wait_healthy(self, topology: Topology, *, timeout_s: float) -> None:
+    def wait_healthy(
+        self, topology: Topology, *, timeout_s: float, supervisor: subprocess.Popen[bytes] | None = None
+    ) -> None:
+        """Until every process answers and every proxy exists.  ``supervisor``: the one ``up``
+        just started, watched itself (a cold machine may take seconds to start Python, before it
+        writes its record); else the one the state directory records."""
         started = time.monotonic()
         pending = list(topology.processes)
         chaos = Chaos(topology)
@@ -208,8 +217,11 @@ class Stack:
             if not pending and len(_safe_proxies(chaos)) >= len(topology.proxies):
                 return
             waited = time.monotonic() - started
-            # The supervisor writes its record once Toxiproxy is started; give it that long.
-            if waited > 5.0 and self.supervisor_pid() is None:
+            if supervisor is not None:
+                gone = supervisor.poll() is not None
+            else:
+                gone = waited > 5.0 and self.supervisor_pid() is None
+            if gone:
                 raise StartFailed(
                     "the supervisor stopped before the stack was healthy:\n"
                     + self.state.log_tail("supervisor")

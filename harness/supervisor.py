@@ -37,7 +37,7 @@ from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from harness.topology import ProcessSpec, Topology
 
-__all__ = ["Supervisor", "command_for", "kill_group"]
+__all__ = ["Supervisor", "command_for", "kill_group", "stop_group"]
 
 log = logging.getLogger("doorbuster.supervisor")
 
@@ -129,6 +129,16 @@ def kill_group(pid: int, sig: int) -> bool:
         return False
     except PermissionError:
         return False
+
+
+def stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+    """SIGTERM ``proc``'s process group, and SIGKILL it if ``proc`` is not gone in ``timeout_s``."""
+    kill_group(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 class FaultCollector:

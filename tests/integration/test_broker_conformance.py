@@ -24,7 +24,7 @@ import pytest
 
 from harness.settings import PortSettings, StackSettings
 from harness.state import StateDir
-from harness.supervisor import command_for, kill_group
+from harness.supervisor import command_for, stop_group
 from harness.topology import Topology
 from targets.brokers import Broker, Delivery, Message, make_broker
 from targets.brokers_kafka import KafkaBroker
@@ -74,11 +74,7 @@ def broker_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
     try:
         yield name, topology.broker_url(direct=True)
     finally:
-        kill_group(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            kill_group(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
         subprocess.run(["epmd", "-kill"], capture_output=True)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -129,6 +131,29 @@ def test_up_with_other_settings_while_running_is_refused(
                        "--time-scale", "0.5")  # fmt: skip
     assert code == ExitCode.USAGE
     assert "other settings" in err
+
+
+def test_a_supervisor_slow_to_start_is_waited_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold machine can take seconds to start Python: ``up`` waits for the supervisor it
+    started (up to its timeout) instead of calling it dead after 5 s while it goes on
+    starting a stack nobody then stops."""
+    site = tmp_path / "site"
+    site.mkdir()
+    # Only the supervisor sleeps: it takes the variable out of what its children inherit.
+    (site / "sitecustomize.py").write_text(
+        "import os, time\nif os.environ.pop('DOORBUSTER_TEST_SLOW_START', None):\n    time.sleep(8)\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("DOORBUSTER_TEST_SLOW_START", "1")
+    stack = Stack(StateDir(tmp_path / "state"))
+    try:
+        started = time.monotonic()
+        stack.up(StackSettings(ports=PortSettings(base=23500, toxiproxy_api=23974)), timeout_s=90)
+        assert time.monotonic() - started > 8
+        assert stack.status().running
+    finally:
+        stack.down()
+    assert stack.supervisor_pid() is None
 
 
 def test_a_busy_port_is_named_and_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
