@@ -233,7 +233,7 @@ def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any
             b0, b1 = inputs.scenario.baseline_window()
             base = lane_figures(inputs.rows, e.lane, b0, b1).stat(e.metric, e.stat)
             change = (value - base) / base if base else math.nan
-            passed = not math.isnan(change) and abs(change) <= e.value
+            passed = not math.isnan(change) and (change if e.op == "above" else abs(change)) <= e.value
             observed = f"{_fmt(e.metric, value)} vs baseline {_fmt(e.metric, base)} ({change:+.1%})"
     elif e.kind == "drains":
         assert e.window and e.value is not None

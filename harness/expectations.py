@@ -4,6 +4,7 @@ Grammar (a window is a chaos step's name, a stage's name, or ``baseline``)::
 
     LANE.METRIC[.STAT] OP VALUE [at|during|after WINDOW]
     LANE.METRIC[.STAT] within N% of baseline [at|during|after WINDOW]
+    LANE.METRIC[.STAT] at most N% above baseline [at|during|after WINDOW]
     LANE backlog drains within DURATION after WINDOW
     LANE recovers within DURATION after WINDOW
     LANE does not recover within DURATION after WINDOW
@@ -13,7 +14,9 @@ Grammar (a window is a chaos step's name, a stage's name, or ``baseline``)::
 LANE is ``sync`` or ``async``; METRIC is ``checkout`` (alias ``ack``: the answer to POST
 /orders, for async the 202), ``fulfillment``, ``error_rate``, ``throughput`` or ``goodput``;
 STAT is ``p50``, ``p95``, ``p99``, ``max`` or ``mean`` (latency metrics only, default p50);
-OP is ``<``, ``<=``, ``>``, ``>=``; VALUE takes ``ms``, ``s`` or ``%``.
+OP is ``<``, ``<=``, ``>``, ``>=``; VALUE takes ``ms``, ``s`` or ``%``.  ``within N% of
+baseline`` holds a figure to the baseline's both ways; ``at most N% above baseline`` only
+upwards (a lane that is no worse than before: being faster does not fail it).
 
 >>> parse_expectation("async.ack.p99 < 1s").value
 1.0
@@ -41,8 +44,9 @@ _COMPARE = re.compile(
     rf"(?P<op><=|>=|<|>)\s*{_VALUE}{_WINDOW}$"
 )
 _RELATIVE = re.compile(
-    rf"^(?P<lane>sync|async)\.(?P<metric>[a-z_]+)(?:\.(?P<stat>[a-z0-9]+))?\s+within\s+"
-    rf"(?P<value>\d+(?:\.\d+)?)\s*%\s+of\s+baseline{_WINDOW}$"
+    rf"^(?P<lane>sync|async)\.(?P<metric>[a-z_]+)(?:\.(?P<stat>[a-z0-9]+))?\s+"
+    rf"(?:within\s+(?P<value>\d+(?:\.\d+)?)\s*%\s+of|at\s+most\s+(?P<above>\d+(?:\.\d+)?)\s*%\s+above)"
+    rf"\s+baseline{_WINDOW}$"
 )
 _DRAINS = re.compile(
     r"^(?P<lane>async)\s+backlog\s+drains\s+within\s+"
@@ -113,9 +117,11 @@ def parse_expectation(text: str) -> Expectation:
         )  # fmt: skip
     if match := _RELATIVE.match(clean):
         metric, stat = _metric(match["metric"], match["stat"], clean)
+        above = match["above"] is not None
         return Expectation(
             text=clean, kind="relative", lane=match["lane"], metric=metric, stat=stat,
-            value=float(match["value"]) / 100.0, window=match["window"], mode=match["mode"],  # type: ignore[arg-type]
+            op="above" if above else None, value=float(match["above" if above else "value"]) / 100.0,
+            window=match["window"], mode=match["mode"],  # type: ignore[arg-type]
         )  # fmt: skip
     if match := _DRAINS.match(clean):
         return Expectation(

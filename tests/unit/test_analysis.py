@@ -124,6 +124,25 @@ def test_lost_orders_and_a_slow_drain_fail_their_verdicts() -> None:
     assert summary["passed"] is False
 
 
+def test_within_of_baseline_holds_both_ways_and_at_most_above_only_upwards() -> None:
+    """A lane faster during a fault than in a noisy baseline is not worse off: only the
+    two-sided form fails it."""
+    rows = [Row(i, i + (0.5 if i < 20 else 0.3), "async", "checkout", 202, 0, f"a{i}") for i in range(40)]
+    scenario = Scenario.model_validate(
+        {
+            **SCENARIO.model_dump(by_alias=True, exclude={"expectations"}),
+            "expectations": [
+                "async.checkout.p99 within 20% of baseline during trigger",
+                "async.checkout.p99 at most 20% above baseline during trigger",
+                "async.checkout.p99 at most 20% above baseline at baseline",
+            ],
+        }
+    )
+    summary = analyse(_inputs(scenario=scenario, rows=tuple(rows)))
+    assert [v["passed"] for v in summary["verdicts"]] == [False, True, True]
+    assert summary["verdicts"][1]["observed"] == "0.300s vs baseline 0.500s (-40.0%)"
+
+
 def test_an_order_unfinished_when_the_user_stopped_waiting_for_the_drain_is_in_flight_not_lost() -> None:
     statuses = {f"a{i}": "fulfilled" for i in range(157)} | {"a157": "accepted", "a158": "accepted"}
     summary = analyse(_inputs(async_statuses=statuses, drain_cut_short=True))

@@ -137,6 +137,10 @@ def test_scaling_stretches_time_and_rates_together(tmp_path: Path) -> None:
             {"metric": "error_rate", "value": 0.2, "window": "email-slow"},
         ),
         ("async.checkout.p99 within 20% of baseline during email-slow", {"kind": "relative", "value": 0.2}),
+        (
+            "async.checkout.p99 at most 20% above baseline during email-slow",
+            {"kind": "relative", "op": "above", "value": 0.2, "window": "email-slow"},
+        ),
         ("async backlog drains within 1m after email-slow", {"kind": "drains", "value": 60.0}),
         ("sync does not recover within 60s after trigger", {"kind": "recovers", "negated": True}),
         ("async recovers within 30s after trigger", {"kind": "recovers", "negated": False}),
