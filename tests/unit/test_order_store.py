@@ -28,3 +28,26 @@ def test_an_earlier_runs_lost_order_does_not_leave_a_later_run_undrained(tmp_pat
     assert drained["unfinished"] == 0 and drained["last_finished_at"] >= run_2
     assert store.counts(since=run_2) == {"accepted": 0, "fulfilled": 1, "failed": 0}
     assert store.counts() == {"accepted": 1, "fulfilled": 1, "failed": 0}
+
+
+def test_a_runs_counts_read_its_own_orders_not_the_whole_store(tmp_path: Path) -> None:
+    """The run polls these every second while it waits for the drain, on the service's event
+    loop; a store that has kept every order of a long soak must not be read whole."""
+    store = OrderStore(tmp_path / "orders.sqlite3")
+    for i in range(2000):
+        _accept(store, f"earlier-{i}")
+    time.sleep(0.01)
+    since = time.time()
+    for i in range(5):
+        _accept(store, f"this-run-{i}")
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    store.db.set_progress_handler(count, 1)  # one call per SQLite VM instruction
+    assert store.counts(since)["accepted"] == 5
+    assert store.drain(time.time() + 1, since)["unfinished"] == 5
+    assert steps < 1000, steps  # reading 2005 rows takes over ten times that
