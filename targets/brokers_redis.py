@@ -7,9 +7,9 @@ fsynced every second); an entry is removed from its group's pending list only by
 worker that dies leaves its entries pending; another consumer claims them (``XAUTOCLAIM``) once
 idle for ``claim_idle_s`` and they are delivered as redeliveries.  An entry a live consumer
 requeued, or failed to acknowledge (a connection cut mid-fault), is still in that consumer's
-own pending list: it reads that list again (``XREADGROUP`` from id 0) on its next poll, so the
-entry comes back at once instead of after ``claim_idle_s``, and so does, after a broker error,
-an entry whose delivery the cut connection lost.  Dead letters go to ``doorbuster:dead:<queue>``.
+own pending list: it reads that list again (``XREADGROUP`` from id 0) on its next poll, and
+every few seconds anyway, so the entry comes back at once instead of after ``claim_idle_s``,
+and so does an entry whose delivery a cut connection lost.  Dead letters go to ``doorbuster:dead:<queue>``.
 
 **Pub/Sub.** A queue bound to a routing key is a channel (``doorbuster:<key>:<queue>``), and
 a message is published once to each: nothing is stored, so a message published while its
@@ -218,13 +218,17 @@ class RedisStreamsBroker(_RedisBase):
             nonlocal last_claim, recheck
             room = await self._room(slots)
             batches: list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]], bool]] = []
-            if recheck:
+            periodic = loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000)
+            # Every few seconds as well: redis-py retries a command on a broken connection by
+            # itself, so a read whose answer a cut connection lost can leave entries pending
+            # with us without any error saying so (measured: they waited for the 30 s claim).
+            if recheck or periodic:
                 recheck = False
                 for stream in streams:
                     mine = await self._own_pending(stream, queue, consumer, holding, room)
                     recheck = recheck or len(mine) == room  # more may wait: read on next time
                     batches.append((stream, mine, True))
-            if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000):
+            if periodic:
                 last_claim = loop.time()
                 for stream in streams:
                     claimed: Any = await self.redis.xautoclaim(
