@@ -109,13 +109,23 @@ def kafka_command(topology: Topology, state: StateDir) -> tuple[list[str], dict[
     return [*base, "kafka.Kafka", str(props)], {}
 
 
+def kafka_cluster_id() -> str:
+    """A random cluster id made as Kafka's own ``Uuid.randomUuid`` makes one: 16 random bytes
+    in URL-safe base64, but never starting with ``-``, which the format command would read as
+    an option ("argument --cluster-id/-t: expected one argument": 1 start in 64 failed so)."""
+    for _ in range(1000):
+        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster.startswith("-"):
+            return cluster
+    raise AssertionError("1000 random ids in a row started with '-'")
+
+
 def _format_kafka(
     base: list[str], props: Path, data: Path, attempts: int = 2, timeout_s: float = 120
 ) -> None:
     """``kafka-storage format`` a new data directory; a failed try (once seen in CI, on a
     machine busy with the test suite) is cleared away and tried again once."""
-    cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-    command = [*base, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)]
+    command = [*base, "kafka.tools.StorageTool", "format", "-t", kafka_cluster_id(), "-c", str(props)]
     output = ""
     for _ in range(attempts):
         try:
