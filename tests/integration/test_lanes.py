@@ -27,6 +27,7 @@ def _median_latency(stack: RunningStack, lane: str, n: int = 12) -> tuple[float,
 def test_email_latency_slows_the_sync_chain_by_its_amount_and_not_the_async_202(
     stack: RunningStack,
 ) -> None:
+    stack.wait_async_idle()
     sync_before, s1 = _median_latency(stack, "sync")
     async_before, a1 = _median_latency(stack, "async", 20)
     assert set(s1) == {200} and set(a1) == {202}
