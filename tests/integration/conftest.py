@@ -7,7 +7,6 @@ never meets a stack a developer has running, and it is always stopped at the end
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,18 +48,6 @@ class RunningStack:
         if not found:
             raise AssertionError(f"{name}{labels} not in {process}'s metrics")
         return total
-
-    def wait_async_idle(self, timeout_s: float = 60.0) -> None:
-        """Until the async lane has fulfilled the orders of the last minutes and its outbox is
-        empty (bounded: an order an earlier test lost on purpose stays open): work an earlier
-        test left behind (the fuzzer's orders) must not share the two cores with a timing."""
-        deadline = time.monotonic() + timeout_s
-        since = time.time() - 600
-        while time.monotonic() < deadline:
-            ledger = requests.get(f"{self.url('async')}/ledger", params={"since": since}, timeout=5).json()
-            if ledger["orders"]["accepted"] == 0 and ledger["outbox_backlog"] == 0:
-                return
-            time.sleep(0.5)
 
 
 def stack_settings(**overrides: object) -> StackSettings:
