@@ -34,8 +34,10 @@ def test_email_latency_slows_the_sync_chain_by_its_amount_and_not_the_async_202(
     sync_before, s1 = _median_latency(stack, "sync")
     async_before, a1 = _median_latency(stack, "async", 20)
     assert set(s1) == {200} and set(a1) == {202}
-    # The seed: at baseline the chain costs its sum, the 202 about the payment call.
-    assert 1.7 <= sync_before <= 2.4, sync_before
+    # The seed: at baseline the chain costs its sum, the 202 about the payment call.  Each call
+    # is log-normal (spread 0.25) around its median, so the median of 12 chains (mean 1.89 s)
+    # varies with sd 0.086 s: 1.7 failed 1 run in 100 by simulation (CI saw 1.6996), 1.55 is 4 sd.
+    assert 1.55 <= sync_before <= 2.4, sync_before
     assert 0.3 <= async_before <= 0.6, async_before
 
     stack.chaos.add(FaultSpec(dependency="email", type="latency", attributes={"latency": 3000}))
@@ -43,7 +45,9 @@ def test_email_latency_slows_the_sync_chain_by_its_amount_and_not_the_async_202(
     async_during, a2 = _median_latency(stack, "async", 20)
     assert set(a2) == {202}
     assert 2.5 <= sync_during - sync_before <= 3.6, (sync_before, sync_during, s2)
-    assert abs(async_during - async_before) <= 0.2 * async_before, (async_before, async_during)
+    # Two medians of 20 payment calls differ with sd 0.039 s by themselves (20% of the 202,
+    # 0.08 s, failed 3 runs in 100 by simulation): 0.15 s is 4 sd, and 1/20 of the 3 s fault.
+    assert abs(async_during - async_before) <= 0.15, (async_before, async_during)
 
 
 def test_async_orders_wait_out_a_dead_email_proxy_and_are_all_fulfilled(
