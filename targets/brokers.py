@@ -51,6 +51,13 @@ def worker_queue(dependency: str) -> str:
     return f"worker.{dependency}"
 
 
+def describe(exc: BaseException) -> str:
+    """An error's class and message: redis-py 8's ``repr`` drops the message (it prints
+    ``network:ConnectionError``), and the message is what says which connection failed and why."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class BrokerUnavailable(Exception):
     """The broker did not take or confirm a message (down, unreachable, or too slow)."""
 
@@ -126,7 +133,7 @@ class Broker(abc.ABC):
             except asyncio.CancelledError:
                 raise
             except errors as exc:
-                log.warning("%s: %r; retrying in %.1fs", label, exc, delay)
+                log.warning("%s: %s; retrying in %.1fs", label, describe(exc), delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -44,7 +44,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message
+from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message, describe
 
 __all__ = ["RedisPubSubBroker", "RedisStreamsBroker"]
 
@@ -89,7 +89,7 @@ class _RedisBase(Broker):
             await client.ping()
         except _ERRORS as exc:
             await client.aclose()
-            raise BrokerUnavailable(f"can not connect to Redis at {self.url}: {exc!r}") from exc
+            raise BrokerUnavailable(f"can not connect to Redis at {self.url}: {describe(exc)}") from exc
         self._redis = client
 
     @property
@@ -128,7 +128,7 @@ class RedisStreamsBroker(_RedisBase):
                         if "BUSYGROUP" not in str(exc):
                             raise
         except _ERRORS as exc:
-            raise BrokerUnavailable(f"can not declare consumer groups: {exc!r}") from exc
+            raise BrokerUnavailable(f"can not declare consumer groups: {describe(exc)}") from exc
 
     async def publish(self, message: Message, *, timeout_s: float) -> None:
         try:
@@ -139,7 +139,7 @@ class RedisStreamsBroker(_RedisBase):
                 timeout=timeout_s,
             )
         except _ERRORS as exc:
-            raise BrokerUnavailable(f"publish of {message.message_id} not stored: {exc!r}") from exc
+            raise BrokerUnavailable(f"publish of {message.message_id} not stored: {describe(exc)}") from exc
 
     async def consume(
         self, queue: str, routing_keys: tuple[str, ...], prefetch: int, handler: Handler
@@ -169,7 +169,7 @@ class RedisStreamsBroker(_RedisBase):
                     await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
                 await self.redis.xack(stream, queue, entry_id)
             except _ERRORS as exc:  # still pending with us: read again on the next poll
-                log.warning("could not settle %s: %r", entry_id, exc)
+                log.warning("could not settle %s: %s", entry_id, describe(exc))
                 left_pending()
             finally:
                 done.release()  # only now: until the ack lands, the entry is still ours
@@ -331,7 +331,7 @@ class RedisPubSubBroker(_RedisBase):
                 asyncio.gather(*(self._publish_to(channel, message) for channel in channels)), timeout_s
             )
         except _ERRORS as exc:
-            raise BrokerUnavailable(f"publish of {message.message_id} failed: {exc!r}") from exc
+            raise BrokerUnavailable(f"publish of {message.message_id} failed: {describe(exc)}") from exc
 
     async def _publish_to(self, channel: str, message: Message) -> None:
         async with self._locks.setdefault(channel, asyncio.Lock()):
@@ -385,7 +385,7 @@ class RedisPubSubBroker(_RedisBase):
         try:
             await pubsub.subscribe(*(_channel(k, queue) for k in routing_keys))
         except _ERRORS as exc:
-            raise BrokerUnavailable(f"can not subscribe: {exc!r}") from exc
+            raise BrokerUnavailable(f"can not subscribe: {describe(exc)}") from exc
         self._spawn(self._listen(pubsub, prefetch, handler))
 
     async def _listen(self, pubsub: Any, prefetch: int, handler: Handler) -> None:
@@ -404,7 +404,7 @@ class RedisPubSubBroker(_RedisBase):
             try:
                 item = await pubsub.get_message(timeout=1.0)
             except _ERRORS as exc:
-                log.warning("redis pubsub: %r; messages published meanwhile are lost", exc)
+                log.warning("redis pubsub: %s; messages published meanwhile are lost", describe(exc))
                 await asyncio.sleep(1)
                 continue
             if item is None or item.get("type") != "message":
