@@ -156,6 +156,7 @@ class RedisStreamsBroker(_RedisBase):
         redelivered: bool,
         done: asyncio.Semaphore,
         left_pending: Callable[[], None],
+        acked: set[bytes],
     ) -> Delivery:
         settled = False
 
@@ -168,6 +169,7 @@ class RedisStreamsBroker(_RedisBase):
                 if dead:
                     await self.redis.xadd(_dead(queue), fields)  # type: ignore[arg-type]
                 await self.redis.xack(stream, queue, entry_id)
+                acked.add(entry_id)
             except _ERRORS as exc:  # still pending with us: read again on the next poll
                 log.warning("could not settle %s: %s", entry_id, describe(exc))
                 left_pending()
@@ -195,6 +197,10 @@ class RedisStreamsBroker(_RedisBase):
         # Entries this consumer holds right now: XAUTOCLAIM hands back our own idle entries
         # too, and a message still being worked on must not be delivered a second time.
         holding: set[bytes] = set()
+        # Entries acknowledged since this poll's reads were sent: a read of the pending list
+        # answered before an ack landed still lists the entry, and its handler may have
+        # finished (left ``holding``) by the time the answer is looked at.
+        acked: set[bytes] = set()
         streams = {_stream(k): ">" for k in keys}
         last_claim = 0.0
         loop = asyncio.get_running_loop()
@@ -217,6 +223,7 @@ class RedisStreamsBroker(_RedisBase):
         async def read() -> None:
             nonlocal last_claim, recheck
             room = await self._room(slots)
+            acked.clear()  # acked before now: the reads below can not list them
             batches: list[tuple[str, list[tuple[bytes, dict[bytes, bytes]]], bool]] = []
             periodic = loop.time() - last_claim > min(5.0, self.claim_idle_ms / 1000)
             # Every few seconds as well: redis-py retries a command on a broken connection by
@@ -240,7 +247,7 @@ class RedisStreamsBroker(_RedisBase):
                 batches.append((stream.decode() if isinstance(stream, bytes) else stream, entries, False))
             for stream, entries, redelivered in batches:
                 for entry_id, fields in entries:
-                    if entry_id in holding:
+                    if entry_id in holding or entry_id in acked:
                         continue
                     if not fields:  # trimmed away while pending
                         await self.redis.xack(stream, queue, entry_id)
@@ -248,7 +255,7 @@ class RedisStreamsBroker(_RedisBase):
                     await slots.acquire()
                     holding.add(entry_id)
                     delivery = self._delivery(
-                        queue, stream, entry_id, fields, redelivered, slots, left_pending
+                        queue, stream, entry_id, fields, redelivered, slots, left_pending, acked
                     )
                     self._spawn(self._run(handler, delivery, entry_id, holding))
 

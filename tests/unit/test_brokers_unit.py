@@ -204,3 +204,75 @@ def test_a_kafka_cluster_id_never_looks_like_an_option() -> None:
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
     assert len(set(ids)) == 5000
+
+
+class _SlowAnsweringStreams:
+    """A Redis stand-in for one stream and group: a read of new entries hands out one, a read
+    of the pending list takes its snapshot when sent and answers 50 ms later, and an ``XACK``
+    lands in 10 ms (as on a busy connection)."""
+
+    def __init__(self, entries: int) -> None:
+        self.new = [(f"1-{i}".encode(), {b"id": f"m{i}".encode(), b"key": b"k"}) for i in range(entries)]
+        self.pending: dict[bytes, dict[bytes, bytes]] = {}
+
+    async def xgroup_create(self, *args: object, **kwargs: object) -> None:
+        return None
+
+    async def xreadgroup(self, group: str, consumer: str, streams: dict[str, object], count: int,
+                         block: int | None = None) -> list[object]:  # fmt: skip
+        import asyncio
+
+        [(stream, start)] = streams.items()
+        if start == ">":
+            taken, self.new = self.new[:1], self.new[1:]
+            self.pending.update(taken)
+            await asyncio.sleep(0.005 if taken else 0.02)
+            return [[stream, taken]] if taken else []
+        snapshot = [(i, f) for i, f in sorted(self.pending.items()) if i > start.encode()]  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05)
+        return [[stream, snapshot[:count]]] if snapshot else []
+
+    async def xautoclaim(self, *args: object, **kwargs: object) -> list[object]:
+        return [b"0-0", [], []]
+
+    async def xack(self, stream: str, group: str, entry_id: bytes) -> int:
+        import asyncio
+
+        await asyncio.sleep(0.01)
+        return 1 if self.pending.pop(entry_id, None) is not None else 0
+
+    async def aclose(self) -> None:
+        return None
+
+
+def test_an_entry_acked_while_a_pending_read_is_answered_is_not_delivered_again() -> None:
+    """The read of its own pending list a consumer sends (every poll here: a tiny claim idle
+    time) can be answered after the ack of an entry it lists has landed and its handler has
+    finished; that entry must not be handed out again (CI saw one delivered twice)."""
+    import asyncio
+
+    from targets.brokers import Delivery
+    from targets.brokers_redis import RedisStreamsBroker
+
+    async def scenario() -> dict[str, int]:
+        broker = RedisStreamsBroker("redis://127.0.0.1:1/0", claim_idle_s=0.001)
+        fake = _SlowAnsweringStreams(entries=20)
+        broker._redis = fake  # type: ignore[assignment]
+        delivered: dict[str, int] = {}
+
+        async def handler(delivery: Delivery) -> None:
+            delivered[delivery.message.message_id] = delivered.get(delivery.message.message_id, 0) + 1
+            await delivery.ack()
+
+        await broker.consume("worker.test", ("k",), 3, handler)
+        for _ in range(100):
+            await asyncio.sleep(0.02)
+            if not fake.new and not fake.pending:
+                break
+        await asyncio.sleep(0.2)  # reads answered after the last ack
+        await broker.close()
+        assert not fake.pending
+        return delivered
+
+    delivered = asyncio.run(scenario())
+    assert delivered == {f"m{i}": 1 for i in range(20)}
