@@ -411,6 +411,7 @@ def run(
     for line in summary.get("reading", []):
         out.print(f"  {escape(line)}")
     out.print(f"report: {result.run_dir / 'report.html'}")
+    out.print("the stack is still up for the next run: `doorbuster down` stops it")
     if summary.get("interrupted"):
         err.print("Interrupted: the run was stopped early; every fault was removed.")
         raise typer.Exit(130)

@@ -30,7 +30,8 @@ load:
 chaos:
   - {name: email-slow, at: 8s, for: 6s, dependency: email, type: latency, attributes: {latency: 2000}}
 expectations:
-  - "sync.checkout.p50 >= 1.7s at baseline"
+  # The median of ~24 log-normal chains (mean 1.89 s): under 1.7 s 6 times in 10,000, never under 1.6 s
+  - "sync.checkout.p50 >= 1.6s at baseline"
   - "async.checkout.p50 < 0.8s at baseline"
   - "async.checkout.p99 < 1.5s during email-slow"
   - "async backlog drains within 60s after email-slow"
@@ -44,13 +45,18 @@ def _cli(stack: RunningStack, *args: str) -> int:
     return main(["--state-dir", str(stack.state_dir), *args])
 
 
-def test_a_short_run_writes_summary_report_and_verdicts(stack: RunningStack, tmp_path: Path) -> None:
+def test_a_short_run_writes_summary_report_and_verdicts(
+    stack: RunningStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     scenario = tmp_path / "short.yaml"
     scenario.write_text(SHORT)
     out = tmp_path / "run"
     # The last expectation is false on purpose: a failed expectation is exit 1, and the others
     # are still judged on their own.
     assert _cli(stack, "run", str(scenario), "--out", str(out)) == ExitCode.EXPECTATION_FAILED
+    # The stack it used is left running, and the run says so and how to stop it.
+    assert "`doorbuster down` stops it" in " ".join(capsys.readouterr().out.split())
+    assert stack.stack.supervisor_pid() is not None
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scenario"] == "short"
     assert 20 <= summary["duration_s"] <= 30
