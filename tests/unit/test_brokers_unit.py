@@ -228,7 +228,8 @@ class _SlowAnsweringStreams:
             self.pending.update(taken)
             await asyncio.sleep(0.005 if taken else 0.02)
             return [[stream, taken]] if taken else []
-        snapshot = [(i, f) for i, f in sorted(self.pending.items()) if i > start.encode()]  # type: ignore[attr-defined]
+        after = start if isinstance(start, bytes) else str(start).encode()  # the next page: an entry id
+        snapshot = [(i, f) for i, f in sorted(self.pending.items()) if i > after]
         await asyncio.sleep(0.05)
         return [[stream, snapshot[:count]]] if snapshot else []
 
