@@ -23,6 +23,7 @@ from rich.table import Table
 from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from harness.files import read_yaml, validation_problems
+from harness.scenario import load_scenario
 from harness.settings import BROKERS, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
@@ -99,22 +100,37 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, section by section (a file's ``sync: {timeout_s: 3}``
+    keeps the scenario's ``sync.threads``)."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_settings(
     config: Path | None,
     *,
-    broker: str,
+    broker: str | None,
     base_port: int | None,
     toxiproxy_port: int | None,
     time_scale: float | None,
+    base: StackSettings | None = None,
 ) -> StackSettings:
-    """The stack settings from a YAML file and flags; errors name the file and the field."""
-    data: dict[str, Any] = {}
+    """The stack settings: ``base`` (a scenario's), then a YAML file, then flags, each
+    overriding the one before; errors name the file and the field."""
+    data: dict[str, Any] = base.model_dump(by_alias=True) if base is not None else {}
     if config is not None:
         loaded = read_yaml(config)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{config}: expected a mapping of settings at the top level")
-        data = dict(loaded or {})
-    data["broker"] = broker
+        data = _overlay(data, dict(loaded or {}))
+    if broker is not None:
+        data["broker"] = broker
     if base_port is not None or toxiproxy_port is not None:
         ports = dict(data.get("ports") or {})
         if base_port is not None:
@@ -142,11 +158,19 @@ def _lanes(lane: str) -> tuple[str, ...]:
 @app.command()
 def up(
     broker: Annotated[
-        str, typer.Option(help="The async lane's broker: " + ", ".join(BROKERS) + ".")
-    ] = "rabbitmq",
-    config: Annotated[Path | None, typer.Option(help="YAML file of stack settings.")] = None,
+        str | None,
+        typer.Option(
+            help="The async lane's broker: " + ", ".join(BROKERS) + " (default: the scenario's "
+            "or the settings file's, else rabbitmq)."
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of stack settings (over the scenario's, if one is named)."),
+    ] = None,
     scenario: Annotated[
-        str | None, typer.Option(help="Use this scenario's stack settings (for plain locust -f).")
+        str | None,
+        typer.Option(help="Start with this scenario's stack settings (for plain locust -f)."),
     ] = None,
     base_port: Annotated[int | None, typer.Option(help="First port of the port layout.")] = None,
     toxiproxy_port: Annotated[int | None, typer.Option(help="Toxiproxy API port.")] = None,
@@ -156,14 +180,16 @@ def up(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 90.0,
 ) -> None:
     """Start every process under one supervisor, wait until healthy, print the endpoints."""
-    if broker not in BROKERS:
+    if broker is not None and broker not in BROKERS:
         raise ConfigError(f"--broker {broker!r}: expected one of {', '.join(BROKERS)}")
+    scenario_settings = load_scenario(scenario)[0].stack if scenario is not None else None
     settings = load_settings(
         config,
         broker=broker,
         base_port=base_port,
         toxiproxy_port=toxiproxy_port,
         time_scale=time_scale,
+        base=scenario_settings,
     )
     stack = _stack()
     started = time.monotonic()
@@ -444,7 +470,7 @@ def dashboards() -> None:
 @app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
-    from harness.scenario import load_scenario, shipped_scenarios
+    from harness.scenario import shipped_scenarios
 
     for name in shipped_scenarios():
         scenario, _ = load_scenario(name)

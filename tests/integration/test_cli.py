@@ -206,3 +206,34 @@ def test_settings_file_and_flags_combine(tmp_path: Path) -> None:
         {"sync": {"threads": 4}, "async": {"prefetch": 3},
          "ports": PortSettings(base=25000).model_dump(), "time_scale": 0.5}
     )  # fmt: skip
+
+
+def test_up_with_a_scenario_starts_the_scenario_stack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``up --scenario retry-storm`` starts the scenario's 96-thread sync pool (not the seed's
+    16), so ``locust -f locustfiles/retry_storm.py`` finds the stack it expects."""
+    import requests
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from harness.scenario import load_scenario
+
+    state = tmp_path / "state"
+    code = main(["--state-dir", str(state), "up", "--scenario", "retry-storm",
+                 "--base-port", "26500", "--toxiproxy-port", "26974"])  # fmt: skip
+    try:
+        assert code == 0, capsys.readouterr().err
+        topology = Stack(StateDir(state)).running_topology()
+        text = requests.get(f"{topology.order_service('sync').url}/metrics", timeout=5).text
+        sizes = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "thread_pool_size" and sample.labels.get("lane") == "sync"
+        ]
+        assert sizes == [96.0]
+        scenario, _ = load_scenario("retry-storm")
+        # What the locustfile compares before it warns that the stack is not the scenario's.
+        assert topology.settings.model_copy(update={"ports": scenario.stack.ports}) == scenario.stack
+    finally:
+        assert main(["--state-dir", str(state), "down"]) == 0
