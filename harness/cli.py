@@ -23,6 +23,7 @@ from rich.table import Table
 from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from harness.files import read_yaml, validation_problems
+from harness.leases import Leftover, sweep_leftovers
 from harness.scenario import load_scenario
 from harness.settings import BROKERS, StackSettings
 from harness.stack import Stack
@@ -77,11 +78,13 @@ def _running() -> Topology:
     return topology
 
 
-def _sweep(stack: Stack, topology: Topology) -> None:
-    from harness.leases import sweep_leftovers
-
-    for leftover in sweep_leftovers(stack.state.root, Chaos(topology)):
-        err.print(f"removed a leftover fault: {escape(leftover.describe())}")
+def _sweep(stack: Stack, topology: Topology) -> list[Leftover]:
+    """Remove the faults whose owner died (a run killed with kill -9), and say so."""
+    leftovers = sweep_leftovers(stack.state.root, Chaos(topology))
+    for leftover in leftovers:
+        verb = "removed a leftover fault" if leftover.removed else "a leftover fault is still active"
+        err.print(f"{verb}: {escape(leftover.describe())}")
+    return leftovers
 
 
 def parse_duration(text: str) -> float:
@@ -204,10 +207,22 @@ def up(
 
 @app.command()
 def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Health of each process, the proxies, the active faults."""
-    snapshot = _stack().status()
+    """Health of each process, the proxies, the active faults; a fault whose owner is gone
+    (a run killed with kill -9) is removed first and named."""
+    stack = _stack()
+    leftovers: list[Leftover] = []
+    if stack.supervisor_pid() is not None:
+        try:
+            leftovers = _sweep(stack, stack.topology())
+        except DoorbusterError as exc:
+            err.print(
+                f"could not look for faults whose owner is gone: {type(exc).__name__}: {escape(str(exc))}"
+            )
+    snapshot = stack.status()
     if as_json:
-        out.print_json(json.dumps(snapshot.as_json()))
+        data = snapshot.as_json()
+        data["leftover_faults"] = [leftover.as_json() for leftover in leftovers]
+        out.print_json(json.dumps(data))
         if not snapshot.running:
             raise typer.Exit(int(ExitCode.ENVIRONMENT))
         return
@@ -224,6 +239,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     out.print(f"faults active: {len(snapshot.faults)}")
     for fault in snapshot.faults:
         out.print(f"  {fault['lane']}-{fault['dependency']}: {fault['type']} {fault['attributes']}")
+    if leftovers:
+        out.print(f"faults whose owner is gone: {len(leftovers)}")
+        for leftover in leftovers:
+            state = "removed" if leftover.removed else "[red]still active[/]"
+            out.print(f"  {state}: {escape(leftover.describe())}")
     if not snapshot.running:
         err.print("StackNotRunning: no supervisor is running; start with: doorbuster up")
         raise typer.Exit(int(ExitCode.ENVIRONMENT))

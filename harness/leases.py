@@ -9,7 +9,6 @@ A fault added for good (``toxic add`` without ``--for``) has no lease and is lef
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -26,14 +25,35 @@ __all__ = ["FaultLease", "Leftover", "sweep_leftovers"]
 
 @dataclass(frozen=True, kw_only=True)
 class Leftover:
+    """A fault whose owner is gone, and whether the sweep could remove it."""
+
     owner_pid: int
     owner: str
     lane: str
     dependency: str
     name: str  # toxic name, HTTP fault type, or "down"
+    removed: bool = True
+    error: str | None = None
 
     def describe(self) -> str:
-        return f"{self.lane}-{self.dependency} {self.name} (left by {self.owner}, pid {self.owner_pid}, gone)"
+        what = f"{self.lane}-{self.dependency} {self.name} (left by {self.owner}, pid {self.owner_pid}, gone)"
+        if self.removed:
+            return what
+        return (
+            f"{what}: not removed ({self.error}); the next doorbuster command tries again, "
+            "`doorbuster toxic reset` removes every fault"
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lane": self.lane,
+            "dependency": self.dependency,
+            "name": self.name,
+            "owner": self.owner,
+            "owner_pid": self.owner_pid,
+            "removed": self.removed,
+            "error": self.error,
+        }
 
 
 class FaultLease:
@@ -85,8 +105,10 @@ def _leases(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
-    """Remove every fault held by a lease whose process is gone; returns what was removed."""
-    removed: list[Leftover] = []
+    """Remove every fault held by a lease whose process is gone; returns each such fault that
+    was still in force, removed or not.  A fault that could not be removed stays in its lease,
+    so the next sweep tries again instead of forgetting it."""
+    found: list[Leftover] = []
     active = None
     for path, lease in _leases(root):
         pid = int(lease.get("pid", 0))
@@ -94,6 +116,7 @@ def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
             continue
         if active is None:
             active = chaos.active()
+        kept: list[dict[str, Any]] = []
         for fault in lease.get("faults", []):
             match = [
                 f
@@ -104,19 +127,28 @@ def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
             ]
             if not match:
                 continue
-            with contextlib.suppress(DoorbusterError):
+            error = None
+            try:
                 if fault["name"] == "down":
                     chaos.set_enabled(fault["dependency"], (fault["lane"],), enabled=True)
                 else:
                     chaos.remove(fault["dependency"], (fault["lane"],), fault["name"])
-                removed.append(
-                    Leftover(
-                        owner_pid=pid,
-                        owner=str(lease.get("owner", "?")),
-                        lane=fault["lane"],
-                        dependency=fault["dependency"],
-                        name=fault["name"],
-                    )
+            except DoorbusterError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                kept.append(fault)
+            found.append(
+                Leftover(
+                    owner_pid=pid,
+                    owner=str(lease.get("owner", "?")),
+                    lane=fault["lane"],
+                    dependency=fault["dependency"],
+                    name=fault["name"],
+                    removed=error is None,
+                    error=error,
                 )
-        path.unlink(missing_ok=True)
-    return removed
+            )
+        if kept:
+            path.write_text(json.dumps({**lease, "faults": kept}))
+        else:
+            path.unlink(missing_ok=True)
+    return found

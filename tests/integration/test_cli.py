@@ -237,3 +237,38 @@ def test_up_with_a_scenario_starts_the_scenario_stack(
         assert topology.settings.model_copy(update={"ports": scenario.stack.ports}) == scenario.stack
     finally:
         assert main(["--state-dir", str(state), "down"]) == 0
+
+
+@pytest.mark.parametrize("as_json", [False, True], ids=["table", "json"])
+def test_status_names_and_removes_a_fault_whose_owner_is_gone(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str], as_json: bool
+) -> None:
+    """What a run killed with kill -9 leaves: its lease and its fault in force."""
+    import subprocess
+
+    from harness.chaos import FaultSpec
+    from harness.leases import FaultLease
+
+    owner = subprocess.Popen(["true"])
+    owner.wait()
+    spec = FaultSpec(dependency="email", type="latency", lanes=("sync",), attributes={"latency": 3000})
+    FaultLease(stack.state_dir, owner="doorbuster run", pid=owner.pid).hold(
+        spec.lanes, spec.dependency, spec.toxic_name
+    )
+    stack.chaos.add(spec)
+    code, out, err = cli(stack, capsys, "status", *(["--json"] if as_json else []))
+    assert code == 0, err
+    if as_json:
+        data = json.loads(out)
+        assert data["leftover_faults"] == [
+            {"lane": "sync", "dependency": "email", "name": spec.toxic_name, "owner": "doorbuster run",
+             "owner_pid": owner.pid, "removed": True, "error": None}
+        ]  # fmt: skip
+        assert data["faults"] == []
+    else:
+        assert "faults active: 0" in out
+        assert "faults whose owner is gone: 1" in out
+        named = f"removed: sync-email {spec.toxic_name} (left by doorbuster run, pid {owner.pid}, gone)"
+        assert named in " ".join(out.split())  # the console wraps long lines
+    assert stack.chaos.active() == []
+    assert not list((stack.state_dir / "leases").glob("*.json"))

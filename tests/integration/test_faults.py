@@ -218,10 +218,19 @@ def test_kill_9_a_run_mid_fault_the_next_command_cleans_up_and_down_leaves_no_or
         os.kill(run.pid, signal.SIGKILL)
         run.wait(10)
         time.sleep(1)
+        # The next command, whichever it is, names the fault whose owner is gone and removes it.
+        status = subprocess.run([*cli, "status", "--json"], capture_output=True, text=True, timeout=60,
+                                cwd=PROJECT_ROOT)  # fmt: skip
+        assert status.returncode == 0, status.stderr
+        assert "removed a leftover fault" in status.stderr and "email" in status.stderr
+        leftovers = json.loads(status.stdout)["leftover_faults"]
+        assert sorted((f["lane"], f["dependency"], f["removed"]) for f in leftovers) == [
+            ("async", "email", True),
+            ("sync", "email", True),
+        ]
         listing = subprocess.run([*cli, "toxic", "list", "--json"], capture_output=True, text=True, timeout=60,
                                  cwd=PROJECT_ROOT)  # fmt: skip
         assert listing.returncode == 0, listing.stderr
-        assert "removed a leftover fault" in listing.stderr and "email" in listing.stderr
         assert json.loads(listing.stdout) == []
     finally:
         record = (
