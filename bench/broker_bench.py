@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from stack_bench import pct
+from targets_check import Target, report
 
 from harness.binaries import find_binary
 from harness.chaos import Chaos
@@ -113,6 +114,7 @@ async def measure(name: str, url: str, messages: int, rate: float, run: str) -> 
         await asyncio.wait_for(done.wait(), LIMIT_S)
     result["consume_per_s"] = len(got) / (time.perf_counter() - started) if not listening_first else None
     result["consumed"] = f"{len(got)}/{want}"
+    result["consumed_share"] = len(got) / want
     await consumer.close()
 
     # End to end, at a steady rate, with the consumer already listening.
@@ -140,6 +142,7 @@ async def measure(name: str, url: str, messages: int, rate: float, run: str) -> 
     result["e2e_p50_ms"] = pct(latencies, 0.50) * 1000
     result["e2e_p99_ms"] = pct(latencies, 0.99) * 1000
     result["e2e_received"] = f"{len(latencies)}/{count}"
+    result["e2e_share"] = len(latencies) / count
     await listener.close()
     await producer.close()
     return result
@@ -215,7 +218,21 @@ def main() -> int:
                   f"   (consumed {r['consumed']}, e2e {r['e2e_received']})")  # fmt: skip
     (work / "results.json").write_text(json.dumps(results, indent=2))
     print(f"\n(results in {work / 'results.json'})")
-    return 0
+    return report(broker_targets(results))
+
+
+def broker_targets(results: dict[str, dict[str, dict[str, Any]]]) -> list[Target]:
+    """What the lane needs of a broker: every message through (with no fault, Pub/Sub's
+    listening consumer too), a relay that publishes ten times the demo's peak of 10 orders/s,
+    and a hop far shorter than the checkout chain's 1.85 s."""
+    targets = []
+    for name, paths in results.items():
+        for how, r in paths.items():
+            targets.append(Target(f"{name} {how}: share of messages consumed", r["consumed_share"], ">=", 1))
+            targets.append(Target(f"{name} {how}: share of messages end to end", r["e2e_share"], ">=", 1))
+            targets.append(Target(f"{name} {how}: publish", r["publish_per_s"], ">=", 100, "/s"))
+            targets.append(Target(f"{name} {how}: end-to-end p99", r["e2e_p99_ms"], "<", 100, " ms"))
+    return targets
 
 
 if __name__ == "__main__":

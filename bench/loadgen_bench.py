@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from targets_check import Target, report
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".tools" / "bin"
@@ -289,7 +290,16 @@ def main() -> int:
               f"dropped iterations {c['dropped_iterations']}")  # fmt: skip
     if args.json:
         print(json.dumps({"a": a, "b": b, "c": c}, indent=2))
-    return 0
+    return report(
+        [
+            Target(
+                "(a) doorbuster shoppers / plain FastHttpUser, req/s (median ratio)", a["ratio"], ">=", 0.9
+            ),
+            Target("(b) open-model p99 / true p99", o["p99_log_s"] / o["true_p99_s"], ">=", 0.9),
+            Target("(b) open-model p99 / true p99", o["p99_log_s"] / o["true_p99_s"], "<=", 1.1),
+            Target("(b) achieved / set arrival rate", o["achieved_rate"] / b["rate"], ">=", 0.99),
+        ]
+    )
 
 
 if __name__ == "__main__":

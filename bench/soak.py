@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import requests
 from stack_bench import memory_bytes
+from targets_check import Target, report
 
 from harness.scenario import load_scenario
 from harness.topology import Topology
@@ -219,7 +220,14 @@ def main() -> int:
     for _, line in results:
         print(line)
     print(f"(run directories kept in {work})")
-    return 0 if worst < 0.10 and all(ok for ok, _ in results) else 1
+    return report(
+        [
+            Target(f"largest memory growth after warm-up ({worst_name})", worst * 100, "<", 10, "%"),
+            Target(
+                "runs whose files and verdicts are complete", sum(ok for ok, _ in results), ">=", len(results)
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

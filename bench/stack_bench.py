@@ -32,6 +32,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from targets_check import Target, report
+
 from harness.settings import PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
@@ -238,7 +240,27 @@ def main() -> int:
     _print(figures)
     if args.json:
         print(json.dumps(figures, indent=2))
-    return 0
+    return report(stack_targets(figures))
+
+
+def stack_targets(f: dict[str, Any]) -> list[Target]:
+    """What the stack must be for its runs to mean anything: quick to start and small enough for
+    a laptop; a Toxiproxy hop negligible beside the 1.85 s chain; a sync lane bounded by its
+    pool as Little's law says; an async 202 that stays fast and error-free at every rate."""
+    s = f["sync_saturation"]
+    targets = [
+        Target("doorbuster up until healthy", f["up_healthy_s"], "<", 60, " s"),
+        Target("memory of the whole stack", f["memory_total_mib"], "<", 2048, " MiB"),
+        Target("Toxiproxy's added p99 per hop", f["hop"]["added_p99_ms"], "<", 1, " ms"),
+        Target("sync saturation, measured / Little's law", s["measured_over_predicted"], ">=", 0.9),
+        Target("sync saturation, measured / Little's law", s["measured_over_predicted"], "<=", 1.05),
+    ]
+    for step in f["rising_load"]:
+        a = step["async"]
+        targets.append(Target(f"async 202 p99 at {step['rate']:g}/s", a["p99_s"], "<", 1, " s"))
+        targets.append(Target(f"async errors at {step['rate']:g}/s", a["errors"], "<=", 0))
+    targets.append(Target("async backlog drained after the last step", f["async_drain_s"], "<", 120, " s"))
+    return targets
 
 
 async def _both(topology: Topology, rate: float, seconds: float) -> tuple[dict[str, Any], ...]:
