@@ -8,7 +8,6 @@ configuration error, 3 environment error.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from harness.files import read_yaml, validation_problems
 from harness.leases import Leftover, sweep_leftovers
-from harness.scenario import load_scenario
+from harness.scenario import load_scenario, parse_seconds
 from harness.settings import BROKERS, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
@@ -88,16 +87,15 @@ def _sweep(stack: Stack, topology: Topology) -> list[Leftover]:
 
 
 def parse_duration(text: str) -> float:
-    """``"90s"``, ``"2m"``, ``"500ms"``, ``"1.5"`` (seconds) -> seconds.
+    """``"90s"``, ``"2m"``, ``"500ms"``, ``"1.5"`` (seconds) -> seconds, for an option.
 
     >>> parse_duration("2m"), parse_duration("500ms")
     (120.0, 0.5)
     """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-    if match is None:
-        raise ConfigError(f"duration {text!r}: expected a number with ms, s, m or h, like 30s")
-    value = float(match.group(1))
-    seconds = value * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
+    try:
+        seconds = parse_seconds(text)
+    except ValueError as exc:
+        raise ConfigError(f"duration {text!r}: {exc}") from None
     if seconds <= 0:
         raise ConfigError(f"duration {text!r} must be positive")
     return seconds
