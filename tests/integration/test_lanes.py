@@ -286,8 +286,9 @@ def test_a_retry_after_a_payment_timeout_reuses_the_order_and_is_not_charged_aga
     payment answers from its own idempotency store: one order, one charge."""
     key = f"retry-{time.time()}"
     before = _payment_charges(stack, "async")
+    # aiohttp rounds a timeout of 5 s or more up to a whole second of its clock: 7 s is beyond it.
     stack.chaos.add(
-        FaultSpec(dependency="payment", type="latency", attributes={"latency": 5500}, lanes=("async",))
+        FaultSpec(dependency="payment", type="latency", attributes={"latency": 7000}, lanes=("async",))
     )
     first = requests.post(f"{stack.url('async')}/orders", json={**ORDER, "idempotency_key": key}, timeout=60)
     assert first.status_code == 504 and first.json()["dependency"] == "payment"
