@@ -258,6 +258,7 @@ class AsyncOrderService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._attempts.cancel()
         await self.broker.close()
         await self.client.close()
         await self._webhooks.close()

@@ -146,5 +146,12 @@ class RunningAttempts(Generic[T]):
         task = self._running.get(idempotency_key)
         return asyncio.shield(task) if task is not None else None
 
+    async def cancel(self) -> None:
+        """Cut every attempt short (at shutdown, before their store closes): each releases its claim."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     def __len__(self) -> int:
         return len(self._running)

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.settings import DependencySettings, StackSettings
 from harness.topology import Topology
-from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
+from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
 from targets.sync_lane import build_sync_app
 
 ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}], "idempotency_key": "k-1"}
@@ -25,6 +25,7 @@ ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}], "idempoten
 @dataclass(frozen=True)
 class SyncLane:
     orders: TestServer
+    registry: CollectorRegistry  # the order service's
     payment: DownstreamService
 
 
@@ -46,10 +47,11 @@ async def _lane(idempotency_keys: bool) -> AsyncIterator[SyncLane]:
     await runner.setup()
     listen = topology.proxy("sync", "payment").listen_endpoint
     await web.TCPSite(runner, listen.host, listen.port).start()
-    orders = TestServer(build_sync_app(topology=topology, registry=CollectorRegistry()), host="127.0.0.1")
+    registry = CollectorRegistry()
+    orders = TestServer(build_sync_app(topology=topology, registry=registry), host="127.0.0.1")
     await orders.start_server()
     try:
-        yield SyncLane(orders=orders, payment=payment_app[SERVICE_KEY])
+        yield SyncLane(orders=orders, registry=registry, payment=payment_app[SERVICE_KEY])
     finally:
         await orders.close()
         await runner.cleanup()
@@ -97,3 +99,18 @@ async def test_without_idempotency_keys_the_naive_lane_ignores_the_clients_key(n
     later = await _post(naive_lane, 1)
     assert later[0][0] == 200 and not later[0][2]  # not even a confirmed order is replayed
     assert naive_lane.payment.ledger.totals() == (4, 4, 0)
+
+
+async def test_duplicates_of_a_failed_attempt_hear_its_failure_and_a_retry_reuses_its_order(
+    keyed_lane: SyncLane,
+) -> None:
+    keyed_lane.payment.faults = HttpFaults(error_rate=1.0, error_status=500)
+    failed = await _post(keyed_lane, 5)
+    assert [status for status, _, _ in failed] == [502] * 5
+    assert len({location for _, location, _ in failed}) == 1
+    labels = {"lane": "sync", "dependency": "payment", "outcome": "http_5xx"}
+    assert keyed_lane.registry.get_sample_value("downstream_call_attempts_total", labels) == 3  # one chain
+    keyed_lane.payment.faults = HttpFaults()
+    retried = await _post(keyed_lane, 1)
+    assert retried[0][:2] == (200, failed[0][1]) and not retried[0][2]
+    assert keyed_lane.payment.ledger.totals() == (1, 1, 0)
