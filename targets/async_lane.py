@@ -7,6 +7,11 @@ publishes outbox rows to the broker (through Toxiproxy) and marks each sent only
 broker confirmed it, so a broker outage delays orders and loses none.  The status consumer
 reads the workers' step events; when every step is done the order is fulfilled and its
 webhook, if any, is called.
+
+A client's ``idempotency_key`` is claimed before payment is called (``targets.idempotency``):
+duplicates get the first attempt's order (``202``, same ``Location``) or, while it is still
+paying, wait for its answer; after a failed payment a retry with the key pays again under
+the same order id, so payment's own idempotency keeps it to one charge.
 """
 
 from __future__ import annotations
@@ -38,11 +43,12 @@ from targets.brokers import (
     step_routing_key,
     worker_queue,
 )
+from targets.idempotency import AttemptInFlight, ClaimOutcome, RunningAttempts
 from targets.metrics import BrokerLoss, DownstreamCallMetrics, OrderMetrics
 from targets.openapi import order_spec
 from targets.order_store import OrderStore
-from targets.orders import InvalidOrder, parse_order
-from targets.resilience import CallFailed
+from targets.orders import InvalidOrder, OrderRequest, parse_order
+from targets.resilience import CallFailed, longest_call_s
 from targets.tracing import new_traceparent
 from targets.web import RequestRefused, base_app, json_error, read_json_object
 
@@ -74,6 +80,14 @@ class AsyncOrderService:
             time_scale=settings.time_scale,
             metrics=DownstreamCallMetrics(registry),
         )
+        # A claim outlives its attempt only if this process died during it: twice the longest
+        # the critical calls can take, then a retry may take it over.
+        self.claim_lease_s = (
+            2
+            * len(settings.critical)
+            * longest_call_s(settings.async_.critical_retry, self.client.timeout_s, settings.time_scale)
+        )
+        self._attempts: RunningAttempts[tuple[int, dict[str, Any]]] = RunningAttempts()
         self._wake = asyncio.Event()
         self._connected = asyncio.Event()
         self._webhooks: aiohttp.ClientSession | None = None
@@ -85,47 +99,61 @@ class AsyncOrderService:
 
     # -- accepting orders ------------------------------------------------------------
     async def accept(self, body: dict[str, Any], correlation_id: str) -> tuple[int, dict[str, Any]]:
+        """Pay, store and answer 202; a client's idempotency key is claimed before payment is
+        called, so duplicates (concurrent or retried) charge once and get the same order."""
         order = parse_order(body)
-        if order.idempotency_key is not None:
-            earlier = self.store.find_by_key(order.idempotency_key)
-            if earlier is not None:
-                return 202, {"order_id": earlier, "status": "accepted", "replayed": True}
-        order_id = uuid.uuid4().hex
-        for dep in self.settings.critical:
-            await self.client.call(
-                dep,
-                {"order_id": order_id, "idempotency_key": f"{order_id}:{dep}"},
-                self.settings.async_.critical_retry,
-            )
-        traceparent = new_traceparent()
-        event = {
-            "order_id": order_id,
-            **order.to_json(),
-            "correlation_id": correlation_id,
-            "accepted_at": time.time(),
-        }
-        headers = {
-            "correlation_id": correlation_id,
-            "traceparent": traceparent,
-            "ordering_key": order.customer_id,
-        }
+        key = order.idempotency_key
+        if key is None:
+            return await self._place(order, uuid.uuid4().hex, correlation_id)
+        claim = self.store.claim(key, uuid.uuid4().hex, lease_s=self.claim_lease_s)
+        if claim.outcome is ClaimOutcome.WON:
+            return await self._attempts.run(key, self._place(order, claim.order_id, correlation_id))
+        if claim.outcome is ClaimOutcome.RUNNING:
+            running = self._attempts.get(key)
+            if running is None:  # a crashed process's claim, until its lease runs out
+                raise AttemptInFlight(claim.order_id)
+            await running  # its failure (CallFailed) is this duplicate's answer too
+        return 202, {"order_id": claim.order_id, "status": "accepted", "replayed": True}
+
+    async def _place(
+        self, order: OrderRequest, order_id: str, correlation_id: str
+    ) -> tuple[int, dict[str, Any]]:
+        key = order.idempotency_key
         try:
-            self.store.accept(
+            for dep in self.settings.critical:
+                await self.client.call(
+                    dep,
+                    {"order_id": order_id, "idempotency_key": f"{order_id}:{dep}"},
+                    self.settings.async_.critical_retry,
+                )
+            traceparent = new_traceparent()
+            event = {
+                "order_id": order_id,
+                **order.to_json(),
+                "correlation_id": correlation_id,
+                "accepted_at": time.time(),
+            }
+            headers = {
+                "correlation_id": correlation_id,
+                "traceparent": traceparent,
+                "ordering_key": order.customer_id,
+            }
+            stored = self.store.accept(
                 order_id=order_id,
                 customer_id=order.customer_id,
                 body=order.to_json(),
                 steps=self.steps,
-                idempotency_key=order.idempotency_key,
+                idempotency_key=key,
                 webhook_url=order.webhook_url,
                 correlation_id=correlation_id,
                 event=(ORDER_CONFIRMED, json.dumps(event).encode(), headers),
             )
-        except Exception as exc:
-            # Two requests with one idempotency key raced; the first one won.
-            if order.idempotency_key and "UNIQUE" in str(exc):
-                earlier = self.store.find_by_key(order.idempotency_key)
-                return 202, {"order_id": earlier, "status": "accepted", "replayed": True}
+        except BaseException:
+            if key is not None:
+                self.store.release(key, order_id)
             raise
+        if not stored:
+            return 202, {"order_id": order_id, "status": "accepted", "replayed": True}
         self.metrics.orders.labels(self.lane, "accepted").inc()
         self._wake.set()
         return 202, {"order_id": order_id, "status": "accepted", "correlation_id": correlation_id}
@@ -230,6 +258,7 @@ class AsyncOrderService:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._attempts.cancel()
         await self.broker.close()
         await self.client.close()
         await self._webhooks.close()
@@ -249,6 +278,8 @@ async def _post_order(request: web.Request) -> web.Response:
         status, body = 422, {"error": "invalid_order", "detail": str(exc)}
     except CallFailed as failure:
         status, body = failure.http_status, failure.as_json()
+    except AttemptInFlight as exc:
+        status, body = exc.http_status, exc.as_json()
     except RequestRefused as exc:
         status, body = exc.status, {"error": exc.error, "detail": exc.detail}
     metrics = service.metrics

@@ -73,7 +73,8 @@ def order_spec(lane: str) -> dict[str, Any]:
             "post": {
                 "operationId": "placeOrder",
                 "requestBody": {"required": True, **_json(order)},
-                "responses": _responses(accepted, 400, 413, 422, 502, 503, 504, ok={"type": "object"}),
+                # 409: an attempt with the same idempotency_key is still running
+                "responses": _responses(accepted, 400, 409, 413, 422, 502, 503, 504, ok={"type": "object"}),
             }
         },
         "/orders/{order_id}": {

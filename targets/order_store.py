@@ -4,6 +4,8 @@ An accepted order, its pending steps and its ``order.confirmed`` outbox row are 
 one transaction, so an order is never accepted without the event that will fulfil it, and
 never announced without being stored.  The relay marks a row sent only after the broker
 confirmed it; a crash between the two sends it again, which the idempotent workers absorb.
+A client's idempotency key is claimed here before payment is called
+(``targets.idempotency``), and settled by the transaction that stores its order.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from targets.db import connect, select_in
+from targets.idempotency import Claim, KeyClaims
 
 __all__ = ["OrderStore", "OutboxRow", "StepUpdate"]
 
@@ -74,15 +77,20 @@ class StepUpdate:
 class OrderStore:
     def __init__(self, path: Path | str) -> None:
         self.db = connect(path, schema=_SCHEMA, threads=True)
+        self.claims = KeyClaims(
+            self.db, settled_query="SELECT order_id FROM orders WHERE idempotency_key = ?"
+        )
 
     def close(self) -> None:
         self.db.close()
 
-    def find_by_key(self, idempotency_key: str) -> str | None:
-        row = self.db.execute(
-            "SELECT order_id FROM orders WHERE idempotency_key = ?", (idempotency_key,)
-        ).fetchone()
-        return str(row[0]) if row else None
+    def claim(self, idempotency_key: str, order_id: str, *, lease_s: float) -> Claim:
+        """Claim a client's key before payment is called (see ``KeyClaims.claim``)."""
+        return self.claims.claim(idempotency_key, order_id, lease_s=lease_s)
+
+    def release(self, idempotency_key: str, order_id: str) -> None:
+        """Payment failed: a retry with the key runs again, under the same order id."""
+        self.claims.release(idempotency_key, order_id)
 
     def accept(
         self,
@@ -95,12 +103,16 @@ class OrderStore:
         webhook_url: str | None,
         correlation_id: str,
         event: tuple[str, bytes, dict[str, str]],
-    ) -> None:
-        """Store the order, its pending steps and its outbox event in one transaction."""
+    ) -> bool:
+        """Store the order, its pending steps and its outbox event in one transaction, and
+        settle its idempotency key; False (and nothing written) if the order is stored already
+        (two attempts under one order id: the second took over a claim whose lease ran out)."""
         now = time.time()
         routing_key, payload, headers = event
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
+            if self.db.execute("SELECT 1 FROM orders WHERE order_id = ?", (order_id,)).fetchone():
+                return False
             self.db.execute(
                 "INSERT INTO orders VALUES (?, ?, ?, 'accepted', ?, ?, ?, ?, NULL)",
                 (
@@ -122,6 +134,9 @@ class OrderStore:
                 " VALUES (?, ?, ?, ?, ?)",
                 (order_id, routing_key, payload.decode(), json.dumps(headers), now),
             )
+            if idempotency_key is not None:
+                self.claims.settle(idempotency_key)
+        return True
 
     def unsent(self, limit: int) -> list[OutboxRow]:
         rows = self.db.execute(

@@ -20,6 +20,7 @@ __all__ = [
     "CallFailed",
     "CircuitBreaker",
     "backoff_delay",
+    "longest_call_s",
     "outcome_for_status",
     "retryable",
 ]
@@ -65,6 +66,12 @@ def backoff_delay(retry: RetrySettings, failed_attempt: int, time_scale: float, 
     """Seconds to wait after a failed attempt; with ``full`` jitter, uniform in [0, step]."""
     step = retry.backoff_s(failed_attempt) * time_scale
     return rng.uniform(0.0, step) if retry.jitter == "full" else step
+
+
+def longest_call_s(retry: RetrySettings, timeout_s: float, time_scale: float) -> float:
+    """The longest one dependency call can take: every attempt timing out, every back-off."""
+    backoffs = sum(retry.backoff_s(attempt) for attempt in range(1, retry.attempts))
+    return retry.attempts * timeout_s + backoffs * time_scale
 
 
 class BreakerState(IntEnum):

@@ -5,6 +5,10 @@ at once); the order then occupies its thread while it calls payment, inventory, 
 email and analytics one after another through Toxiproxy with a blocking, pooled HTTP client:
 a per-call timeout, retries with back-off and an optional circuit breaker.  A slow dependency
 therefore holds threads, the queue fills and the front refuses work: the seed's cascade.
+
+Like the seed's naive chain, the lane ignores a client's ``idempotency_key`` unless
+``sync.idempotency_keys`` is on; then it claims the key before the chain runs, as the async
+lane does (``targets.idempotency``), and sends each dependency a key of its own.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.topology import Topology
 from targets.db import connect
+from targets.idempotency import AttemptInFlight, Claim, ClaimOutcome, KeyClaims, RunningAttempts
 from targets.metrics import OrderMetrics, SyncChainMetrics
 from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
@@ -33,6 +38,7 @@ from targets.resilience import (
     CallFailed,
     CircuitBreaker,
     backoff_delay,
+    longest_call_s,
     outcome_for_status,
     retryable,
 )
@@ -52,25 +58,45 @@ class SyncOrders:
 
     def __init__(self, path: Path | str = ":memory:") -> None:
         self.db = connect(path, schema=_SCHEMA, threads=True)
+        self.claims = KeyClaims(
+            self.db, settled_query="SELECT order_id FROM confirmed_keys WHERE idempotency_key = ?"
+        )
         self._lock = threading.Lock()
         self._closed = False
 
-    def put(self, record: dict[str, Any], confirmed_key: str | None) -> None:
+    def claim(self, idempotency_key: str, order_id: str, *, lease_s: float) -> Claim:
+        """Claim a client's key before the chain runs (see ``KeyClaims.claim``)."""
+        with self._lock:
+            return self.claims.claim(idempotency_key, order_id, lease_s=lease_s)
+
+    def release(self, idempotency_key: str, order_id: str) -> None:
+        """The attempt ended without an order: a retry with the key may run."""
+        with self._lock:
+            if not self._closed:
+                self.claims.release(idempotency_key, order_id)
+
+    def put(self, record: dict[str, Any], idempotency_key: str | None) -> None:
+        """Store a finished order; a confirmed one settles its key, a failed one releases it."""
         with self._lock:
             if not self._closed:  # a pool thread may finish its order after shutdown
-                self._put(record, confirmed_key)
+                self._put(record, idempotency_key)
 
-    def _put(self, record: dict[str, Any], confirmed_key: str | None) -> None:
+    def _put(self, record: dict[str, Any], idempotency_key: str | None) -> None:
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute(
                 "INSERT OR REPLACE INTO orders VALUES (?, ?)", (record["order_id"], json.dumps(record))
             )
-            if confirmed_key is not None:
+            if idempotency_key is None:
+                return
+            if record["status"] == "confirmed":
                 self.db.execute(
                     "INSERT OR REPLACE INTO confirmed_keys VALUES (?, ?)",
-                    (confirmed_key, record["order_id"]),
+                    (idempotency_key, record["order_id"]),
                 )
+                self.claims.settle(idempotency_key)
+            else:
+                self.claims.release(idempotency_key, record["order_id"])
 
     def get(self, order_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -189,6 +215,13 @@ class SyncOrderService:
         self._admitted = 0
         self._busy = 0
         self.orders = orders or SyncOrders()
+        # A claim outlives its attempt only if this process died during it (see async_lane).
+        self.claim_lease_s = (
+            2
+            * len(self.chain)
+            * longest_call_s(settings.sync.retry, self.client.timeout_s, settings.time_scale)
+        )
+        self.attempts: RunningAttempts[tuple[int, dict[str, Any]]] = RunningAttempts()
         self.metrics.pool_size.labels(self.lane).set(self.threads)
         self.metrics.pool_queue_limit.labels(self.lane).set(settings.sync.queue)
         self.metrics.pool_rejected.labels(self.lane)  # a zero is a fact, not a missing series
@@ -250,11 +283,46 @@ class SyncOrderService:
             "finished_at": time.time(),
         }
         self.order_metrics.orders.labels(self.lane, status).inc()
-        self.orders.put(record, order.idempotency_key if status == "confirmed" else None)
+        self.orders.put(record, self.claimed_key(order))
         return record
 
-    def replay(self, key: str | None) -> dict[str, Any] | None:
-        return self.orders.confirmed(key) if key is not None else None
+    def claimed_key(self, order: OrderRequest) -> str | None:
+        """The client's key, if this lane honours keys (``sync.idempotency_keys``)."""
+        return order.idempotency_key if self.idempotency_keys else None
+
+    async def attempt(self, order_id: str, order: OrderRequest) -> tuple[int, dict[str, Any]]:
+        """Admit the order and run its chain on the pool; a refused or broken attempt
+        releases its key (a finished one settled or released it as it was stored)."""
+        key = self.claimed_key(order)
+        if not self.try_admit():
+            if key is not None:
+                self.orders.release(key, order_id)
+            return 503, {
+                "error": "pool_exhausted",
+                "detail": f"{self.capacity} orders already running or waiting",
+            }
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self.run_order, order_id, order)
+        except BaseException:
+            if key is not None:
+                self.orders.release(key, order_id)
+            raise
+
+    async def duplicate(self, key: str, claim: Claim) -> tuple[int, dict[str, Any]]:
+        """The answer to a request whose key an earlier attempt claimed: that attempt's."""
+        if claim.outcome is ClaimOutcome.RUNNING:
+            running = self.attempts.get(key)
+            if running is None:  # a crashed process's claim, until its lease runs out
+                refused = AttemptInFlight(claim.order_id)
+                return refused.http_status, refused.as_json()
+            status, body = await running
+            if status != 200:
+                return status, body
+        record = self.orders.get(claim.order_id)
+        if record is None:
+            raise RuntimeError(f"order {claim.order_id} settled a key but is not stored")
+        return 200, {**record, "replayed": True}
 
     def shutdown(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
@@ -281,20 +349,20 @@ async def _post_order(request: web.Request) -> web.Response:
     except RequestRefused as exc:
         _observe(service, started, exc.status)
         return exc.response()
-    earlier = service.replay(order.idempotency_key)
-    if earlier is not None:
-        _observe(service, started, 200)
-        return web.json_response({**earlier, "replayed": True})
-    if not service.try_admit():
-        _observe(service, started, 503)
-        return json_error(
-            503, "pool_exhausted", detail=f"{service.capacity} orders already running or waiting"
-        )
-    order_id = uuid.uuid4().hex
-    loop = asyncio.get_running_loop()
-    status, body = await loop.run_in_executor(service.executor, service.run_order, order_id, order)
+    key = service.claimed_key(order)
+    if key is None:
+        order_id = uuid.uuid4().hex
+        status, body = await service.attempt(order_id, order)
+    else:
+        claim = service.orders.claim(key, uuid.uuid4().hex, lease_s=service.claim_lease_s)
+        order_id = claim.order_id
+        if claim.outcome is ClaimOutcome.WON:
+            status, body = await service.attempts.run(key, service.attempt(order_id, order))
+        else:
+            status, body = await service.duplicate(key, claim)
     _observe(service, started, status)
-    headers = {"Location": f"/orders/{order_id}"}
+    # A refused order (503, 409) is not stored: there is nothing to point at.
+    headers = {"Location": f"/orders/{order_id}"} if status not in (409, 503) else {}
     return web.json_response(body, status=status, headers=headers)
 
 

@@ -243,3 +243,59 @@ def test_the_sync_lane_remembers_its_orders(stack: RunningStack) -> None:
     assert order["status"] == "fulfilled"
     assert list(order["steps"]) == ["payment", "inventory", "warehouse", "email", "analytics"]
     assert requests.get(f"{stack.url('sync')}/orders/nope", timeout=5).status_code == 404
+
+
+def _payment_charges(stack: RunningStack, lane: str) -> int:
+    """Every charge the lane's payment service has made, from its own ledger."""
+    url = stack.topology.endpoint(f"downstream-{lane}-payment").url
+    return int(requests.get(f"{url}/ledger", timeout=5).json()["side_effects"])
+
+
+def _post_concurrently(url: str, body: dict[str, object], n: int) -> list[tuple[int, str | None]]:
+    async def fire() -> list[tuple[int, str | None]]:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+            async def one() -> tuple[int, str | None]:
+                async with session.post(f"{url}/orders", json=body) as response:
+                    await response.read()
+                    return response.status, response.headers.get("Location")
+
+            return await asyncio.gather(*(one() for _ in range(n)))
+
+    return asyncio.run(fire())
+
+
+def test_twenty_concurrent_duplicates_on_the_async_lane_charge_once(stack: RunningStack) -> None:
+    """Issue 12, item 5: the key is claimed before payment is called, so twenty requests that
+    arrive together with one key make one order and one charge, and all point at it."""
+    before = _payment_charges(stack, "async")
+    answers = _post_concurrently(stack.url("async"), {**ORDER, "idempotency_key": f"dup-{time.time()}"}, 20)
+    assert [status for status, _ in answers] == [202] * 20
+    locations = {location for _, location in answers}
+    assert len(locations) == 1 and None not in locations, locations
+    assert _payment_charges(stack, "async") - before == 1
+    order = requests.get(f"{stack.url('async')}{locations.pop()}", timeout=5)
+    assert order.status_code == 200 and order.json()["status"] in ("accepted", "fulfilled")
+
+
+def test_a_retry_after_a_payment_timeout_reuses_the_order_and_is_not_charged_again(
+    stack: RunningStack,
+) -> None:
+    """The toxic delays payment's answer, not its work: the first attempt's card is charged
+    but the client hears 504.  Its retry with the same key pays under the same order id, which
+    payment answers from its own idempotency store: one order, one charge."""
+    key = f"retry-{time.time()}"
+    before = _payment_charges(stack, "async")
+    # aiohttp rounds a timeout of 5 s or more up to a whole second of its clock: 7 s is beyond it.
+    stack.chaos.add(
+        FaultSpec(dependency="payment", type="latency", attributes={"latency": 7000}, lanes=("async",))
+    )
+    first = requests.post(f"{stack.url('async')}/orders", json={**ORDER, "idempotency_key": key}, timeout=60)
+    assert first.status_code == 504 and first.json()["dependency"] == "payment"
+    stack.chaos.reset()
+    retry = requests.post(f"{stack.url('async')}/orders", json={**ORDER, "idempotency_key": key}, timeout=30)
+    assert retry.status_code == 202, retry.text
+    again = requests.post(f"{stack.url('async')}/orders", json={**ORDER, "idempotency_key": key}, timeout=30)
+    assert again.status_code == 202 and again.json()["replayed"] is True
+    assert again.headers["Location"] == retry.headers["Location"]
+    assert _payment_charges(stack, "async") - before == 1
