@@ -22,8 +22,10 @@ import pytest
 
 from harness.chaos import Chaos, FaultSpec
 from harness.errors import ExitCode, ToxiproxyUnavailable
+from harness.leases import FaultLease, sweep_leftovers
 from harness.settings import PortSettings, StackSettings
 from harness.state import StateDir
+from harness.supervisor import FaultCollector
 from harness.topology import Topology
 
 CALL_TIMEOUT_S = 0.5
@@ -140,6 +142,32 @@ def test_ping_of_a_silent_toxiproxy_says_no_in_bounded_time(black_hole: BlackHol
     assert answers == [False]
     assert black_hole.held
     assert took < chaos.timeout_s, f"ping waited {took:.1f}s, as long as a full call"
+
+
+def test_the_supervisors_fault_exporter_answers_without_faults_in_bounded_time(
+    black_hole: BlackHoleAPI,
+) -> None:
+    collector = FaultCollector(_topology(black_hole.port))
+    families: list[Any] = []
+    raised, took = _run_with_deadline(lambda: families.extend(collector.collect()), DEADLINE_S)
+    assert raised is None
+    assert [family.name for family in families] == ["toxic_active"]
+    assert families[0].samples == []
+    assert black_hole.held
+    # Its own short deadline: the scrape must still be answered within Prometheus' timeout.
+    assert took < collector.chaos.timeout_s * 4, f"took {took:.1f}s"
+
+
+def test_sweeping_leftover_faults_against_a_silent_toxiproxy_fails_in_bounded_time(
+    black_hole: BlackHoleAPI, tmp_path: Path
+) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    FaultLease(tmp_path, owner="a run that died", pid=gone.pid).hold(("sync",), "payment", "slow")
+    chaos = Chaos(_topology(black_hole.port), timeout_s=CALL_TIMEOUT_S)
+    raised, _ = _run_with_deadline(lambda: sweep_leftovers(tmp_path, chaos), DEADLINE_S)
+    assert isinstance(raised, ToxiproxyUnavailable), raised
+    assert f"127.0.0.1:{black_hole.port}" in str(raised)
 
 
 def test_toxic_list_against_a_silent_toxiproxy_exits_3_with_a_message(
