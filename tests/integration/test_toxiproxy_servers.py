@@ -3,11 +3,13 @@
 toxiproxy-python kept the server's address on a class that every caller rewrote before each
 call, so one thread's calls could land on the other thread's server.  Each server here has
 its own topology (its own proxy ports); each thread makes, faults and lists its own proxies
-over and over while the other does the same.
+over and over while the other does the same.  And an error Toxiproxy answers with (a proxy
+port another program holds) reaches the user as a message, not a traceback.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import threading
 import time
@@ -20,6 +22,7 @@ import requests
 
 from harness.binaries import find_binary
 from harness.chaos import Chaos, FaultSpec
+from harness.errors import ToxiproxyUnavailable
 from harness.settings import PortSettings, StackSettings
 from harness.supervisor import stop_group
 from harness.topology import Topology
@@ -126,3 +129,22 @@ def test_two_servers_driven_from_two_threads_each_see_only_their_own(
         toxics = sorted(t["name"] for t in final["sync-payment"]["toxics"])
         assert toxics == sorted(f"only_{tag}_{i}" for i in range(ROUNDS))
         assert all(data["enabled"] for data in final.values())
+
+
+def test_a_proxy_port_taken_by_another_program_is_named_not_a_traceback(tmp_path: Path) -> None:
+    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=31000, toxiproxy_api=31474)))
+    taken = topology.proxies[0]
+    server = _start_toxiproxy(topology, tmp_path / "toxiproxy.log")
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+            other.bind((taken.listen_endpoint.host, taken.listen_endpoint.port))
+            other.listen()
+            # Toxiproxy answers 500; toxiproxy-python read it as a proxy and raised KeyError.
+            with pytest.raises(ToxiproxyUnavailable) as raised:
+                Chaos(topology).ensure_proxies()
+        message = str(raised.value)
+        assert topology.toxiproxy.address in message
+        assert f"creating proxy {taken.name}" in message
+        assert "address already in use" in message
+    finally:
+        stop_group(server, timeout_s=10)
