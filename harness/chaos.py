@@ -4,24 +4,22 @@ Every fault is validated here, before anything reaches Toxiproxy or a service: e
 toxic type and attribute is accepted under its Toxiproxy name, and unknown names, missing or
 negative values are refused with a message that names them.
 
-Toxiproxy is driven with ``toxiproxy-python``; its errors (and ``requests``') are translated
-into the harness's own here, in one place.
+Toxiproxy is driven through :class:`~harness.toxiproxy_client.ToxiproxyClient`, one per
+server address, every call bounded in time; it translates Toxiproxy's errors (and
+``requests``') into the harness's own.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-import toxiproxy
-from toxiproxy.api import APIConsumer
-from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
 from harness.errors import ConfigError, ToxiproxyUnavailable
 from harness.topology import BROKER, LANES, Topology
+from harness.toxiproxy_client import ToxiproxyClient
 
 __all__ = [
     "HTTP_FAULTS",
@@ -167,41 +165,27 @@ class ActiveFault:
 
 
 class Chaos:
-    """Applies and removes faults on a running stack."""
+    """Applies and removes faults on a running stack.
+
+    ``timeout_s`` bounds each call to Toxiproxy and to a service's fault API, so a server that
+    stops answering makes a call fail with :class:`ToxiproxyUnavailable`, never hang.
+    """
 
     def __init__(self, topology: Topology, *, timeout_s: float = 5.0) -> None:
         self.topology = topology
         self.timeout_s = timeout_s
-        self.server = toxiproxy.Toxiproxy()
-        # toxiproxy-python keeps its address on a class; set it to ours before every use.
-        self.server.update_api_consumer(topology.toxiproxy.host, topology.toxiproxy.port)
-
-    # -- Toxiproxy, translated ---------------------------------------------------------
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        APIConsumer.host, APIConsumer.port = (
-            self.topology.toxiproxy.host,
-            self.topology.toxiproxy.port,
-        )
-        try:
-            return fn(*args, **kwargs)
-        except requests.RequestException as exc:
-            raise ToxiproxyUnavailable(
-                f"Toxiproxy at {self.topology.toxiproxy.url} did not answer ({what}): "
-                f"{type(exc).__name__}; is the stack up? (doorbuster up)"
-            ) from exc
-        except InvalidToxic as exc:
-            raise ConfigError(f"Toxiproxy refused {what}: {_text(exc)}") from exc
-        except NotFound as exc:
-            raise ConfigError(f"Toxiproxy has no such thing ({what}): {_text(exc)}") from exc
-        except ProxyExists as exc:
-            raise ConfigError(f"Toxiproxy says it exists already ({what}): {_text(exc)}") from exc
+        self.toxiproxy = ToxiproxyClient(topology.toxiproxy, timeout_s=timeout_s)
 
     def ping(self) -> bool:
+        """Does Toxiproxy answer (within a second at most)?"""
+        quick = ToxiproxyClient(self.topology.toxiproxy, timeout_s=min(1.0, self.timeout_s))
         try:
-            response = requests.get(f"{self.topology.toxiproxy.url}/version", timeout=1)
-        except requests.RequestException:
+            quick.version()
+        except ToxiproxyUnavailable:
             return False
-        return response.ok
+        finally:
+            quick.close()
+        return True
 
     def ensure_proxies(self) -> None:
         """Create every proxy of the topology (replacing any that point elsewhere)."""
@@ -209,20 +193,18 @@ class Chaos:
             {"name": p.name, "listen": p.listen, "upstream": p.upstream, "enabled": True}
             for p in self.topology.proxies
         ]
-        self._call("creating proxies", self.server.populate, wanted)
+        self.toxiproxy.populate(wanted)
 
     def proxies(self) -> dict[str, Any]:
         """Toxiproxy's own view: ``{name: {listen, upstream, enabled, toxics}}``."""
-        response = self._call("listing proxies", APIConsumer.get, "/proxies")
-        data: dict[str, Any] = response.json()
-        return data
+        return self.toxiproxy.proxies()
 
-    def _proxy(self, lane: str, dependency: str) -> Any:
+    def _proxy(self, lane: str, dependency: str) -> str:
+        """The name of the lane's proxy for ``dependency``, after checking Toxiproxy has it."""
         name = self.topology.proxy(lane, dependency).name
-        proxy = self._call(f"finding proxy {name}", self.server.get_proxy, name)
-        if proxy is None:
+        if name not in self.proxies():
             raise ToxiproxyUnavailable(f"Toxiproxy has no proxy {name}; run doorbuster up again")
-        return proxy
+        return name
 
     # -- applying ----------------------------------------------------------------------
     def add(self, spec: FaultSpec) -> list[ActiveFault]:
@@ -232,10 +214,8 @@ class Chaos:
             if spec.is_http:
                 self._add_http(lane, spec)
             else:
-                proxy = self._proxy(lane, spec.dependency)
-                self._call(
-                    f"adding {spec.type} to {proxy.name}",
-                    proxy.add_toxic,
+                self.toxiproxy.add_toxic(
+                    self._proxy(lane, spec.dependency),
                     type=spec.type,
                     name=spec.toxic_name,
                     stream=spec.stream,
@@ -265,8 +245,7 @@ class Chaos:
             if name is not None and name not in (fault.name, fault.type):
                 continue
             if fault.kind == "toxic":
-                proxy = self._proxy(fault.lane, dependency)
-                self._call(f"removing {fault.name}", proxy.destroy_toxic, fault.name)
+                self.toxiproxy.remove_toxic(self._proxy(fault.lane, dependency), fault.name)
             elif fault.kind == "http":
                 self._clear_http(fault.lane, dependency, fault.type)
             else:
@@ -276,16 +255,14 @@ class Chaos:
 
     def reset(self) -> None:
         """Every proxy enabled, every toxic and HTTP fault gone."""
-        self._call("reset", APIConsumer.post, "/reset")
+        self.toxiproxy.reset()
         for lane in LANES:
             for dep in self.topology.settings.chain:
                 self._put_http(lane, dep, {})
 
     def set_enabled(self, dependency: str, lanes: tuple[str, ...], *, enabled: bool) -> None:
         for lane in lanes:
-            proxy = self._proxy(lane, dependency)
-            verb = "enable" if enabled else "disable"
-            self._call(f"{verb} {proxy.name}", proxy.enable if enabled else proxy.disable)
+            self.toxiproxy.set_enabled(self._proxy(lane, dependency), enabled=enabled)
 
     # -- looking -----------------------------------------------------------------------
     def active(self) -> list[ActiveFault]:
@@ -396,13 +373,3 @@ class Chaos:
                 )
             )
         return faults
-
-
-def _text(exc: Exception) -> str:
-    raw = exc.args[0] if exc.args else exc
-    if isinstance(raw, bytes):
-        raw = raw.decode(errors="replace")
-    try:
-        return str(json.loads(raw).get("error", raw))  # type: ignore[arg-type]
-    except (TypeError, ValueError, AttributeError):
-        return str(raw)
