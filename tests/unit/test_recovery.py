@@ -19,7 +19,7 @@ def _scenario(*expectations: str) -> Scenario:
     return Scenario.model_validate(
         {
             "name": "made-up",
-            "metastability": {"window": 40, "smoothing": 5, "fraction": 0.8},
+            "metastability": {"window": 40, "fraction": 0.8},  # smoothing: the default 5 s
             "load": {
                 "stages": [
                     {"name": "baseline", "duration": 30, "rate": RATE},
@@ -36,7 +36,7 @@ def _scenario(*expectations: str) -> Scenario:
                     "type": "latency",
                     "attributes": {"latency": 1},
                 },
-            ],  # fmt: skip
+            ],
             "expectations": list(expectations),
         }
     )
