@@ -215,3 +215,15 @@ def test_a_lane_under_more_offered_load_after_the_trigger_is_not_called_metastab
     assert sync["outcome"] == "not_recovered" and "offered load rose" in sync["reason"]
     assert not any(line.endswith("a metastable failure.") for line in summary["reading"])
     assert _verdict(summary, "sync does not recover within 40s after trigger")["passed"]
+
+
+def test_a_dozen_arrivals_before_the_trigger_are_too_few_to_compare() -> None:
+    rows = [r for r in _sync(lambda t: True) if r.intended >= 27]  # 12 arrivals before 30 s, all fine
+    sync = _run(rows)["metastability"]["sync"]
+    assert sync["outcome"] == "undetermined" and "too uncertain to compare: 12/12" in sync["reason"]
+
+
+def test_recovery_after_a_stage_is_undetermined_not_a_traceback() -> None:
+    text = "sync recovers within 40s after baseline"
+    verdict = _verdict(_run(_sync(lambda t: True), text), text)
+    assert not verdict["passed"] and "baseline is not a chaos step" in verdict["observed"]
