@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.expectations import Expectation
+from harness.recovery import Recovery, lane_recovery, recovery_verdict
 from harness.scenario import Scenario
 
 __all__ = [
@@ -29,7 +30,6 @@ __all__ = [
     "goodput_series",
     "lane_figures",
     "percentile",
-    "recovery",
 ]
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -77,8 +77,9 @@ class FaultWindow:
     type: str
     attributes: dict[str, float]
     start: float  # seconds since t0, as applied (planned if it never was)
-    end: float
-    applied: bool
+    end: float  # its removal acknowledged (asked for, or planned, if it was not)
+    applied: bool = True
+    removed: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class FaultWindow:
             "start_s": round(self.start, 2),
             "end_s": round(self.end, 2),
             "applied": self.applied,
+            "removed": self.removed,
         }
 
 
@@ -175,26 +177,6 @@ def goodput_series(rows: Iterable[Row], lane: str, end: float, step: float = 1.0
     return buckets
 
 
-def recovery(
-    series: Sequence[float], baseline: tuple[float, float], after: float, window: float, fraction: float
-) -> tuple[float, float | None, bool]:
-    """(pre-fault goodput, seconds after ``after`` until a 10 s mean is back to ``fraction`` of
-    it, whether the run lasted long enough after ``after`` to tell).
-
-    The middle value is None when goodput never came back within ``window``: with the third
-    True, the lane stayed failed after its trigger was removed (a metastable failure).
-    """
-    lo, hi = int(baseline[0]), max(int(baseline[0]) + 1, int(baseline[1]))
-    pre = sum(series[lo:hi]) / max(1, len(series[lo:hi]))
-    span = 10
-    first = math.ceil(after)
-    last = min(len(series), int(after + window))
-    for t in range(first, last - span + 1):
-        if sum(series[t : t + span]) / span >= fraction * pre:
-            return pre, float(t + span) - after, True
-    return pre, None, len(series) >= after + window
-
-
 def _window(inputs: RunInputs, name: str | None, mode: str | None) -> tuple[float, float]:
     if name is None:
         return 0.0, inputs.load_end
@@ -203,6 +185,24 @@ def _window(inputs: RunInputs, name: str | None, mode: str | None) -> tuple[floa
     if mode == "after":
         return end, inputs.load_end
     return start, end
+
+
+def lane_recovery_after(inputs: RunInputs, lane: str, trigger: FaultWindow, observe_s: float) -> Recovery:
+    """Recovery of ``lane`` after ``trigger``, against its success rate in the baseline before
+    any fault was applied."""
+    scenario = inputs.scenario
+    b0, b1 = scenario.baseline_window()
+    first = min((f.start for f in inputs.faults), default=b1)
+    return lane_recovery(
+        inputs.rows,
+        lane,
+        trigger,
+        pre_window=(b0, min(b1, first)),
+        settings=scenario.metastability,
+        observe_s=observe_s,
+        load_end=min(inputs.load_end, scenario.duration_s),
+        last_attempt=scenario.load.impatient.retries,
+    )
 
 
 def _fmt(metric: str | None, value: float) -> str:
@@ -241,20 +241,18 @@ def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any
         passed = drained is not None and drained <= e.value
         observed = f"drained {drained:.1f}s after" if drained is not None else "did not drain"
     elif e.kind == "recovers":
+        # -- recovery (harness.recovery) --
         assert e.lane and e.window and e.value is not None
-        fault = next(f for f in inputs.faults if f.name == e.window)
-        series = goodput_series(inputs.rows, e.lane, inputs.load_end)
-        fraction = inputs.scenario.metastability.fraction
-        baseline = inputs.scenario.baseline_window()
-        pre, back, determined = recovery(series, baseline, fault.end, e.value, fraction)
-        recovered = back is not None
-        passed = determined and recovered != e.negated
-        if recovered:
-            observed = f"goodput back to {fraction:.0%} of {pre:.2f}/s {back:.0f}s after"
-        elif determined:
-            observed = f"goodput stayed under {fraction:.0%} of {pre:.2f}/s for {e.value:.0f}s"
+        fault = next((f for f in inputs.faults if f.name == e.window), None)
+        if fault is None:
+            passed, observed = False, f"can not tell: {e.window} is not a chaos step"
         else:
-            observed = f"the run ended less than {e.value:.0f}s after {fault.name}: can not tell"
+            observe_s = max(e.value, inputs.scenario.metastability.window)
+            outcome, observed = recovery_verdict(
+                lane_recovery_after(inputs, e.lane, fault, observe_s), e.value, e.negated
+            )
+            passed = outcome == "pass"
+        # -- end recovery --
     elif e.kind == "no_loss":
         lost = summary["lanes"].get("async", {}).get("orders", {}).get("lost", 0)
         passed, observed = lost == 0, f"{lost} lost"
@@ -298,25 +296,19 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
         lane: (round(attempts / orders, 3) if orders else None)
         for lane, (attempts, orders) in inputs.attempts.items()
     }
+    # -- recovery (harness.recovery): after the last fault on each lane --
     metastability = {}
-    if inputs.faults:
-        last_end = max(f.end for f in inputs.faults)
-        for lane in scenario.load.lanes:
-            series = goodput_series(inputs.rows, lane, inputs.load_end)
-            pre, back, determined = recovery(
-                series,
-                scenario.baseline_window(),
-                last_end,
-                scenario.metastability.window,
-                scenario.metastability.fraction,
-            )
+    for lane in scenario.load.lanes:
+        faults = [f for f in inputs.faults if lane in f.lanes] or list(inputs.faults)
+        if faults:
+            last = max(faults, key=lambda f: f.end)
+            result = lane_recovery_after(inputs, lane, last, scenario.metastability.window)
             metastability[lane] = {
-                "pre_fault_goodput_rps": round(pre, 3),
-                "recovered": back is not None,
-                "recovery_s": back,
-                "determined": determined or back is not None,
+                **result.as_json(),
+                "recovered": result.outcome == "recovered",
                 "window_s": scenario.metastability.window,
             }
+    # -- end recovery --
     summary: dict[str, Any] = {
         "scenario": scenario.name,
         "duration_s": round(inputs.load_end, 1),
@@ -412,21 +404,23 @@ def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
             )
         lines.append(", ".join(parts) + ".")
     for lane, m in summary.get("metastability", {}).items():
-        if not m["determined"]:
+        measure = "fulfilment" if lane == "async" else "success rate"
+        if m["outcome"] == "undetermined":
             lines.append(
-                f"The run ended less than {m['window_s']:.0f} s after the last fault: too soon to tell "
-                f"whether the {lane} lane recovered."
+                f"Whether the {lane} lane recovered after {m['trigger']} can not be told: {m['reason']}."
             )
-        elif m["recovered"]:
+        elif m["outcome"] == "recovered":
             lines.append(
-                f"The {lane} lane's goodput came back {m['recovery_s']:.0f} s after the last fault ended."
+                f"The {lane} lane's {measure} per offered arrival was back {m['recovery_s']:.0f} s after "
+                f"{m['trigger']} was removed, and stayed back for {m['window_s']:.0f} s."
+            )
+        elif m["outcome"] == "metastable":
+            lines.append(
+                f"The {lane} lane stayed down after {m['trigger']} was removed: {m['reason']}: "
+                "a metastable failure."
             )
         else:
-            lines.append(
-                f"The {lane} lane did not recover within {m['window_s']:.0f} s after the last fault ended "
-                f"(goodput stayed under {inputs.scenario.metastability.fraction:.0%} of "
-                f"{m['pre_fault_goodput_rps']:.2f}/s): a metastable failure."
-            )
+            lines.append(f"The {lane} lane did not recover after {m['trigger']}: {m['reason']}.")
     orders = summary["lanes"].get("async", {}).get("orders")
     if orders:
         lines.append(

@@ -459,6 +459,11 @@ def _rows(run_dir: Path) -> tuple[float, list[list[Any]]]:
 
 
 def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
+    """Each step's window as applied: from its acknowledged apply to its acknowledged removal.
+
+    A step that never applied keeps its planned window and ``applied=False``; one whose removal
+    was not acknowledged ends when the removal was asked for (or as planned), ``removed=False``.
+    """
     try:
         records = {f["name"]: f for f in json.loads((run_dir / "chaos.json").read_text())["faults"]}
     except (OSError, ValueError, KeyError):
@@ -467,8 +472,10 @@ def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, 
     for step in scenario.chaos:
         rec = records.get(step.name, {})
         applied = bool(rec.get("started_at"))
+        removed = applied and bool(rec.get("ended_at"))
         start = rec["started_at"] - t0 if applied else step.at
-        end = rec["ended_at"] - t0 if rec.get("ended_at") else step.end
+        ended = rec.get("ended_at") or rec.get("removal_requested_at")
+        end = ended - t0 if applied and ended else step.end
         windows.append(
             FaultWindow(
                 name=step.name,
@@ -479,6 +486,7 @@ def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, 
                 start=start,
                 end=end,
                 applied=applied,
+                removed=removed,
             )
         )
     return tuple(windows)

@@ -193,13 +193,16 @@ class ChaosStep(_Model):
 
 
 class Metastability(_Model):
-    """A lane recovered if its goodput came back to this fraction of its pre-fault level
-    within ``window`` after the last fault ended."""
+    """A lane recovered once its success rate per offered arrival, over every ``smoothing``
+    window until ``window`` after the trigger's removal, is at least ``fraction`` of its
+    pre-trigger rate (harness.recovery)."""
 
     window: float = 60.0
     fraction: float = Field(default=0.8, gt=0, le=1.5)
+    # Long enough to hold a few arrivals at the scenarios' rates, short enough to resolve seconds.
+    smoothing: float = Field(default=5.0, ge=1, le=60)
 
-    _seconds = field_validator("window", mode="before")(parse_seconds)
+    _seconds = field_validator("window", "smoothing", mode="before")(parse_seconds)
 
 
 class Scenario(_Model):

@@ -28,6 +28,9 @@ log = logging.getLogger("doorbuster.timeline")
 
 @dataclass
 class FaultRecord:
+    """One step as it happened: a fault is in force from the moment Toxiproxy (or the service)
+    acknowledged it until its removal was acknowledged; wall-clock seconds."""
+
     name: str
     dependency: str
     lanes: tuple[str, ...]
@@ -35,9 +38,20 @@ class FaultRecord:
     attributes: dict[str, float]
     planned_start_s: float
     planned_end_s: float
-    started_at: float | None = None
-    ended_at: float | None = None
-    error: str | None = None
+    requested_at: float | None = None
+    started_at: float | None = None  # the apply acknowledged; None: it never applied
+    error: str | None = None  # why it did not apply
+    removal_requested_at: float | None = None
+    ended_at: float | None = None  # the removal acknowledged; None: not (yet) removed
+    removal_error: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.started_at is not None
+
+    @property
+    def removed(self) -> bool:
+        return self.ended_at is not None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -48,9 +62,14 @@ class FaultRecord:
             "attributes": self.attributes,
             "planned_start_s": self.planned_start_s,
             "planned_end_s": self.planned_end_s,
+            "requested_at": self.requested_at,
             "started_at": self.started_at,
-            "ended_at": self.ended_at,
+            "applied": self.applied,
             "error": self.error,
+            "removal_requested_at": self.removal_requested_at,
+            "ended_at": self.ended_at,
+            "removed": self.removed,
+            "removal_error": self.removal_error,
         }
 
 
@@ -106,35 +125,46 @@ class ChaosTimeline:
         record = self.records[step.name]
         if self.lease is not None:
             self.lease.hold(step.lane_tuple, step.dependency, self._lease_name(step))
+        record.requested_at = self.clock()
         try:
-            if step.type == "down":
-                self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=False)
-            else:
-                self.chaos.add(step.fault())
+            self._put(step, in_force=True)
             record.started_at = self.clock()
             self._active.add(step.name)
             log.info("chaos: %s applied (%s %s)", step.name, step.dependency, step.type)
         except DoorbusterError as exc:
             record.error = str(exc)
             log.error("chaos: %s could not be applied: %s", step.name, exc)
+            # A fault on two lanes may have reached one of them: take back what did.
+            try:
+                self._put(step, in_force=False)
+            except DoorbusterError as again:
+                record.error += f"; taking it back failed too: {again}"
         self._save()
+
+    def _put(self, step: ChaosStep, *, in_force: bool) -> None:
+        """Apply the step's fault, or remove it."""
+        if step.type == "down":
+            self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=not in_force)
+        elif in_force:
+            self.chaos.add(step.fault())
+        else:
+            self.chaos.remove(step.dependency, step.lane_tuple, self._lease_name(step))
 
     def remove(self, step: ChaosStep) -> None:
         if step.name not in self._active:
             return
         record = self.records[step.name]
+        record.removal_requested_at = self.clock()
         try:
-            if step.type == "down":
-                self.chaos.set_enabled(step.dependency, step.lane_tuple, enabled=True)
-            else:
-                self.chaos.remove(step.dependency, step.lane_tuple, self._lease_name(step))
+            self._put(step, in_force=False)
+            record.ended_at = self.clock()
             log.info("chaos: %s removed", step.name)
         except DoorbusterError as exc:
-            record.error = f"{record.error or ''} removal: {exc}".strip()
+            # Left for the run's final reset; its verdicts can not say when it ended.
+            record.removal_error = str(exc)
             log.error("chaos: %s could not be removed: %s", step.name, exc)
-        record.ended_at = self.clock()
         self._active.discard(step.name)
-        if self.lease is not None and record.error is None:
+        if self.lease is not None and record.removal_error is None:
             self.lease.release(step.lane_tuple, step.dependency, self._lease_name(step))
         self._save()
 

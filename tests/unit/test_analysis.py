@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.analysis import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile, recovery
+from harness.analysis import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile
 from harness.scenario import Scenario
 
 SCENARIO = Scenario.model_validate(
@@ -152,14 +152,6 @@ def test_an_order_unfinished_when_the_user_stopped_waiting_for_the_drain_is_in_f
         "2 were still in flight when the wait for the drain was stopped" in line
         for line in summary["reading"]
     )
-
-
-def test_recovery_needs_enough_run_after_the_fault() -> None:
-    series = [2.0] * 20 + [0.0] * 15
-    pre, back, determined = recovery(series, (0, 20), 25, 40, 0.8)
-    assert pre == 2.0 and back is None and not determined
-    pre, back, determined = recovery(series + [2.0] * 40, (0, 20), 25, 40, 0.8)
-    assert back == 18.0 and determined  # the first 10 s window whose mean is back to 80%
 
 
 def test_goodput_counts_successes_by_completion_second() -> None:

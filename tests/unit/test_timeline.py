@@ -4,8 +4,13 @@ import contextlib
 import json
 from pathlib import Path
 
+import pytest
+
+from harness.analysis import Row, RunInputs, analyse
 from harness.chaos import FaultSpec
-from harness.scenario import ChaosStep
+from harness.errors import ToxiproxyUnavailable
+from harness.run import _faults
+from harness.scenario import ChaosStep, Scenario
 from harness.timeline import ChaosTimeline
 
 
@@ -83,3 +88,77 @@ def test_an_exception_mid_run_still_cleans_up() -> None:
     with contextlib.suppress(KeyboardInterrupt):
         timeline.run(sleep, lambda: False)
     assert chaos.calls == [("add", "doorbuster_slow"), ("remove", "doorbuster_slow")]
+
+
+class SlowFlakyChaos(FakeChaos):
+    """Takes 0.3 s to answer each call; refuses the faults or removals it is told to."""
+
+    def __init__(self, clock: Clock, *, refuse_add: str = "", refuse_remove: str = "") -> None:
+        super().__init__()
+        self.clock, self.refuse_add, self.refuse_remove = clock, refuse_add, refuse_remove
+
+    def add(self, spec: FaultSpec) -> None:
+        self.clock.now += 0.3
+        if spec.toxic_name == self.refuse_add:
+            raise ToxiproxyUnavailable("Toxiproxy did not answer (adding latency): ConnectTimeout")
+        super().add(spec)
+
+    def remove(self, dependency: str, lanes: tuple[str, ...], name: str | None = None) -> int:
+        self.clock.now += 0.3
+        if name == self.refuse_remove:
+            raise ToxiproxyUnavailable("Toxiproxy did not answer (removing latency): ConnectTimeout")
+        return super().remove(dependency, lanes, name)
+
+
+def _record(tmp_path: Path, chaos: FakeChaos, clock: Clock) -> dict[str, dict[str, object]]:
+    timeline = ChaosTimeline(chaos=chaos, steps=STEPS[:1], record_path=tmp_path / "chaos.json", clock=clock)  # type: ignore[arg-type]
+    timeline.run(clock.sleep, lambda: False)
+    record = json.loads((tmp_path / "chaos.json").read_text())
+    return {f["name"]: {k: v - record["t0"] if k.endswith("_at") and v else v for k, v in f.items()}
+            for f in record["faults"]}  # fmt: skip
+
+
+def test_a_fault_is_in_force_from_its_acknowledged_apply_to_its_acknowledged_removal(tmp_path: Path) -> None:
+    clock = Clock()
+    slow = _record(tmp_path, SlowFlakyChaos(clock), clock)["slow"]
+    assert slow["requested_at"] == 1 and slow["started_at"] == pytest.approx(1.3)
+    assert slow["removal_requested_at"] == 4 and slow["ended_at"] == pytest.approx(4.3)
+    assert slow["applied"] is True and slow["removed"] is True
+    window = _faults(tmp_path, _scenario(), 1000.0)[0]
+    assert window.start == pytest.approx(1.3) and window.end == pytest.approx(4.3)
+
+
+def test_a_fault_that_failed_to_apply_is_recorded_taken_back_and_judged_undetermined(tmp_path: Path) -> None:
+    clock = Clock()
+    chaos = SlowFlakyChaos(clock, refuse_add="doorbuster_slow")
+    slow = _record(tmp_path, chaos, clock)["slow"]
+    assert slow["applied"] is False and slow["started_at"] is None
+    assert "did not answer (adding latency)" in str(slow["error"])
+    assert chaos.calls == [("remove", "doorbuster_slow")]  # whatever reached one lane is taken back
+    window = _faults(tmp_path, _scenario(), 1000.0)[0]
+    assert not window.applied and (window.start, window.end) == (1, 4)  # as planned
+    summary = analyse(RunInputs(scenario=_scenario(), rows=tuple(_rows()), faults=(window,), load_end=30.0))
+    assert summary["metastability"]["sync"]["outcome"] == "undetermined"
+    assert summary["metastability"]["sync"]["reason"] == "fault slow was never applied"
+
+
+def test_a_removal_that_failed_is_not_an_end(tmp_path: Path) -> None:
+    clock = Clock()
+    slow = _record(tmp_path, SlowFlakyChaos(clock, refuse_remove="doorbuster_slow"), clock)["slow"]
+    assert slow["applied"] is True and slow["removed"] is False and slow["ended_at"] is None
+    assert "removing latency" in str(slow["removal_error"])
+    window = _faults(tmp_path, _scenario(), 1000.0)[0]
+    assert window.applied and not window.removed
+    summary = analyse(RunInputs(scenario=_scenario(), rows=tuple(_rows()), faults=(window,), load_end=30.0))
+    assert "removal of fault slow was never acknowledged" in summary["metastability"]["sync"]["reason"]
+
+
+def _scenario() -> Scenario:
+    return Scenario.model_validate(
+        {"name": "made-up", "chaos": [STEPS[0].model_dump(by_alias=True)], "metastability": {"window": 10},
+         "load": {"stages": [{"name": "baseline", "duration": 1, "rate": 4}, {"name": "rest", "duration": 29, "rate": 4}]}}
+    )  # fmt: skip
+
+
+def _rows() -> list[Row]:
+    return [Row(i / 4, i / 4 + 0.5, "sync", "checkout", 200, 0, f"s{i}") for i in range(120)]

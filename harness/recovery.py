@@ -1,0 +1,409 @@
+"""Did a lane recover after its trigger was removed?  Measured per offered arrival.
+
+A lane's success rate is counted per *offered arrival*: the scenario's own arrivals (first
+attempts), by the second of their intended start.  An arrival succeeded when its shopper got
+what they came for eventually, retries included: a 200 on the sync lane; on the async lane an
+order fulfilled within the slowest fulfilment seen before the trigger (so a lane whose 202s are
+fine while its orders wait in a backlog has not recovered).  A flush of queued requests after
+the fault can not fake a recovery, because those requests belong to the seconds in which they
+arrived; an impatient shopper's retry is not new offered load.
+
+The lane recovered at the first second T after the trigger's (acknowledged) removal from which
+every ``smoothing``-long window, up to the end of the observation window, has a success rate at
+or above ``fraction`` of the pre-trigger rate, T itself included (the first window that holds
+may begin with a failing second).  T has 1 s resolution and no floor: a lane that
+never faltered recovered at 0 s.  It is *metastable* only when the trigger was removed, the
+offered arrival rate afterwards was at most its pre-trigger level (within counting noise:
+three standard deviations of a Poisson count), and every window stayed below the bar.
+
+>>> wilson(18, 20)[0] > 0.68
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol
+
+from harness.scenario import Metastability
+
+__all__ = [
+    "Recovery",
+    "RecoveryEvidence",
+    "RecoveryOutcome",
+    "lane_recovery",
+    "recovery_verdict",
+    "wilson",
+]
+
+RecoveryOutcome = Literal["recovered", "metastable", "not_recovered", "undetermined"]
+_Z95 = 1.959964
+
+
+class RequestRecord(Protocol):
+    """One request of the log, as ``harness.analysis.Row`` has it (seconds since t0)."""
+
+    @property
+    def intended(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def lane(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def code(self) -> int: ...
+    @property
+    def attempt(self) -> int: ...
+
+
+class AppliedFault(Protocol):
+    """A fault as it was applied (``harness.analysis.FaultWindow``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def start(self) -> float: ...
+    @property
+    def end(self) -> float: ...
+    @property
+    def applied(self) -> bool: ...
+    @property
+    def removed(self) -> bool: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryEvidence:
+    """What a recovery outcome rests on; seconds are since the run's t0 unless said."""
+
+    success: str  # what counted as a success for an arrival
+    pre_window_s: tuple[float, float]
+    pre_arrivals: int = 0
+    pre_successes: int = 0
+    pre_rate_ci95: tuple[float, float] | None = None
+    fraction: float
+    smoothing_s: int
+    trigger_end_s: float
+    observation_s: float = 0.0  # how long after the trigger's removal the outcome was judged
+    offered_before_rps: float | None = None
+    offered_after_rps: float | None = None
+    retries_before: int = 0
+    retries_after: int = 0
+    fulfilment_deadline_s: float | None = None  # async: the slowest fulfilment before the trigger
+    # per second after the trigger's removal: offered arrivals, successes, window success rates
+    offered: tuple[int, ...] = ()
+    succeeded: tuple[int, ...] = ()
+    window_rates: tuple[float | None, ...] = ()
+    oldest_unfulfilled_s: tuple[float, ...] = ()  # async: at each second after the removal
+
+    @property
+    def pre_rate(self) -> float | None:
+        return self.pre_successes / self.pre_arrivals if self.pre_arrivals else None
+
+    @property
+    def threshold(self) -> float | None:
+        rate = self.pre_rate
+        return None if rate is None else self.fraction * rate
+
+    def as_json(self) -> dict[str, Any]:
+        def r(x: float | None, n: int = 3) -> float | None:
+            return None if x is None else round(x, n)
+
+        return {
+            "success": self.success,
+            "pre_window_s": [round(v, 2) for v in self.pre_window_s],
+            "pre_arrivals": self.pre_arrivals,
+            "pre_successes": self.pre_successes,
+            "pre_rate": r(self.pre_rate, 4),
+            "pre_rate_ci95": [round(v, 4) for v in self.pre_rate_ci95] if self.pre_rate_ci95 else None,
+            "fraction": self.fraction,
+            "threshold": r(self.threshold, 4),
+            "smoothing_s": self.smoothing_s,
+            "trigger_end_s": round(self.trigger_end_s, 2),
+            "observation_s": round(self.observation_s, 1),
+            "offered_before_rps": r(self.offered_before_rps),
+            "offered_after_rps": r(self.offered_after_rps),
+            "retries_before": self.retries_before,
+            "retries_after": self.retries_after,
+            "fulfilment_deadline_s": r(self.fulfilment_deadline_s),
+            "offered": list(self.offered),
+            "succeeded": list(self.succeeded),
+            "window_rates": [r(v) for v in self.window_rates],
+            "oldest_unfulfilled_s": [round(v, 1) for v in self.oldest_unfulfilled_s],
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class Recovery:
+    lane: str
+    trigger: str
+    outcome: RecoveryOutcome
+    seconds: float | None = None  # time to recover, whole seconds after the removal
+    reason: str | None = None  # why undetermined or not recovered
+    evidence: RecoveryEvidence | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lane": self.lane,
+            "trigger": self.trigger,
+            "outcome": self.outcome,
+            "recovery_s": self.seconds,
+            "reason": self.reason,
+            "evidence": self.evidence.as_json() if self.evidence else None,
+        }
+
+
+def wilson(successes: int, n: int) -> tuple[float, float]:
+    """Wilson score 95% interval of a binomial proportion."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    z2 = _Z95 * _Z95
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class _Journey:
+    """One arrival and every request it made (its attempts, its order's fulfilment)."""
+
+    intended: float
+    rows: list[RequestRecord] = field(default_factory=list)
+
+    @property
+    def offered(self) -> bool:
+        return any(r.attempt == 0 and r.kind in ("checkout", "dropped") for r in self.rows)
+
+    @property
+    def retries(self) -> int:
+        return sum(1 for r in self.rows if r.kind == "checkout" and r.attempt > 0)
+
+    def checkout_outcome(self, last_attempt: int) -> bool | None:
+        """True: answered 2xx; False: dropped, refused, or its last attempt timed out; None:
+        still waiting when the records end."""
+        checkouts = [r for r in self.rows if r.kind == "checkout"]
+        if any(r.code in (200, 202) for r in checkouts):
+            return True
+        if any(r.kind == "dropped" for r in self.rows):
+            return False
+        # an answer, even an error, ends the journey; so does a timed-out last attempt
+        if any(r.code != 0 or r.attempt >= last_attempt for r in checkouts):
+            return False
+        return None
+
+    def fulfilment(self) -> RequestRecord | None:
+        return next((r for r in self.rows if r.kind == "fulfillment"), None)
+
+
+def _journeys(rows: Iterable[RequestRecord], lane: str) -> list[_Journey]:
+    by_start: dict[float, _Journey] = {}
+    for r in rows:
+        if r.lane == lane:
+            key = round(r.intended, 4)  # every row of a journey carries its intended start
+            by_start.setdefault(key, _Journey(key)).rows.append(r)
+    return sorted((j for j in by_start.values() if j.offered), key=lambda j: j.intended)
+
+
+def _oldest_unfulfilled(journeys: Sequence[_Journey], at: float) -> float:
+    """Age at ``at`` of the oldest accepted order whose fulfilment had not been seen yet."""
+    for j in journeys:  # sorted by intended start: the first pending one is the oldest
+        if j.intended > at:
+            break
+        if not any(r.kind == "checkout" and r.code == 202 and r.end <= at for r in j.rows):
+            continue
+        done = j.fulfilment()
+        if done is None or done.end > at:
+            return at - j.intended
+    return 0.0
+
+
+def lane_recovery(
+    rows: Sequence[RequestRecord],
+    lane: str,
+    trigger: AppliedFault,
+    *,
+    pre_window: tuple[float, float],
+    settings: Metastability,
+    observe_s: float,
+    load_end: float,
+    last_attempt: int,
+) -> Recovery:
+    """Whether ``lane`` recovered within ``observe_s`` after ``trigger`` was removed.
+
+    ``pre_window``: arrivals that give the pre-trigger success rate (before any fault);
+    ``load_end``: when the scenario's arrivals stopped; ``last_attempt``: the impatient
+    shopper's last attempt number (0 when shoppers do not retry).
+    """
+    name = trigger.name
+
+    def undetermined(reason: str, evidence: RecoveryEvidence | None = None) -> Recovery:
+        return Recovery(lane=lane, trigger=name, outcome="undetermined", reason=reason, evidence=evidence)
+
+    if not trigger.applied:
+        return undetermined(f"fault {name} was never applied")
+    if not trigger.removed:
+        return undetermined(f"the removal of fault {name} was never acknowledged")
+    journeys = _journeys(rows, lane)
+    # Records end no earlier than the last one written: an outcome due by then is known.
+    records_end = max((r.end for r in rows), default=0.0)
+    end = trigger.end
+    p0, p1 = pre_window
+    pre = [j for j in journeys if p0 <= j.intended < p1]
+    deadline: float | None = None
+    if lane == "async":
+        seen = [
+            f.end - j.intended
+            for j in pre
+            if (f := j.fulfilment()) is not None and f.code == 200 and f.end < trigger.start
+        ]
+        if not seen:
+            return undetermined(f"no async order was fulfilled before {name}: nothing to recover to")
+        deadline = max(seen)
+
+    def outcome(j: _Journey) -> bool | None:
+        answered = j.checkout_outcome(last_attempt)
+        if deadline is None or answered is not True:
+            return answered
+        done = j.fulfilment()
+        if done is not None:
+            return done.code == 200 and done.end - j.intended <= deadline
+        return False if j.intended + deadline < records_end else None
+
+    base = RecoveryEvidence(
+        success=(
+            "checkout answered 200, retries included"
+            if deadline is None
+            else f"order fulfilled within {deadline:.1f} s of arrival (the slowest before {name})"
+        ),
+        pre_window_s=pre_window,
+        fraction=settings.fraction,
+        smoothing_s=max(1, math.ceil(settings.smoothing)),
+        trigger_end_s=end,
+        fulfilment_deadline_s=deadline,
+    )
+    pre_outcomes = [outcome(j) for j in pre]
+    n_pre, k_pre = sum(1 for o in pre_outcomes if o is not None), sum(1 for o in pre_outcomes if o)
+    ci = wilson(k_pre, n_pre)
+    pre_len = max(p1 - p0, 1e-9)
+    evidence = replace(
+        base, pre_arrivals=n_pre, pre_successes=k_pre, pre_rate_ci95=ci,
+        offered_before_rps=n_pre / pre_len, retries_before=sum(j.retries for j in pre),
+    )  # fmt: skip
+    if n_pre == 0:
+        return undetermined(f"no arrivals before {name} to compare with", evidence)
+    if k_pre == 0:
+        return undetermined(f"no {lane} arrival succeeded before {name}: nothing to recover to", evidence)
+    if ci[0] < settings.fraction * k_pre / n_pre:
+        return undetermined(
+            f"the pre-trigger success rate is too uncertain to compare: {k_pre}/{n_pre}, 95% CI "
+            f"{ci[0]:.2f}-{ci[1]:.2f} reaches below {settings.fraction:.0%} of it",
+            evidence,
+        )
+
+    # Per second after the removal, until the window ends, the load stops, or an outcome is
+    # not known yet (the records ended before its answer could come: not a failure).
+    horizon = min(observe_s, load_end - end)
+    cut = "the load ended"
+    if observe_s <= load_end - end:
+        cut = "the observation window ended"
+    offered: list[int] = []
+    succeeded: list[int] = []
+    retries_after = 0
+    for j in journeys:
+        if j.intended < end:
+            continue
+        second = int(j.intended - end)
+        if second >= horizon:
+            break
+        result = outcome(j)
+        if result is None:
+            horizon, cut = float(second), "outcomes after it are not known yet when the records end"
+            break
+        while len(offered) <= second:
+            offered.append(0)
+            succeeded.append(0)
+        offered[second] += 1
+        succeeded[second] += int(result)
+        retries_after += j.retries
+    seconds = max(0, math.floor(horizon + 1e-9))
+    offered, succeeded = (offered + [0] * seconds)[:seconds], (succeeded + [0] * seconds)[:seconds]
+    w = evidence.smoothing_s
+    rates: list[float | None] = []
+    for t in range(max(0, seconds - w + 1)):
+        n = sum(offered[t : t + w])
+        rates.append(sum(succeeded[t : t + w]) / n if n else None)
+    evidence = replace(
+        evidence,
+        observation_s=float(seconds),
+        offered_after_rps=sum(offered) / seconds if seconds else None,
+        retries_after=retries_after,
+        offered=tuple(offered),
+        succeeded=tuple(succeeded),
+        window_rates=tuple(rates),
+        oldest_unfulfilled_s=(
+            tuple(_oldest_unfulfilled(journeys, end + s) for s in range(seconds + 1))
+            if deadline is not None
+            else ()
+        ),
+    )
+    if seconds < observe_s:
+        return undetermined(
+            f"only {seconds} s after {name} could be judged ({cut}); {observe_s:.0f} s needed", evidence
+        )
+    if all(rate is None for rate in rates):
+        return undetermined(f"no arrivals were offered after {name}", evidence)
+    bar = settings.fraction * k_pre / n_pre
+    below = [t for t, rate in enumerate(rates) if rate is not None and rate < bar]
+    recovered_at = below[-1] + 1 if below else 0
+    # The first window that holds may start with a failing second or two: T is its first good one.
+    while recovered_at < len(rates) and (
+        offered[recovered_at] == 0 or succeeded[recovered_at] < bar * offered[recovered_at]
+    ):
+        recovered_at += 1
+    if any(rate is not None for rate in rates[recovered_at:]):
+        return Recovery(
+            lane=lane, trigger=name, outcome="recovered", seconds=float(recovered_at), evidence=evidence
+        )
+    after_n = sum(offered)
+    expected = n_pre / pre_len * seconds
+    if after_n > expected + 3 * math.sqrt(expected):
+        return Recovery(
+            lane=lane, trigger=name, outcome="not_recovered", evidence=evidence,
+            reason=(
+                f"offered load rose after {name} ({after_n / seconds:.2f}/s against "
+                f"{n_pre / pre_len:.2f}/s before): not a metastable failure by definition"
+            ),
+        )  # fmt: skip
+    if len(below) < sum(1 for rate in rates if rate is not None):
+        return Recovery(
+            lane=lane, trigger=name, outcome="not_recovered", evidence=evidence,
+            reason=f"back above {settings.fraction:.0%} of its pre-trigger rate, then below it again",
+        )  # fmt: skip
+    return Recovery(
+        lane=lane, trigger=name, outcome="metastable", evidence=evidence,
+        reason=(
+            f"below {settings.fraction:.0%} of its pre-trigger success rate ({k_pre}/{n_pre}) in every "
+            f"{w} s window for {seconds} s after {name} was removed, with no more offered load"
+        ),
+    )  # fmt: skip
+
+
+def recovery_verdict(result: Recovery, within: float, negated: bool) -> tuple[str, str]:
+    """``(pass|fail|undetermined, what was observed)`` for "LANE [does not] recover within D"."""
+    ev = result.evidence
+    if result.outcome == "undetermined":
+        return "undetermined", f"can not tell: {result.reason}"
+    assert ev is not None and ev.threshold is not None
+    what = (
+        f"success per offered arrival back to >= {ev.threshold:.2f} ({ev.fraction:.0%} of {ev.pre_rate:.2f})"
+    )
+    if result.outcome == "recovered" and result.seconds is not None:
+        recovered = result.seconds <= within
+        observed = f"{what} {result.seconds:.0f} s after {result.trigger}, and stayed there"
+    else:
+        recovered = False
+        observed = f"{result.outcome.replace('_', ' ')}: {result.reason}"
+    return ("pass" if recovered != negated else "fail"), observed
