@@ -143,7 +143,7 @@ def stack_processes(stack: Stack) -> dict[int, str]:
 def _assert_all_on_loopback(sockets: list[BoundSocket]) -> None:
     assert sockets, "no socket found: nothing was checked"
     exposed = [str(s) for s in sockets if not s.on_loopback]
-    assert exposed == [], "\n".join(str(s) for s in sockets)
+    assert exposed == [], f"off loopback, of {len(sockets)} sockets:\n" + "\n".join(exposed)
 
 
 def _listeners(sockets: Iterable[BoundSocket], process: str) -> set[str]:
