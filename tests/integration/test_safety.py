@@ -187,8 +187,7 @@ def _plain_locust_listeners(env: dict[str, str], cwd: Path, args: list[str]) -> 
             assert proc.poll() is None, log.read_text(errors="replace")[-2000:]
             sockets = bound_sockets(_groups_and_descendants({proc.pid: "locust"}))
             if any(s.port == WEB_UI_PORT and s.listening for s in sockets):
-                time.sleep(0.5)
-                return bound_sockets(_groups_and_descendants({proc.pid: "locust"}))
+                return sockets
             time.sleep(0.2)
         raise AssertionError(f"Locust's web UI did not start: {log.read_text(errors='replace')[-2000:]}")
     finally:
@@ -206,18 +205,14 @@ def _plain_locust_listeners(env: dict[str, str], cwd: Path, args: list[str]) -> 
     [
         ([], None, {f"127.0.0.1:{WEB_UI_PORT}"}),
         (["--master"], None, {f"127.0.0.1:{WEB_UI_PORT}", f"127.0.0.1:{MASTER_PORT}"}),
+        # One setting from the command line, one from ./locust.conf: each wins over the default.
         (
-            ["--web-host", "127.0.0.2", "--master", "--master-bind-host", "127.0.0.3"],
-            None,
+            ["--web-host", "127.0.0.2", "--master"],
+            "master-bind-host = 127.0.0.3\n",
             {f"127.0.0.2:{WEB_UI_PORT}", f"127.0.0.3:{MASTER_PORT}"},
         ),
-        (
-            ["--master"],
-            "web-host = 127.0.0.4\nmaster-bind-host = 127.0.0.5\n",
-            {f"127.0.0.4:{WEB_UI_PORT}", f"127.0.0.5:{MASTER_PORT}"},
-        ),
     ],
-    ids=["default", "master", "flags-override", "locust-conf-overrides"],
+    ids=["default", "master", "overridden"],
 )
 def test_plain_locust_binds_its_web_ui_and_master_to_loopback_unless_told_otherwise(
     locust_env: dict[str, str], tmp_path: Path, args: list[str], locust_conf: str | None, expected: set[str]
@@ -281,7 +276,7 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
                 "no request recorded: " + log.read_text(errors="replace")[-3000:]
             )
             load = stack.stack.state.read_load_pids()
-            if len(load) == 2 and _recorded(out / "requests.jsonl") >= 4:
+            if len(load) == 2 and _recorded(out / "requests.jsonl") > 0:
                 break
             time.sleep(0.3)
         master, worker = load
