@@ -153,6 +153,13 @@ def _listeners(sockets: Iterable[BoundSocket], process: str) -> set[str]:
 # -- plain locust -f ---------------------------------------------------------------------------
 
 
+WEB_UI_PORT = 8089  # Locust's default
+MASTER_PORT = 5557  # Locust's default
+LOCUSTFILES = sorted(
+    path.name for path in (PROJECT_ROOT / "locustfiles").glob("*.py") if path.name != "loopback.py"
+)
+
+
 @pytest.fixture
 def locust_env(tmp_path: Path) -> dict[str, str]:
     """A stack file (a stack "run by other means") so a locustfile starts with no stack running:
@@ -167,15 +174,13 @@ def locust_env(tmp_path: Path) -> dict[str, str]:
     }
 
 
-WEB_UI_PORT = 8089  # Locust's default
-MASTER_PORT = 5557  # Locust's default
-
-
-def _plain_locust_listeners(env: dict[str, str], cwd: Path, args: list[str]) -> list[BoundSocket]:
-    """Start ``locust -f locustfiles/black_friday.py ARGS`` in ``cwd``; once its web UI (which it
+def _plain_locust_listeners(
+    env: dict[str, str], cwd: Path, locustfile: str, args: list[str]
+) -> list[BoundSocket]:
+    """Start ``locust -f locustfiles/LOCUSTFILE ARGS`` in ``cwd``; once its web UI (which it
     starts last) listens, every socket of its process group; then stop it."""
     log = cwd / "locust.log"
-    cmd = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "locustfiles" / "black_friday.py"), *args]
+    cmd = [sys.executable, "-m", "locust", "-f", str(PROJECT_ROOT / "locustfiles" / locustfile), *args]
     with log.open("wb") as out:
         proc = subprocess.Popen(
             cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -200,10 +205,18 @@ def _plain_locust_listeners(env: dict[str, str], cwd: Path, args: list[str]) -> 
             proc.wait()
 
 
+@pytest.mark.parametrize("locustfile", LOCUSTFILES)
+def test_every_locustfile_binds_its_web_ui_to_loopback_by_default(
+    locust_env: dict[str, str], tmp_path: Path, locustfile: str
+) -> None:
+    sockets = _plain_locust_listeners(locust_env, tmp_path, locustfile, [])
+    assert f"127.0.0.1:{WEB_UI_PORT}" in _listeners(sockets, "locust"), "\n".join(map(str, sockets))
+    _assert_all_on_loopback(sockets)
+
+
 @pytest.mark.parametrize(
     ("args", "locust_conf", "expected"),
     [
-        ([], None, {f"127.0.0.1:{WEB_UI_PORT}"}),
         (["--master"], None, {f"127.0.0.1:{WEB_UI_PORT}", f"127.0.0.1:{MASTER_PORT}"}),
         # One setting from the command line, one from ./locust.conf: each wins over the default.
         (
@@ -212,18 +225,15 @@ def _plain_locust_listeners(env: dict[str, str], cwd: Path, args: list[str]) -> 
             {f"127.0.0.2:{WEB_UI_PORT}", f"127.0.0.3:{MASTER_PORT}"},
         ),
     ],
-    ids=["default", "master", "overridden"],
+    ids=["master", "overridden"],
 )
-def test_plain_locust_binds_its_web_ui_and_master_to_loopback_unless_told_otherwise(
+def test_a_master_binds_loopback_by_default_and_the_user_can_override_both(
     locust_env: dict[str, str], tmp_path: Path, args: list[str], locust_conf: str | None, expected: set[str]
 ) -> None:
-    cwd = tmp_path / "cwd"
-    cwd.mkdir()
     if locust_conf is not None:
-        (cwd / "locust.conf").write_text(locust_conf)  # Locust reads ./locust.conf
-    sockets = _plain_locust_listeners(locust_env, cwd, args)
-    listening = _listeners(sockets, "locust")
-    assert expected <= listening, "\n".join(str(s) for s in sockets)
+        (tmp_path / "locust.conf").write_text(locust_conf)  # Locust reads ./locust.conf
+    sockets = _plain_locust_listeners(locust_env, tmp_path, "black_friday.py", args)
+    assert expected <= _listeners(sockets, "locust"), "\n".join(map(str, sockets))
     _assert_all_on_loopback(sockets)
 
 
