@@ -298,7 +298,11 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
         # The load has done its part: the run and its Locust (which dies with it) stop now.
         with contextlib.suppress(ProcessLookupError):
             os.killpg(run.pid, signal.SIGTERM)
-        run.wait(30)
+        try:
+            run.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
 
 
 def _recorded(path: Path) -> int:
