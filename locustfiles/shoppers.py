@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import gevent  # noqa: E402
+import loopback  # noqa: E402, F401 - Locust's web UI and master bind 127.0.0.1 by default
 from geventhttpclient import HTTPClient  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
