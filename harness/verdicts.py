@@ -8,10 +8,11 @@ seconds, the estimate and its interval, the baseline's, the fault as applied.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-__all__ = ["OUTCOMES", "Outcome", "Verdict"]
+__all__ = ["OUTCOMES", "Outcome", "Verdict", "outcome_of", "overall"]
 
 Outcome = Literal["pass", "fail", "undetermined"]
 OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "undetermined")
@@ -45,3 +46,17 @@ class Verdict:
             expectation=expectation, outcome="undetermined", observed=observed or "undetermined",
             reason=reason, evidence=evidence,
         )  # fmt: skip
+
+
+def outcome_of(verdict: Mapping[str, Any]) -> Outcome:
+    """A verdict's outcome as summary.json has it (files from before outcomes: from ``passed``)."""
+    outcome = verdict.get("outcome")
+    if outcome in OUTCOMES:
+        return outcome  # type: ignore[no-any-return]
+    return "pass" if verdict.get("passed") else "fail"
+
+
+def overall(verdicts: Iterable[Mapping[str, Any]]) -> Outcome:
+    """A run's outcome: fail if a verdict failed, else undetermined if one was, else pass."""
+    outcomes = {outcome_of(v) for v in verdicts}
+    return "fail" if "fail" in outcomes else "undetermined" if "undetermined" in outcomes else "pass"
