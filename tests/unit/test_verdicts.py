@@ -173,3 +173,27 @@ def test_of_successes_leaves_failures_out_of_a_latency() -> None:
     texts = ["sync.checkout.p95 < 1s at baseline", "sync.checkout.p95 of successes < 1s at baseline"]
     verdicts = _verdicts(texts, rows)
     assert [verdicts[t]["outcome"] for t in texts] == ["fail", "pass"]
+
+
+def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
+    from rich.console import Console
+
+    from harness.cli import verdict_count, verdict_lines
+    from harness.report import run_status, verdict_table
+
+    rows = _checkouts("sync", [i * 1.5 for i in range(12)], 0.2, 200)
+    texts = ["sync.checkout.p99 < 1s at baseline", "sync.checkout.p50 < 0.1s at baseline"]
+    scenario = Scenario.model_validate({**BASE, "expectations": texts})
+    summary = analyse(RunInputs(scenario=scenario, rows=tuple(rows), faults=(_fault(),), load_end=80.0))
+    page = verdict_table(summary["verdicts"])
+    assert "<tr class=undetermined><td>UNDETERMINED</td>" in page and "a p99 needs at least 368" in page
+    assert "<tr class=fail><td>FAIL</td>" in page
+    assert run_status(summary)[0] == "FAILED"
+    assert run_status({**summary, "verdicts": summary["verdicts"][:1]})[0] == "UNDETERMINED"
+    console = Console(width=200, record=True)
+    console.print(verdict_lines(summary))
+    text = console.export_text()
+    assert "UNDETERMINED" in text and "FAIL" in text and "needs at least 368" in text
+    assert verdict_count(summary["verdicts"]) == (
+        "1 expectation(s) failed, 1 undetermined (their reasons say what would decide them) (of 2)"
+    )
