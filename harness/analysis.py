@@ -6,8 +6,19 @@ everything here is a pure function and is tested on made-up runs.
 Latency figures are the time each shopper waited, from the arrival's intended start (so a
 stall counts in full) to the answer, a failure's included (``of successes`` asks for
 successful ones only); error rates are over every checkout attempt; goodput is successful
-checkouts per second by the time they completed.  Every verdict is pass, fail or
-undetermined, decided by the figures' 95% intervals (:mod:`harness.estimates`).
+checkouts per second by the time they completed.
+
+Every verdict is pass, fail or undetermined, decided by the figures' 95% intervals
+(:mod:`harness.estimates`).  ``p99 < 1s`` passes when the whole interval is under 1 s, fails
+when none of it is, and is undetermined otherwise (and says why: too few samples to bound the
+p99 from above, or an interval straddling the bound).  Against the baseline each side is
+taken at its own interval, so a decision is wrong at most 5% of the time: ``at most 20% above
+baseline`` passes when the window's top is at most 1.2 x the baseline's bottom, and fails when
+the window's bottom is over 1.2 x the baseline's top.  For example a window of [0.40, 0.45] s
+against a baseline of [0.38, 0.41] s passes (0.45 <= 0.456); [0.40, 0.50] s is undetermined
+(0.50 > 0.456, but 0.40 is not over 1.2 x 0.41 = 0.492); [0.50, 0.60] s fails (0.50 > 0.492).
+``within 20% of baseline`` also needs the window's bottom at least 0.8 x the baseline's top to
+pass, and fails under 0.8 x its bottom.
 """
 
 from __future__ import annotations
@@ -468,17 +479,8 @@ def _orders_verdict(e: Expectation, summary: dict[str, Any]) -> Verdict:
 
 
 def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any]) -> Verdict:
-    """One verdict: pass or fail when the data decide it, undetermined (and why) when not.
-
-    A figure is decided by its 95% interval: ``p99 < 1s`` passes when the interval's top is
-    under 1 s, fails when its bottom is at or over it, and is undetermined otherwise.  Against
-    the baseline, each side by its own interval, so each decision's error is at most 5%:
-    ``at most 20% above`` passes when the window's top is at most 1.2 x the baseline's bottom
-    and fails when the window's bottom is over 1.2 x the baseline's top (window [0.40, 0.46] s,
-    baseline [0.38, 0.41] s: 0.46 <= 1.2 x 0.38 = 0.456 fails to hold and 0.40 > 1.2 x 0.41
-    does not either: undetermined).  ``within 20% of`` also needs the window's bottom at least
-    0.8 x the baseline's top to pass, and fails below 0.8 x its bottom.
-    """
+    """One verdict: pass or fail when the data decide it, undetermined (and why) when not;
+    the rules are in the module's docstring."""
     if expectation.kind in ("compare", "relative"):
         return _figure_verdict(expectation, inputs)
     if expectation.kind == "drains":

@@ -197,3 +197,14 @@ def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
     assert verdict_count(summary["verdicts"]) == (
         "1 expectation(s) failed, 1 undetermined (their reasons say what would decide them) (of 2)"
     )
+
+
+def test_a_p99_against_a_baseline_of_a_dozen_requests_is_undetermined() -> None:
+    """The issue's 20 s black-friday: +31.8% over a baseline of about a dozen requests was a FAIL."""
+    rows = _checkouts("async", [i * 1.5 for i in range(12)], 0.5, 202)
+    rows += _checkouts("async", [20 + i * 0.8 for i in range(12)], 0.66, 202)
+    text = "async.checkout.p99 at most 20% above baseline during trigger"
+    v = _verdicts([text], rows)[text]
+    assert v["outcome"] == "undetermined", v
+    assert v["reason"] == "too few samples (n=12; a p99 needs at least 368 to bound it from above at 95%)"
+    assert v["evidence"]["baseline"]["estimate"]["n"] == 12 and "(+32.0%)" in v["observed"]
