@@ -327,18 +327,19 @@ def _relative(e: Expectation, now: Estimate, base: Estimate) -> tuple[Outcome, s
         return "pass", None
     if bad:
         return "fail", None
+    # Without these two bounds a pass can not be shown.
+    if window_open := _too_few(e.stat, now, above=True):
+        return "undetermined", f"in the window, {window_open}"
+    if baseline_open := _too_few(e.stat, base, above=False):
+        return "undetermined", f"in the baseline, {baseline_open}"
     reason = (
-        _too_few(e.stat, now, above=True)
-        or _too_few(e.stat, base, above=False)
-        or (_too_few(e.stat, base, above=True) if e.op != "above" else None)
+        f"the window's [{_fmt(e.metric, now.low)}, {_fmt(e.metric, now.high)}] against the baseline's "
+        f"[{_fmt(e.metric, base.low)}, {_fmt(e.metric, base.high)}] with {e.value:.0%} allowed decides "
+        "neither way; more samples would decide it"
     )
-    if reason:
-        return "undetermined", reason
-    return "undetermined", (
-        f"the intervals [{_fmt(e.metric, now.low)}, {_fmt(e.metric, now.high)}] and the baseline's "
-        f"[{_fmt(e.metric, base.low)}, {_fmt(e.metric, base.high)}] overlap the allowance; "
-        "more samples would decide it"
-    )
+    if baseline_open := _too_few(e.stat, base, above=True):
+        reason += f"; in the baseline, {baseline_open}, so no fail can be shown"
+    return "undetermined", reason
 
 
 def _figure_verdict(e: Expectation, inputs: RunInputs) -> Verdict:

@@ -206,5 +206,7 @@ def test_a_p99_against_a_baseline_of_a_dozen_requests_is_undetermined() -> None:
     text = "async.checkout.p99 at most 20% above baseline during trigger"
     v = _verdicts([text], rows)[text]
     assert v["outcome"] == "undetermined", v
-    assert v["reason"] == "too few samples (n=12; a p99 needs at least 368 to bound it from above at 95%)"
+    assert v["reason"] == (
+        "in the window, too few samples (n=12; a p99 needs at least 368 to bound it from above at 95%)"
+    )
     assert v["evidence"]["baseline"]["estimate"]["n"] == 12 and "(+32.0%)" in v["observed"]
