@@ -442,16 +442,7 @@ def run(
     )
     result = run_scenario(options, _stack(), err)
     summary = result.summary
-    table = Table(
-        "", "expectation", "observed", title=f"{summary['scenario']}: verdicts", title_justify="left"
-    )
-    for v in summary["verdicts"]:
-        table.add_row(
-            "[green]PASS[/]" if v["passed"] else "[red]FAIL[/]",
-            escape(v["expectation"]),
-            escape(v["observed"]),
-        )
-    out.print(table)
+    out.print(verdict_lines(summary))
     for line in summary.get("reading", []):
         out.print(f"  {escape(line)}")
     out.print(f"report: {result.run_dir / 'report.html'}")
@@ -460,7 +451,43 @@ def run(
         err.print("Interrupted: the run was stopped early; every fault was removed.")
         raise typer.Exit(130)
     if not result.passed:
-        raise ExpectationFailed(f"{sum(not v['passed'] for v in summary['verdicts'])} expectation(s) failed")
+        raise ExpectationFailed(verdict_count(summary["verdicts"]))
+
+
+_OUTCOME_STYLE = {
+    "pass": "[green]PASS[/]",
+    "fail": "[red]FAIL[/]",
+    "undetermined": "[bold yellow]UNDETERMINED[/]",
+}
+
+
+def verdict_lines(summary: dict[str, Any]) -> Table:
+    """The verdicts for the terminal; an undetermined one says what more data would decide it."""
+    from harness.verdicts import outcome_of
+
+    table = Table(
+        "", "expectation", "observed", title=f"{summary['scenario']}: verdicts", title_justify="left"
+    )
+    for v in summary["verdicts"]:
+        outcome = outcome_of(v)
+        observed = escape(v["observed"])
+        if outcome == "undetermined" and v.get("reason"):
+            observed += f"\n[yellow]{escape(v['reason'])}[/]"
+        table.add_row(_OUTCOME_STYLE[outcome], escape(v["expectation"]), observed)
+    return table
+
+
+def verdict_count(verdicts: list[dict[str, Any]]) -> str:
+    """``1 expectation failed, 2 undetermined (of 7)``: the message of exit 1."""
+    from harness.verdicts import outcome_of
+
+    outcomes = [outcome_of(v) for v in verdicts]
+    parts = [f"{outcomes.count('fail')} expectation(s) failed"] if "fail" in outcomes else []
+    if "undetermined" in outcomes:
+        parts.append(
+            f"{outcomes.count('undetermined')} undetermined (their reasons say what would decide them)"
+        )
+    return ", ".join(parts or ["the run did not pass"]) + f" (of {len(outcomes)})"
 
 
 @app.command()

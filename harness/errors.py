@@ -3,7 +3,7 @@
 ::
 
     DoorbusterError                 exit 1
-    ├── ExpectationFailed           exit 1  a scenario's expectations did not hold
+    ├── ExpectationFailed           exit 1  an expectation failed or could not be decided
     ├── ConfigError                 exit 2  bad usage, a bad file, a bad value
     └── EnvironmentProblem          exit 3  the machine can not do it
         ├── MissingBinary                   a binary is on neither PATH nor the project bin

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from harness.scenario import Metastability
+from harness.verdicts import Outcome
 
 __all__ = [
     "Recovery",
@@ -391,7 +392,7 @@ def lane_recovery(
     )  # fmt: skip
 
 
-def recovery_verdict(result: Recovery, within: float, negated: bool) -> tuple[str, str]:
+def recovery_verdict(result: Recovery, within: float, negated: bool) -> tuple[Outcome, str]:
     """``(pass|fail|undetermined, what was observed)`` for "LANE [does not] recover within D"."""
     ev = result.evidence
     if result.outcome == "undetermined":

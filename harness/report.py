@@ -20,9 +20,11 @@ import matplotlib
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
-from harness.analysis import Row, percentile
+from harness.analysis import Row
 from harness.errors import ConfigError
+from harness.estimates import percentile
 from harness.panels import PANELS
+from harness.verdicts import outcome_of, overall
 
 __all__ = ["write_report"]
 
@@ -170,9 +172,10 @@ def _lane_table(summary: dict[str, Any]) -> str:
         ("errors", {n: f"{v['errors']} ({(v['error_rate'] or 0):.1%})" for n, v in lanes.items()}),
         ("goodput", {n: f"{v['throughput_rps']:.2f}/s" for n, v in lanes.items()}),
         *[
-            (f"latency {s} (ok)", {n: ms(n, "latency_ms", s) for n in lanes})
+            (f"latency {s} (waited, failures too)", {n: ms(n, "latency_ms", s) for n in lanes})
             for s in ("p50", "p95", "p99", "max")
         ],
+        *[(f"latency {s} (ok)", {n: ms(n, "latency_ok_ms", s) for n in lanes}) for s in ("p50", "p99")],
         *[(f"fulfilment {s}", {n: ms(n, "fulfillment_ms", s) for n in lanes}) for s in ("p50", "p95", "p99")],
         (
             "orders",
@@ -200,16 +203,37 @@ body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; 
 table { border-collapse: collapse; margin: 1em 0; }
 td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; font-size: 14px; }
 tr.pass td:first-child { color: #1e8449; font-weight: bold; }
-tr.fail td:first-child { color: #c0392b; font-weight: bold; }"""
+tr.fail td:first-child { color: #c0392b; font-weight: bold; }
+tr.undetermined td:first-child { color: #9a7d0a; font-weight: bold; font-style: italic; }"""
+
+# How a run's or a verdict's outcome is shown: word and colour.
+OUTCOME_WORDS = {"pass": "PASS", "fail": "FAIL", "undetermined": "UNDETERMINED"}
+_STATUS = {
+    "pass": ("PASSED", "#1e8449"),
+    "fail": ("FAILED", "#c0392b"),
+    "undetermined": ("UNDETERMINED", "#9a7d0a"),
+}
 
 
 def verdict_table(verdicts: list[dict[str, Any]]) -> str:
+    """Pass, fail and undetermined each shown as such; an undetermined one with its reason."""
     rows = "".join(
-        f"<tr class={'pass' if v['passed'] else 'fail'}><td>{'PASS' if v['passed'] else 'FAIL'}</td>"
-        f"<td>{html.escape(v['expectation'])}</td><td>{html.escape(v['observed'])}</td></tr>"
+        f"<tr class={outcome_of(v)}><td>{OUTCOME_WORDS[outcome_of(v)]}</td>"
+        f"<td>{html.escape(v['expectation'])}</td><td>{html.escape(v['observed'])}</td>"
+        f"<td>{html.escape(v.get('reason') or '')}</td></tr>"
         for v in verdicts
     )
-    return f"<table><tr><th></th><th>expectation</th><th>observed</th></tr>{rows}</table>"
+    return (
+        f"<table><tr><th></th><th>expectation</th><th>observed</th><th>why undecided</th></tr>{rows}</table>"
+    )
+
+
+def run_status(summary: dict[str, Any]) -> tuple[str, str]:
+    """The run's headline and its colour: PASSED only when every verdict passed."""
+    outcome = overall(summary.get("verdicts", []))
+    if outcome == "pass" and not summary.get("passed", True):
+        outcome = "undetermined"  # interrupted: what was not measured decides nothing
+    return _STATUS[outcome]
 
 
 def write_report(run_dir: Path) -> Path:
@@ -234,13 +258,13 @@ def write_report(run_dir: Path) -> Path:
         for name, caption in plots
     )
     missing = "".join(f"<p class=note>{html.escape(e)}</p>" for e in series.get("errors", []))
-    status = "PASSED" if summary.get("passed") else "FAILED"
+    status, colour = run_status(summary)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>doorbuster: {html.escape(summary["scenario"])} ({status})</title>
 <style>
 {STYLE}
-.status {{ font-size: 1.4em; font-weight: bold; color: {"#1e8449" if summary.get("passed") else "#c0392b"}; }}
+.status {{ font-size: 1.4em; font-weight: bold; color: {colour}; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #a04000; }}
 </style></head><body>
 <h1>{html.escape(summary["scenario"])}</h1>

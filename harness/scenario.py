@@ -258,6 +258,12 @@ class Scenario(_Model):
                     f"expectations.{i} names {expectation.window!r}, which is neither a chaos "
                     f"step nor a stage; known: {sorted(windows)}"
                 )
+            if expectation.kind in ("drains", "recovers") and expectation.window not in names:
+                # A drain or a recovery is timed from a fault's removal; a stage has none.
+                raise ValueError(
+                    f"expectations.{i} ({expectation.text!r}) is timed after {expectation.window!r}, "
+                    f"which is not a chaos step; chaos steps: {names or 'none'}"
+                )
             if expectation.lane is not None and expectation.lane not in self.load.lanes:
                 raise ValueError(f"expectations.{i} is about lane {expectation.lane!r}, which gets no load")
         return self

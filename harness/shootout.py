@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.report import STYLE, verdict_table
+from harness.report import STYLE, run_status, verdict_table
 from harness.scenario import Scenario
 
 __all__ = ["COLUMNS", "broker_row", "shootout_summary", "write_shootout"]
@@ -103,7 +103,7 @@ def write_shootout(run_dir: Path, summary: dict[str, Any]) -> Path:
         + "</tr>"
         for row in summary["brokers"]
     )
-    status = "PASSED" if summary["passed"] else "FAILED"
+    status, _ = run_status(summary)
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>doorbuster: {html.escape(summary["scenario"])} ({status})</title>

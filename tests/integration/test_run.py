@@ -33,7 +33,7 @@ expectations:
   # The median of ~24 log-normal chains (mean 1.89 s): under 1.7 s 6 times in 10,000, never under 1.6 s
   - "sync.checkout.p50 >= 1.6s at baseline"
   - "async.checkout.p50 < 0.8s at baseline"
-  - "async.checkout.p99 < 1.5s during email-slow"
+  - "async.checkout.p50 < 1.5s during email-slow"
   - "async backlog drains within 60s after email-slow"
   - "no lost orders"
   - "sync.checkout.p50 < 0.1s at baseline"
@@ -49,10 +49,13 @@ def test_a_short_run_writes_summary_report_and_verdicts(
     stack: RunningStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scenario = tmp_path / "short.yaml"
-    scenario.write_text(SHORT)
+    # ~18 arrivals in the fault can not bound a p99 from above: undetermined, and it says why.
+    scenario.write_text(
+        SHORT.replace("drain_timeout:", '  - "async.checkout.p99 < 1.5s during email-slow"\ndrain_timeout:')
+    )
     out = tmp_path / "run"
-    # The last expectation is false on purpose: a failed expectation is exit 1, and the others
-    # are still judged on their own.
+    # The last expectations are false or undecidable on purpose: either is exit 1, and the
+    # others are still judged on their own.
     assert _cli(stack, "run", str(scenario), "--out", str(out)) == ExitCode.EXPECTATION_FAILED
     # The stack it used is left running, and the run says so and how to stop it.
     assert "`doorbuster down` stops it" in " ".join(capsys.readouterr().out.split())
@@ -70,12 +73,19 @@ def test_a_short_run_writes_summary_report_and_verdicts(
     assert set(summary["lanes"]["async"]["fulfillment_ms"]) == {"p50", "p95", "p99"}
     assert summary["retry_amplification"]["sync"] >= 5.0
     assert summary["chaos"][0]["name"] == "email-slow" and summary["chaos"][0]["applied"]
-    verdicts = {v["expectation"]: v["passed"] for v in summary["verdicts"]}
-    assert verdicts.pop("sync.checkout.p50 < 0.1s at baseline") is False
-    assert all(verdicts.values()), summary["verdicts"]
+    verdicts = {v["expectation"]: v for v in summary["verdicts"]}
+    assert verdicts.pop("sync.checkout.p50 < 0.1s at baseline")["outcome"] == "fail"
+    undecided = verdicts.pop("async.checkout.p99 < 1.5s during email-slow")
+    assert undecided["outcome"] == "undetermined" and undecided["passed"] is False
+    assert (
+        undecided["reason"].startswith("too few samples (n=")
+        and "a p99 needs at least 368" in undecided["reason"]
+    )
+    assert undecided["evidence"]["window"]["fault"]["applied"] is True
+    assert all(v["outcome"] == "pass" for v in verdicts.values()), summary["verdicts"]
     assert summary["passed"] is False
     page = (out / "report.html").read_text()
-    assert "FAILED" in page and "email was 2 s slow" in page
+    assert "FAILED" in page and "UNDETERMINED" in page and "email was 2 s slow" in page
     for png in ("latency.png", "throughput.png", "fulfillment.png", "panel-pool.png", "panel-backlog.png"):
         assert (out / png).stat().st_size > 5000, png
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()

@@ -127,7 +127,7 @@ def test_a_fault_that_never_applied_makes_recovery_undetermined() -> None:
     text = "sync recovers within 40s after trigger"
     summary = _run(_sync(lambda t: True), text, fault=_fault(applied=False))
     verdict = _verdict(summary, text)
-    assert not verdict["passed"] and "fault trigger was never applied" in verdict["observed"]
+    assert verdict["outcome"] == "undetermined" and "fault trigger was never applied" in verdict["reason"]
     assert summary["metastability"]["sync"]["outcome"] == "undetermined"
 
 
@@ -221,9 +221,3 @@ def test_a_dozen_arrivals_before_the_trigger_are_too_few_to_compare() -> None:
     rows = [r for r in _sync(lambda t: True) if r.intended >= 27]  # 12 arrivals before 30 s, all fine
     sync = _run(rows)["metastability"]["sync"]
     assert sync["outcome"] == "undetermined" and "too uncertain to compare: 12/12" in sync["reason"]
-
-
-def test_recovery_after_a_stage_is_undetermined_not_a_traceback() -> None:
-    text = "sync recovers within 40s after baseline"
-    verdict = _verdict(_run(_sync(lambda t: True), text), text)
-    assert not verdict["passed"] and "baseline is not a chaos step" in verdict["observed"]

@@ -1,0 +1,62 @@
+"""A verdict: what an expectation asked, what the run showed, and whether that decides it.
+
+Every verdict is ``pass``, ``fail`` or ``undetermined``; an undetermined one says why (too few
+samples, a fault never applied, no orders, a window too short...) and so what more data would
+decide it.  ``evidence`` holds what the decision rests on: the samples, the window in run
+seconds, the estimate and its interval, the baseline's, the fault as applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["OUTCOMES", "Outcome", "Verdict", "outcome_of", "overall"]
+
+Outcome = Literal["pass", "fail", "undetermined"]
+OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "undetermined")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verdict:
+    expectation: str
+    outcome: Outcome
+    observed: str
+    reason: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "pass"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "expectation": self.expectation,
+            "outcome": self.outcome,
+            "passed": self.passed,
+            "observed": self.observed,
+            "reason": self.reason,
+            "evidence": self.evidence,
+        }
+
+    @classmethod
+    def undetermined(cls, expectation: str, reason: str, observed: str = "", **evidence: Any) -> Verdict:
+        return cls(
+            expectation=expectation, outcome="undetermined", observed=observed or "undetermined",
+            reason=reason, evidence=evidence,
+        )  # fmt: skip
+
+
+def outcome_of(verdict: Mapping[str, Any]) -> Outcome:
+    """A verdict's outcome as summary.json has it (files from before outcomes: from ``passed``)."""
+    outcome = verdict.get("outcome")
+    if outcome in OUTCOMES:
+        return outcome  # type: ignore[no-any-return]
+    return "pass" if verdict.get("passed") else "fail"
+
+
+def overall(verdicts: Iterable[Mapping[str, Any]]) -> Outcome:
+    """A run's outcome: fail if a verdict failed, else undetermined if one was, else pass."""
+    outcomes = {outcome_of(v) for v in verdicts}
+    return "fail" if "fail" in outcomes else "undetermined" if "undetermined" in outcomes else "pass"
