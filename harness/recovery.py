@@ -15,9 +15,6 @@ may begin with a failing second).  T has 1 s resolution and no floor: a lane tha
 never faltered recovered at 0 s.  It is *metastable* only when the trigger was removed, the
 offered arrival rate afterwards was at most its pre-trigger level (within counting noise:
 three standard deviations of a Poisson count), and every window stayed below the bar.
-
->>> wilson(18, 20)[0] > 0.68
-True
 """
 
 from __future__ import annotations
@@ -27,6 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
+from harness.estimates import proportion_interval
 from harness.scenario import Metastability
 from harness.verdicts import Outcome
 
@@ -36,11 +34,9 @@ __all__ = [
     "RecoveryOutcome",
     "lane_recovery",
     "recovery_verdict",
-    "wilson",
 ]
 
 RecoveryOutcome = Literal["recovered", "metastable", "not_recovered", "undetermined"]
-_Z95 = 1.959964
 
 
 class RequestRecord(Protocol):
@@ -154,17 +150,6 @@ class Recovery:
             "reason": self.reason,
             "evidence": self.evidence.as_json() if self.evidence else None,
         }
-
-
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    """Wilson score 95% interval of a binomial proportion."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = successes / n
-    z2 = _Z95 * _Z95
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass
@@ -287,7 +272,7 @@ def lane_recovery(
     )
     pre_outcomes = [outcome(j) for j in pre]
     n_pre, k_pre = sum(1 for o in pre_outcomes if o is not None), sum(1 for o in pre_outcomes if o)
-    ci = wilson(k_pre, n_pre)
+    ci = proportion_interval(k_pre, n_pre).interval if n_pre else (0.0, 1.0)
     pre_len = max(p1 - p0, 1e-9)
     evidence = replace(
         base, pre_arrivals=n_pre, pre_successes=k_pre, pre_rate_ci95=ci,
