@@ -1,5 +1,6 @@
 """Distributed open-model load: N Locust workers together send the scenario's one arrival
-process, interleaved, not N copies of it in phase.
+process, interleaved, not N copies of it in phase; the master's exporter counts their
+latencies as recorded.
 
 Real Locust (master and workers as processes) against a trivial HTTP server on loopback,
 started by the test; run these inside ``unshare --net`` so ports never collide.
@@ -7,6 +8,7 @@ started by the test; run these inside ``unshare --net`` so ports never collide.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -22,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.settings import PortSettings, StackSettings
+from harness.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "shoppers.py"
@@ -32,13 +39,15 @@ ALPHA = 0.001
 
 
 class _Orders(BaseHTTPRequestHandler):
-    """Answers every order at once, so the arrivals are all that the test looks at; notes when
+    """Answers every order after ``delay_s`` (at once unless a test wants latency); notes when
     each one came, by its own clock (the generators' log is not the only witness)."""
 
     received: list[float]
+    delay_s: float = 0.0
 
     def do_POST(self) -> None:
         self.received.append(time.time())
+        time.sleep(self.delay_s)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         body = json.dumps({"order_id": f"o-{time.monotonic_ns()}"}).encode()
         self.send_response(200)
@@ -51,10 +60,10 @@ class _Orders(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def orders() -> Iterator[tuple[str, list[float]]]:
+@contextlib.contextmanager
+def _orders_server(delay_s: float) -> Iterator[tuple[str, list[float]]]:
     received: list[float] = []
-    handler = type("Orders", (_Orders,), {"received": received})
+    handler = type("Orders", (_Orders,), {"received": received, "delay_s": delay_s})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -65,19 +74,25 @@ def orders() -> Iterator[tuple[str, list[float]]]:
         server.server_close()
 
 
+@pytest.fixture
+def orders() -> Iterator[tuple[str, list[float]]]:
+    with _orders_server(0.0) as server:
+        yield server
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _env(tmp: Path, url: str, workers: int) -> dict[str, str]:
+def _env(tmp: Path, url: str, workers: int, rate: float = RATE, seconds: float = SECONDS) -> dict[str, str]:
     scenario = {
         "name": "interleaved-arrivals",
         "load": {
             "model": "open",
             "lanes": ["sync"],
-            "stages": [{"name": "steady", "duration": SECONDS, "rate": RATE}],
+            "stages": [{"name": "steady", "duration": seconds, "rate": rate}],
             "think_time": 0,
             "impatient": {"timeout": "10s", "retries": 0},
             "max_in_flight": 5000,
@@ -227,3 +242,42 @@ def test_a_worker_beyond_the_worker_count_refuses_to_start(
     assert "has index 1, but an open-model run of 1 worker(s)" in log
     assert "refusing to start" in log
     assert "Traceback" not in log
+
+
+def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_path: Path) -> None:
+    # Answers after 1.51 s: latencies just above the 1.5 s bound, which Locust keeps rounded
+    # to 1500 ms (up to 1.55 s) and a histogram rebuilt from its figures puts under le=1.5.
+    rate, seconds = 4.0, 3.0
+    stack = Topology.from_settings(StackSettings(ports=PortSettings(base=24000)))
+    (tmp_path / "stack.json").write_text(stack.to_json())
+    exporter = stack.endpoint("locust-exporter")
+    port = _free_port()
+    scraped = ""
+    with _orders_server(1.51) as (url, _):
+        env = {**_env(tmp_path, url, 2, rate, seconds), "DOORBUSTER_STACK_FILE": str(tmp_path / "stack.json")}
+        procs = [_locust(_master(port, 2), env, tmp_path / "master.log")]
+        try:
+            procs += [_locust(_worker(port), env, tmp_path / f"worker-{i}.log") for i in range(2)]
+            deadline = time.time() + seconds + 60
+            while procs[0].poll() is None and time.time() < deadline:
+                with contextlib.suppress(requests.RequestException):
+                    scraped = requests.get(f"{exporter.url}/metrics", timeout=2).text
+                time.sleep(0.25)
+        finally:
+            _stop(procs)
+    assert procs[0].returncode == 0, (tmp_path / "master.log").read_text()[-2000:]
+    buckets, count, total = {}, 0.0, 0.0
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.labels.get("lane") != "sync" or sample.labels.get("kind") != "checkout":
+                continue
+            if sample.name == "locust_request_duration_seconds_bucket":
+                buckets[sample.labels["le"]] = sample.value
+            elif sample.name == "locust_request_duration_seconds_count":
+                count = sample.value
+            elif sample.name == "locust_request_duration_seconds_sum":
+                total = sample.value
+    assert count == rate * seconds, f"the last scrape counted {count} checkouts"
+    assert buckets["1.5"] == 0
+    assert buckets["1.85"] == count
+    assert 1.51 <= total / count < 1.85
