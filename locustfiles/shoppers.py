@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import sys
@@ -588,7 +589,7 @@ def _on_worker_ready(environment: Environment, msg: Any, **_: Any) -> None:
     SCHEDULE.ready.add(str(msg.data["id"]))
     if SCHEDULE.start is not None or len(SCHEDULE.ready) < WORKERS:
         return
-    start = time.time() + START_ALLOWANCE_S
+    start = _schedule_start(START_ALLOWANCE_S)
     SCHEDULE.begin(start)
     assert environment.runner is not None
     environment.runner.send_message("doorbuster_schedule", {"start": start})
@@ -610,13 +611,19 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(runner, MasterRunner) and LOAD.model == "open":
         LOG.remote_generating.clear()
         return  # the schedule, and the chaos timeline with it, start in _on_worker_ready
-    now = time.time()
-    SCHEDULE.begin(now)
-    _start_timeline(now)
+    start = _schedule_start(0.0)
+    SCHEDULE.begin(start)
+    _start_timeline(start)
+
+
+def _schedule_start(after_s: float) -> float:
+    """A start ``after_s`` from now, on a 0.1 ms tick: the log keeps intended starts to 0.1 ms,
+    and the first arrival, at the start itself, must not read as before the timeline's t0."""
+    return math.floor((time.time() + after_s) * 10_000) / 10_000
 
 
 def _start_timeline(at: float) -> None:
-    """The chaos timeline, from ``at`` (the arrival schedule's start)."""
+    """The chaos timeline, with its offsets from ``at`` (the arrival schedule's start)."""
     if TOPOLOGY is None:
         return
     if _control.collector is not None:
@@ -628,9 +635,7 @@ def _start_timeline(at: float) -> None:
         record_path=RUN_DIR / "chaos.json",
         lease=FaultLease(default_state_dir(), owner=f"locust run of {SCENARIO.name}"),
     )
-    _control.greenlet = gevent.spawn_later(
-        max(0.0, at - time.time()), _control.timeline.run, gevent.sleep, lambda: _control.stopped
-    )
+    _control.greenlet = gevent.spawn(_control.timeline.run, gevent.sleep, lambda: _control.stopped, t0=at)
 
 
 def _stop_timeline() -> None:
@@ -647,6 +652,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         LOG.flush_to_master()
         return
     _stop_timeline()
+    SCHEDULE.reset()  # the shape's next test (web UI) waits for a new start, not this one's
 
 
 @events.quitting.add_listener
