@@ -10,14 +10,18 @@ The scenario (``$DOORBUSTER_SCENARIO``, a shipped name or a file) decides everyt
   k6's constant-arrival-rate executor does; each arrival is its own greenlet, and its latency
   is measured from its *intended* start, so a stall is not hidden (coordinated omission).
 - **closed model**: N users per lane, each waiting for its answer and ``think_time``.
+- distributed (``--workers N``): one arrival schedule, worker i of N sending arrivals i, i+N,
+  ... of it from one start the master sends, so the merged arrivals are the scenario's own;
 - impatient shoppers retry a checkout that timed out (``load.impatient``);
 - the async shopper follows ``Location`` with back-off until its order is fulfilled, so a 202
   and a finished order are never the same thing.
 
-The chaos timeline runs in the master (or the single local process) from test start; every
-fault it applied is removed at test stop and on quit.  Every request is recorded, with its
+The chaos timeline runs in the master (or the single local process) from the arrival
+schedule's start (test start, or once every worker is ready); every fault it applied is
+removed at test stop and on quit.  Every request is recorded, with its
 intended start, in ``requests.jsonl`` in the run directory (workers send theirs to the
-master), and Locust's figures are exported to Prometheus on the topology's exporter port.
+master), and Locust's figures, with a latency histogram counted from those records, are
+exported to Prometheus on the topology's exporter port.
 """
 
 from __future__ import annotations
