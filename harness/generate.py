@@ -274,7 +274,12 @@ def compose_files(topology: Topology) -> dict[str, str]:
             command += ["--dependency", spec.dependency]
         services[spec.name] = {**target, "command": command}
     master_port = str(topology.ports["locust-master"])
-    locust_env = {"DOORBUSTER_STACK_FILE": "/config/stack.json", "DOORBUSTER_SCENARIO": "black-friday"}
+    locust_env = {
+        "DOORBUSTER_STACK_FILE": "/config/stack.json",
+        "DOORBUSTER_SCENARIO": "black-friday",
+        # Workers split one arrival schedule by index: set it to the --scale of locust-worker.
+        "DOORBUSTER_WORKERS": "${DOORBUSTER_WORKERS:-1}",
+    }
     services["locust-master"] = {
         **target,
         "depends_on": ["order-sync", "order-async"],

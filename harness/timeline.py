@@ -89,9 +89,14 @@ class ChaosTimeline:
         events = [(s.at, "apply", s) for s in self.steps] + [(s.end, "remove", s) for s in self.steps]
         return sorted(events, key=lambda e: (e[0], e[1] == "apply"))
 
-    def run(self, sleep: Callable[[float], None], stopped: Callable[[], bool]) -> None:
-        """Walk the plan; ``sleep`` is time.sleep or gevent.sleep.  Always cleans up."""
-        self.t0 = self.clock()
+    def run(
+        self, sleep: Callable[[float], None], stopped: Callable[[], bool], t0: float | None = None
+    ) -> None:
+        """Walk the plan; ``sleep`` is time.sleep or gevent.sleep.  Always cleans up.
+
+        Offsets count from ``t0``: now, or the instant the arrival schedule starts (given,
+        so faults and arrivals share one origin)."""
+        self.t0 = self.clock() if t0 is None else t0
         for step in self.steps:
             self.records[step.name] = FaultRecord(
                 name=step.name, dependency=step.dependency, lanes=step.lane_tuple, type=step.type,

@@ -10,20 +10,25 @@ The scenario (``$DOORBUSTER_SCENARIO``, a shipped name or a file) decides everyt
   k6's constant-arrival-rate executor does; each arrival is its own greenlet, and its latency
   is measured from its *intended* start, so a stall is not hidden (coordinated omission).
 - **closed model**: N users per lane, each waiting for its answer and ``think_time``.
+- distributed (``--workers N``): one arrival schedule, worker i of N sending arrivals i, i+N,
+  ... of it from one start the master sends, so the merged arrivals are the scenario's own;
 - impatient shoppers retry a checkout that timed out (``load.impatient``);
 - the async shopper follows ``Location`` with back-off until its order is fulfilled, so a 202
   and a finished order are never the same thing.
 
-The chaos timeline runs in the master (or the single local process) from test start; every
-fault it applied is removed at test stop and on quit.  Every request is recorded, with its
+The chaos timeline runs in the master (or the single local process) from the arrival
+schedule's start (test start, or once every worker is ready); every fault it applied is
+removed at test stop and on quit.  Every request is recorded, with its
 intended start, in ``requests.jsonl`` in the run directory (workers send theirs to the
-master), and Locust's figures are exported to Prometheus on the topology's exporter port.
+master), and Locust's figures, with a latency histogram counted from those records, are
+exported to Prometheus on the topology's exporter port.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import random
 import sys
@@ -38,6 +43,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import gevent  # noqa: E402
+import gevent.event  # noqa: E402
 import loopback  # noqa: E402, F401 - Locust's web UI and master bind 127.0.0.1 by default
 from geventhttpclient import HTTPClient  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
@@ -47,12 +53,12 @@ from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
 from prometheus_client.core import (  # noqa: E402
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
 )
 
 from harness.arrivals import arrival_times  # noqa: E402
 from harness.chaos import Chaos  # noqa: E402
 from harness.errors import DoorbusterError  # noqa: E402
+from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.leases import FaultLease  # noqa: E402
 from harness.scenario import Scenario, load_scenario  # noqa: E402
 from harness.stack import Stack  # noqa: E402
@@ -62,10 +68,9 @@ from harness.topology import LANES, Topology, is_loopback  # noqa: E402
 from targets.metrics import LATENCY_BUCKETS  # noqa: E402
 
 __all__ = [
-    "AsyncArrivals",
+    "Arrivals",
     "AsyncShopper",
     "BlackFridayShape",
-    "SyncArrivals",
     "SyncShopper",
 ]
 
@@ -142,7 +147,8 @@ CUSTOMERS = 2000
 
 
 class RequestLog:
-    """Every request, with its intended start; workers batch theirs to the master."""
+    """Every request, with its intended start, and the latency histogram counted from the
+    same times; workers batch theirs to the master."""
 
     def __init__(self) -> None:
         self.environment: Environment | None = None
@@ -150,6 +156,9 @@ class RequestLog:
         self._file: Any = None
         self.in_flight: dict[str, int] = dict.fromkeys(LOAD.lanes, 0)
         self.remote_in_flight: dict[str, dict[str, int]] = {}
+        self.latency = LatencyHistogram(LATENCY_BUCKETS)
+        self.remote_latency: dict[str, Snapshot] = {}
+        self.remote_generating: dict[str, bool] = {}
 
     @property
     def is_worker(self) -> bool:
@@ -159,12 +168,15 @@ class RequestLog:
         if not self.is_worker and self._file is None:
             self._file = open(RUN_DIR / "requests.jsonl", "a", buffering=1)  # noqa: SIM115
 
-    def record(self, intended: float, lane: str, kind: str, code: int, attempt: int, order_id: str) -> None:
-        row = [round(intended, 4), round(time.time(), 4), lane, kind, code, attempt, order_id]
+    def record(self, intended: float, lane: str, kind: str, code: int, attempt: int, order_id: str) -> float:
+        """Log one request; returns its end time, for the figures taken from the same record."""
+        end = time.time()
+        row = [round(intended, 4), round(end, 4), lane, kind, code, attempt, order_id]
         if self._file is not None:
             self._file.write(json.dumps(row) + "\n")
         else:
             self._buffer.append(row)
+        return end
 
     def flush_to_master(self) -> None:
         if self.environment is None or not self.is_worker:
@@ -173,14 +185,33 @@ class RequestLog:
         runner = self.environment.runner
         assert runner is not None
         runner.send_message(
-            "doorbuster_log", {"rows": rows, "in_flight": self.in_flight, "id": runner.client_id}
-        )  # type: ignore[attr-defined]
+            "doorbuster_log",
+            {
+                "rows": rows,
+                "in_flight": self.in_flight,
+                "latency": self.latency.snapshot(),  # the whole histogram so far: a lost batch heals
+                "generating": SCHEDULE.generating,
+                "id": runner.client_id,  # type: ignore[attr-defined]
+            },
+        )
 
     def on_worker_rows(self, msg: Any, **_: Any) -> None:
         self.open()
         for row in msg.data["rows"]:
             self._file.write(json.dumps(row) + "\n")
         self.remote_in_flight[msg.data["id"]] = msg.data["in_flight"]
+        self.remote_latency[msg.data["id"]] = msg.data["latency"]
+        self.remote_generating[msg.data["id"]] = msg.data["generating"]
+
+    def latency_histogram(self) -> LatencyHistogram:
+        """This process's latencies and every worker's, added up."""
+        return LatencyHistogram.merged(
+            LATENCY_BUCKETS, [self.latency.snapshot(), *self.remote_latency.values()]
+        )
+
+    def workers_generating(self) -> int:
+        """Workers whose last report said their arrivals were not all sent yet."""
+        return sum(self.remote_generating.values())
 
     def total_in_flight(self) -> int:
         return sum(self.in_flight.values()) + sum(sum(v.values()) for v in self.remote_in_flight.values())
@@ -194,13 +225,27 @@ class RequestLog:
 LOG = RequestLog()
 
 
+def _lane_and_kind(name: str) -> tuple[str, str]:
+    """A request name ("sync checkout retry") as the exporter's labels (sync, checkout_retry)."""
+    lane, _, kind = name.partition(" ")
+    return lane, kind.replace(" ", "_")
+
+
 def _fire(
-    env: Environment, name: str, started: float, code: int, length: int = 0, error: str | None = None
+    env: Environment,
+    name: str,
+    started: float,
+    ended: float,
+    code: int,
+    length: int = 0,
+    error: str | None = None,
 ) -> None:
+    """Report one recorded request to Locust, and to the exact histogram with the same times."""
+    LOG.latency.observe(*_lane_and_kind(name), ended - started)
     env.events.request.fire(
         request_type="POST" if "checkout" in name else "GET",
         name=name,
-        response_time=(time.time() - started) * 1000.0,
+        response_time=(ended - started) * 1000.0,
         response_length=length,
         exception=Exception(error) if error else None,
         context={"code": code},
@@ -226,12 +271,17 @@ def _body() -> bytes:
 def journey(env: Environment, client: HTTPClient, lane: str, intended: float) -> None:
     """One shopper's checkout (retried if impatient), then, for async, until fulfilled."""
     LOG.in_flight[lane] += 1
+    _counted_journey(env, client, lane, intended)
+
+
+def _counted_journey(env: Environment, client: HTTPClient, lane: str, intended: float) -> None:
+    """A journey its caller already counted in flight."""
     try:
         for attempt in range(LOAD.impatient.retries + 1):
             name = f"{lane} checkout" if attempt == 0 else f"{lane} checkout retry"
             code, location, order_id, error, length = _post(client, intended)
-            _fire(env, name, intended, code, length, error)
-            LOG.record(intended, lane, "checkout", code, attempt, order_id)
+            ended = LOG.record(intended, lane, "checkout", code, attempt, order_id)
+            _fire(env, name, intended, ended, code, length, error)
             if code in (200, 202):
                 if lane == "async" and location:
                     _follow(env, client, lane, intended, location, order_id)
@@ -280,55 +330,103 @@ def _follow(
         except (OSError, ValueError, gevent.Timeout):
             continue
         if status == "fulfilled":
-            _fire(env, f"{lane} fulfillment", intended, 200)
-            LOG.record(intended, lane, "fulfillment", 200, 0, order_id)
+            ended = LOG.record(intended, lane, "fulfillment", 200, 0, order_id)
+            _fire(env, f"{lane} fulfillment", intended, ended, 200)
             return
         if status == "failed":
-            _fire(env, f"{lane} fulfillment", intended, 500, error="order failed")
-            LOG.record(intended, lane, "fulfillment", 500, 0, order_id)
+            ended = LOG.record(intended, lane, "fulfillment", 500, 0, order_id)
+            _fire(env, f"{lane} fulfillment", intended, ended, 500, error="order failed")
             return
-    _fire(env, f"{lane} fulfillment", intended, 0, error="gave up waiting")
-    LOG.record(intended, lane, "fulfillment", 0, 0, order_id)
+    ended = LOG.record(intended, lane, "fulfillment", 0, 0, order_id)
+    _fire(env, f"{lane} fulfillment", intended, ended, 0, error="gave up waiting")
 
 
 # -- open model: arrival generators ----------------------------------------------------------
-class _Arrivals(User):
-    """Generates this lane's arrivals on schedule; each one runs as its own greenlet."""
+# How long a distributed run waits for every worker's generator to be ready to start.
+START_TIMEOUT_S = 30.0
+# From the master's start message to the first arrival: time for the message to reach the
+# workers, so none of them starts late and sends its first arrivals in a catch-up burst.
+START_ALLOWANCE_S = 0.1
 
-    abstract = True
-    lane = ""
+
+class _Schedule:
+    """This process's part of the one arrival schedule: which segment it runs, and when the
+    schedule starts.  In a distributed run the master picks the start once every worker's
+    generator is ready and sends it to all, so the segments interleave from the first arrival
+    and the chaos timeline starts with them."""
+
+    def __init__(self) -> None:
+        self.segment = 0
+        self.segments = 1
+        self.start: float | None = None
+        self.started = gevent.event.Event()
+        self.claimed = False  # one generator per process, however many Arrivals users land here
+        self.generating = False  # claimed and not through the schedule yet
+        self.ready: set[str] = set()  # in the master: workers whose generator waits for the start
+
+    def reset(self) -> None:
+        self.start = None
+        self.started.clear()
+        self.claimed = self.generating = False
+        self.ready.clear()
+
+    def begin(self, start: float) -> None:
+        self.start = start
+        self.started.set()
+
+
+SCHEDULE = _Schedule()
+
+
+class Arrivals(User):
+    """Generates this process's segment of the arrival schedule, one arrival per lane at each
+    arrival time (one process for both lanes); each arrival runs as its own greenlet.
+
+    Worker i of N takes arrivals i, i + N, i + 2N, ... (k6's execution segments), so the
+    merged arrivals are exactly the single-process schedule, not N copies of it in phase.
+    One user per process: Locust's dispatcher spreads the N users of one class one per worker.
+    """
+
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.client = _client(self.lane, LOAD.max_in_flight)
-        self.started = False
+        self.clients = {lane: _client(lane, LOAD.max_in_flight) for lane in LOAD.lanes}
 
     @task
     def arrive(self) -> None:
-        if self.started:  # the schedule is bounded; once it is over, idle until stopped
+        if SCHEDULE.claimed:  # the schedule is bounded; once it is over, idle until stopped
             gevent.sleep(1)
             return
-        self.started = True
-        start = time.time()
+        SCHEDULE.claimed = SCHEDULE.generating = True
+        try:
+            self._generate()
+        finally:
+            SCHEDULE.generating = False
+
+    def _generate(self) -> None:
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message("doorbuster_ready", {"id": runner.client_id})
+        if not SCHEDULE.started.wait(timeout=START_TIMEOUT_S) or SCHEDULE.start is None:
+            raise RuntimeError(
+                f"doorbuster: no arrival schedule start from the master within {START_TIMEOUT_S:g}s"
+            )
         stages = [(stage.duration, stage.rate) for stage in LOAD.stages]
-        for offset in arrival_times(stages, share=1.0 / WORKERS):
-            intended = start + offset
+        for offset in arrival_times(stages, SCHEDULE.segment, SCHEDULE.segments):
+            intended = SCHEDULE.start + offset
             delay = intended - time.time()
             if delay > 0:
                 gevent.sleep(delay)
-            if LOG.in_flight[self.lane] >= LOAD.max_in_flight:
-                _fire(self.environment, f"{self.lane} arrival dropped", intended, 0, error="max_in_flight")
-                LOG.record(intended, self.lane, "dropped", 0, 0, "")
-                continue
-            gevent.spawn(journey, self.environment, self.client, self.lane, intended)
-
-
-class SyncArrivals(_Arrivals):
-    lane = "sync"
-
-
-class AsyncArrivals(_Arrivals):
-    lane = "async"
+            for lane in LOAD.lanes:
+                if LOG.in_flight[lane] >= LOAD.max_in_flight:
+                    ended = LOG.record(intended, lane, "dropped", 0, 0, "")
+                    name = f"{lane} arrival dropped"
+                    _fire(self.environment, name, intended, ended, 0, error="max_in_flight")
+                    continue
+                # Counted before it runs, so no report to the master sees it neither generated
+                # nor in flight (the master would stop the test on it).
+                LOG.in_flight[lane] += 1
+                gevent.spawn(_counted_journey, self.environment, self.clients[lane], lane, intended)
 
 
 # -- closed model: users who wait for their answer -------------------------------------------
@@ -353,12 +451,7 @@ class AsyncShopper(_Shopper):
     lane = "async"
 
 
-_CLASSES = {
-    ("open", "sync"): SyncArrivals,
-    ("open", "async"): AsyncArrivals,
-    ("closed", "sync"): SyncShopper,
-    ("closed", "async"): AsyncShopper,
-}
+_SHOPPERS: dict[str, type[User]] = {"sync": SyncShopper, "async": AsyncShopper}
 
 
 class BlackFridayShape(LoadTestShape):
@@ -366,16 +459,30 @@ class BlackFridayShape(LoadTestShape):
 
     def tick(self) -> tuple[int, float, list[type[User]]] | None:
         elapsed = self.get_run_time()
-        classes = [_CLASSES[(LOAD.model, lane)] for lane in LOAD.lanes]
+        # Open model: one Arrivals user per load process (the master runs none of its own).
+        generators = WORKERS if isinstance(self.runner, MasterRunner) else 1
+        classes = [Arrivals] if LOAD.model == "open" else [_SHOPPERS[lane] for lane in LOAD.lanes]
+        if LOAD.model == "open":
+            if SCHEDULE.start is None:  # the workers' generators are not all ready yet
+                if elapsed < START_TIMEOUT_S:
+                    return generators, 100.0, classes
+                print(
+                    f"doorbuster: {len(SCHEDULE.ready)} of {WORKERS} workers' arrival generators "
+                    f"were ready after {START_TIMEOUT_S:g}s: stopping",
+                    file=sys.stderr,
+                )
+                return None
+            elapsed = time.time() - SCHEDULE.start
         if elapsed < LOAD.duration_s:
             if LOAD.model == "open":
-                return len(classes) * WORKERS, 100.0, classes
+                return generators, 100.0, classes
             stage = LOAD.stage_at(elapsed)
             users = int(stage.rate) * len(classes) if stage else 0
             return users, max(1.0, float(users)), classes
         grace = min(SCENARIO.drain_timeout, LOAD.poll.give_up + LOAD.impatient.timeout)
-        if LOG.total_in_flight() > 0 and elapsed < LOAD.duration_s + grace:
-            return (len(classes) * WORKERS if LOAD.model == "open" else 0), 100.0, classes
+        busy = LOG.total_in_flight() > 0 or LOG.workers_generating() > 0
+        if busy and elapsed < LOAD.duration_s + grace:
+            return (generators if LOAD.model == "open" else 0), 100.0, classes
         return None
 
 
@@ -396,30 +503,18 @@ class LocustCollector:
         arrivals = CounterMetricFamily(
             "locust_arrivals", "Shopper arrivals (first attempts).", labels=["lane"]
         )
-        latency = HistogramMetricFamily(
-            "locust_request_duration_seconds",
-            "Latency from intended start, as the shopper saw it.",
-            labels=["lane", "kind"],
-        )
         for entry in stats.entries.values():
-            lane, _, kind = entry.name.partition(" ")
+            lane, kind = _lane_and_kind(entry.name)
             if lane not in ("sync", "async"):
                 continue
-            kind = kind.replace(" ", "_")
             requests.add_metric([lane, kind], entry.num_requests)
             failures.add_metric([lane, kind], entry.num_failures)
-            buckets, total = [], 0
-            ordered = sorted(entry.response_times.items())
-            i = 0
-            for edge in LATENCY_BUCKETS:
-                while i < len(ordered) and ordered[i][0] <= edge * 1000:
-                    total += ordered[i][1]
-                    i += 1
-                buckets.append((str(edge), total))
-            buckets.append(("+Inf", sum(entry.response_times.values())))
-            latency.add_metric([lane, kind], buckets, entry.total_response_time / 1000.0)
             if kind in ("checkout", "arrival_dropped"):
                 arrivals.add_metric([lane], entry.num_requests)
+        # From the recorded times, not Locust's response times (rounded to 2 significant digits).
+        latency = LOG.latency_histogram().metric_family(
+            "locust_request_duration_seconds", "Latency from intended start, as the shopper saw it."
+        )
         yield from (requests, failures, arrivals, latency)
         target = GaugeMetricFamily("locust_arrival_rate_target", "Set arrival rate.", labels=["lane"])
         in_flight = GaugeMetricFamily("locust_in_flight", "Shopper journeys in flight.", labels=["lane"])
@@ -454,7 +549,10 @@ def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
         runner.register_message("doorbuster_log", LOG.on_worker_rows)
+        runner.register_message("doorbuster_ready", _on_worker_ready)
     if isinstance(runner, WorkerRunner):
+        _take_segment(runner)
+        runner.register_message("doorbuster_schedule", _on_schedule)
         gevent.spawn(_flush_forever)
         return
     LOG.open()
@@ -470,6 +568,39 @@ def _on_init(environment: Environment, **_: Any) -> None:
         print(f"doorbuster: Locust exporter not started on {exporter.address}: {exc}", file=sys.stderr)
 
 
+def _take_segment(runner: WorkerRunner) -> None:
+    """Worker i of N runs segment i of the schedule; a worker without a valid index refuses to
+    start, since running any other worker's segment would send its arrivals twice."""
+    index = runner.worker_index
+    if LOAD.model == "open" and not 0 <= index < WORKERS:
+        known = f"index {index}" if index >= 0 else "no index (the master did not send one)"
+        print(
+            f"doorbuster: this Locust worker has {known}, but an open-model run of "
+            f"{WORKERS} worker(s) (DOORBUSTER_WORKERS) needs 0..{WORKERS - 1}: refusing to start, "
+            "as its arrivals would duplicate another worker's. Start exactly DOORBUSTER_WORKERS "
+            "workers against a fresh master.",
+            file=sys.stderr,
+        )
+        runner.quit()
+        raise SystemExit(2)
+    SCHEDULE.segment, SCHEDULE.segments = index, WORKERS
+
+
+def _on_schedule(msg: Any, **_: Any) -> None:
+    SCHEDULE.begin(float(msg.data["start"]))
+
+
+def _on_worker_ready(environment: Environment, msg: Any, **_: Any) -> None:
+    SCHEDULE.ready.add(str(msg.data["id"]))
+    if SCHEDULE.start is not None or len(SCHEDULE.ready) < WORKERS:
+        return
+    start = _schedule_start(START_ALLOWANCE_S)
+    SCHEDULE.begin(start)
+    assert environment.runner is not None
+    environment.runner.send_message("doorbuster_schedule", {"start": start})
+    _start_timeline(start)
+
+
 def _flush_forever() -> None:
     while True:
         gevent.sleep(1.0)
@@ -478,10 +609,30 @@ def _flush_forever() -> None:
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
-    if isinstance(environment.runner, WorkerRunner) or TOPOLOGY is None:
+    SCHEDULE.reset()
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        return  # the master sends the start once every worker's generator is ready
+    if isinstance(runner, MasterRunner) and LOAD.model == "open":
+        LOG.remote_generating.clear()
+        return  # the schedule, and the chaos timeline with it, start in _on_worker_ready
+    start = _schedule_start(0.0)
+    SCHEDULE.begin(start)
+    _start_timeline(start)
+
+
+def _schedule_start(after_s: float) -> float:
+    """A start ``after_s`` from now, on a 0.1 ms tick: the log keeps intended starts to 0.1 ms,
+    and the first arrival, at the start itself, must not read as before the timeline's t0."""
+    return math.floor((time.time() + after_s) * 10_000) / 10_000
+
+
+def _start_timeline(at: float) -> None:
+    """The chaos timeline, with its offsets from ``at`` (the arrival schedule's start)."""
+    if TOPOLOGY is None:
         return
     if _control.collector is not None:
-        _control.collector.started = time.time()
+        _control.collector.started = at
     _control.stopped = False
     _control.timeline = ChaosTimeline(
         chaos=Chaos(TOPOLOGY),
@@ -489,7 +640,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
         record_path=RUN_DIR / "chaos.json",
         lease=FaultLease(default_state_dir(), owner=f"locust run of {SCENARIO.name}"),
     )
-    _control.greenlet = gevent.spawn(_control.timeline.run, gevent.sleep, lambda: _control.stopped)
+    _control.greenlet = gevent.spawn(_control.timeline.run, gevent.sleep, lambda: _control.stopped, t0=at)
 
 
 def _stop_timeline() -> None:
@@ -506,6 +657,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
         LOG.flush_to_master()
         return
     _stop_timeline()
+    SCHEDULE.reset()  # the shape's next test (web UI) waits for a new start, not this one's
 
 
 @events.quitting.add_listener

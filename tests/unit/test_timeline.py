@@ -64,6 +64,17 @@ def test_faults_are_applied_and_removed_in_time_order(tmp_path: Path) -> None:
     assert slow["ended_at"] - record["t0"] == 4
 
 
+def test_offsets_count_from_the_t0_given(tmp_path: Path) -> None:
+    chaos, clock = FakeChaos(), Clock()
+    timeline = ChaosTimeline(chaos=chaos, steps=STEPS, record_path=tmp_path / "chaos.json", clock=clock)  # type: ignore[arg-type]
+    timeline.run(clock.sleep, lambda: False, t0=1000.5)  # the arrivals start half a second from now
+    record = json.loads((tmp_path / "chaos.json").read_text())
+    slow = next(f for f in record["faults"] if f["name"] == "slow")
+    assert record["t0"] == 1000.5
+    assert slow["started_at"] == 1001.5
+    assert slow["ended_at"] == 1004.5
+
+
 def test_stopping_early_removes_what_was_applied() -> None:
     chaos, clock = FakeChaos(), Clock()
     timeline = ChaosTimeline(chaos=chaos, steps=STEPS, clock=clock)  # type: ignore[arg-type]
