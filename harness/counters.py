@@ -158,6 +158,23 @@ class RunCounters:
     def as_json(self) -> dict[str, Any]:
         return {"incomplete": self.incomplete, "restarted": self.restarted}
 
+    def reading(self) -> list[str]:
+        """Plain-language lines for the run's reading: what the figures lack, and why."""
+        lines = []
+        if self.incomplete:
+            lines.append(
+                "Incomplete counter figures (a process did not answer a reading, so its part is unknown): "
+                + "; ".join(f"{figure} lacks {', '.join(procs)}" for figure, procs in self.incomplete.items())
+                + "."
+            )
+        if self.restarted:
+            lines.append(
+                f"Restarted during the run: {', '.join(self.restarted)}. Counters count from 0 after a "
+                "restart (as Prometheus's increase() does); what the old process counted after its last "
+                "reading is not in."
+            )
+        return lines
+
     @classmethod
     def from_readings(
         cls, readings: Sequence[Reading], *, lanes: Mapping[str, Sequence[str]], broker: str, since: float

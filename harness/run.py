@@ -34,7 +34,7 @@ from rich.table import Table
 from harness.analysis import FaultWindow, Row, RunInputs, analyse, percentile
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
-from harness.counters import CounterSampler
+from harness.counters import CounterSampler, RunCounters
 from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
 from harness.leases import sweep_leftovers
 from harness.panels import PANELS
@@ -343,7 +343,7 @@ def _run_one(
         run_dir, scenario, topology,
         started=started, load_end=load_end, drained_at=drained_at,
         attempts=figures.attempts, interrupted=interrupted,
-        broker=figures.broker, drain_cut_short=drain_cut_short, counters=figures.as_json(),
+        broker=figures.broker, drain_cut_short=drain_cut_short, counters=figures,
     )  # fmt: skip
     return result
 
@@ -509,7 +509,7 @@ def collect(
     interrupted: bool,
     broker: dict[str, Any] | None = None,
     drain_cut_short: bool = False,
-    counters: dict[str, Any] | None = None,
+    counters: RunCounters | None = None,
 ) -> RunResult:
     from harness.report import write_report
 
@@ -530,7 +530,8 @@ def collect(
     if broker is not None:
         summary["broker"] = broker
     if counters is not None:
-        summary["counters"] = counters
+        summary["counters"] = counters.as_json()
+        summary["reading"].extend(counters.reading())
     summary["drained_after_load_s"] = round(drained_at - load_end, 1) if drained_at else None
     if interrupted:
         summary["passed"] = False

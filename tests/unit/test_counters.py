@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import doctest
+import json
+from pathlib import Path
 
 import harness.counters
 from harness.counters import ProcessReading, Reading, RunCounters, increase
+from harness.report import write_report
 
 SERIES = ("worker_messages_redelivered_total", "async")
 SINCE = 1000.0
@@ -138,3 +141,26 @@ def test_run_counters_mark_each_figure_that_lacks_a_process() -> None:
 def test_docstring_example() -> None:
     result = doctest.testmod(harness.counters)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_report_marks_an_incomplete_figure(tmp_path: Path) -> None:
+    lane = {"requests": 1, "errors": 0, "error_rate": 0.0, "throughput_rps": 1.0}
+    summary = {
+        "scenario": "restart",
+        "lanes": {"sync": lane, "async": lane},
+        "retry_amplification": {"sync": 3.0, "async": 1.5},
+        "broker": {"name": "rabbitmq", "redelivered": 3, "duplicates": 0},
+        "counters": {
+            "incomplete": {
+                "retry_amplification.async": ["worker-email"],
+                "broker.redelivered": ["worker-email"],
+            },
+            "restarted": ["worker-email"],
+        },
+        "passed": True,
+    }
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = write_report(tmp_path).read_text()
+    assert "<td>1.50 (incomplete: no count from worker-email)</td>" in page
+    assert "redelivered 3 (incomplete: no count from worker-email), duplicates 0" in page
+    assert "<td>3.00</td>" in page  # the complete sync figure is not marked
