@@ -166,6 +166,53 @@ def test_kill_9_the_broker_mid_run(stack: RunningStack) -> None:
     assert _unfinished(stack, in_flight) == []
 
 
+STEADY = """
+name: steady
+load:
+  stages: [{name: baseline, duration: 20s, rate: 6}]
+drain_timeout: 60s
+"""
+
+
+def _wait_holding(stack: RunningStack, worker: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and stack.metric(worker, "worker_messages_in_progress") == 0:
+        time.sleep(0.05)
+    assert stack.metric(worker, "worker_messages_in_progress") > 0, f"{worker} held no message"
+
+
+def test_a_run_counts_across_a_worker_killed_mid_run(stack: RunningStack, tmp_path: Path) -> None:
+    scenario = tmp_path / "steady.yaml"
+    scenario.write_text(STEADY)
+    out = tmp_path / "run"
+    cli = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir)]
+    run = subprocess.Popen([*cli, "run", str(scenario), "--out", str(out)], cwd=PROJECT_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        # Halfway through the load, so the worker has counted plenty before it dies.
+        _wait_holding(stack, "worker-email", timeout=60)
+        time.sleep(8)
+        _wait_holding(stack, "worker-email", timeout=10)
+        old = _kill(stack, "worker-email")
+        _wait_restarted(stack, "worker-email", old)
+        assert run.wait(180) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    # Counted from 0 after the restart, not new minus old: complete and not negative.
+    assert summary["counters"] == {"incomplete": {}, "restarted": ["worker-email"]}
+    assert summary["broker"]["redelivered"] >= 1
+    assert all(v >= 0 for k, v in summary["broker"].items() if k != "name")
+    # Every order was fulfilled, so each cost at least one call per dependency; the killed
+    # worker's calls after its last reading (2 s apart, about 6 calls a second) may be missing.
+    # New minus old would lose all it counted, half a run's worth.
+    orders = summary["lanes"]["async"]["orders"]
+    assert orders["fulfilled"] == orders["accepted"] == 120
+    assert summary["retry_amplification"]["async"] >= len(stack.topology.settings.chain) - 0.25
+    assert any("Restarted during the run: worker-email" in line for line in summary["reading"])
+
+
 @pytest.mark.parametrize(
     ("toxic", "attributes"), [("reset_peer", {"timeout": 0}), ("timeout", {"timeout": 0})]
 )
