@@ -9,6 +9,8 @@ from pathlib import Path
 import harness.counters
 from harness.counters import ProcessReading, Reading, RunCounters, increase
 from harness.report import write_report
+from harness.scenario import load_scenario
+from harness.shootout import shootout_summary, write_shootout
 
 SERIES = ("worker_messages_redelivered_total", "async")
 SINCE = 1000.0
@@ -164,3 +166,34 @@ def test_the_report_marks_an_incomplete_figure(tmp_path: Path) -> None:
     assert "<td>1.50 (incomplete: no count from worker-email)</td>" in page
     assert "redelivered 3 (incomplete: no count from worker-email), duplicates 0" in page
     assert "<td>3.00</td>" in page  # the complete sync figure is not marked
+
+
+def test_the_shootout_marks_a_broker_count_that_lacks_a_process(tmp_path: Path) -> None:
+    scenario, _ = load_scenario("broker-shootout")
+    summaries = []
+    for name in scenario.brokers:
+        summaries.append(
+            {
+                "scenario": "broker-shootout",
+                "lanes": {"async": {"orders": {"lost": 0}}},
+                "broker": {
+                    "name": name,
+                    "messages_lost": 0,
+                    "redelivered": 3,
+                    "duplicates": 0,
+                    "out_of_order": 0,
+                },
+                "counters": {
+                    "incomplete": {"broker.redelivered": ["worker-email"]} if name == "kafka" else {},
+                    "restarted": [],
+                },
+            }
+        )
+    summary = shootout_summary(scenario, summaries)
+    rows = {row["broker"]: row for row in summary["brokers"]}
+    assert rows["kafka"]["incomplete"] == ["redelivered"] and rows["rabbitmq"]["incomplete"] == []
+    assert "redelivered 3 (incomplete)" in next(
+        line for line in summary["reading"] if line.startswith("kafka")
+    )
+    page = write_shootout(tmp_path, summary).read_text()
+    assert page.count("<td>3 (incomplete)</td>") == 1
