@@ -109,13 +109,13 @@ def _unfinished(stack: RunningStack, order_ids: list[str]) -> list[str]:
 
 
 def _work_in_flight(
-    stack: RunningStack, load: BackgroundOrders, worker: str | None, timeout: float
+    stack: RunningStack, load: BackgroundOrders, workers: list[str], timeout: float
 ) -> list[str]:
-    """Polls (bounded) until an accepted order is unfinished and, with ``worker``, that worker
-    holds a message unacknowledged; returns those orders ([] if that never happened)."""
+    """Polls (bounded) until an accepted order is unfinished and one of ``workers`` holds a
+    message unacknowledged; returns those orders ([] if that never happened)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        held = stack.metric(worker, "worker_messages_in_progress") if worker else 1.0
+        held = sum(stack.metric(worker, "worker_messages_in_progress") for worker in workers)
         unfinished = _unfinished(stack, list(load.accepted))
         if held > 0 and unfinished:
             return unfinished
@@ -128,7 +128,7 @@ def test_kill_9_a_worker_mid_run(stack: RunningStack) -> None:
     counters.read()
     with BackgroundOrders(stack.url("async"), rate=8, seconds=12) as load:
         time.sleep(2)
-        in_flight = _work_in_flight(stack, load, "worker-email", timeout=6)
+        in_flight = _work_in_flight(stack, load, ["worker-email"], timeout=6)
         old = _kill(stack, "worker-email")
         _wait_restarted(stack, "worker-email", old)
     # The kill hit work: orders unfinished and a message held by the worker at that moment.
@@ -152,18 +152,26 @@ def test_kill_9_a_worker_mid_run(stack: RunningStack) -> None:
 
 
 def test_kill_9_the_broker_mid_run(stack: RunningStack) -> None:
+    workers = [spec.name for spec in stack.topology.processes if spec.kind == "worker"]
+    counters = CounterSampler(stack.topology)
+    counters.read()
     with BackgroundOrders(stack.url("async"), rate=5, seconds=20) as load:
         time.sleep(2)
-        in_flight = _work_in_flight(stack, load, None, timeout=6)
+        in_flight = _work_in_flight(stack, load, workers, timeout=6)
         old = _kill(stack, "broker")
         _wait_restarted(stack, "broker", old, timeout=90)
     # The kill hit orders on their way through the broker, not an idle one.
-    assert in_flight, "no accepted order was unfinished when the broker was killed"
+    assert in_flight, "no worker held a message for an unfinished order when the broker was killed"
     # The outbox took every order while the broker was away: nothing refused, nothing lost,
     # the orders in flight at the kill included.
     assert load.statuses.count(202) == len(load.statuses)
     _assert_nothing_lost(stack, load, timeout=180)
     assert _unfinished(stack, in_flight) == []
+    # What the workers held when the broker died was delivered again.
+    counters.read()
+    figures = counters.counters()
+    assert figures.incomplete == {} and figures.restarted == []
+    assert figures.broker["redelivered"] >= 1, "nothing was redelivered after the broker came back"
 
 
 STEADY = """
