@@ -118,7 +118,9 @@ def _one_process(
         value = answer.values.get(series, 0.0)
         if previous is None:
             if missed:
-                # No baseline: known only if the process started after the first reading.
+                # No baseline: known only if the process started after the first reading. Its
+                # start time rests on the kernel's whole-second boot time and may read up to 1 s
+                # early, so the error is on the safe side: called missing, never overcounted.
                 if answer.started_at is not None and answer.started_at >= since:
                     total += value
                     restarted = True
