@@ -181,11 +181,22 @@ def _lane_table(summary: dict[str, Any]) -> str:
             "orders",
             {n: ", ".join(f"{k} {c}" for k, c in v.get("orders", {}).items()) for n, v in lanes.items()},
         ),
-        ("downstream calls per order", {n: "-" if amp.get(n) is None else f"{amp[n]:.2f}" for n in lanes}),
+        (
+            "downstream calls per order",
+            {
+                n: ("-" if amp.get(n) is None else f"{amp[n]:.2f}")
+                + _lacking(summary, f"retry_amplification.{n}")
+                for n in lanes
+            },
+        ),
     ]
     broker = summary.get("broker")
     if broker and "async" in lanes:
-        counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in broker.items() if k != "name")
+        counts = ", ".join(
+            f"{k.replace('_', ' ')} {v}{_lacking(summary, f'broker.{k}')}"
+            for k, v in broker.items()
+            if k != "name"
+        )
         table.append(("broker", {n: f"{broker['name']}: {counts}" if n == "async" else "-" for n in lanes}))
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in lanes) + "</tr>"
     body = "".join(
@@ -195,6 +206,12 @@ def _lane_table(summary: dict[str, Any]) -> str:
         for label, cells in table
     )
     return f"<table>{head}{body}</table>"
+
+
+def _lacking(summary: dict[str, Any], figure: str) -> str:
+    """`` (incomplete: no count from worker-email)`` for a counter figure that lacks a process."""
+    missing = summary.get("counters", {}).get("incomplete", {}).get(figure)
+    return f" (incomplete: no count from {', '.join(missing)})" if missing else ""
 
 
 # The pages' common style: the run report's and the shootout's.

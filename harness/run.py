@@ -20,13 +20,13 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
@@ -34,6 +34,7 @@ from rich.table import Table
 from harness.analysis import FaultWindow, Row, RunInputs, analyse, percentile
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
+from harness.counters import CounterSampler, RunCounters
 from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
 from harness.leases import sweep_leftovers
 from harness.panels import PANELS
@@ -194,78 +195,6 @@ def _locust_commands(topology: Topology, run_dir: Path, workers: int) -> list[li
     return [master] + [worker] * workers
 
 
-# Counters of the broker's behaviour, summed over the async lane's processes: name in the
-# summary -> metric.
-BROKER_COUNTERS = {
-    "messages_lost": "broker_messages_lost_total",
-    "redelivered": "worker_messages_redelivered_total",
-    "duplicates": "worker_duplicate_messages_total",
-    "out_of_order": "worker_messages_out_of_order_total",
-}
-
-
-class _Metrics:
-    """Counter sums straight from the processes' /metrics (no Prometheus needed)."""
-
-    NAMES = ("downstream_call_attempts_total", "order_requests_total", *BROKER_COUNTERS.values())
-
-    @staticmethod
-    def take(topology: Topology) -> dict[str, dict[tuple[str, str], float]]:
-        sums: dict[str, dict[tuple[str, str], float]] = {}
-        for spec in topology.processes:
-            if spec.kind not in ("order", "worker"):
-                continue
-            try:
-                text = requests.get(f"{spec.endpoint.url}/metrics", timeout=5).text
-            except requests.RequestException:
-                continue
-            for family in text_string_to_metric_families(text):
-                for sample in family.samples:
-                    if sample.name not in _Metrics.NAMES:
-                        continue
-                    if sample.name == "order_requests_total" and sample.labels.get("method") != "POST":
-                        continue
-                    key = (sample.labels.get("lane", ""), "")
-                    bucket = sums.setdefault(sample.name, {})
-                    bucket[key] = bucket.get(key, 0.0) + sample.value
-        return sums
-
-    @staticmethod
-    def delta(
-        before: dict[str, dict[tuple[str, str], float]],
-        after: dict[str, dict[tuple[str, str], float]],
-        name: str,
-        lane: str,
-    ) -> float:
-        """How much counter ``name`` of ``lane`` grew between the two readings."""
-        key = (lane, "")
-        return after.get(name, {}).get(key, 0.0) - before.get(name, {}).get(key, 0.0)
-
-    @staticmethod
-    def attempts(
-        before: dict[str, dict[tuple[str, str], float]], after: dict[str, dict[tuple[str, str], float]]
-    ) -> dict[str, tuple[float, float]]:
-        return {
-            lane: (
-                _Metrics.delta(before, after, "downstream_call_attempts_total", lane),
-                _Metrics.delta(before, after, "order_requests_total", lane),
-            )
-            for lane in LANES
-        }
-
-    @staticmethod
-    def broker(
-        topology: Topology,
-        before: dict[str, dict[tuple[str, str], float]],
-        after: dict[str, dict[tuple[str, str], float]],
-    ) -> dict[str, Any]:
-        """What the async lane's broker did during the run, counted by the lane's processes."""
-        counts: dict[str, Any] = {"name": topology.settings.broker}
-        for key, name in BROKER_COUNTERS.items():
-            counts[key] = round(_Metrics.delta(before, after, name, "async"))
-        return counts
-
-
 def ensure_stack(stack: Stack, scenario: Scenario, console: Console) -> Topology:
     """The running stack if its settings are the scenario's; else (re)start it with them."""
     if stack.supervisor_pid() is not None:
@@ -360,7 +289,8 @@ def _run_one(
     if options.targets:
         env["DOORBUSTER_TARGETS"] = json.dumps(options.targets)
         env["DOORBUSTER_ALLOW_HOSTS"] = ",".join(options.allow_hosts)
-    before = _Metrics.take(topology)
+    counters = CounterSampler(topology)
+    counters.read()
     started = time.time()
     procs: list[subprocess.Popen[bytes]] = []
     interrupted = False
@@ -387,6 +317,7 @@ def _run_one(
                             f"Locust did not finish within {limit:.0f}s; see {run_dir}/locust.log"
                         )
                     time.sleep(1)
+                    counters.tick()
                     live.update(progress.table())
         except KeyboardInterrupt:
             interrupted = True
@@ -402,16 +333,17 @@ def _run_one(
     drain_cut_short = False
     try:
         with console.status("waiting for the async backlog to drain (Ctrl-C to stop waiting)..."):
-            drained_at = _wait_drained(topology, scenario.drain_timeout, since=started)
+            drained_at = _wait_drained(topology, scenario.drain_timeout, since=started, tick=counters.tick)
     except KeyboardInterrupt:
         drained_at, drain_cut_short, interrupted = None, True, True
         console.print("stopped waiting for the drain: orders not finished yet are reported in flight")
-    after = _Metrics.take(topology)
+    counters.read()
+    figures = counters.counters()
     result = collect(
         run_dir, scenario, topology,
         started=started, load_end=load_end, drained_at=drained_at,
-        attempts=_Metrics.attempts(before, after), interrupted=interrupted,
-        broker=_Metrics.broker(topology, before, after), drain_cut_short=drain_cut_short,
+        attempts=figures.attempts, interrupted=interrupted,
+        broker=figures.broker, drain_cut_short=drain_cut_short, counters=figures,
     )  # fmt: skip
     return result
 
@@ -431,9 +363,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.wait()
 
 
-def _wait_drained(topology: Topology, timeout_s: float, since: float) -> float | None:
+def _wait_drained(
+    topology: Topology, timeout_s: float, since: float, tick: Callable[[], None] | None = None
+) -> float | None:
     """When every order of this run (accepted from ``since``) has finished and the outbox is
-    empty; None if that did not happen within ``timeout_s``."""
+    empty; None if that did not happen within ``timeout_s``. ``tick`` is called at each poll."""
     url = f"{topology.order_service('async').url}/ledger"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -442,6 +376,8 @@ def _wait_drained(topology: Topology, timeout_s: float, since: float) -> float |
             if ledger["orders"]["accepted"] == 0 and ledger["outbox_backlog"] == 0:
                 return time.time()
         time.sleep(1)
+        if tick is not None:
+            tick()
     return None
 
 
@@ -581,6 +517,7 @@ def collect(
     interrupted: bool,
     broker: dict[str, Any] | None = None,
     drain_cut_short: bool = False,
+    counters: RunCounters | None = None,
 ) -> RunResult:
     from harness.report import write_report
 
@@ -600,6 +537,9 @@ def collect(
     summary["drain_cut_short"] = drain_cut_short
     if broker is not None:
         summary["broker"] = broker
+    if counters is not None:
+        summary["counters"] = counters.as_json()
+        summary["reading"].extend(counters.reading())
     summary["drained_after_load_s"] = round(drained_at - load_end, 1) if drained_at else None
     if interrupted:
         summary["passed"] = False

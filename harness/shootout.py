@@ -57,7 +57,17 @@ def broker_row(summary: dict[str, Any]) -> dict[str, Any]:
         "redelivered": broker.get("redelivered"),
         "out_of_order": broker.get("out_of_order"),
         "verdicts": f"{sum(v['passed'] for v in verdicts)}/{len(verdicts)}",
+        # the broker counts that lack a process's part (see counters.incomplete in summary.json)
+        "incomplete": sorted(
+            key.removeprefix("broker.")
+            for key in summary.get("counters", {}).get("incomplete", {})
+            if key.startswith("broker.")
+        ),
     }
+
+
+def _shown(row: dict[str, Any], key: str) -> str:
+    return _cell(key, row[key]) + (" (incomplete)" if key in row.get("incomplete", ()) else "")
 
 
 def _cell(key: str, value: Any) -> str:
@@ -77,7 +87,7 @@ def shootout_summary(scenario: Scenario, summaries: list[dict[str, Any]]) -> dic
     ]
     interrupted = any(s.get("interrupted") for s in summaries) or len(summaries) < len(scenario.brokers)
     reading = [
-        f"{row['broker']}: " + ", ".join(f"{COLUMNS[k]} {_cell(k, row[k])}" for k in list(COLUMNS)[1:])
+        f"{row['broker']}: " + ", ".join(f"{COLUMNS[k]} {_shown(row, k)}" for k in list(COLUMNS)[1:])
         for row in rows
     ]
     return {
@@ -99,7 +109,7 @@ def write_shootout(run_dir: Path, summary: dict[str, Any]) -> Path:
     body = "".join(
         "<tr>"
         + f'<td><a href="{html.escape(row["broker"])}/report.html">{html.escape(row["broker"])}</a></td>'
-        + "".join(f"<td>{html.escape(_cell(k, row[k]))}</td>" for k in list(COLUMNS)[1:])
+        + "".join(f"<td>{html.escape(_shown(row, k))}</td>" for k in list(COLUMNS)[1:])
         + "</tr>"
         for row in summary["brokers"]
     )

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from harness.topology import Topology
 from targets.async_lane import build_async_app
@@ -26,6 +26,9 @@ from targets.worker import build_worker_app
 
 def build(args: argparse.Namespace, topology: Topology) -> tuple[web.Application, int]:
     registry = CollectorRegistry()
+    # process_start_time_seconds tells a restart from a counter that merely grew (a run's
+    # counter figures are reset-aware by it).
+    ProcessCollector(registry=registry)
     settings = topology.settings
     data_dir = Path(args.data_dir)
     if args.role == "downstream":

@@ -23,6 +23,7 @@ import requests
 
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import FaultSpec
+from harness.counters import CounterSampler
 from harness.smoke import wait_fulfilled
 from tests.integration.conftest import RunningStack
 
@@ -99,23 +100,125 @@ def _assert_nothing_lost(stack: RunningStack, load: BackgroundOrders, timeout: f
     assert stack.chaos.active() == []
 
 
+def _unfinished(stack: RunningStack, order_ids: list[str]) -> list[str]:
+    """The orders among ``order_ids`` that the async order service has not finished yet."""
+    if not order_ids:
+        return []
+    answer = requests.post(f"{stack.url('async')}/ledger/check", json={"order_ids": order_ids}, timeout=5)
+    return [order for order, status in answer.json()["statuses"].items() if status == "accepted"]
+
+
+def _work_in_flight(
+    stack: RunningStack, load: BackgroundOrders, workers: list[str], timeout: float
+) -> list[str]:
+    """Polls (bounded) until an accepted order is unfinished and one of ``workers`` holds a
+    message unacknowledged; returns those orders ([] if that never happened)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        held = sum(stack.metric(worker, "worker_messages_in_progress") for worker in workers)
+        unfinished = _unfinished(stack, list(load.accepted))
+        if held > 0 and unfinished:
+            return unfinished
+        time.sleep(0.05)
+    return []
+
+
 def test_kill_9_a_worker_mid_run(stack: RunningStack) -> None:
+    counters = CounterSampler(stack.topology)
+    counters.read()
     with BackgroundOrders(stack.url("async"), rate=8, seconds=12) as load:
-        time.sleep(4)
+        time.sleep(2)
+        in_flight = _work_in_flight(stack, load, ["worker-email"], timeout=6)
         old = _kill(stack, "worker-email")
         _wait_restarted(stack, "worker-email", old)
+    # The kill hit work: orders unfinished and a message held by the worker at that moment.
+    assert in_flight, "worker-email held no message when it was killed: the kill hit an idle process"
     assert load.statuses.count(202) == len(load.statuses)
     _assert_nothing_lost(stack, load)
+    assert set(in_flight) <= set(load.accepted)
+    # What the killed worker held came back: its new process counted it redelivered.
+    redelivered = stack.metric("worker-email", "worker_messages_redelivered_total")
+    assert redelivered >= 1, "nothing was redelivered after the kill"
+    # The run's counter figures across the restart: the new process counts from 0, nothing
+    # is negative, nothing is missing.
+    counters.read()
+    figures = counters.counters()
+    assert figures.restarted == ["worker-email"]
+    assert figures.incomplete == {}
+    assert figures.broker["redelivered"] >= redelivered
+    assert all(value >= 0 for key, value in figures.broker.items() if key != "name")
+    attempts, orders = figures.attempts["async"]
+    assert orders >= len(load.statuses) and attempts >= len(load.accepted)
 
 
 def test_kill_9_the_broker_mid_run(stack: RunningStack) -> None:
+    workers = [spec.name for spec in stack.topology.processes if spec.kind == "worker"]
+    counters = CounterSampler(stack.topology)
+    counters.read()
     with BackgroundOrders(stack.url("async"), rate=5, seconds=20) as load:
-        time.sleep(3)
+        time.sleep(2)
+        in_flight = _work_in_flight(stack, load, workers, timeout=6)
         old = _kill(stack, "broker")
         _wait_restarted(stack, "broker", old, timeout=90)
-    # The outbox took every order while the broker was away: nothing refused, nothing lost.
+    # The kill hit orders on their way through the broker, not an idle one.
+    assert in_flight, "no worker held a message for an unfinished order when the broker was killed"
+    # The outbox took every order while the broker was away: nothing refused, nothing lost,
+    # the orders in flight at the kill included.
     assert load.statuses.count(202) == len(load.statuses)
     _assert_nothing_lost(stack, load, timeout=180)
+    assert _unfinished(stack, in_flight) == []
+    # What the workers held when the broker died was delivered again.
+    counters.read()
+    figures = counters.counters()
+    assert figures.incomplete == {} and figures.restarted == []
+    assert figures.broker["redelivered"] >= 1, "nothing was redelivered after the broker came back"
+
+
+STEADY = """
+name: steady
+load:
+  stages: [{name: baseline, duration: 20s, rate: 6}]
+drain_timeout: 60s
+"""
+
+
+def _wait_holding(stack: RunningStack, worker: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and stack.metric(worker, "worker_messages_in_progress") == 0:
+        time.sleep(0.05)
+    assert stack.metric(worker, "worker_messages_in_progress") > 0, f"{worker} held no message"
+
+
+def test_a_run_counts_across_a_worker_killed_mid_run(stack: RunningStack, tmp_path: Path) -> None:
+    scenario = tmp_path / "steady.yaml"
+    scenario.write_text(STEADY)
+    out = tmp_path / "run"
+    cli = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir)]
+    run = subprocess.Popen([*cli, "run", str(scenario), "--out", str(out)], cwd=PROJECT_ROOT,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        # Halfway through the load, so the worker has counted plenty before it dies.
+        _wait_holding(stack, "worker-email", timeout=60)
+        time.sleep(8)
+        _wait_holding(stack, "worker-email", timeout=10)
+        old = _kill(stack, "worker-email")
+        _wait_restarted(stack, "worker-email", old)
+        assert run.wait(180) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    # Counted from 0 after the restart, not new minus old: complete and not negative.
+    assert summary["counters"] == {"incomplete": {}, "restarted": ["worker-email"]}
+    assert summary["broker"]["redelivered"] >= 1
+    assert all(v >= 0 for k, v in summary["broker"].items() if k != "name")
+    # Every order was fulfilled, so each cost at least one call per dependency; the killed
+    # worker's calls after its last reading (2 s apart, about 6 calls a second) may be missing.
+    # New minus old would lose all it counted, half a run's worth.
+    orders = summary["lanes"]["async"]["orders"]
+    assert orders["fulfilled"] == orders["accepted"] == 120
+    assert summary["retry_amplification"]["async"] >= len(stack.topology.settings.chain) - 0.25
+    assert any("Restarted during the run: worker-email" in line for line in summary["reading"])
 
 
 @pytest.mark.parametrize(

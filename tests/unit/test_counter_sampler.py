@@ -1,0 +1,131 @@
+"""The counter sampler against real /metrics pages on loopback: parsing, restarts, silence."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from harness.counters import CounterSampler
+from harness.settings import PortSettings, StackSettings
+from harness.topology import Topology
+
+
+class MetricsPage:
+    """One process's /metrics on a port of its own; ``stop()`` makes it a process that is gone."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        page = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = page.text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        # Above the ephemeral range, which a stack's ports may not use; the first free one.
+        for port in range(61000, 61500):
+            try:
+                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+                break
+            except OSError:
+                continue
+        else:
+            raise OSError("no free port in 61000-61499")
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def worker_page(started: float, attempts: float, redelivered: float) -> str:
+    # The shape prometheus-client writes, histogram and _created lines included.
+    return f"""# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
+# TYPE process_start_time_seconds gauge
+process_start_time_seconds {started}
+# HELP downstream_call_attempts_total Attempts to call a dependency, by outcome.
+# TYPE downstream_call_attempts_total counter
+downstream_call_attempts_total{{lane="async",dependency="email",outcome="ok"}} {attempts}
+downstream_call_attempts_total{{lane="async",dependency="email",outcome="timeout"}} 1.0
+downstream_call_attempts_created{{lane="async",dependency="email",outcome="ok"}} {started}
+# HELP worker_messages_redelivered_total Messages the broker delivered again.
+# TYPE worker_messages_redelivered_total counter
+worker_messages_redelivered_total{{lane="async",dependency="email"}} {redelivered}
+# HELP downstream_call_duration_seconds Call time.
+# TYPE downstream_call_duration_seconds histogram
+downstream_call_duration_seconds_bucket{{lane="async",dependency="email",le="+Inf"}} 99.0
+downstream_call_duration_seconds_count{{lane="async",dependency="email"}} 99.0
+"""
+
+
+def order_page(started: float, posts: float) -> str:
+    return f"""process_start_time_seconds {started}
+order_requests_total{{lane="async",method="POST",code="202"}} {posts}
+order_requests_total{{lane="async",method="GET",code="200"}} 500.0
+downstream_call_attempts_total{{lane="async",dependency="payment",outcome="ok"}} {posts}
+"""
+
+
+@pytest.fixture
+def pages() -> Iterator[dict[str, MetricsPage]]:
+    names = [
+        "order-sync",
+        "order-async",
+        "worker-inventory",
+        "worker-warehouse",
+        "worker-email",
+        "worker-analytics",
+    ]
+    served = {name: MetricsPage() for name in names}
+    try:
+        yield served
+    finally:
+        for page in served.values():
+            if page.thread.is_alive():
+                page.stop()
+
+
+def test_a_restart_is_counted_from_zero_and_a_process_gone_at_the_end_is_missing(
+    pages: dict[str, MetricsPage],
+) -> None:
+    ports = PortSettings(base=24500, overrides={name: page.port for name, page in pages.items()})
+    sampler = CounterSampler(Topology.from_settings(StackSettings(ports=ports)), timeout_s=1)
+    sampler.read()  # the first reading sets ``since``; every process started before it
+    started = sampler.since - 100
+    for name in ("worker-inventory", "worker-warehouse"):
+        pages[name].text = worker_page(started, 0, 0)
+    pages["order-sync"].text = "process_start_time_seconds 1.0\n"
+    pages["order-async"].text = order_page(started, 10)
+    pages["worker-email"].text = worker_page(started, 40, 0)
+    pages["worker-analytics"].text = worker_page(started, 30, 0)
+    sampler.readings.clear()
+    sampler.read()
+    pages["order-async"].text = order_page(started, 20)
+    pages["worker-email"].text = worker_page(started, 45, 0)
+    # analytics restarts and climbs past its old count; email stops answering.
+    pages["worker-analytics"].text = worker_page(sampler.since + 1, 35, 2)
+    sampler.read()
+    pages["worker-email"].stop()
+    sampler.read()
+
+    figures = sampler.counters()
+    # POSTs only (GETs left out); payment 10, email 5 while it answered, analytics counted
+    # from 0 after its restart: 35 ok and 1 timeout (every outcome counts)
+    assert figures.attempts["async"] == (10 + 5 + 36, 10)
+    assert figures.broker["redelivered"] == 2
+    assert figures.restarted == ["worker-analytics"]
+    assert figures.incomplete["retry_amplification.async"] == ["worker-email"]
+    assert figures.incomplete["broker.redelivered"] == ["worker-email"]
+    assert "retry_amplification.sync" not in figures.incomplete
