@@ -45,10 +45,9 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[Row]]:
                 "a list of {legend, points: [[time, value], ...]}"
             )
     rows: list[Row] = []
-    try:
-        t0 = float(summary.get("t0", 0))
-    except (TypeError, ValueError):
-        raise ConfigError(f"{run_dir / 'summary.json'}: t0 is not a number") from None
+    t0 = summary.get("t0")
+    if not isinstance(t0, int | float) or not math.isfinite(t0):
+        raise ConfigError(f"{run_dir / 'summary.json'}: expected t0, the run's start, as a number")
     if (run_dir / "requests.jsonl").exists():
         rows = read_json_lines(
             run_dir / "requests.jsonl", lambda raw: _request(raw, t0), what=f"a request record {_RECORD}"
