@@ -125,10 +125,11 @@ def test_fuzzed_command_lines_never_give_a_traceback(
 
 
 # -- bytes, not only text: every file doorbuster reads -----------------------------------------
-def _refused_by_name(code: int, captured: pytest.CaptureResult[str], file: Path) -> None:
-    assert "Traceback" not in captured.out + captured.err
-    assert code == ExitCode.USAGE, captured.err
-    assert str(file) in captured.err, captured.err
+def _refused_by_name(code: int, captured: tuple[str, str], file: Path) -> None:
+    out, err = captured
+    assert "Traceback" not in out + err
+    assert code == ExitCode.USAGE, err
+    assert str(file) in err, err
 
 
 def test_bad_bytes_as_a_scenario_file_are_refused_by_name(
