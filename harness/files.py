@@ -34,8 +34,8 @@ __all__ = [
     "validation_problems",
 ]
 
-# Far above any run's request log at the rates the harness drives, far below what would
-# exhaust the machine's memory when parsed.
+# One limit for every file: room for a long run's request log, none for a file given by
+# mistake (a disk image, /dev/zero) that would fill the memory before anything is said.
 MAX_FILE_BYTES = 256 * 2**20
 
 T = TypeVar("T")
