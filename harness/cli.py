@@ -497,7 +497,15 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory")
-    out.print(f"report: {write_report(run_dir)}")
+    try:
+        path = write_report(run_dir)
+    except (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError) as exc:
+        # The files are read and checked as files; a summary.json that is JSON but lacks
+        # what the report shows (a lane's figures, a verdict's fields) surfaces here.
+        raise ConfigError(
+            f"{run_dir / 'summary.json'}: not the summary of a doorbuster run ({type(exc).__name__}: {exc})"
+        ) from exc
+    out.print(f"report: {path}")
 
 
 @app.command()

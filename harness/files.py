@@ -1,26 +1,110 @@
-"""Reading user files: one way to load YAML and one way to word what is wrong in it."""
+"""Reading user files: one reader, one size limit, one wording of what is wrong in a file.
+
+Every file doorbuster reads that a user can hand it (a scenario, ``--config``, a run
+directory's files for ``report``) goes through :func:`read_text`, so bad bytes, a directory,
+a missing, unreadable or oversized file all give a :class:`ConfigError` that starts with the
+file's path::
+
+    >>> from pathlib import Path
+    >>> read_text(Path("/nonexistent/s.yaml"))
+    Traceback (most recent call last):
+    ...
+    harness.errors.ConfigError: /nonexistent/s.yaml: no such file
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pydantic
 import yaml
 
 from harness.errors import ConfigError
 
-__all__ = ["read_yaml", "validation_problems"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "read_json",
+    "read_json_lines",
+    "read_text",
+    "read_yaml",
+    "validation_problems",
+]
+
+# One limit for every file: room for a long run's request log, none for a file given by
+# mistake (a disk image, /dev/zero) that would fill the memory before anything is said.
+MAX_FILE_BYTES = 256 * 2**20
+
+T = TypeVar("T")
+
+
+def read_text(path: Path) -> str:
+    """The file's whole text (UTF-8), or ConfigError naming the file and what was wrong."""
+    try:
+        with path.open("rb") as fh:
+            too_big = os.fstat(fh.fileno()).st_size > MAX_FILE_BYTES
+            # Bounded even for what has no size (a pipe, /dev/zero).
+            data = b"" if too_big else fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: can not read it ({exc.strerror or exc})") from exc
+    if too_big or len(data) > MAX_FILE_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES // 2**20} MiB, the most doorbuster reads")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from None
 
 
 def read_yaml(path: Path) -> Any:
-    """The parsed file, or ConfigError naming the file and why it could not be read."""
+    """The parsed YAML file, or ConfigError naming the file and why it could not be read."""
+    text = read_text(path)
     try:
-        return yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: can not read it ({exc.strerror})") from exc
+        return yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except ValueError as exc:  # a well-formed but impossible date, like 2024-13-45
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from None
+
+
+def read_json(path: Path) -> Any:
+    """The parsed JSON file, or ConfigError naming the file and why it could not be read."""
+    text = read_text(path)
+    try:
+        return _json_value(text)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc}") from exc
+
+
+def read_json_lines(path: Path, parse: Callable[[Any], T], *, what: str) -> list[T]:
+    """Each line of a JSON-lines file, parsed as JSON and then by ``parse``; ConfigError
+    naming the file and the line when one is not JSON or ``parse`` refuses it (with
+    ValueError, TypeError, KeyError or IndexError): ``path: line 3: not what (why)``."""
+    records = []
+    for number, line in enumerate(read_text(path).splitlines(), 1):
+        try:
+            records.append(parse(_json_value(line)))
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise ConfigError(f"{path}: line {number}: not {what} ({exc})") from exc
+    return records
+
+
+def _json_value(text: str) -> Any:
+    """``json.loads``, with a document nested too deeply as a ValueError like any other."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def validation_problems(exc: pydantic.ValidationError) -> str:

@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt
 from harness.analysis import Row
 from harness.errors import ConfigError
 from harness.estimates import percentile
+from harness.files import read_json, read_json_lines
 from harness.panels import PANELS
 from harness.verdicts import outcome_of, overall
 
@@ -32,28 +33,63 @@ _LANE_COLOURS = {"sync": "#c0392b", "async": "#2471a3"}
 
 
 def _load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[Row]]:
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{run_dir} has no summary.json: not a doorbuster run directory") from None
-    except ValueError as exc:
-        raise ConfigError(f"{run_dir}/summary.json is not valid JSON: {exc}") from exc
-    try:
-        series = json.loads((run_dir / "series.json").read_text())
-    except (OSError, ValueError):
-        series = {"panels": {}}
+    if not (run_dir / "summary.json").exists():
+        raise ConfigError(f"{run_dir} has no summary.json: not a doorbuster run directory")
+    summary = read_json(run_dir / "summary.json")
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{run_dir / 'summary.json'}: expected a JSON object, a run's summary")
+    series: Any = {"panels": {}}
+    if (run_dir / "series.json").exists():
+        series = read_json(run_dir / "series.json")
+        if not _is_series(series):
+            raise ConfigError(
+                f"{run_dir / 'series.json'}: expected a JSON object whose 'panels' maps each panel to "
+                "a list of {legend, points: [[time, value], ...]}"
+            )
     rows: list[Row] = []
-    t0 = float(summary.get("t0", 0))
-    try:
-        with (run_dir / "requests.jsonl").open() as fh:
-            for line in fh:
-                try:
-                    rows.append(Row.parse(json.loads(line), t0))
-                except (ValueError, TypeError, IndexError):
-                    continue
-    except FileNotFoundError:
-        pass
+    t0 = summary.get("t0")
+    if not isinstance(t0, int | float) or not math.isfinite(t0):
+        raise ConfigError(f"{run_dir / 'summary.json'}: expected t0, the run's start, as a number")
+    if (run_dir / "requests.jsonl").exists():
+        rows = read_json_lines(
+            run_dir / "requests.jsonl", lambda raw: _request(raw, t0), what=f"a request record {_RECORD}"
+        )
     return summary, series, rows
+
+
+_RECORD = "[intended, end, lane, kind, code, attempt, order_id]"
+# The plots bucket requests by their time since t0: a record further from it is not this run's.
+_RUN_SPAN_S = 30 * 86400
+
+
+def _request(raw: Any, t0: float) -> Row:
+    row = Row.parse(raw, t0)
+    if not all(math.isfinite(t) and abs(t) <= _RUN_SPAN_S for t in (row.intended, row.end)):
+        raise ValueError(f"its times are not within 30 days of the run's t0 ({t0})")
+    return row
+
+
+def _is_series(series: Any) -> bool:
+    def line_ok(line: Any) -> bool:
+        return (
+            isinstance(line, dict)
+            and isinstance(line.get("legend"), str)
+            and isinstance(line.get("points"), list)
+            and all(
+                isinstance(p, list) and len(p) == 2 and all(isinstance(v, int | float) for v in p)
+                for p in line["points"]
+            )
+        )
+
+    if not isinstance(series, dict):
+        return False
+    panels, errors = series.get("panels", {}), series.get("errors", [])
+    return (
+        isinstance(panels, dict)
+        and all(isinstance(lines, list) and all(line_ok(line) for line in lines) for lines in panels.values())
+        and isinstance(errors, list)
+        and all(isinstance(e, str) for e in errors)
+    )
 
 
 def _shade(ax: Any, summary: dict[str, Any], relative_to: float = 0.0) -> None:
@@ -258,7 +294,7 @@ def write_report(run_dir: Path) -> Path:
     if (run_dir / "shootout.json").is_file():
         from harness.shootout import write_shootout
 
-        return write_shootout(run_dir, json.loads((run_dir / "summary.json").read_text()))
+        return write_shootout(run_dir, read_json(run_dir / "summary.json"))
     summary, series, rows = _load(run_dir)
     plots = _client_plots(run_dir, summary, rows) + _server_plots(run_dir, summary, series)
     chaos = "".join(

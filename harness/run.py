@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
 from harness.counters import CounterSampler, RunCounters
 from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
+from harness.files import read_json, read_json_lines
 from harness.leases import sweep_leftovers
 from harness.panels import PANELS
 from harness.prometheus import PrometheusClient
@@ -44,7 +46,7 @@ from harness.settings import PortSettings
 from harness.stack import Stack
 from harness.topology import LANES, Topology, is_loopback
 
-__all__ = ["RunOptions", "RunResult", "run_scenario", "scaled"]
+__all__ = ["RunOptions", "RunResult", "new_run_dir", "run_scenario", "scaled"]
 
 LOCUSTFILE = PROJECT_ROOT / "locustfiles" / "shoppers.py"
 
@@ -226,15 +228,29 @@ def _with_machine_settings(scenario: Scenario, options: RunOptions, stack: Stack
     return scenario.model_copy(update={"stack": scenario.stack.model_copy(update=update)})
 
 
+def new_run_dir(out: Path | None, scenario_name: str) -> Path:
+    """``out``, or ``runs/<time>-<scenario>``; ConfigError if it already holds files, since a
+    run's files (its request log above all) must be that run's alone."""
+    run_dir = out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario_name}"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir}: is a file, not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"run directory {run_dir}: not empty (another run's files?); give a new or empty directory, "
+            "or remove this one first"
+        )
+    return run_dir
+
+
 def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResult:
     if options.targets:
         check_targets(options.targets, options.allow_hosts)
     base, _ = load_scenario(options.scenario)
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
-    scenario = _with_machine_settings(scenario, options, stack)
     if options.workers < 0 or options.workers > 64:
         raise ConfigError("--workers must be from 0 to 64")
-    run_dir = options.out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}"
+    run_dir = new_run_dir(options.out, scenario.name)
+    scenario = _with_machine_settings(scenario, options, stack)
     if scenario.brokers:
         if options.targets:
             raise ConfigError("a broker shootout runs the harness' own stacks; --target can not go with it")
@@ -381,17 +397,24 @@ def _wait_drained(
     return None
 
 
-def _rows(run_dir: Path) -> tuple[float, list[list[Any]]]:
-    raw: list[list[Any]] = []
-    with contextlib.suppress(FileNotFoundError), (run_dir / "requests.jsonl").open() as fh:
-        for line in fh:
-            with contextlib.suppress(ValueError):
-                raw.append(json.loads(line))
+def _chaos_record(run_dir: Path) -> Any:
+    """The faults as applied (``chaos.json``), or None when no timeline ran."""
+    path = run_dir / "chaos.json"
+    return read_json(path) if path.exists() else None
+
+
+def _rows(run_dir: Path) -> tuple[float, list[Row]]:
+    """The request log's records as rows timed from t0 (the timeline's start, else the first
+    request's intended start)."""
+    log = run_dir / "requests.jsonl"
+    absolute = (
+        read_json_lines(log, lambda raw: Row.parse(raw, 0.0), what="a request record") if log.exists() else []
+    )
     try:
-        t0 = float(json.loads((run_dir / "chaos.json").read_text())["t0"])
-    except (OSError, ValueError, KeyError, TypeError):
-        t0 = min((float(r[0]) for r in raw), default=time.time())
-    return t0, raw
+        t0 = float(_chaos_record(run_dir)["t0"])
+    except (KeyError, TypeError, ValueError):
+        t0 = min((r.intended for r in absolute), default=time.time())
+    return t0, [dataclasses.replace(r, intended=r.intended - t0, end=r.end - t0) for r in absolute]
 
 
 def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
@@ -401,8 +424,8 @@ def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, 
     was not acknowledged ends when the removal was asked for (or as planned), ``removed=False``.
     """
     try:
-        records = {f["name"]: f for f in json.loads((run_dir / "chaos.json").read_text())["faults"]}
-    except (OSError, ValueError, KeyError):
+        records = {f["name"]: f for f in _chaos_record(run_dir)["faults"]}
+    except (KeyError, TypeError):
         records = {}
     windows = []
     for step in scenario.chaos:
@@ -521,8 +544,7 @@ def collect(
 ) -> RunResult:
     from harness.report import write_report
 
-    t0, raw = _rows(run_dir)
-    rows = [Row.parse(r, t0) for r in raw]
+    t0, rows = _rows(run_dir)
     faults = _faults(run_dir, scenario, t0)
     statuses, side_effects, drains = _ledgers(topology, scenario, rows, faults, t0, since=started)
     inputs = RunInputs(

@@ -58,6 +58,7 @@ from prometheus_client.core import (  # noqa: E402
 from harness.arrivals import arrival_times  # noqa: E402
 from harness.chaos import Chaos  # noqa: E402
 from harness.errors import DoorbusterError  # noqa: E402
+from harness.files import read_text  # noqa: E402
 from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.leases import FaultLease  # noqa: E402
 from harness.scenario import Scenario, load_scenario  # noqa: E402
@@ -110,7 +111,7 @@ def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path
     try:
         stack_file = os.environ.get("DOORBUSTER_STACK_FILE")  # a stack run by other means (compose)
         if stack_file:
-            topology = Topology.from_json(Path(stack_file).read_text())
+            topology = Topology.from_json(read_text(Path(stack_file)))
         else:
             topology = Stack(StateDir(default_state_dir())).running_topology()
     except (DoorbusterError, OSError, ValueError) as exc:
@@ -134,6 +135,12 @@ def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path
         os.environ.get("DOORBUSTER_RUN_DIR")
         or ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}-locust"
     )
+    if "--worker" not in sys.argv and (run_dir / "requests.jsonl").exists():
+        # Appending would mix two runs' records in one log, and the report would read both.
+        raise SystemExit(
+            f"doorbuster: {run_dir / 'requests.jsonl'} already exists (an earlier run's records); "
+            "set DOORBUSTER_RUN_DIR to a new directory, or remove that file"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     return scenario, topology, targets, run_dir, max(1, int(os.environ.get("DOORBUSTER_WORKERS", "1")))
 
@@ -154,6 +161,7 @@ class RequestLog:
         self.environment: Environment | None = None
         self._buffer: list[list[Any]] = []
         self._file: Any = None
+        self._created = False
         self.in_flight: dict[str, int] = dict.fromkeys(LOAD.lanes, 0)
         self.remote_in_flight: dict[str, dict[str, int]] = {}
         self.latency = LatencyHistogram(LATENCY_BUCKETS)
@@ -166,7 +174,10 @@ class RequestLog:
 
     def open(self) -> None:
         if not self.is_worker and self._file is None:
-            self._file = open(RUN_DIR / "requests.jsonl", "a", buffering=1)  # noqa: SIM115
+            # Created by this process ("x" fails on an existing log); only reopened for append.
+            mode = "a" if self._created else "x"
+            self._file = open(RUN_DIR / "requests.jsonl", mode, buffering=1)  # noqa: SIM115
+            self._created = True
 
     def record(self, intended: float, lane: str, kind: str, code: int, attempt: int, order_id: str) -> float:
         """Log one request; returns its end time, for the figures taken from the same record."""

@@ -149,6 +149,7 @@ def test_the_report_marks_an_incomplete_figure(tmp_path: Path) -> None:
     lane = {"requests": 1, "errors": 0, "error_rate": 0.0, "throughput_rps": 1.0}
     summary = {
         "scenario": "restart",
+        "t0": 0.0,
         "lanes": {"sync": lane, "async": lane},
         "retry_amplification": {"sync": 3.0, "async": 1.5},
         "broker": {"name": "rabbitmq", "redelivered": 3, "duplicates": 0},
