@@ -42,9 +42,10 @@ from targets_check import Target, report
 
 from harness.binaries import find_binary
 from harness.chaos import Chaos
+from harness.processes import stop_group
 from harness.settings import BROKERS, PortSettings, StackSettings
 from harness.state import StateDir
-from harness.supervisor import command_for, stop_group
+from harness.supervisor import command_for
 from harness.topology import Topology
 from targets.brokers import Broker, Delivery, Message, make_broker
 

@@ -49,6 +49,7 @@ from stack_bench import memory_bytes
 from targets_check import Target, report
 
 from harness.scenario import load_scenario
+from harness.state import StateDir
 from harness.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,11 +62,8 @@ def snapshot(state: Path) -> dict[str, tuple[int, int]]:
     except (OSError, ValueError):
         return {}
     pids = {name: int(info["pid"]) for name, info in record["processes"].items()}
-    try:
-        for i, pid in enumerate(json.loads((state / "load.json").read_text())["pids"]):
-            pids[f"locust-{i}"] = int(pid)
-    except (OSError, ValueError, KeyError):
-        pass
+    for i, (pid, _) in enumerate(StateDir(state).read_load_pids()):
+        pids[f"locust-{i}"] = pid
     return {name: memory_bytes(pid) for name, pid in pids.items()}
 
 

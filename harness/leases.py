@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.chaos import Chaos
 from harness.errors import DoorbusterError
-from harness.stack import pid_alive
+from harness.processes import start_ticks, still_ours
 
 __all__ = ["FaultLease", "Leftover", "sweep_leftovers"]
 
@@ -72,7 +72,14 @@ class FaultLease:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(
-            json.dumps({"pid": self.pid, "owner": self.owner, "faults": list(self.faults.values())})
+            json.dumps(
+                {
+                    "pid": self.pid,
+                    "start": start_ticks(self.pid),
+                    "owner": self.owner,
+                    "faults": list(self.faults.values()),
+                }
+            )
         )
         tmp.replace(self.path)
 
@@ -112,7 +119,7 @@ def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
     active = None
     for path, lease in _leases(root):
         pid = int(lease.get("pid", 0))
-        if pid > 0 and pid_alive(pid):
+        if still_ours(pid, lease.get("start")):
             continue
         if active is None:
             active = chaos.active()

@@ -17,9 +17,9 @@ import requests
 from harness.binaries import find_binary, find_jars
 from harness.chaos import Chaos
 from harness.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
+from harness.processes import kill_group, pid_alive, still_ours, stop_group
 from harness.settings import StackSettings
 from harness.state import StateDir
-from harness.supervisor import kill_group, stop_group
 from harness.topology import LANES, ProcessSpec, Topology
 
 __all__ = ["ProcessHealth", "Stack", "StackStatus"]
@@ -105,27 +105,6 @@ def probe(spec: ProcessSpec, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def pid_alive(pid: int) -> bool:
-    """Is ``pid`` a live process (a zombie is not)?"""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie is not alive; /proc tells.  A leader thread shows "Z" as soon as it has exited,
-    # while the process' other threads (and its open sockets) may live a moment longer.
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            if fh.read().split(") ", 1)[1][0] != "Z":
-                return True
-        return len(os.listdir(f"/proc/{pid}/task")) > 1
-    except FileNotFoundError:  # reaped meanwhile
-        return False
-    except (OSError, IndexError):
-        return True
-
-
 class Stack:
     def __init__(self, state: StateDir) -> None:
         self.state = state
@@ -136,7 +115,7 @@ class Stack:
         if record is None:
             return None
         pid = int(record.get("pid", 0))
-        return pid if pid > 0 and pid_alive(pid) else None
+        return pid if still_ours(pid, record.get("start")) else None
 
     def topology(self) -> Topology:
         try:
@@ -296,8 +275,8 @@ class Stack:
     def _stop_load(self) -> bool:
         """Stop load generators a crashed run left, before the faults are reset under them."""
         found = False
-        for pid in self.state.read_load_pids():
-            if pid_alive(pid) and kill_group(pid, signal.SIGTERM):
+        for pid, start in self.state.read_load_pids():
+            if still_ours(pid, start) and kill_group(pid, signal.SIGTERM):
                 found = True
                 deadline = time.monotonic() + 10
                 while pid_alive(pid) and time.monotonic() < deadline:
@@ -312,12 +291,14 @@ class Stack:
         record = self.state.read_supervisor()
         if record is None:
             return found
+        # Only processes that still are the ones recorded: a pid reused since (after a reboot,
+        # say) belongs to someone else.
         for info in record.get("processes", {}).values():
             child = int(info.get("pid", 0))
-            if child > 0 and kill_group(child, signal.SIGKILL):
+            if still_ours(child, info.get("start")) and kill_group(child, signal.SIGKILL):
                 found = True
         supervisor = int(record.get("pid", 0))
-        if supervisor > 0 and pid_alive(supervisor):
+        if still_ours(supervisor, record.get("start")):
             kill_group(supervisor, signal.SIGKILL)
             found = True
         self.state.clear_supervisor()

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from harness.processes import process_record
+
 __all__ = ["StateDir", "default_state_dir"]
 
 
@@ -73,13 +75,15 @@ class StateDir:
     def write_load_pids(self, pids: list[int]) -> None:
         """The load generators a run started, so `down` can stop any a crash left behind."""
         if pids:
-            self.load_file.write_text(json.dumps({"pids": pids}))
+            self.load_file.write_text(json.dumps({"processes": [process_record(pid) for pid in pids]}))
         else:
             self.load_file.unlink(missing_ok=True)
 
-    def read_load_pids(self) -> list[int]:
+    def read_load_pids(self) -> list[tuple[int, Any]]:
+        """``(pid, start)`` of each load generator recorded (see :mod:`harness.processes`)."""
         try:
-            return [int(p) for p in json.loads(self.load_file.read_text())["pids"]]
+            records = json.loads(self.load_file.read_text())["processes"]
+            return [(int(r["pid"]), r.get("start")) for r in records]
         except (OSError, ValueError, KeyError, TypeError):
             return []
 

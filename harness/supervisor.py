@@ -33,11 +33,12 @@ from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.errors import DoorbusterError
 from harness.java_brokers import elasticmq_command, kafka_command
+from harness.processes import kill_group, process_record
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from harness.topology import ProcessSpec, Topology
 
-__all__ = ["Supervisor", "command_for", "kill_group", "stop_group"]
+__all__ = ["Supervisor", "command_for"]
 
 log = logging.getLogger("doorbuster.supervisor")
 
@@ -120,27 +121,6 @@ def rabbitmq_environment(topology: Topology, state: StateDir) -> dict[str, str]:
     }
 
 
-def kill_group(pid: int, sig: int) -> bool:
-    """Signal ``pid``'s whole process group; False when it is already gone."""
-    try:
-        os.killpg(pid, sig)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return False
-
-
-def stop_group(proc: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
-    """SIGTERM ``proc``'s process group, and SIGKILL it if ``proc`` is not gone in ``timeout_s``."""
-    kill_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        kill_group(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 class FaultCollector:
     """``toxic_active``: one series per fault in force, read from Toxiproxy and the services
     at every scrape, so faults added from the CLI, a run or by hand all show."""
@@ -206,11 +186,11 @@ class Supervisor:
     def write_state(self) -> None:
         self.state.write_supervisor(
             {
-                "pid": os.getpid(),
+                **process_record(os.getpid()),
                 "started_at": self._started_at,
                 "processes": {
                     name: {
-                        "pid": child.popen.pid,
+                        **process_record(child.popen.pid),
                         "restarts": len(child.restarts),
                         "given_up": name in self.given_up,
                         "log": str(self.state.log_path(name)),

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.processes import stop_group
 from harness.settings import PortSettings, StackSettings
 from harness.state import StateDir
-from harness.supervisor import command_for, stop_group
+from harness.supervisor import command_for
 from harness.topology import Topology
 from targets.brokers import Broker, Delivery, Message, make_broker
 from targets.brokers_kafka import KafkaBroker

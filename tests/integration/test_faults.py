@@ -25,6 +25,7 @@ from harness.binaries import PROJECT_ROOT
 from harness.chaos import FaultSpec
 from harness.counters import CounterSampler
 from harness.smoke import wait_fulfilled
+from harness.state import StateDir
 from tests.integration.conftest import RunningStack
 
 ORDER = {"customer_id": "fault-test", "items": [{"sku": "tv-55", "qty": 1}]}
@@ -312,7 +313,7 @@ def test_kill_9_a_run_mid_fault_the_next_command_cleans_up_and_down_leaves_no_or
             time.sleep(0.3)
         else:
             raise AssertionError("the run never applied its fault")
-        load_pids = json.loads((state / "load.json").read_text())["pids"]
+        load_pids = [pid for pid, _ in StateDir(state).read_load_pids()]
         # Everything that could clean up dies, and none of it gets a chance to: the run is
         # frozen first, so it can not notice its Locust dying and reset the faults itself.
         os.kill(run.pid, signal.SIGSTOP)

@@ -23,8 +23,8 @@ import requests
 from harness.binaries import find_binary
 from harness.chaos import Chaos, FaultSpec
 from harness.errors import ToxiproxyUnavailable
+from harness.processes import stop_group
 from harness.settings import PortSettings, StackSettings
-from harness.supervisor import stop_group
 from harness.topology import Topology
 
 ROUNDS = 15

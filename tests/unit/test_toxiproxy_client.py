@@ -23,6 +23,7 @@ import pytest
 from harness.chaos import Chaos, FaultSpec
 from harness.errors import ExitCode, ToxiproxyUnavailable
 from harness.leases import FaultLease, sweep_leftovers
+from harness.processes import process_record
 from harness.settings import PortSettings, StackSettings
 from harness.state import StateDir
 from harness.supervisor import FaultCollector
@@ -177,7 +178,7 @@ def test_toxic_list_against_a_silent_toxiproxy_exits_3_with_a_message(
     state.prepare()
     state.stack_file.write_text(_topology(black_hole.port).to_json())
     # A live pid as the supervisor's (this test's own), so the CLI takes the stack for running.
-    state.write_supervisor({"pid": os.getpid(), "processes": {}})
+    state.write_supervisor({**process_record(os.getpid()), "processes": {}})
     started = time.monotonic()
     try:
         done = subprocess.run(
