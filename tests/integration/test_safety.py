@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ import pytest
 
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
+from harness.processes import stop_group
 from harness.settings import BROKERS, PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
@@ -196,13 +196,7 @@ def _plain_locust_listeners(
             time.sleep(0.2)
         raise AssertionError(f"Locust's web UI did not start: {log.read_text(errors='replace')[-2000:]}")
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout_s=20)
 
 
 @pytest.mark.parametrize("locustfile", LOCUSTFILES)
@@ -296,13 +290,7 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
         assert run.poll() is None and all(psutil.pid_exists(p) for p in load), "the load ended while read"
     finally:
         # The load has done its part: the run and its Locust (which dies with it) stop now.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(run.pid, signal.SIGTERM)
-        try:
-            run.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(run.pid, signal.SIGKILL)
-            run.wait()
+        stop_group(run, timeout_s=30)
 
 
 def _recorded(path: Path) -> int:
