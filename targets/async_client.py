@@ -4,6 +4,7 @@ timeout, retry and back-off rules (``targets.resilience``)."""
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from typing import Any
@@ -29,7 +30,9 @@ class AsyncDependencyClient:
     ) -> None:
         self.lane = lane
         self.urls = urls
-        self.timeout = aiohttp.ClientTimeout(total=timeout_s)
+        # aiohttp rounds a timeout of 5 s or more up to a whole second of its loop's clock
+        # (ceil_threshold), so the seed's 5 s timeout fired anywhere in 5-6 s; never round.
+        self.timeout = aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=math.inf)
         self.timeout_s = timeout_s
         self.time_scale = time_scale
         self.metrics = metrics
