@@ -9,7 +9,7 @@ import pytest
 from harness.analysis import Row, RunInputs, analyse
 from harness.chaos import FaultSpec
 from harness.errors import ToxiproxyUnavailable
-from harness.run import _faults
+from harness.judge import fault_windows as _faults
 from harness.scenario import ChaosStep, Scenario
 from harness.timeline import ChaosTimeline
 
