@@ -26,6 +26,7 @@ from harness.errors import ConfigError
 from harness.files import read_json, validation_problems
 from harness.records import RunLedger, read_ledger, read_requests
 from harness.scenario import Scenario, load_scenario
+from harness.timeline import ChaosRecord, read_chaos_record
 
 __all__ = [
     "RecordedRun",
@@ -50,10 +51,10 @@ class RecordedRun:
     faults: tuple[FaultWindow, ...]
 
 
-def _chaos_record(run_dir: Path) -> Any:
+def _chaos_record(run_dir: Path) -> ChaosRecord | None:
     """The faults as applied (``chaos.json``), or None when no timeline ran."""
     path = run_dir / "chaos.json"
-    return read_json(path) if path.exists() else None
+    return read_chaos_record(path) if path.exists() else None
 
 
 def recorded_run(run_dir: Path, scenario: Scenario, t0: float | None = None) -> RecordedRun:
@@ -62,10 +63,10 @@ def recorded_run(run_dir: Path, scenario: Scenario, t0: float | None = None) -> 
     log = run_dir / "requests.jsonl"
     records = read_requests(log) if log.exists() else []
     if t0 is None:
-        try:
-            t0 = float(_chaos_record(run_dir)["t0"])
-        except (KeyError, TypeError, ValueError):
-            t0 = min((r.intended_start for r in records), default=time.time())
+        chaos = _chaos_record(run_dir)
+        t0 = chaos.t0 if chaos is not None and chaos.t0 is not None else None
+    if t0 is None:
+        t0 = min((r.intended_start for r in records), default=time.time())
     rows = tuple(Row.from_record(r, t0) for r in records)
     return RecordedRun(t0=t0, rows=rows, faults=fault_windows(run_dir, scenario, t0))
 
@@ -76,17 +77,16 @@ def fault_windows(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWi
     A step that never applied keeps its planned window and ``applied=False``; one whose removal
     was not acknowledged ends when the removal was asked for (or as planned), ``removed=False``.
     """
-    try:
-        records = {f["name"]: f for f in _chaos_record(run_dir)["faults"]}
-    except (KeyError, TypeError):
-        records = {}
+    chaos = _chaos_record(run_dir)
+    records = {f.name: f for f in chaos.faults} if chaos is not None else {}
     windows = []
     for step in scenario.chaos:
-        rec = records.get(step.name, {})
-        applied = bool(rec.get("started_at"))
-        removed = applied and bool(rec.get("ended_at"))
-        start = rec["started_at"] - t0 if applied else step.at
-        ended = rec.get("ended_at") or rec.get("removal_requested_at")
+        rec = records.get(step.name)
+        started = rec.started_at if rec is not None else None
+        applied = bool(started)
+        removed = rec is not None and applied and bool(rec.ended_at)
+        start = started - t0 if started else step.at
+        ended = rec and (rec.ended_at or rec.removal_requested_at)
         end = ended - t0 if applied and ended else step.end
         windows.append(
             FaultWindow(

@@ -155,7 +155,7 @@ def test_an_expectation_about_a_window_the_run_did_not_have_is_refused_with_exit
     assert _files(run_dir) == before
 
 
-@pytest.mark.parametrize("name", ["ledger.json", "scenario.json", "requests.jsonl"])
+@pytest.mark.parametrize("name", ["ledger.json", "scenario.json", "requests.jsonl", "chaos.json"])
 def test_a_run_directory_lacking_or_spoiling_a_file_is_refused_naming_it(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
@@ -165,7 +165,8 @@ def test_a_run_directory_lacking_or_spoiling_a_file_is_refused_naming_it(
     assert code == ExitCode.USAGE, err
     assert str(run_dir / name) in err and "Traceback" not in err
     (run_dir / name).unlink()
-    if name != "requests.jsonl":  # a run that sent nothing has no log; the others are needed
+    # A run that sent nothing has no log, one without a timeline no chaos.json; the rest is needed.
+    if name not in ("requests.jsonl", "chaos.json"):
         assert _judge(tmp_path, str(run_dir), "--json") == ExitCode.USAGE
         assert f"{run_dir / name}: no such file" in capsys.readouterr().err
 
