@@ -4,7 +4,8 @@ It brings the stack up (with the scenario's settings) if needed, removes leftove
 starts Locust as a subprocess (this is the one harness module that does), shows live
 progress, removes every fault at the end even on Ctrl-C, waits (bounded) for the async
 backlog to drain, and writes the run directory: Locust's CSV and HTML, ``requests.jsonl``,
-``chaos.json``, ``series.json`` (every report panel, from Prometheus), ``summary.json`` and
+``chaos.json``, ``ledger.json`` and ``scenario.json`` (what :mod:`harness.judge` decides the
+verdicts from), ``series.json`` (every report panel, from Prometheus), ``summary.json`` and
 ``report.html``.
 """
 

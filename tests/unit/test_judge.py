@@ -174,3 +174,14 @@ def test_a_run_directory_lacking_or_spoiling_a_file_is_refused_naming_it(
 def test_judge_of_a_missing_directory_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _judge(tmp_path, str(tmp_path / "nowhere")) == ExitCode.USAGE
     assert f"{tmp_path / 'nowhere'}: not a directory" in capsys.readouterr().err
+
+
+def test_a_shootouts_directory_is_refused_saying_to_judge_each_brokers_run(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shootout = tmp_path / "shootout"
+    shootout.mkdir()
+    run_dir.rename(shootout / "rabbitmq")
+    assert _judge(tmp_path, str(shootout)) == ExitCode.USAGE
+    assert "a broker shootout's directory; judge each broker's run in it" in capsys.readouterr().err
+    assert _judge(tmp_path, str(shootout / "rabbitmq"), "--json") == ExitCode.OK
