@@ -35,8 +35,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import requests
 from targets_check import Target, report
+
+from harness.records import read_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".tools" / "bin"
@@ -170,8 +174,8 @@ def stall(
         d = ours(url, work, [{"name": "steady", "duration": seconds, "rate": rate}], "open", "b-ours")
         latencies, received, count = truth(url)
         row = stats_row(d / "locust", "sync checkout")
-        rows = [json.loads(line) for line in (d / "requests.jsonl").read_text().splitlines()]
-        ours_lat = [r[1] - r[0] for r in rows if r[3] == "checkout"]
+        records = read_requests(d / "requests.jsonl")
+        ours_lat = [r.end - r.intended_start for r in records if r.kind == "checkout"]
         out["ours"] = {
             "sent": count,
             "p99_locust_s": float(row["99%"]) / 1000,

@@ -48,6 +48,7 @@ import requests
 from stack_bench import memory_bytes
 from targets_check import Target, report
 
+from harness.records import read_requests
 from harness.scenario import load_scenario
 from harness.state import StateDir
 from harness.topology import Topology
@@ -132,9 +133,9 @@ def check_run(out: Path) -> tuple[bool, str]:
         return False, f"{out.name}: MISSING {', '.join(missing)}"
     scenario, _ = load_scenario(str(out / "scenario.json"))
     expected = sum(s.rate * s.duration for s in scenario.load.stages)
-    rows = [json.loads(line) for line in (out / "requests.jsonl").read_text().splitlines()]
+    records = read_requests(out / "requests.jsonl")
     arrivals = {
-        lane: sum(1 for r in rows if r[2] == lane and r[3] == "checkout" and r[5] == 0)
+        lane: sum(1 for r in records if r.lane == lane and r.kind == "checkout" and r.attempt == 0)
         for lane in ("sync", "async")
     }
     summary = json.loads((out / "summary.json").read_text())

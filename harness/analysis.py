@@ -39,6 +39,7 @@ from harness.estimates import (
     samples_to_bound,
 )
 from harness.expectations import Expectation
+from harness.records import RequestRecord
 from harness.recovery import Recovery, lane_recovery, recovery_verdict
 from harness.scenario import Scenario
 from harness.verdicts import Outcome, Verdict
@@ -62,7 +63,7 @@ QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
 @dataclass(frozen=True)
 class Row:
-    """One request from the log: times are seconds since the run's t0."""
+    """One request record as the analysis sees it: times are seconds since the run's t0."""
 
     intended: float
     end: float
@@ -71,6 +72,7 @@ class Row:
     code: int
     attempt: int
     order_id: str
+    start: float | None = None  # when this attempt was sent (None: dropped, or not recorded)
 
     @property
     def ok(self) -> bool:
@@ -81,16 +83,16 @@ class Row:
         return self.end - self.intended
 
     @classmethod
-    def parse(cls, raw: Sequence[Any], t0: float) -> Row:
-        intended, end, lane, kind, code, attempt, order_id = raw
+    def from_record(cls, rec: RequestRecord, t0: float) -> Row:
         return cls(
-            float(intended) - t0,
-            float(end) - t0,
-            str(lane),
-            str(kind),
-            int(code),
-            int(attempt),
-            str(order_id),
+            rec.intended_start - t0,
+            rec.end - t0,
+            rec.lane,
+            rec.kind,
+            rec.status,
+            rec.attempt,
+            rec.order_id,
+            None if rec.start is None else rec.start - t0,
         )
 
 

@@ -509,6 +509,32 @@ def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) ->
 
 
 @app.command()
+def judge(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory.")],
+    scenario: Annotated[
+        str | None,
+        typer.Option(help="Judge this file's expectations (and metastability) instead of the run's own."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the verdicts as JSON; rewrite nothing.")
+    ] = False,
+) -> None:
+    """Decide a run's expectations again from its files alone, with no stack; rewrites
+    summary.json and report.html."""
+    from harness.judge import judge_run
+
+    summary = judge_run(run_dir, scenario_file=scenario, write=not as_json)
+    if as_json:
+        verdicts = {k: summary[k] for k in ("scenario", "passed", "verdicts")}
+        out.print_json(json.dumps(verdicts))
+    else:
+        out.print(verdict_lines(summary))
+        out.print(f"report: {run_dir / 'report.html'}")
+    if not summary["passed"]:
+        raise ExpectationFailed(verdict_count(summary["verdicts"]))
+
+
+@app.command()
 def dashboards() -> None:
     """Regenerate grafana/ (dashboards, provisioning) and the docker-compose files."""
     from harness.generate import write_generated

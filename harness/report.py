@@ -25,6 +25,7 @@ from harness.errors import ConfigError
 from harness.estimates import percentile
 from harness.files import read_json, read_json_lines
 from harness.panels import PANELS
+from harness.records import RequestRecord
 from harness.verdicts import outcome_of, overall
 
 __all__ = ["write_report"]
@@ -52,18 +53,17 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[Row]]:
         raise ConfigError(f"{run_dir / 'summary.json'}: expected t0, the run's start, as a number")
     if (run_dir / "requests.jsonl").exists():
         rows = read_json_lines(
-            run_dir / "requests.jsonl", lambda raw: _request(raw, t0), what=f"a request record {_RECORD}"
+            run_dir / "requests.jsonl", lambda raw: _request(raw, t0), what="a request record"
         )
     return summary, series, rows
 
 
-_RECORD = "[intended, end, lane, kind, code, attempt, order_id]"
 # The plots bucket requests by their time since t0: a record further from it is not this run's.
 _RUN_SPAN_S = 30 * 86400
 
 
 def _request(raw: Any, t0: float) -> Row:
-    row = Row.parse(raw, t0)
+    row = Row.from_record(RequestRecord.from_json(raw), t0)
     if not all(math.isfinite(t) and abs(t) <= _RUN_SPAN_S for t in (row.intended, row.end)):
         raise ValueError(f"its times are not within 30 days of the run's t0 ({t0})")
     return row

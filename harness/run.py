@@ -4,7 +4,8 @@ It brings the stack up (with the scenario's settings) if needed, removes leftove
 starts Locust as a subprocess (this is the one harness module that does), shows live
 progress, removes every fault at the end even on Ctrl-C, waits (bounded) for the async
 backlog to drain, and writes the run directory: Locust's CSV and HTML, ``requests.jsonl``,
-``chaos.json``, ``series.json`` (every report panel, from Prometheus), ``summary.json`` and
+``chaos.json``, ``ledger.json`` and ``scenario.json`` (what :mod:`harness.judge` decides the
+verdicts from), ``series.json`` (every report panel, from Prometheus), ``summary.json`` and
 ``report.html``.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import json
 import math
 import os
@@ -32,15 +32,16 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from harness.analysis import FaultWindow, Row, RunInputs, analyse, percentile
+from harness.analysis import FaultWindow, Row, percentile
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
 from harness.counters import CounterSampler, RunCounters
 from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
-from harness.files import read_json, read_json_lines
+from harness.judge import LEDGER_FILE, recorded_run, summarise, write_run_scenario
 from harness.leases import sweep_leftovers
 from harness.panels import PANELS
 from harness.prometheus import PrometheusClient
+from harness.records import IncompleteCounters, RequestRecord, RunLedger
 from harness.scenario import Scenario, load_scenario
 from harness.settings import PortSettings
 from harness.stack import Stack
@@ -134,10 +135,10 @@ class _Progress:
         complete = chunk[: chunk.rfind("\n") + 1]
         self.offset += len(complete.encode())
         for line in complete.splitlines():
-            with contextlib.suppress(ValueError, IndexError):
-                row = json.loads(line)
-                if row[3] == "checkout":
-                    self.recent[row[2]].append((row[1], row[1] - row[0], row[4] in (200, 202)))
+            with contextlib.suppress(ValueError, TypeError):
+                rec = RequestRecord.from_json(json.loads(line))
+                if rec.kind == "checkout":
+                    self.recent[rec.lane].append((rec.end, rec.end - rec.intended_start, rec.ok))
         horizon = time.time() - 10
         for q in self.recent.values():
             while q and q[0][0] < horizon:
@@ -293,7 +294,7 @@ def _run_one(
         ))  # fmt: skip
         chaos.reset()
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "scenario.json").write_text(scenario.model_dump_json(by_alias=True, indent=2))
+    write_run_scenario(run_dir, scenario)  # Locust reads it; rewritten from what is judged
     env = {
         **os.environ,
         "DOORBUSTER_SCENARIO": str(run_dir / "scenario.json"),
@@ -397,60 +398,6 @@ def _wait_drained(
     return None
 
 
-def _chaos_record(run_dir: Path) -> Any:
-    """The faults as applied (``chaos.json``), or None when no timeline ran."""
-    path = run_dir / "chaos.json"
-    return read_json(path) if path.exists() else None
-
-
-def _rows(run_dir: Path) -> tuple[float, list[Row]]:
-    """The request log's records as rows timed from t0 (the timeline's start, else the first
-    request's intended start)."""
-    log = run_dir / "requests.jsonl"
-    absolute = (
-        read_json_lines(log, lambda raw: Row.parse(raw, 0.0), what="a request record") if log.exists() else []
-    )
-    try:
-        t0 = float(_chaos_record(run_dir)["t0"])
-    except (KeyError, TypeError, ValueError):
-        t0 = min((r.intended for r in absolute), default=time.time())
-    return t0, [dataclasses.replace(r, intended=r.intended - t0, end=r.end - t0) for r in absolute]
-
-
-def _faults(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
-    """Each step's window as applied: from its acknowledged apply to its acknowledged removal.
-
-    A step that never applied keeps its planned window and ``applied=False``; one whose removal
-    was not acknowledged ends when the removal was asked for (or as planned), ``removed=False``.
-    """
-    try:
-        records = {f["name"]: f for f in _chaos_record(run_dir)["faults"]}
-    except (KeyError, TypeError):
-        records = {}
-    windows = []
-    for step in scenario.chaos:
-        rec = records.get(step.name, {})
-        applied = bool(rec.get("started_at"))
-        removed = applied and bool(rec.get("ended_at"))
-        start = rec["started_at"] - t0 if applied else step.at
-        ended = rec.get("ended_at") or rec.get("removal_requested_at")
-        end = ended - t0 if applied and ended else step.end
-        windows.append(
-            FaultWindow(
-                name=step.name,
-                dependency=step.dependency,
-                lanes=step.lane_tuple,
-                type=step.type,
-                attributes=dict(step.attributes),
-                start=start,
-                end=end,
-                applied=applied,
-                removed=removed,
-            )
-        )
-    return tuple(windows)
-
-
 Ledgers = tuple[dict[str, str], dict[str, dict[str, dict[str, int]]], dict[str, float | None]]
 
 
@@ -544,28 +491,26 @@ def collect(
 ) -> RunResult:
     from harness.report import write_report
 
-    t0, rows = _rows(run_dir)
-    faults = _faults(run_dir, scenario, t0)
-    statuses, side_effects, drains = _ledgers(topology, scenario, rows, faults, t0, since=started)
-    inputs = RunInputs(
-        scenario=scenario, rows=tuple(rows), faults=faults,
-        load_end=min(load_end - t0, scenario.duration_s + 1) if not interrupted else load_end - t0,
-        async_statuses=statuses, side_effects=side_effects, attempts=attempts, drains=drains,
-        drain_cut_short=drain_cut_short,
-    )  # fmt: skip
-    summary = analyse(inputs)
-    summary["t0"] = t0
-    summary["interrupted"] = interrupted
-    summary["drain_cut_short"] = drain_cut_short
-    if broker is not None:
-        summary["broker"] = broker
+    run = recorded_run(run_dir, scenario)
+    statuses, side_effects, drains = _ledgers(
+        topology, scenario, list(run.rows), run.faults, run.t0, since=started
+    )
+    gaps = None
     if counters is not None:
-        summary["counters"] = counters.as_json()
-        summary["reading"].extend(counters.reading())
-    summary["drained_after_load_s"] = round(drained_at - load_end, 1) if drained_at else None
-    if interrupted:
-        summary["passed"] = False
+        gaps = IncompleteCounters(incomplete=counters.incomplete, restarted=counters.restarted)
+    ledger = RunLedger(
+        t0=run.t0, started=started, load_end=load_end, drained_at=drained_at,
+        interrupted=interrupted, drain_cut_short=drain_cut_short,
+        async_statuses=statuses, side_effects=side_effects, drains=drains, attempts=attempts,
+        broker=broker, counters=gaps,
+    )  # fmt: skip
+    # What judging needs beside the request log, and the very scenario judged (scaled, with
+    # its settings), so that ``doorbuster judge`` decides exactly what this run decided.
+    (run_dir / LEDGER_FILE).write_text(ledger.to_json())
+    write_run_scenario(run_dir, scenario)
+    summary = summarise(scenario, run, ledger)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    t0 = run.t0
     try:
         series = save_series(topology, t0 - 5, (drained_at or time.time()) + 5)
     except EnvironmentProblem as exc:

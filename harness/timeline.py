@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import Chaos
-from harness.errors import DoorbusterError
+from harness.errors import ConfigError, DoorbusterError
+from harness.files import read_json
 from harness.leases import FaultLease
 from harness.scenario import ChaosStep
 
-__all__ = ["ChaosTimeline", "FaultRecord"]
+__all__ = ["ChaosRecord", "ChaosTimeline", "FaultRecord", "read_chaos_record"]
 
 log = logging.getLogger("doorbuster.timeline")
 
@@ -71,6 +73,81 @@ class FaultRecord:
             "removed": self.removed,
             "removal_error": self.removal_error,
         }
+
+    @classmethod
+    def from_json(cls, obj: Any) -> FaultRecord:
+        """The record :meth:`as_json` wrote; ValueError saying what is wrong with it."""
+        if not isinstance(obj, dict):
+            raise ValueError(f"a fault record is a JSON object, not {type(obj).__name__}")
+        missing = [k for k in _RECORD_FIELDS if k not in obj]
+        if missing:
+            raise ValueError(f"a fault record lacks {', '.join(missing)}")
+        for key in ("name", "dependency", "type"):
+            if not isinstance(obj[key], str):
+                raise ValueError(f"a fault record's {key} is a string, not {obj[key]!r}")
+        for key in ("planned_start_s", "planned_end_s", *_TIMES):
+            value = obj[key]
+            if (value is not None or key not in _TIMES) and not _is_number(value):
+                raise ValueError(
+                    f"fault {obj['name']}: {key} is a number{' or null' if key in _TIMES else ''}"
+                )
+        if not (isinstance(obj["lanes"], list) and all(isinstance(lane, str) for lane in obj["lanes"])):
+            raise ValueError(f"fault {obj['name']}: lanes is a list of lane names")
+        if not all(obj[key] is None or isinstance(obj[key], str) for key in ("error", "removal_error")):
+            raise ValueError(f"fault {obj['name']}: error and removal_error are strings or null")
+        attributes = obj["attributes"]
+        if not (isinstance(attributes, dict) and all(_is_number(v) for v in attributes.values())):
+            raise ValueError(f"fault {obj['name']}: attributes maps names to numbers")
+        record = cls(
+            name=obj["name"], dependency=obj["dependency"], lanes=tuple(obj["lanes"]), type=obj["type"],
+            attributes={str(k): float(v) for k, v in attributes.items()},
+            planned_start_s=float(obj["planned_start_s"]), planned_end_s=float(obj["planned_end_s"]),
+            requested_at=obj["requested_at"], started_at=obj["started_at"], error=obj["error"],
+            removal_requested_at=obj["removal_requested_at"], ended_at=obj["ended_at"],
+            removal_error=obj["removal_error"],
+        )  # fmt: skip
+        if (obj["applied"], obj["removed"]) != (record.applied, record.removed):
+            raise ValueError(f"fault {obj['name']}: applied and removed contradict started_at and ended_at")
+        return record
+
+
+_TIMES = ("requested_at", "started_at", "removal_requested_at", "ended_at")
+_RECORD_FIELDS = (
+    "name", "dependency", "lanes", "type", "attributes", "planned_start_s", "planned_end_s",
+    *_TIMES, "applied", "removed", "error", "removal_error",
+)  # fmt: skip
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChaosRecord:
+    """``chaos.json``: the timeline's start (None until it started) and each step as it went."""
+
+    t0: float | None
+    faults: tuple[FaultRecord, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"t0": self.t0, "faults": [f.as_json() for f in self.faults]}
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ChaosRecord:
+        if not isinstance(obj, dict) or set(obj) != {"t0", "faults"} or not isinstance(obj["faults"], list):
+            raise ValueError("expected a JSON object with t0 and a list of faults")
+        if obj["t0"] is not None and not _is_number(obj["t0"]):
+            raise ValueError(f"t0 is the timeline's start in epoch seconds, not {obj['t0']!r}")
+        return cls(t0=obj["t0"], faults=tuple(FaultRecord.from_json(f) for f in obj["faults"]))
+
+
+def read_chaos_record(path: Path) -> ChaosRecord:
+    """``chaos.json``, or ConfigError naming the file and what is wrong in it."""
+    data = read_json(path)
+    try:
+        return ChaosRecord.from_json(data)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a chaos record: {exc}") from None
 
 
 @dataclass
@@ -184,7 +261,7 @@ class ChaosTimeline:
     def _save(self) -> None:
         if self.record_path is None:
             return
-        data = {"t0": self.t0, "faults": [r.as_json() for r in self.records.values()]}
+        data = ChaosRecord(t0=self.t0, faults=tuple(self.records.values())).as_json()
         tmp = self.record_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.record_path)

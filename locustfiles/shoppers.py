@@ -61,6 +61,7 @@ from harness.errors import DoorbusterError  # noqa: E402
 from harness.files import read_text  # noqa: E402
 from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.leases import FaultLease  # noqa: E402
+from harness.records import RequestRecord  # noqa: E402
 from harness.scenario import Scenario, load_scenario  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
@@ -159,7 +160,7 @@ class RequestLog:
 
     def __init__(self) -> None:
         self.environment: Environment | None = None
-        self._buffer: list[list[Any]] = []
+        self._buffer: list[dict[str, Any]] = []
         self._file: Any = None
         self._created = False
         self.in_flight: dict[str, int] = dict.fromkeys(LOAD.lanes, 0)
@@ -179,14 +180,27 @@ class RequestLog:
             self._file = open(RUN_DIR / "requests.jsonl", mode, buffering=1)  # noqa: SIM115
             self._created = True
 
-    def record(self, intended: float, lane: str, kind: str, code: int, attempt: int, order_id: str) -> float:
+    def record(
+        self,
+        intended: float,
+        lane: str,
+        kind: str,
+        code: int,
+        attempt: int,
+        order_id: str,
+        *,
+        start: float | None,
+    ) -> float:
         """Log one request; returns its end time, for the figures taken from the same record."""
         end = time.time()
-        row = [round(intended, 4), round(end, 4), lane, kind, code, attempt, order_id]
+        rec = RequestRecord.made(
+            lane=lane, kind=kind, intended_start=intended, start=start, end=end,
+            status=code, order_id=order_id, attempt=attempt,
+        )  # fmt: skip
         if self._file is not None:
-            self._file.write(json.dumps(row) + "\n")
+            self._file.write(json.dumps(rec.to_json()) + "\n")
         else:
-            self._buffer.append(row)
+            self._buffer.append(rec.to_json())
         return end
 
     def flush_to_master(self) -> None:
@@ -209,7 +223,8 @@ class RequestLog:
     def on_worker_rows(self, msg: Any, **_: Any) -> None:
         self.open()
         for row in msg.data["rows"]:
-            self._file.write(json.dumps(row) + "\n")
+            # A worker's records are the same objects, checked as any reader checks them.
+            self._file.write(json.dumps(RequestRecord.from_json(row).to_json()) + "\n")
         self.remote_in_flight[msg.data["id"]] = msg.data["in_flight"]
         self.remote_latency[msg.data["id"]] = msg.data["latency"]
         self.remote_generating[msg.data["id"]] = msg.data["generating"]
@@ -290,8 +305,9 @@ def _counted_journey(env: Environment, client: HTTPClient, lane: str, intended: 
     try:
         for attempt in range(LOAD.impatient.retries + 1):
             name = f"{lane} checkout" if attempt == 0 else f"{lane} checkout retry"
+            sent = time.time()
             code, location, order_id, error, length = _post(client, intended)
-            ended = LOG.record(intended, lane, "checkout", code, attempt, order_id)
+            ended = LOG.record(intended, lane, "checkout", code, attempt, order_id, start=sent)
             _fire(env, name, intended, ended, code, length, error)
             if code in (200, 202):
                 if lane == "async" and location:
@@ -331,7 +347,8 @@ def _follow(
     env: Environment, client: HTTPClient, lane: str, intended: float, location: str, order_id: str
 ) -> None:
     delay = LOAD.poll.initial
-    deadline = time.time() + LOAD.poll.give_up
+    following = time.time()
+    deadline = following + LOAD.poll.give_up
     while time.time() < deadline:
         gevent.sleep(delay)
         delay = min(delay * 2, LOAD.poll.max)
@@ -341,14 +358,14 @@ def _follow(
         except (OSError, ValueError, gevent.Timeout):
             continue
         if status == "fulfilled":
-            ended = LOG.record(intended, lane, "fulfillment", 200, 0, order_id)
+            ended = LOG.record(intended, lane, "fulfillment", 200, 0, order_id, start=following)
             _fire(env, f"{lane} fulfillment", intended, ended, 200)
             return
         if status == "failed":
-            ended = LOG.record(intended, lane, "fulfillment", 500, 0, order_id)
+            ended = LOG.record(intended, lane, "fulfillment", 500, 0, order_id, start=following)
             _fire(env, f"{lane} fulfillment", intended, ended, 500, error="order failed")
             return
-    ended = LOG.record(intended, lane, "fulfillment", 0, 0, order_id)
+    ended = LOG.record(intended, lane, "fulfillment", 0, 0, order_id, start=following)
     _fire(env, f"{lane} fulfillment", intended, ended, 0, error="gave up waiting")
 
 
@@ -430,7 +447,7 @@ class Arrivals(User):
                 gevent.sleep(delay)
             for lane in LOAD.lanes:
                 if LOG.in_flight[lane] >= LOAD.max_in_flight:
-                    ended = LOG.record(intended, lane, "dropped", 0, 0, "")
+                    ended = LOG.record(intended, lane, "dropped", 0, 0, "", start=None)
                     name = f"{lane} arrival dropped"
                     _fire(self.environment, name, intended, ended, 0, error="max_in_flight")
                     continue

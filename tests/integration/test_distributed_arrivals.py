@@ -27,6 +27,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.records import read_requests
 from harness.settings import PortSettings, StackSettings
 from harness.topology import Topology
 
@@ -139,16 +140,11 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 def _intended_starts(run_dir: Path) -> list[float]:
     """Each arrival's intended start, from the first attempts in requests.jsonl."""
-    starts = []
-    for line in (run_dir / "requests.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        if isinstance(row, dict):  # the record as an object with named fields
-            kind, attempt, intended = row["kind"], row.get("attempt", 0), row["intended_start"]
-        else:  # [intended, end, lane, kind, code, attempt, order_id]
-            kind, attempt, intended = row[3], row[5], row[0]
-        if kind in ("checkout", "dropped") and attempt == 0:
-            starts.append(float(intended))
-    return sorted(starts)
+    return sorted(
+        rec.intended_start
+        for rec in read_requests(run_dir / "requests.jsonl")
+        if rec.kind in ("checkout", "dropped") and rec.attempt == 0
+    )
 
 
 def _run(tmp: Path, orders: tuple[str, list[float]], workers: int) -> tuple[list[float], list[float]]:

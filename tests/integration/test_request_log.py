@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.binaries import PROJECT_ROOT
+from harness.records import read_requests
 
 # No chaos, so no stack is needed: the load goes to DOORBUSTER_TARGETS.
 SCENARIO = """\
@@ -18,7 +19,10 @@ name: no-stack
 load: {stages: [{name: baseline, duration: 3s, rate: 5}]}
 expectations: ["no lost orders"]
 """
-EARLIER = '[1, 2, "sync", "checkout", 200, 0, "earlier-run"]\n'
+EARLIER = (
+    '{"lane": "sync", "kind": "checkout", "intended_start": 1.0, "start": 1.0, "end": 2.0, '
+    '"status": 200, "ok": true, "order_id": "earlier-run", "attempt": 0}\n'
+)
 
 
 def _closed_port() -> int:
@@ -56,6 +60,6 @@ def test_locust_refuses_a_run_directory_with_a_request_log(tmp_path: Path) -> No
 def test_locust_writes_a_new_request_log(tmp_path: Path) -> None:
     # The same command on a fresh directory runs: the refusal above is about the log alone.
     done = _locust(tmp_path, tmp_path / "run")
-    lines = (tmp_path / "run" / "requests.jsonl").read_text().splitlines()
-    assert lines, done.stderr[-2000:]
-    assert {json.loads(line)[2] for line in lines} == {"sync", "async"}
+    log = tmp_path / "run" / "requests.jsonl"
+    assert log.exists() and log.read_text(), done.stderr[-2000:]
+    assert {rec.lane for rec in read_requests(log)} == {"sync", "async"}

@@ -103,6 +103,30 @@ def test_a_short_run_writes_summary_report_and_verdicts(
     assert _cli(stack, "report", str(out)) == 0
     assert "email-slow" in (out / "report.html").read_text()
 
+    # Judged again from the run directory alone, with a state dir that has no stack.
+    no_stack = ["--state-dir", str(tmp_path / "no-stack")]
+    capsys.readouterr()
+    assert main([*no_stack, "judge", str(out), "--json"]) == ExitCode.EXPECTATION_FAILED
+    assert json.loads(capsys.readouterr().out)["verdicts"] == summary["verdicts"]
+    assert main([*no_stack, "judge", str(out)]) == ExitCode.EXPECTATION_FAILED
+    assert json.loads((out / "summary.json").read_text()) == summary
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        SHORT.split("expectations:")[0]
+        + 'expectations: ["sync.checkout.p50 > 1s during email-slow", "async.checkout.p50 > 5s at baseline"]\n'
+    )
+    capsys.readouterr()
+    assert (
+        main([*no_stack, "judge", str(out), "--scenario", str(other), "--json"])
+        == ExitCode.EXPECTATION_FAILED
+    )
+    judged = json.loads(capsys.readouterr().out)["verdicts"]
+    assert [(v["expectation"], v["outcome"]) for v in judged] == [
+        ("sync.checkout.p50 > 1s during email-slow", "pass"),
+        ("async.checkout.p50 > 5s at baseline", "fail"),
+    ], judged
+    assert not (tmp_path / "no-stack").exists()
+
 
 def test_distributed_workers_feed_one_log(stack: RunningStack, tmp_path: Path) -> None:
     scenario = tmp_path / "short.yaml"

@@ -17,6 +17,7 @@ from harness.analysis import Row, RunInputs, analyse
 from harness.cli import load_settings, main
 from harness.errors import ConfigError, ExitCode
 from harness.files import MAX_FILE_BYTES
+from harness.records import RequestRecord
 from harness.scenario import load_scenario
 
 VALID: dict[str, Any] = {
@@ -208,19 +209,22 @@ def _run_dir(root: Path) -> Path:
     """A run directory as a run writes it, from a made-up run of a few seconds."""
     scenario = load_scenario(_scenario_file(root))[0]
     t0 = 1_700_000_000.0
-    raw = [
-        [t0 + i, t0 + i + 0.3, lane, "checkout", 200 if lane == "sync" else 202, 0, f"{lane}-{i}"]
+    records = [
+        RequestRecord.made(
+            lane=lane, kind="checkout", intended_start=t0 + i, start=t0 + i + 0.01, end=t0 + i + 0.3,
+            status=200 if lane == "sync" else 202, order_id=f"{lane}-{i}",
+        )
         for i in range(10)
         for lane in ("sync", "async")
-    ]
-    rows = tuple(Row.parse(r, t0) for r in raw)
+    ]  # fmt: skip
+    rows = tuple(Row.from_record(r, t0) for r in records)
     summary = analyse(RunInputs(scenario=scenario, rows=rows, faults=(), load_end=10.0))
     summary["t0"] = t0
     run_dir = root / "run"
     run_dir.mkdir()
     (run_dir / "summary.json").write_text(json.dumps(summary))
     (run_dir / "series.json").write_text(json.dumps({"panels": {}}))
-    (run_dir / "requests.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw))
+    (run_dir / "requests.jsonl").write_text("".join(json.dumps(r.to_json()) + "\n" for r in records))
     return run_dir
 
 
@@ -256,7 +260,9 @@ def _valid_json(data: bytes) -> bool:
 
 BAD_RECORDS = [b"\x00\x01\x02\xff", b"[1, 2]\n", b"{}\n", b'[1, 2, "sync", "checkout", 200, 0]\n',
                b'[1, "x", "sync", "checkout", 200, 0, "o"]\n', b"[1e999, 1e999, \"sync\", \"checkout\", 200, 0, \"o\"]\n",
-               b'[NaN, 1, "sync", "checkout", 200, 0, "o"]\n', b'[1, 1, "sync", "checkout", 200, 0, "o"]\n']  # fmt: skip
+               b'[NaN, 1, "sync", "checkout", 200, 0, "o"]\n', b'[1, 1, "sync", "checkout", 200, 0, "o"]\n',
+               b'{"lane": "sync", "kind": "checkout", "intended_start": 1, "start": 1, "end": 2, "status": 500, '
+               b'"ok": true, "order_id": "o", "attempt": 0}\n']  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["summary.json", "series.json", "requests.jsonl"])

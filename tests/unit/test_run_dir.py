@@ -15,6 +15,10 @@ from harness.errors import ConfigError, ExitCode
 from harness.run import RunOptions, new_run_dir, run_scenario
 from harness.stack import Stack
 
+EARLIER = (
+    '{"lane": "sync", "kind": "checkout", "intended_start": 1.0, "start": 1.0, "end": 2.0, '
+    '"status": 200, "ok": true, "order_id": "o1", "attempt": 0}\n'
+)
 SCENARIO = """\
 name: tiny
 load: {stages: [{name: baseline, duration: 10s, rate: 2}]}
@@ -32,7 +36,7 @@ class UntouchableStack:
 def _earlier_run(tmp_path: Path) -> Path:
     out = tmp_path / "earlier"
     out.mkdir()
-    (out / "requests.jsonl").write_text('[1, 2, "sync", "checkout", 200, 0, "o1"]\n')
+    (out / "requests.jsonl").write_text(EARLIER)
     return out
 
 
@@ -42,7 +46,7 @@ def test_a_run_refuses_a_run_directory_that_holds_files_before_it_touches_the_st
     options = RunOptions(scenario=str(tmp_path / "s.yaml"), out=out)
     with pytest.raises(ConfigError, match=f"{re.escape(str(out))}: not empty"):
         run_scenario(options, cast(Stack, UntouchableStack()), Console(file=None, quiet=True))
-    assert (out / "requests.jsonl").read_text() == '[1, 2, "sync", "checkout", 200, 0, "o1"]\n'
+    assert (out / "requests.jsonl").read_text() == EARLIER
 
 
 def test_the_cli_says_which_run_directory_and_what_to_do_with_exit_2(

@@ -8,10 +8,10 @@ import pytest
 
 from harness.analysis import Row, RunInputs, analyse
 from harness.chaos import FaultSpec
-from harness.errors import ToxiproxyUnavailable
-from harness.run import _faults
+from harness.errors import ConfigError, ToxiproxyUnavailable
+from harness.judge import fault_windows as _faults
 from harness.scenario import ChaosStep, Scenario
-from harness.timeline import ChaosTimeline
+from harness.timeline import ChaosTimeline, read_chaos_record
 
 
 class FakeChaos:
@@ -173,3 +173,16 @@ def _scenario() -> Scenario:
 
 def _rows() -> list[Row]:
     return [Row(i / 4, i / 4 + 0.5, "sync", "checkout", 200, 0, f"s{i}") for i in range(120)]
+
+
+def test_the_chaos_record_reads_back_as_written_and_a_contradiction_is_refused(tmp_path: Path) -> None:
+    clock = Clock()
+    _record(tmp_path, SlowFlakyChaos(clock), clock)
+    path = tmp_path / "chaos.json"
+    record = read_chaos_record(path)
+    assert record.as_json() == json.loads(path.read_text())
+    data = record.as_json()
+    data["faults"][0]["applied"] = False
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match="applied and removed contradict started_at and ended_at"):
+        read_chaos_record(path)

@@ -1,0 +1,190 @@
+"""Verdicts from a run directory's files alone: what ``doorbuster run`` decides at its end, and
+``doorbuster judge RUN_DIR`` decides again later, with no stack.
+
+The run reads the ledgers live, writes them to ``ledger.json`` and the scenario it judged to
+``scenario.json``, and then calls :func:`summarise` on what it recorded; ``judge`` reads the
+same files and calls the same function, so it reproduces the run's verdicts exactly.
+
+With another scenario file, only its ``expectations`` and ``metastability`` are taken: the
+load and the faults are the run's as recorded (the windows an expectation names are the
+run's stages and chaos steps, and one it did not have is refused, exit 2).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pydantic
+
+from harness.analysis import FaultWindow, Row, RunInputs, analyse
+from harness.counters import RunCounters
+from harness.errors import ConfigError
+from harness.files import read_json, validation_problems
+from harness.records import RunLedger, read_ledger, read_requests
+from harness.scenario import Scenario, load_scenario
+from harness.timeline import ChaosRecord, read_chaos_record
+
+__all__ = [
+    "RecordedRun",
+    "fault_windows",
+    "judge_run",
+    "read_run_scenario",
+    "recorded_run",
+    "summarise",
+    "write_run_scenario",
+]
+
+SCENARIO_FILE = "scenario.json"
+LEDGER_FILE = "ledger.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordedRun:
+    """The request log and the faults as applied, timed from the run's t0."""
+
+    t0: float  # the timeline's start (chaos.json), else the first intended start
+    rows: tuple[Row, ...]
+    faults: tuple[FaultWindow, ...]
+
+
+def _chaos_record(run_dir: Path) -> ChaosRecord | None:
+    """The faults as applied (``chaos.json``), or None when no timeline ran."""
+    path = run_dir / "chaos.json"
+    return read_chaos_record(path) if path.exists() else None
+
+
+def recorded_run(run_dir: Path, scenario: Scenario, t0: float | None = None) -> RecordedRun:
+    """The run's requests and fault windows from ``requests.jsonl`` and ``chaos.json``;
+    ``t0`` as recorded in the ledger, or found as the run finds it."""
+    log = run_dir / "requests.jsonl"
+    records = read_requests(log) if log.exists() else []
+    if t0 is None:
+        chaos = _chaos_record(run_dir)
+        t0 = chaos.t0 if chaos is not None and chaos.t0 is not None else None
+    if t0 is None:
+        t0 = min((r.intended_start for r in records), default=time.time())
+    rows = tuple(Row.from_record(r, t0) for r in records)
+    return RecordedRun(t0=t0, rows=rows, faults=fault_windows(run_dir, scenario, t0))
+
+
+def fault_windows(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
+    """Each step's window as applied: from its acknowledged apply to its acknowledged removal.
+
+    A step that never applied keeps its planned window and ``applied=False``; one whose removal
+    was not acknowledged ends when the removal was asked for (or as planned), ``removed=False``.
+    """
+    chaos = _chaos_record(run_dir)
+    records = {f.name: f for f in chaos.faults} if chaos is not None else {}
+    windows = []
+    for step in scenario.chaos:
+        rec = records.get(step.name)
+        started = rec.started_at if rec is not None else None
+        applied = bool(started)
+        removed = rec is not None and applied and bool(rec.ended_at)
+        start = started - t0 if started else step.at
+        ended = rec and (rec.ended_at or rec.removal_requested_at)
+        end = ended - t0 if applied and ended else step.end
+        windows.append(
+            FaultWindow(
+                name=step.name,
+                dependency=step.dependency,
+                lanes=step.lane_tuple,
+                type=step.type,
+                attributes=dict(step.attributes),
+                start=start,
+                end=end,
+                applied=applied,
+                removed=removed,
+            )
+        )
+    return tuple(windows)
+
+
+def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[str, Any]:
+    """The run's summary: the analysis of what it recorded, with the run's own facts."""
+    load_end = ledger.load_end - run.t0
+    inputs = RunInputs(
+        scenario=scenario,
+        rows=run.rows,
+        faults=run.faults,
+        load_end=load_end if ledger.interrupted else min(load_end, scenario.duration_s + 1),
+        async_statuses=ledger.async_statuses,
+        side_effects=ledger.side_effects,
+        attempts=ledger.attempts,
+        drains=ledger.drains,
+        drain_cut_short=ledger.drain_cut_short,
+    )
+    summary = analyse(inputs)
+    summary["t0"] = run.t0
+    summary["interrupted"] = ledger.interrupted
+    summary["drain_cut_short"] = ledger.drain_cut_short
+    if ledger.broker is not None:
+        summary["broker"] = ledger.broker
+    if ledger.counters is not None:
+        counters = RunCounters(
+            attempts=ledger.attempts,
+            broker=ledger.broker or {},
+            incomplete=ledger.counters.incomplete,
+            restarted=ledger.counters.restarted,
+        )
+        summary["counters"] = counters.as_json()
+        summary["reading"].extend(counters.reading())
+    drained = ledger.drained_at
+    summary["drained_after_load_s"] = round(drained - ledger.load_end, 1) if drained else None
+    if ledger.interrupted:
+        summary["passed"] = False
+    return summary
+
+
+def write_run_scenario(run_dir: Path, scenario: Scenario) -> None:
+    """``scenario.json``: the scenario exactly as the run judged it (scaled, with its settings)."""
+    (run_dir / SCENARIO_FILE).write_text(scenario.model_dump_json(by_alias=True, indent=2))
+
+
+def read_run_scenario(run_dir: Path) -> Scenario:
+    path = run_dir / SCENARIO_FILE
+    return _validated(read_json(path), str(path))
+
+
+def _validated(data: Any, where: str) -> Scenario:
+    try:
+        return Scenario.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"{where}: {validation_problems(exc)}") from None
+
+
+def _with_expectations_of(recorded: Scenario, scenario_file: str, run_dir: Path) -> Scenario:
+    """The recorded scenario with another file's expectations and metastability settings."""
+    other, path = load_scenario(scenario_file)
+    data = recorded.model_dump(by_alias=True)
+    data["expectations"] = [e.text for e in other.expectations]
+    data["metastability"] = other.metastability.model_dump(by_alias=True)
+    return _validated(data, f"{path}: its expectations against the run in {run_dir}")
+
+
+def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = True) -> dict[str, Any]:
+    """The run's summary decided again from its files (another file's expectations, if
+    given); with ``write``, ``summary.json`` and ``report.html`` are rewritten."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"{run_dir}: not a directory (a run directory of doorbuster run)")
+    shootout = any(p.is_dir() and (p / LEDGER_FILE).exists() for p in run_dir.iterdir())
+    if shootout and not (run_dir / LEDGER_FILE).exists():
+        raise ConfigError(f"{run_dir}: a broker shootout's directory; judge each broker's run in it")
+    ledger = read_ledger(run_dir / LEDGER_FILE)
+    scenario = read_run_scenario(run_dir)
+    if scenario_file is not None:
+        scenario = _with_expectations_of(scenario, scenario_file, run_dir)
+    try:
+        summary = summarise(scenario, recorded_run(run_dir, scenario, ledger.t0), ledger)
+    except ValueError as exc:  # records that passed their own checks but not together
+        raise ConfigError(f"{run_dir}: the recorded files do not make one run ({exc})") from exc
+    if write:
+        from harness.report import write_report
+
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_report(run_dir)
+    return summary
