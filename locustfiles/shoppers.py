@@ -103,6 +103,20 @@ def _targets(topology: Topology | None) -> dict[str, tuple[str, int]]:
     return targets
 
 
+def _start_at() -> float | None:
+    """``DOORBUSTER_START_AT``: when the arrival schedule starts, as a Unix time (optional)."""
+    text = os.environ.get("DOORBUSTER_START_AT")
+    if not text:
+        return None
+    try:
+        start = float(text)
+    except ValueError:
+        start = math.nan
+    if not math.isfinite(start) or abs(start - time.time()) > 3600:
+        raise SystemExit(f"doorbuster: DOORBUSTER_START_AT={text!r}: expected a Unix time within the hour")
+    return start
+
+
 def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path, int]:
     try:
         scenario, _ = load_scenario(os.environ.get("DOORBUSTER_SCENARIO", "black-friday"))
@@ -147,6 +161,7 @@ def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path
 
 
 SCENARIO, TOPOLOGY, TARGETS, RUN_DIR, WORKERS = _load()
+START_AT = _start_at()
 LOAD = SCENARIO.load
 SKUS = ("tv-55", "console", "headphones", "laptop", "blender", "sneakers", "drone", "camera")
 # Returning shoppers: a customer may order again while their first order is still queued, so
@@ -650,9 +665,14 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 
 def _schedule_start(after_s: float) -> float:
-    """A start ``after_s`` from now, on a 0.1 ms tick: the log keeps intended starts to 0.1 ms,
-    and the first arrival, at the start itself, must not read as before the timeline's t0."""
-    return math.floor((time.time() + after_s) * 10_000) / 10_000
+    """``DOORBUSTER_START_AT`` if set, else a start ``after_s`` from now.
+
+    The start is a Unix time on a 0.1 ms tick: the log keeps intended starts to 0.1 ms,
+    and the first arrival, at the start itself, must not read as before the timeline's t0.
+    A start set from outside lets a benchmark know the schedule without asking the generator;
+    if it has passed by then, the arrivals due are sent at once, late, and measured so.
+    """
+    return math.floor((START_AT or time.time() + after_s) * 10_000) / 10_000
 
 
 def _start_timeline(at: float) -> None:

@@ -1,8 +1,9 @@
 // A trivial order endpoint for the load generator benchmarks: it answers POST /orders at
 // once (so the generator, not the server, is what is measured), except during one optional
-// stall, when every request waits until the stall ends. It records, for each request that
-// carries X-Intended-Start, when it was intended and when it was answered, so the true
-// latency of an open-model schedule is known independently of any load generator.
+// stall, when every request waits until the stall ends. It records, on its own clock, when
+// each request was received and answered; with an arrival schedule that the benchmark computes
+// itself, that gives the true latency of an open-model schedule independently of any load
+// generator.
 package main
 
 import (
@@ -19,9 +20,9 @@ import (
 )
 
 type record struct {
-	Intended float64 `json:"intended"`
-	Received float64 `json:"received"`
-	Answered float64 `json:"answered"`
+	Intended *float64 `json:"intended,omitempty"`
+	Received float64  `json:"received"`
+	Answered float64  `json:"answered"`
 }
 
 func now() float64 { return float64(time.Now().UnixNano()) / 1e9 }
@@ -52,13 +53,17 @@ func main() {
 		count.Add(1)
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(body)
+		// Every request is recorded on this server's clock; the generator's own header is
+		// kept beside, for comparison only.
+		var intended *float64
 		if v := r.Header.Get("X-Intended-Start"); v != "" {
-			if intended, err := strconv.ParseFloat(v, 64); err == nil {
-				mu.Lock()
-				records = append(records, record{intended, received, now()})
-				mu.Unlock()
+			if parsed, err := strconv.ParseFloat(v, 64); err == nil {
+				intended = &parsed
 			}
 		}
+		mu.Lock()
+		records = append(records, record{intended, received, now()})
+		mu.Unlock()
 	})
 	http.HandleFunc("/records", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
