@@ -37,11 +37,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack_bench import pct
 from targets_check import Target, report
 
 from harness.binaries import find_binary
 from harness.chaos import Chaos
+from harness.estimates import percentile
 from harness.processes import stop_group
 from harness.settings import BROKERS, PortSettings, StackSettings
 from harness.state import StateDir
@@ -140,8 +140,8 @@ async def measure(name: str, url: str, messages: int, rate: float, run: str) -> 
         await producer.publish(_message(i, run, e2e_key), timeout_s=10)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(arrived.wait(), 30)
-    result["e2e_p50_ms"] = pct(latencies, 0.50) * 1000
-    result["e2e_p99_ms"] = pct(latencies, 0.99) * 1000
+    result["e2e_p50_ms"] = percentile(latencies, 0.50) * 1000
+    result["e2e_p99_ms"] = percentile(latencies, 0.99) * 1000
     result["e2e_received"] = f"{len(latencies)}/{count}"
     result["e2e_share"] = len(latencies) / count
     await listener.close()

@@ -34,19 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from targets_check import Target, report
 
+from harness.estimates import percentile
 from harness.settings import PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
 from harness.topology import Topology
 
 ORDER = {"customer_id": "bench", "items": [{"sku": "tv-55", "qty": 1}]}
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def rss_bytes(pid: int) -> int:
@@ -101,9 +95,9 @@ async def hop_latency(topology: Topology, samples: int) -> dict[str, float]:
         "direct_p50_ms": statistics.median(d) * 1000,
         "proxied_p50_ms": statistics.median(p) * 1000,
         "added_p50_ms": (statistics.median(p) - statistics.median(d)) * 1000,
-        "direct_p99_ms": pct(d, 0.99) * 1000,
-        "proxied_p99_ms": pct(p, 0.99) * 1000,
-        "added_p99_ms": (pct(p, 0.99) - pct(d, 0.99)) * 1000,
+        "direct_p99_ms": percentile(d, 0.99) * 1000,
+        "proxied_p99_ms": percentile(p, 0.99) * 1000,
+        "added_p99_ms": (percentile(p, 0.99) - percentile(d, 0.99)) * 1000,
     }
 
 
@@ -166,8 +160,8 @@ async def open_loop(url: str, rate: float, seconds: float) -> dict[str, Any]:
         "sent": count,
         "ok": len(good),
         "goodput_rps": len(good) / elapsed,
-        "p50_s": pct(latencies, 0.5),
-        "p99_s": pct(latencies, 0.99),
+        "p50_s": percentile(latencies, 0.5),
+        "p99_s": percentile(latencies, 0.99),
         "errors": count - len(good),
     }
 
