@@ -265,6 +265,7 @@ def lane_recovery_after(inputs: RunInputs, lane: str, trigger: FaultWindow, obse
         observe_s=observe_s,
         load_end=min(inputs.load_end, scenario.duration_s),
         last_attempt=scenario.load.impatient.retries,
+        resolution_s=scenario.time_scale,
     )
 
 
@@ -533,6 +534,7 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
     # -- end recovery --
     summary: dict[str, Any] = {
         "scenario": scenario.name,
+        "time_scale": scenario.time_scale,
         "duration_s": round(inputs.load_end, 1),
         "lanes": lanes,
         "retry_amplification": amplification,

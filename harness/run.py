@@ -41,6 +41,7 @@ from harness.prometheus import PrometheusClient
 from harness.scenario import Scenario, load_scenario
 from harness.settings import PortSettings
 from harness.stack import Stack
+from harness.timescale import time_scaled
 from harness.topology import LANES, Topology, is_loopback
 
 __all__ = ["RunOptions", "RunResult", "run_scenario", "scaled"]
@@ -57,6 +58,7 @@ class RunOptions:
     workers: int = 0
     # The machine's concern, not the scenario's: by default those of the running stack.
     ports: PortSettings | None = None
+    # The whole experiment this many times as fast (harness.timescale), the stack with it.
     time_scale: float | None = None
     # lane -> base URL, instead of the stack's order services; off loopback only if allowed
     targets: dict[str, str] | None = None
@@ -290,8 +292,6 @@ def _with_machine_settings(scenario: Scenario, options: RunOptions, stack: Stack
     update: dict[str, Any] = {}
     if ports is not None:
         update["ports"] = ports
-    if options.time_scale is not None:
-        update["time_scale"] = options.time_scale
     if not update:
         return scenario
     return scenario.model_copy(update={"stack": scenario.stack.model_copy(update=update)})
@@ -302,6 +302,8 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
         check_targets(options.targets, options.allow_hosts)
     base, _ = load_scenario(options.scenario)
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
+    if options.time_scale is not None:
+        scenario = time_scaled(scenario, options.time_scale)
     scenario = _with_machine_settings(scenario, options, stack)
     if options.workers < 0 or options.workers > 64:
         raise ConfigError("--workers must be from 0 to 64")
