@@ -641,8 +641,9 @@ def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
             )
         elif m["outcome"] == "recovered":
             lines.append(
-                f"The {lane} lane's {measure} per offered arrival was back {m['recovery_s']:.0f} s after "
-                f"{m['trigger']} was removed, and stayed back for {m['window_s']:.0f} s."
+                f"The {lane} lane's {measure} per offered arrival was back "
+                f"{round(m['recovery_s'], 3):g} s after {m['trigger']} was removed, and stayed back "
+                f"for {round(m['window_s'], 3):g} s."
             )
         elif m["outcome"] == "metastable":
             lines.append(

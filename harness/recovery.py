@@ -399,7 +399,7 @@ def recovery_verdict(result: Recovery, within: float, negated: bool) -> tuple[Ou
     )
     if result.outcome == "recovered" and result.seconds is not None:
         recovered = result.seconds <= within
-        observed = f"{what} {result.seconds:.0f} s after {result.trigger}, and stayed there"
+        observed = f"{what} {round(result.seconds, 3):g} s after {result.trigger}, and stayed there"
     else:
         recovered = False
         observed = f"{result.outcome.replace('_', ' ')}: {result.reason}"

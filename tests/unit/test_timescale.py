@@ -237,4 +237,5 @@ def test_a_scaled_run_recovers_at_the_same_experiment_time(scale: float) -> None
     assert other["evidence"]["window_rates"] == one["evidence"]["window_rates"]
     assert [v["outcome"] for v in scaled["verdicts"]] == [v["outcome"] for v in unscaled["verdicts"]]
     assert [v["outcome"] for v in unscaled["verdicts"]] == ["pass", "fail"]
+    assert f"{8.0 * scale:g} s after trigger" in scaled["verdicts"][0]["observed"]
     assert scaled["time_scale"] == scale and unscaled["time_scale"] == 1.0
