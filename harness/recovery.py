@@ -273,7 +273,7 @@ def lane_recovery(
         ),
         pre_window_s=pre_window,
         fraction=settings.fraction,
-        smoothing_s=max(1, math.ceil(settings.smoothing / resolution_s - 1e-9)) * resolution_s,
+        smoothing_s=round(max(1, math.ceil(settings.smoothing / resolution_s - 1e-9)) * resolution_s, 6),
         resolution_s=resolution_s,
         trigger_end_s=end,
         fulfilment_deadline_s=deadline,
@@ -324,7 +324,7 @@ def lane_recovery(
         succeeded[second] += int(result)
         retries_after += j.retries
     seconds = max(0, math.floor(horizon / r + 1e-9))  # bins judged
-    judged_s = seconds * r
+    judged_s = round(seconds * r, 6)
     offered, succeeded = (offered + [0] * seconds)[:seconds], (succeeded + [0] * seconds)[:seconds]
     w = round(evidence.smoothing_s / r)
     rates: list[float | None] = []
@@ -360,8 +360,9 @@ def lane_recovery(
     ):
         recovered_at += 1
     if any(rate is not None for rate in rates[recovered_at:]):
+        seconds_to_recover = round(recovered_at * r, 6)
         return Recovery(
-            lane=lane, trigger=name, outcome="recovered", seconds=recovered_at * r, evidence=evidence
+            lane=lane, trigger=name, outcome="recovered", seconds=seconds_to_recover, evidence=evidence
         )
     after_n = sum(offered)
     expected = n_pre / pre_len * judged_s
