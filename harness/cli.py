@@ -399,7 +399,7 @@ def run(
     time_scale: Annotated[
         float | None,
         typer.Option(
-            help="Run the same experiment this many times as fast (0.5: half the time): every time "
+            help="S: the same experiment in S times its time (0.5: twice as fast): every time "
             "(stages, faults, timeouts, the stack's latencies, expectations) x S, rates x 1/S."
         ),
     ] = None,

@@ -174,7 +174,7 @@ def parse_expectation(text: str) -> Expectation:
 
 
 def time_scaled_expectation(expectation: Expectation, scale: float) -> Expectation:
-    """The expectation of the same experiment run ``scale`` times as fast: a latency or a
+    """The expectation of the same experiment run in ``scale`` times its time: a latency or a
     duration times ``scale``, a throughput divided by it; error rates, percentages and counts
     unchanged.  The text is rewritten with the new number (in the same unit) and parsed
     again, so the text and the value say the same.

@@ -58,7 +58,7 @@ class RunOptions:
     workers: int = 0
     # The machine's concern, not the scenario's: by default those of the running stack.
     ports: PortSettings | None = None
-    # The whole experiment this many times as fast (harness.timescale), the stack with it.
+    # The whole experiment in this many times its time (harness.timescale), the stack with it.
     time_scale: float | None = None
     # lane -> base URL, instead of the stack's order services; off loopback only if allowed
     targets: dict[str, str] | None = None

@@ -1,4 +1,4 @@
-"""A scenario run ``scale`` times as fast: the same experiment, not a different one.
+"""A scenario run in ``scale`` times its time: the same experiment, not a different one.
 
 ``StackSettings.time_scale`` shrinks the latencies, timeouts and back-offs the targets apply
 themselves.  A faithful scaling shrinks the scenario's own times with them and raises its
@@ -62,7 +62,7 @@ def _attribute(fault_type: str, key: str, value: float, scale: float) -> float:
 
 
 def time_scaled(scenario: Scenario, scale: float) -> Scenario:
-    """``scenario`` run ``scale`` times as fast (0.5: in half the time, at twice the rate);
+    """``scenario`` run in ``scale`` times its time (0.5: in half the time, at twice the rate);
     the stack runs at the scenario's new scale too.  Scale 1 gives the scenario back as it was."""
     if not 0 < scale <= 10:
         raise ConfigError(f"--time-scale must be more than 0 and at most 10, got {scale:g}")

@@ -1,6 +1,6 @@
 """The claims the shipped scenarios make, each a real ``doorbuster run`` at a time scale.
 
-A run at ``--time-scale S`` is the same experiment S times as fast (harness.timescale): the
+A run at ``--time-scale S`` is the same experiment in S times its time (harness.timescale): the
 naive sync lane of retry-storm must still be metastable, the fixed one must recover, the async
 lane's fulfilment must recover in both, and black-friday's headline verdicts must pass.
 """

@@ -1,4 +1,4 @@
-"""A time-scaled scenario is the same experiment S times as fast (harness.timescale)."""
+"""A time-scaled scenario is the same experiment in S times its time (harness.timescale)."""
 
 from __future__ import annotations
 
