@@ -267,6 +267,7 @@ def lane_recovery_after(inputs: RunInputs, lane: str, trigger: FaultWindow, obse
         observe_s=observe_s,
         load_end=min(inputs.load_end, scenario.duration_s),
         last_attempt=scenario.load.impatient.retries,
+        resolution_s=scenario.time_scale,
     )
 
 
@@ -535,6 +536,7 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
     # -- end recovery --
     summary: dict[str, Any] = {
         "scenario": scenario.name,
+        "time_scale": scenario.time_scale,
         "duration_s": round(inputs.load_end, 1),
         "lanes": lanes,
         "retry_amplification": amplification,
@@ -641,8 +643,9 @@ def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
             )
         elif m["outcome"] == "recovered":
             lines.append(
-                f"The {lane} lane's {measure} per offered arrival was back {m['recovery_s']:.0f} s after "
-                f"{m['trigger']} was removed, and stayed back for {m['window_s']:.0f} s."
+                f"The {lane} lane's {measure} per offered arrival was back "
+                f"{round(m['recovery_s'], 3):g} s after {m['trigger']} was removed, and stayed back "
+                f"for {round(m['window_s'], 3):g} s."
             )
         elif m["outcome"] == "metastable":
             lines.append(

@@ -396,7 +396,13 @@ def run(
     workers: Annotated[int, typer.Option(help="Locust workers on this machine (0: one process).")] = 0,
     base_port: Annotated[int | None, typer.Option(help="Port layout (default: the running stack's).")] = None,
     toxiproxy_port: Annotated[int | None, typer.Option(help="Toxiproxy API port.")] = None,
-    time_scale: Annotated[float | None, typer.Option(help="Multiply the targets' latencies.")] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(
+            help="S: the same experiment in S times its time (0.5: twice as fast): every time "
+            "(stages, faults, timeouts, the stack's latencies, expectations) x S, rates x 1/S."
+        ),
+    ] = None,
     target: Annotated[
         list[str] | None,
         typer.Option(
@@ -465,9 +471,9 @@ def verdict_lines(summary: dict[str, Any]) -> Table:
     """The verdicts for the terminal; an undetermined one says what more data would decide it."""
     from harness.verdicts import outcome_of
 
-    table = Table(
-        "", "expectation", "observed", title=f"{summary['scenario']}: verdicts", title_justify="left"
-    )
+    scale = summary.get("time_scale", 1.0)
+    title = f"{summary['scenario']}{'' if scale == 1 else f' at time scale {scale:g}'}: verdicts"
+    table = Table("", "expectation", "observed", title=title, title_justify="left")
     for v in summary["verdicts"]:
         outcome = outcome_of(v)
         observed = escape(v["observed"])

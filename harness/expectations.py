@@ -38,7 +38,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["LATENCY_METRICS", "Expectation", "parse_expectation"]
+__all__ = ["LATENCY_METRICS", "Expectation", "parse_expectation", "time_scaled_expectation"]
 
 LATENCY_METRICS = ("checkout", "fulfillment")
 _RATE_METRICS = ("error_rate", "throughput", "goodput")
@@ -171,3 +171,34 @@ def parse_expectation(text: str) -> Expectation:
         "'async.ack.p99 < 1s', 'sync.error_rate > 20% during email-slow', "
         "'async backlog drains within 60s after email-slow', 'no lost orders'"
     )
+
+
+def time_scaled_expectation(expectation: Expectation, scale: float) -> Expectation:
+    """The expectation of the same experiment run in ``scale`` times its time: a latency or a
+    duration times ``scale``, a throughput divided by it; error rates, percentages and counts
+    unchanged.  The text is rewritten with the new number (in the same unit) and parsed
+    again, so the text and the value say the same.
+
+    >>> time_scaled_expectation(parse_expectation("async recovers within 60s after x"), 0.25).text
+    'async recovers within 15s after x'
+    >>> time_scaled_expectation(parse_expectation("sync.throughput >= 4/s"), 0.5).value
+    8.0
+    """
+    e = expectation
+    if e.kind == "compare" and e.metric in LATENCY_METRICS:
+        factor = scale
+    elif e.kind == "compare" and e.metric in ("throughput", "goodput"):
+        factor = 1.0 / scale
+    elif e.kind in ("drains", "recovers"):
+        factor = scale
+    else:
+        return e
+    pattern = {"compare": _COMPARE, "drains": _DRAINS, "recovers": _RECOVERS}[e.kind]
+    match = pattern.match(e.text)
+    if match is None:  # an Expectation built by hand, not parsed from its text
+        raise ValueError(f"{e.text!r} does not read as a {e.kind} expectation")
+    number = f"{float(match['value']) * factor:.6g}"
+    if "e" in number:  # no exponent: the grammar reads plain decimals
+        number = f"{float(match['value']) * factor:.9f}".rstrip("0").rstrip(".")
+    start, end = match.span("value")
+    return parse_expectation(e.text[:start] + number + e.text[end:])

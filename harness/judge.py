@@ -23,6 +23,7 @@ import pydantic
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.counters import RunCounters
 from harness.errors import ConfigError
+from harness.expectations import time_scaled_expectation
 from harness.files import read_json, validation_problems
 from harness.records import RunLedger, read_ledger, read_requests
 from harness.scenario import Scenario, load_scenario
@@ -161,8 +162,13 @@ def _with_expectations_of(recorded: Scenario, scenario_file: str, run_dir: Path)
     """The recorded scenario with another file's expectations and metastability settings."""
     other, path = load_scenario(scenario_file)
     data = recorded.model_dump(by_alias=True)
-    data["expectations"] = [e.text for e in other.expectations]
+    # A run made with --time-scale ran the file's experiment in that much of its time: its
+    # durations and latencies are judged scaled as the run's own were.
+    scale = recorded.time_scale / other.time_scale
+    data["expectations"] = [time_scaled_expectation(e, scale).text for e in other.expectations]
     data["metastability"] = other.metastability.model_dump(by_alias=True)
+    data["metastability"]["window"] *= scale
+    data["metastability"]["smoothing"] *= scale
     return _validated(data, f"{path}: its expectations against the run in {run_dir}")
 
 

@@ -15,6 +15,9 @@ may begin with a failing second).  T has 1 s resolution and no floor: a lane tha
 never faltered recovered at 0 s.  It is *metastable* only when the trigger was removed, the
 offered arrival rate afterwards was at most its pre-trigger level (within counting noise:
 three standard deviations of a Poisson count), and every window stayed below the bar.
+
+A "second" here is ``resolution_s`` long: 1 s, or the time scale of a time-scaled run
+(harness.timescale), so that run is judged at the same resolution in its own time.
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ class RecoveryEvidence:
     pre_successes: int = 0
     pre_rate_ci95: tuple[float, float] | None = None
     fraction: float
-    smoothing_s: int
+    smoothing_s: float
+    resolution_s: float = 1.0  # the length of a "second" (a bin): the run's time scale
     trigger_end_s: float
     observation_s: float = 0.0  # how long after the trigger's removal the outcome was judged
     offered_before_rps: float | None = None
@@ -118,6 +122,7 @@ class RecoveryEvidence:
             "fraction": self.fraction,
             "threshold": r(self.threshold, 4),
             "smoothing_s": self.smoothing_s,
+            "resolution_s": self.resolution_s,
             "trigger_end_s": round(self.trigger_end_s, 2),
             "observation_s": round(self.observation_s, 1),
             "offered_before_rps": r(self.offered_before_rps),
@@ -137,7 +142,7 @@ class Recovery:
     lane: str
     trigger: str
     outcome: RecoveryOutcome
-    seconds: float | None = None  # time to recover, whole seconds after the removal
+    seconds: float | None = None  # time to recover after the removal, in whole bins
     reason: str | None = None  # why undetermined or not recovered
     evidence: RecoveryEvidence | None = None
 
@@ -216,12 +221,14 @@ def lane_recovery(
     observe_s: float,
     load_end: float,
     last_attempt: int,
+    resolution_s: float = 1.0,
 ) -> Recovery:
     """Whether ``lane`` recovered within ``observe_s`` after ``trigger`` was removed.
 
     ``pre_window``: arrivals that give the pre-trigger success rate (before any fault);
     ``load_end``: when the scenario's arrivals stopped; ``last_attempt``: the impatient
-    shopper's last attempt number (0 when shoppers do not retry).
+    shopper's last attempt number (0 when shoppers do not retry); ``resolution_s``: the
+    length of a bin (1 s, or the run's time scale).
     """
     name = trigger.name
 
@@ -266,7 +273,8 @@ def lane_recovery(
         ),
         pre_window_s=pre_window,
         fraction=settings.fraction,
-        smoothing_s=max(1, math.ceil(settings.smoothing)),
+        smoothing_s=round(max(1, math.ceil(settings.smoothing / resolution_s - 1e-9)) * resolution_s, 6),
+        resolution_s=resolution_s,
         trigger_end_s=end,
         fulfilment_deadline_s=deadline,
     )
@@ -289,8 +297,9 @@ def lane_recovery(
             evidence,
         )
 
-    # Per second after the removal, until the window ends, the load stops, or an outcome is
-    # not known yet (the records ended before its answer could come: not a failure).
+    # Per bin ("second") after the removal, until the window ends, the load stops, or an outcome
+    # is not known yet (the records ended before its answer could come: not a failure).
+    r = resolution_s
     horizon = min(observe_s, load_end - end)
     cut = "the load ended"
     if observe_s <= load_end - end:
@@ -301,12 +310,12 @@ def lane_recovery(
     for j in journeys:
         if j.intended < end:
             continue
-        second = int(j.intended - end)
-        if second >= horizon:
+        second = int((j.intended - end) / r)
+        if second * r >= horizon:
             break
         result = outcome(j)
         if result is None:
-            horizon, cut = float(second), "outcomes after it are not known yet when the records end"
+            horizon, cut = second * r, "outcomes after it are not known yet when the records end"
             break
         while len(offered) <= second:
             offered.append(0)
@@ -314,30 +323,31 @@ def lane_recovery(
         offered[second] += 1
         succeeded[second] += int(result)
         retries_after += j.retries
-    seconds = max(0, math.floor(horizon + 1e-9))
+    seconds = max(0, math.floor(horizon / r + 1e-9))  # bins judged
+    judged_s = round(seconds * r, 6)
     offered, succeeded = (offered + [0] * seconds)[:seconds], (succeeded + [0] * seconds)[:seconds]
-    w = evidence.smoothing_s
+    w = round(evidence.smoothing_s / r)
     rates: list[float | None] = []
     for t in range(max(0, seconds - w + 1)):
         n = sum(offered[t : t + w])
         rates.append(sum(succeeded[t : t + w]) / n if n else None)
     evidence = replace(
         evidence,
-        observation_s=float(seconds),
-        offered_after_rps=sum(offered) / seconds if seconds else None,
+        observation_s=judged_s,
+        offered_after_rps=sum(offered) / judged_s if seconds else None,
         retries_after=retries_after,
         offered=tuple(offered),
         succeeded=tuple(succeeded),
         window_rates=tuple(rates),
         oldest_unfulfilled_s=(
-            tuple(_oldest_unfulfilled(journeys, end + s) for s in range(seconds + 1))
+            tuple(_oldest_unfulfilled(journeys, end + s * r) for s in range(seconds + 1))
             if deadline is not None
             else ()
         ),
     )
-    if seconds < observe_s:
+    if judged_s < observe_s - 1e-9:
         return undetermined(
-            f"only {seconds} s after {name} could be judged ({cut}); {observe_s:.0f} s needed", evidence
+            f"only {judged_s:g} s after {name} could be judged ({cut}); {observe_s:g} s needed", evidence
         )
     if all(rate is None for rate in rates):
         return undetermined(f"no arrivals were offered after {name}", evidence)
@@ -350,16 +360,17 @@ def lane_recovery(
     ):
         recovered_at += 1
     if any(rate is not None for rate in rates[recovered_at:]):
+        seconds_to_recover = round(recovered_at * r, 6)
         return Recovery(
-            lane=lane, trigger=name, outcome="recovered", seconds=float(recovered_at), evidence=evidence
+            lane=lane, trigger=name, outcome="recovered", seconds=seconds_to_recover, evidence=evidence
         )
     after_n = sum(offered)
-    expected = n_pre / pre_len * seconds
+    expected = n_pre / pre_len * judged_s
     if after_n > expected + 3 * math.sqrt(expected):
         return Recovery(
             lane=lane, trigger=name, outcome="not_recovered", evidence=evidence,
             reason=(
-                f"offered load rose after {name} ({after_n / seconds:.2f}/s against "
+                f"offered load rose after {name} ({after_n / judged_s:.2f}/s against "
                 f"{n_pre / pre_len:.2f}/s before): not a metastable failure by definition"
             ),
         )  # fmt: skip
@@ -372,7 +383,8 @@ def lane_recovery(
         lane=lane, trigger=name, outcome="metastable", evidence=evidence,
         reason=(
             f"below {settings.fraction:.0%} of its pre-trigger success rate ({k_pre}/{n_pre}) in every "
-            f"{w} s window for {seconds} s after {name} was removed, with no more offered load"
+            f"{evidence.smoothing_s:g} s window for {judged_s:g} s after {name} was removed, with no more "
+            "offered load"
         ),
     )  # fmt: skip
 
@@ -388,7 +400,7 @@ def recovery_verdict(result: Recovery, within: float, negated: bool) -> tuple[Ou
     )
     if result.outcome == "recovered" and result.seconds is not None:
         recovered = result.seconds <= within
-        observed = f"{what} {result.seconds:.0f} s after {result.trigger}, and stayed there"
+        observed = f"{what} {round(result.seconds, 3):g} s after {result.trigger}, and stayed there"
     else:
         recovered = False
         observed = f"{result.outcome.replace('_', ' ')}: {result.reason}"

@@ -289,6 +289,12 @@ def run_status(summary: dict[str, Any]) -> tuple[str, str]:
     return _STATUS[outcome]
 
 
+def _scale_note(summary: dict[str, Any]) -> str:
+    """`` at time scale 0.5`` for a time-scaled run (harness.timescale), else nothing."""
+    scale = summary.get("time_scale", 1.0)
+    return "" if scale == 1 else f" at time scale {scale:g} (times x {scale:g}, rates x 1/{scale:g})"
+
+
 def write_report(run_dir: Path) -> Path:
     """Write ``report.html`` (and its PNGs) for a run directory; returns its path."""
     if (run_dir / "shootout.json").is_file():
@@ -320,7 +326,7 @@ def write_report(run_dir: Path) -> Path:
 .status {{ font-size: 1.4em; font-weight: bold; color: {colour}; }}
 figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #a04000; }}
 </style></head><body>
-<h1>{html.escape(summary["scenario"])}</h1>
+<h1>{html.escape(summary["scenario"])}{_scale_note(summary)}</h1>
 <p class=status>{status}{" (interrupted)" if summary.get("interrupted") else ""}</p>
 <h2>What happened</h2><ul>{reading}</ul>
 <h2>Verdicts</h2>{verdict_table(summary.get("verdicts", []))}

@@ -45,6 +45,7 @@ from harness.records import IncompleteCounters, RequestRecord, RunLedger
 from harness.scenario import Scenario, load_scenario
 from harness.settings import PortSettings
 from harness.stack import Stack
+from harness.timescale import time_scaled
 from harness.topology import LANES, Topology, is_loopback
 
 __all__ = ["RunOptions", "RunResult", "new_run_dir", "run_scenario", "scaled"]
@@ -61,6 +62,7 @@ class RunOptions:
     workers: int = 0
     # The machine's concern, not the scenario's: by default those of the running stack.
     ports: PortSettings | None = None
+    # The whole experiment in this many times its time (harness.timescale), the stack with it.
     time_scale: float | None = None
     # lane -> base URL, instead of the stack's order services; off loopback only if allowed
     targets: dict[str, str] | None = None
@@ -222,8 +224,6 @@ def _with_machine_settings(scenario: Scenario, options: RunOptions, stack: Stack
     update: dict[str, Any] = {}
     if ports is not None:
         update["ports"] = ports
-    if options.time_scale is not None:
-        update["time_scale"] = options.time_scale
     if not update:
         return scenario
     return scenario.model_copy(update={"stack": scenario.stack.model_copy(update=update)})
@@ -248,6 +248,8 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
         check_targets(options.targets, options.allow_hosts)
     base, _ = load_scenario(options.scenario)
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
+    if options.time_scale is not None:
+        scenario = time_scaled(scenario, options.time_scale)
     if options.workers < 0 or options.workers > 64:
         raise ConfigError("--workers must be from 0 to 64")
     run_dir = new_run_dir(options.out, scenario.name)

@@ -200,7 +200,8 @@ class Metastability(_Model):
     window: float = 60.0
     fraction: float = Field(default=0.8, gt=0, le=1.5)
     # Long enough to hold a few arrivals at the scenarios' rates, short enough to resolve seconds.
-    smoothing: float = Field(default=5.0, ge=1, le=60)
+    # At least one of the detector's bins (1 s times the scenario's time_scale: Scenario checks).
+    smoothing: float = Field(default=5.0, gt=0, le=60)
 
     _seconds = field_validator("window", "smoothing", mode="before")(parse_seconds)
 
@@ -216,6 +217,9 @@ class Scenario(_Model):
     expectations: tuple[Expectation, ...] = ()
     metastability: Metastability = Metastability()
     drain_timeout: float = 180.0
+    # The scale this scenario's times are in: 1 as written; harness.timescale.time_scaled sets
+    # it (``doorbuster run --time-scale``), and the recovery detector's bins are this long.
+    time_scale: float = Field(default=1.0, gt=0, le=10)
 
     _seconds = field_validator("drain_timeout", mode="before")(parse_seconds)
 
@@ -234,8 +238,14 @@ class Scenario(_Model):
         names = [step.name for step in self.chaos]
         if len(set(names)) != len(names):
             raise ValueError(f"chaos step names must be unique, got {names}")
+        if self.metastability.smoothing < self.time_scale - 1e-9:
+            raise ValueError(
+                f"metastability.smoothing: at least {self.time_scale:g}s (one second at time scale "
+                f"{self.time_scale:g}), got {self.metastability.smoothing:g}s"
+            )
         for i, step in enumerate(self.chaos):
-            if step.end > self.load.duration_s:
+            # a time-scaled scenario's sums may be off by a rounding error, no more
+            if step.end > self.load.duration_s * (1 + 1e-9):
                 raise ValueError(
                     f"chaos.{i} ({step.name}) ends at {step.end:g}s, after the load "
                     f"({self.load.duration_s:g}s)"

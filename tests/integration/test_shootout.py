@@ -11,6 +11,7 @@ from harness.errors import ExitCode
 SHOOTOUT = """
 name: mini-shootout
 brokers: [redis-streams, redis-pubsub]
+stack: {time_scale: 0.2}  # the stack's latencies only: the load and the blip keep their times
 load:
   stages:
     - {name: baseline, duration: 8s, rate: 4}
@@ -32,7 +33,7 @@ def test_a_shootout_runs_each_broker_in_turn_and_tables_them(tmp_path: Path) -> 
     cli = ["--state-dir", str(state)]
     try:
         code = main([*cli, "run", str(scenario), "--out", str(out), "--base-port", "30000",
-                     "--toxiproxy-port", "30474", "--time-scale", "0.2"])  # fmt: skip
+                     "--toxiproxy-port", "30474"])  # fmt: skip
     finally:
         main([*cli, "down"])
     assert code == ExitCode.OK

@@ -139,6 +139,28 @@ def test_judge_with_another_file_decides_its_expectations_against_the_recorded_r
     ]
 
 
+def test_another_file_judges_a_time_scaled_run_at_the_runs_scale(
+    run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run made with --time-scale 0.5 ran the file's experiment in half its time: the file's
+    "within 2s" is judged as the run's own expectations were, as "within 1s"."""
+    write_run_scenario(run_dir, SCENARIO.model_copy(update={"time_scale": 0.5}))
+    other = tmp_path / "other.yaml"
+    other.write_text(
+        "name: other\nload: {stages: [{name: steady, duration: 300, rate: 20}]}\n"
+        "chaos: [{name: slow, at: 100, for: 100, dependency: email, type: latency, "
+        "attributes: {latency: 5}}]\n"
+        'expectations: ["async backlog drains within 2s after slow"]\n'
+    )
+    code = _judge(tmp_path, str(run_dir), "--scenario", str(other), "--json")
+    verdicts = _verdicts(capsys.readouterr().out)
+    # The run's drain took 1.5 s: inside 2 s, outside the 1 s that 2 s means at half the time.
+    assert [(v["expectation"], v["outcome"]) for v in verdicts] == [
+        ("async backlog drains within 1s after slow", "fail")
+    ]
+    assert code == ExitCode.EXPECTATION_FAILED
+
+
 def test_an_expectation_about_a_window_the_run_did_not_have_is_refused_with_exit_2(
     run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
