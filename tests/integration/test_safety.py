@@ -279,7 +279,7 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
             assert time.monotonic() < deadline, (
                 "no request recorded: " + log.read_text(errors="replace")[-3000:]
             )
-            load = stack.stack.state.read_load_pids()
+            load = [pid for pid, _ in stack.stack.state.read_load_pids()]
             if len(load) == 2 and _recorded(out / "requests.jsonl") > 0:
                 break
             time.sleep(0.3)
