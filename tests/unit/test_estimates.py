@@ -79,3 +79,15 @@ def test_proportion_and_count_rate_intervals() -> None:
     none = count_rate_interval(0, 10.0)
     assert none.value == 0.0 and none.low == 0.0 and 0.38 < none.high < 0.39  # z^2 / 10 s
     assert math.isnan(count_rate_interval(3, 0.0).value)
+
+
+def test_a_mean_of_a_handful_of_values_gets_students_interval_not_the_normal_one() -> None:
+    """Two values 1.0 and 1.6: the normal quantile would bound the mean under 1.89, a bound of
+    2 s decided on two samples; Student's t with one degree of freedom reaches 5.1."""
+    from harness.estimates import mean_interval
+
+    est = mean_interval([1.0, 1.6])
+    assert est.high > 5.0 and est.low < -2.0
+    many = mean_interval([1.0, 1.6] * 100)  # 199 degrees of freedom: close to the normal
+    se = 0.3 * (200 / 199) ** 0.5 / 200**0.5
+    assert 1.96 * se < many.high - many.value < 1.98 * se
