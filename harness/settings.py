@@ -17,15 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "BROKERS",
+    "RETRY_POLICIES",
     "SEED_CHAIN",
+    "AdaptiveThrottleSettings",
     "AsyncLaneSettings",
     "BreakerSettings",
     "Broker",
     "DependencySettings",
     "PortSettings",
+    "RetryBudgetSettings",
+    "RetryPolicy",
     "RetrySettings",
     "StackSettings",
     "SyncLaneSettings",
+    "SyncRetrySettings",
+    "TokenBucketSettings",
     "WorkerRetrySettings",
 ]
 
@@ -86,6 +92,71 @@ class RetrySettings(_Frozen):
         return steps[min(failed_attempt, len(steps)) - 1] / 1000.0
 
 
+# The sync lane's retry policies (issue 14's ladder), the seed's first; see SyncRetrySettings.
+RetryPolicy = Literal[
+    "seed", "none", "full_jitter", "budget", "token_bucket", "adaptive", "breaker", "deadline"
+]
+RETRY_POLICIES: tuple[str, ...] = get_args(RetryPolicy)
+
+
+class RetryBudgetSettings(_Frozen):
+    """Finagle's RetryBudget: retries at most ``ratio`` of the calls made in the last
+    ``window_s`` (Finagle's TTL, 10 s), plus a reserve of ``min_retries_per_s`` x ``window_s``
+    retries so a client with little traffic can still retry.  Finagle's default floor is 10 per
+    second, sized for its RPC rates; ours is 0.5 (5 retries per window), since the seed's
+    checkout calls each dependency only a few times a second and a floor of 10 would allow
+    every retry."""
+
+    ratio: float = Field(default=0.1, gt=0, le=1)
+    min_retries_per_s: float = Field(default=0.5, ge=0)
+    window_s: float = Field(default=10.0, gt=0)
+
+
+class TokenBucketSettings(_Frozen):
+    """AWS SDK standard retry mode's retry quota: ``capacity`` tokens; a retry costs
+    ``retry_cost`` (``timeout_cost`` after a timeout); a success refunds ``success_refund`` (a
+    success after retries refunds what its last retry cost instead)."""
+
+    capacity: int = Field(default=500, gt=0)
+    retry_cost: int = Field(default=5, ge=0)
+    timeout_cost: int = Field(default=10, ge=0)
+    success_refund: int = Field(default=1, ge=0)
+
+
+class AdaptiveThrottleSettings(_Frozen):
+    """Client-side throttling (Google SRE book, "Handling Overload"): requests and accepts
+    over the last ``window_s`` (the book's 2 minutes); reject locally with probability
+    max(0, (requests - k x accepts) / (requests + 1))."""
+
+    k: float = Field(default=2.0, ge=1)
+    window_s: float = Field(default=120.0, gt=0)
+
+
+class SyncRetrySettings(RetrySettings):
+    """The sync lane's retries: the seed's numbers, and a named ``policy`` layered on them.
+
+    ``seed`` runs ``attempts``, ``backoff_ms`` and ``jitter`` as given (today's behaviour);
+    ``none`` makes one attempt; ``full_jitter`` forces full jitter; ``budget``, ``token_bucket``
+    and ``adaptive`` gate retries (or attempts) with their sub-settings; ``breaker`` turns on
+    the circuit breaker with ``sync.breaker``'s numbers; ``deadline`` sends each call's
+    remaining time (``X-Deadline-Ms``) and starts no attempt after the order's deadline.
+    """
+
+    policy: RetryPolicy = "seed"
+    budget: RetryBudgetSettings = RetryBudgetSettings()
+    token_bucket: TokenBucketSettings = TokenBucketSettings()
+    adaptive: AdaptiveThrottleSettings = AdaptiveThrottleSettings()
+
+    @property
+    def attempts_allowed(self) -> int:
+        """Attempts per call the policy allows at most: 1 for ``none``, else ``attempts``."""
+        return 1 if self.policy == "none" else self.attempts
+
+    @property
+    def jitter_applied(self) -> Literal["none", "full"]:
+        return "full" if self.policy == "full_jitter" else self.jitter
+
+
 class BreakerSettings(_Frozen):
     """Circuit breaker per dependency: closed -> open after N consecutive failures -> half-open."""
 
@@ -98,10 +169,17 @@ class SyncLaneSettings(_Frozen):
     threads: int = Field(default=16, ge=1, le=1024)
     queue: int = Field(default=64, ge=0)
     timeout_s: float = Field(default=5.0, gt=0)
-    retry: RetrySettings = RetrySettings()
+    retry: SyncRetrySettings = SyncRetrySettings()
     breaker: BreakerSettings = BreakerSettings()
     # The naive chain sends no idempotency key, so a retried payment can charge twice.
     idempotency_keys: bool = False
+
+    @property
+    def breaker_applied(self) -> BreakerSettings:
+        """``breaker``, switched on when the retry policy is ``breaker``."""
+        if self.retry.policy == "breaker" and not self.breaker.enabled:
+            return self.breaker.model_copy(update={"enabled": True})
+        return self.breaker
 
 
 class WorkerRetrySettings(_Frozen):

@@ -4,6 +4,9 @@ It works for a log-normally spread time around its median latency, on at most
 ``concurrency`` requests at once, with at most ``queue`` more waiting; beyond that it answers
 503 at once.  A request whose caller has given up keeps its slot until the work is done,
 because real servers rarely notice: that wasted work is what turns retries into a storm.
+Unless the caller said how long it waits (``X-Deadline-Ms``, the sync lane's ``deadline``
+policy): then work whose time is up is dropped, with a 504 and no side effect, when it gets
+its slot or, mid-work, at the deadline.
 
 It records every side effect per order in its SQLite ledger, so duplicates are counted, not
 guessed: a request with an ``idempotency_key`` it has seen is answered from its ledger (and
@@ -31,7 +34,8 @@ from harness.settings import DependencySettings
 from targets.db import connect, select_in
 from targets.metrics import DownstreamServerMetrics
 from targets.openapi import downstream_spec
-from targets.web import base_app, json_error, read_json_object
+from targets.resilience import DEADLINE_HEADER, parse_deadline_ms
+from targets.web import RequestRefused, base_app, json_error, read_json_object
 
 __all__ = ["DownstreamService", "HttpFaults", "SideEffectLedger", "build_downstream_app"]
 
@@ -148,9 +152,11 @@ class DownstreamService:
         self._inflight = 0
         self.ledger = ledger or SideEffectLedger()
         # Idempotency keys whose work is running; finished ones are answered from the ledger.
-        self._running: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        # A task's result is None when it dropped its work at the caller's deadline.
+        self._running: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
         metrics.capacity.labels(lane, dependency).set(settings.concurrency)
         metrics.rejected.labels(lane, dependency)
+        metrics.deadline_dropped.labels(lane, dependency)
         metrics.duplicate_side_effects.labels(lane, dependency)
         if dependency == "payment":
             metrics.duplicate_charges.labels(lane)
@@ -166,18 +172,23 @@ class DownstreamService:
         extra = faults.extra_latency_ms + self._rng.uniform(0, faults.extra_jitter_ms)
         return seconds + extra / 1000.0
 
-    async def handle(self, order_id: str, idempotency_key: str | None) -> tuple[int, dict[str, Any]]:
+    async def handle(
+        self, order_id: str, idempotency_key: str | None, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """``deadline``: when the caller stops waiting (``time.monotonic()``), if it said."""
         faults = self.faults
         if faults.error_rate and self._rng.random() < faults.error_rate:
             return faults.error_status, {"error": "injected_fault", "dependency": self.dependency}
         if idempotency_key is not None:
             running = self._running.get(idempotency_key)
-            earlier = (
-                await asyncio.shield(running) if running is not None else self.ledger.result(idempotency_key)
-            )
+            earlier = await asyncio.shield(running) if running is not None else None
+            if earlier is None:
+                earlier = self.ledger.result(idempotency_key)
             if earlier is not None:
                 self.metrics.idempotent_replays.labels(self.lane, self.dependency).inc()
                 return 200, {**earlier, "replayed": True}
+        if deadline is not None and time.monotonic() >= deadline:
+            return self._dropped()
         # Admission is counted here, synchronously: requests arriving together must not all
         # see the capacity as free before any of their tasks has started.
         if self._admitted >= self.settings.concurrency + self.settings.queue:
@@ -185,23 +196,37 @@ class DownstreamService:
             return 503, {"error": "over_capacity", "dependency": self.dependency}
         self._admitted += 1
         # The work runs in its own task: if the caller disconnects, the slot stays taken
-        # until the work is done, and the side effect still happens.
-        work = asyncio.ensure_future(self._work(order_id, idempotency_key))
+        # until the work is done (or its deadline), and the side effect still happens.
+        work = asyncio.ensure_future(self._work(order_id, idempotency_key, deadline))
         if idempotency_key is not None:
             self._running[idempotency_key] = work
-        return 200, await asyncio.shield(work)
+        result = await asyncio.shield(work)
+        return (200, result) if result is not None else self._dropped()
 
-    async def _work(self, order_id: str, idempotency_key: str | None) -> dict[str, Any]:
+    def _dropped(self) -> tuple[int, dict[str, Any]]:
+        self.metrics.deadline_dropped.labels(self.lane, self.dependency).inc()
+        return 504, {"error": "deadline_exceeded", "dependency": self.dependency}
+
+    async def _work(
+        self, order_id: str, idempotency_key: str | None, deadline: float | None
+    ) -> dict[str, Any] | None:
+        """The work and its side effect; ``None`` if the deadline came first (no side effect)."""
         labels = (self.lane, self.dependency)
         self.metrics.queued.labels(*labels).set(self._admitted - self._inflight)
         try:
             async with self._slots:
+                seconds = self.work_seconds()
+                left = math.inf if deadline is None else deadline - time.monotonic()
+                if left <= 0:
+                    return None
                 self._inflight += 1
                 self._publish_load()
                 try:
-                    await asyncio.sleep(self.work_seconds())
+                    await asyncio.sleep(min(seconds, left))
                 finally:
                     self._inflight -= 1
+                if seconds > left:
+                    return None
                 applied = self.ledger.apply(order_id)
                 self.metrics.side_effects.labels(*labels).inc()
                 if applied > 1:
@@ -237,9 +262,21 @@ class DownstreamService:
 SERVICE_KEY = web.AppKey("service", DownstreamService)
 
 
+def _deadline(request: web.Request) -> float | None:
+    """When the caller stops waiting, from its ``X-Deadline-Ms``, on this process's clock."""
+    text = request.headers.get(DEADLINE_HEADER)
+    if text is None:
+        return None
+    try:
+        return time.monotonic() + parse_deadline_ms(text) / 1000.0
+    except ValueError as exc:
+        raise RequestRefused(400, "invalid_deadline", str(exc)) from exc
+
+
 async def _work_handler(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     started = time.perf_counter()
+    deadline = _deadline(request)
     body = await read_json_object(request)
     order_id = body.get("order_id")
     key = body.get("idempotency_key")
@@ -248,11 +285,12 @@ async def _work_handler(request: web.Request) -> web.Response:
     elif key is not None and (not isinstance(key, str) or not key or len(key) > 256):
         status, payload = 422, {"error": "invalid", "detail": "idempotency_key: expected a string"}
     else:
-        status, payload = await service.handle(order_id, key)
+        status, payload = await service.handle(order_id, key, deadline)
     labels = (service.lane, service.dependency)
     service.metrics.requests.labels(*labels, str(status)).inc()
     service.metrics.duration.labels(*labels).observe(time.perf_counter() - started)
-    if request.transport is None or request.transport.is_closing():
+    dropped = payload.get("error") == "deadline_exceeded"
+    if not dropped and (request.transport is None or request.transport.is_closing()):
         service.metrics.abandoned.labels(*labels).inc()
     return web.json_response(payload, status=status)
 

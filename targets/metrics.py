@@ -16,6 +16,8 @@ from prometheus_client.core import CounterMetricFamily
 __all__ = [
     "CALL_OUTCOMES",
     "LATENCY_BUCKETS",
+    "LOCAL_OUTCOMES",
+    "RETRY_DENIALS",
     "DownstreamServerMetrics",
     "OrderMetrics",
     "SyncChainMetrics",
@@ -37,8 +39,14 @@ FULFILLMENT_BUCKETS: tuple[float, ...] = (
 
 # How one attempt of a downstream call ended.
 CALL_OUTCOMES: tuple[str, ...] = (
-    "ok", "http_4xx", "http_5xx", "timeout", "connect_error", "circuit_open",
+    "ok", "http_4xx", "http_5xx", "timeout", "connect_error", "circuit_open", "throttled",
+    "deadline_exceeded",
 )  # fmt: skip
+# Attempts the client refused itself, never sent to the dependency: the breaker was open, the
+# adaptive throttle rejected it, or the order's deadline had passed.
+LOCAL_OUTCOMES: tuple[str, ...] = ("circuit_open", "throttled", "deadline_exceeded")
+# Why a retry was not made although the failure was retryable (sync.retry.policy).
+RETRY_DENIALS: tuple[str, ...] = ("budget", "token_bucket")
 
 
 class OrderMetrics:
@@ -135,6 +143,12 @@ class DownstreamCallMetrics:
             ["lane", "dependency"],
             registry=registry,
         )
+        self.retries_denied = Counter(
+            "downstream_retries_denied_total",
+            "Retries of a retryable failure not made, by the policy that denied them.",
+            ["lane", "dependency", "reason"],
+            registry=registry,
+        )
         self.latency = Histogram(
             "downstream_call_duration_seconds",
             "Duration of one attempt to call a dependency.",
@@ -161,6 +175,8 @@ class DownstreamCallMetrics:
             for outcome in CALL_OUTCOMES:
                 self.attempts.labels(lane, dep, outcome)
             self.retries.labels(lane, dep)
+            for reason in RETRY_DENIALS:
+                self.retries_denied.labels(lane, dep, reason)
 
 
 class DownstreamServerMetrics:
@@ -207,6 +223,13 @@ class DownstreamServerMetrics:
         self.abandoned = Counter(
             "downstream_abandoned_work_total",
             "Work finished after its caller had already gone: wasted capacity.",
+            ["lane", "dependency"],
+            registry=registry,
+        )
+        self.deadline_dropped = Counter(
+            "downstream_deadline_dropped_total",
+            "Requests answered 504 without their side effect because the caller's deadline "
+            "(X-Deadline-Ms) passed before or during the work.",
             ["lane", "dependency"],
             registry=registry,
         )

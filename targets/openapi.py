@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from targets.resilience import DEADLINE_HEADER
+
 __all__ = ["downstream_spec", "order_spec"]
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 128}
@@ -30,6 +32,14 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
     return out
 
 
+# The caller's remaining time: the sync lane reads it under its ``deadline`` retry policy, a
+# downstream always.
+_DEADLINE = {
+    "name": DEADLINE_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "integer", "minimum": 0, "maximum": 86_400_000},
+}
 _PLAIN = {"description": "ok", "content": {"text/plain": {"schema": {"type": "string"}}}}
 _COMMON: dict[str, Any] = {
     "/health": {"get": {"operationId": "health", "responses": _responses(200)}},
@@ -72,6 +82,7 @@ def order_spec(lane: str) -> dict[str, Any]:
         "/orders": {
             "post": {
                 "operationId": "placeOrder",
+                **({"parameters": [_DEADLINE]} if lane == "sync" else {}),
                 "requestBody": {"required": True, **_json(order)},
                 # 409: an attempt with the same idempotency_key is still running
                 "responses": _responses(accepted, 400, 409, 413, 422, 502, 503, 504, ok={"type": "object"}),
@@ -138,9 +149,11 @@ def downstream_spec(dependency: str) -> dict[str, Any]:
             "/work": {
                 "post": {
                     "operationId": "work",
+                    "parameters": [_DEADLINE],
                     "requestBody": {"required": True, **_json(work)},
-                    # 4xx-5xx beyond 503 only when a fault injected them on purpose
-                    "responses": _responses(200, 400, 413, 422, 503, ok={"type": "object"}),
+                    # 504: the caller's deadline passed; 4xx-5xx beyond those only when a
+                    # fault injected them on purpose
+                    "responses": _responses(200, 400, 413, 422, 503, 504, ok={"type": "object"}),
                 }
             },
             "/admin/faults": {

@@ -19,9 +19,10 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import urllib3
 from aiohttp import web
@@ -34,12 +35,16 @@ from targets.metrics import OrderMetrics, SyncChainMetrics
 from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
 from targets.resilience import (
+    DEADLINE_HEADER,
     BreakerState,
     CallFailed,
     CircuitBreaker,
-    backoff_delay,
+    DependencyRetryPolicy,
+    attempt_timeout_s,
+    deadline_header_value,
     longest_call_s,
     outcome_for_status,
+    parse_deadline_ms,
     retryable,
 )
 from targets.web import RequestRefused, base_app, json_error, read_json_object
@@ -119,9 +124,20 @@ class SyncOrders:
 
 
 class BlockingDependencyClient:
-    """Calls one lane's dependencies through their proxies, from pool threads."""
+    """Calls one lane's dependencies through their proxies, from pool threads, under the
+    retry policy ``sync.retry.policy`` names (one :class:`DependencyRetryPolicy` per
+    dependency).  Under ``deadline`` each attempt carries its remaining time in
+    ``X-Deadline-Ms``, and none starts once the order's own deadline has passed."""
 
-    def __init__(self, *, topology: Topology, lane: str, metrics: SyncChainMetrics) -> None:
+    def __init__(
+        self,
+        *,
+        topology: Topology,
+        lane: str,
+        metrics: SyncChainMetrics,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
         settings = topology.settings
         self.lane = lane
         self.metrics = metrics.calls
@@ -132,19 +148,26 @@ class BlockingDependencyClient:
         self.http = urllib3.PoolManager(
             num_pools=len(self.urls) + 1, maxsize=settings.sync.threads, block=False, retries=False
         )
-        self.breakers = {
-            dep: CircuitBreaker(
-                settings.sync.breaker,
+        self.clock = clock
+        rng = rng or random.Random()
+        self.policies = {
+            dep: DependencyRetryPolicy(
+                self.retry,
+                CircuitBreaker(
+                    settings.sync.breaker_applied,
+                    time_scale=settings.time_scale,
+                    clock=clock,
+                    on_change=self._breaker_gauge(dep),
+                ),
                 time_scale=settings.time_scale,
-                on_change=self._breaker_gauge(dep),
+                clock=clock,
+                rng=random.Random(rng.getrandbits(64)),
             )
             for dep in settings.chain
         }
         for dep in settings.chain:
             self.metrics.breaker_state.labels(lane, dep).set(BreakerState.CLOSED)
         self.metrics.declare(lane, tuple(settings.chain))
-        self._rng = random.Random()
-        self._rng_lock = threading.Lock()
 
     def _breaker_gauge(self, dep: str) -> Any:
         def changed(state: BreakerState) -> None:
@@ -153,46 +176,79 @@ class BlockingDependencyClient:
 
         return changed
 
-    def call(self, dep: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST ``payload`` to ``dep``; returns its JSON or raises :class:`CallFailed`."""
-        breaker = self.breakers[dep]
+    def call(self, dep: str, payload: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+        """POST ``payload`` to ``dep``; returns its JSON or raises :class:`CallFailed`.
+
+        ``deadline``: the order's, a time of this client's clock, applied only under the
+        ``deadline`` policy."""
+        policy = self.policies[dep]
+        call = policy.start()
         body = json.dumps(payload).encode()
-        outcome, detail = "ok", ""
-        for attempt in range(1, self.retry.attempts + 1):
+        if not policy.propagates_deadline:
+            deadline = None
+        for attempt in range(1, policy.attempts + 1):
             if attempt > 1:
                 self.metrics.retries.labels(self.lane, dep).inc()
-            if not breaker.allow():
-                self.metrics.attempts.labels(self.lane, dep, "circuit_open").inc()
-                raise CallFailed(dep, "circuit_open", attempt, "circuit breaker is open")
-            started = time.perf_counter()
-            try:
-                response = self.http.request(
-                    "POST",
-                    self.urls[dep],
-                    body=body,
-                    headers={"Content-Type": "application/json"},
-                    timeout=urllib3.Timeout(total=self.timeout_s),
-                )
-                outcome, detail = outcome_for_status(response.status), f"HTTP {response.status}"
-            except urllib3.exceptions.NewConnectionError as exc:
-                # Checked first: urllib3 makes a refused connection a kind of ConnectTimeoutError.
-                outcome, detail, response = "connect_error", type(exc).__name__, None
-            except urllib3.exceptions.TimeoutError:
-                outcome, detail, response = "timeout", f"no answer in {self.timeout_s:g}s", None
-            except urllib3.exceptions.HTTPError as exc:
-                outcome, detail, response = "connect_error", type(exc).__name__, None
-            self.metrics.latency.labels(self.lane, dep).observe(time.perf_counter() - started)
-            self.metrics.attempts.labels(self.lane, dep, outcome).inc()
-            breaker.record(outcome == "ok" or outcome == "http_4xx")
+            timeout_s = attempt_timeout_s(self.timeout_s, deadline, self.clock())
+            if timeout_s <= 0:
+                self._refused(dep, "deadline_exceeded", attempt, "the order's deadline has passed")
+            refusal = policy.refusal()
+            if refusal is not None:
+                self._refused(dep, refusal, attempt, _REFUSALS[refusal])
+            headers = {"Content-Type": "application/json"}
+            if policy.propagates_deadline:
+                headers[DEADLINE_HEADER] = deadline_header_value(timeout_s)
+            outcome, detail, response = self._attempt(dep, body, headers, timeout_s)
+            policy.record(call, outcome)
             if outcome == "ok" and response is not None:
                 result: dict[str, Any] = json.loads(response.data or b"{}")
                 return result
-            if not retryable(outcome) or attempt == self.retry.attempts:
+            if not retryable(outcome) or attempt == policy.attempts:
                 raise CallFailed(dep, outcome, attempt, detail)
-            with self._rng_lock:
-                delay = backoff_delay(self.retry, attempt, self.time_scale, self._rng)
+            denial = policy.retry_denial(call, outcome)
+            if denial is not None:
+                self.metrics.retries_denied.labels(self.lane, dep, denial).inc()
+                raise CallFailed(
+                    dep, outcome, attempt, f"{detail}; retry denied by the {denial.replace('_', ' ')}"
+                )
+            delay = policy.backoff_s(attempt)
+            if deadline is not None and self.clock() + delay >= deadline:
+                # The retry would start after the order's deadline: free the thread now.
+                self.metrics.retries.labels(self.lane, dep).inc()
+                self._refused(
+                    dep, "deadline_exceeded", attempt + 1, "the order's deadline passes before the retry"
+                )
             time.sleep(delay)
         raise AssertionError("unreachable: the loop returns or raises")
+
+    def _refused(self, dep: str, outcome: str, attempt: int, detail: str) -> NoReturn:
+        """An attempt this client will not send: counted under its outcome, the call fails."""
+        self.metrics.attempts.labels(self.lane, dep, outcome).inc()
+        raise CallFailed(dep, outcome, attempt, detail)
+
+    def _attempt(
+        self, dep: str, body: bytes, headers: dict[str, str], timeout_s: float
+    ) -> tuple[str, str, urllib3.BaseHTTPResponse | None]:
+        started = time.perf_counter()
+        response: urllib3.BaseHTTPResponse | None = None
+        try:
+            response = self.http.request(
+                "POST", self.urls[dep], body=body, headers=headers, timeout=urllib3.Timeout(total=timeout_s)
+            )
+            outcome, detail = outcome_for_status(response.status), f"HTTP {response.status}"
+        except urllib3.exceptions.NewConnectionError as exc:
+            # Checked first: urllib3 makes a refused connection a kind of ConnectTimeoutError.
+            outcome, detail = "connect_error", type(exc).__name__
+        except urllib3.exceptions.TimeoutError:
+            outcome, detail = "timeout", f"no answer in {timeout_s:g}s"
+        except urllib3.exceptions.HTTPError as exc:
+            outcome, detail = "connect_error", type(exc).__name__
+        self.metrics.latency.labels(self.lane, dep).observe(time.perf_counter() - started)
+        self.metrics.attempts.labels(self.lane, dep, outcome).inc()
+        return outcome, detail, response
+
+
+_REFUSALS = {"circuit_open": "circuit breaker is open", "throttled": "rejected by the adaptive throttle"}
 
 
 class SyncOrderService:
@@ -240,8 +296,11 @@ class SyncOrderService:
             self._publish_pool()
             return True
 
-    def run_order(self, order_id: str, order: OrderRequest) -> tuple[int, dict[str, Any]]:
-        """Runs on a pool thread: the whole chain, in order; the first failure ends it."""
+    def run_order(
+        self, order_id: str, order: OrderRequest, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        """Runs on a pool thread: the whole chain, in order; the first failure ends it.
+        ``deadline``: when the shopper stops waiting (monotonic), if it said."""
         with self._lock:
             self._busy += 1
             self._publish_pool()
@@ -253,7 +312,7 @@ class SyncOrderService:
                 if self.idempotency_keys:
                     payload["idempotency_key"] = f"{order_id}:{dep}"
                 try:
-                    self.client.call(dep, payload)
+                    self.client.call(dep, payload, deadline)
                 except CallFailed as failure:
                     steps[dep] = "failed"
                     record = self._remember(order_id, order, "failed", steps, started)
@@ -290,7 +349,9 @@ class SyncOrderService:
         """The client's key, if this lane honours keys (``sync.idempotency_keys``)."""
         return order.idempotency_key if self.idempotency_keys else None
 
-    async def attempt(self, order_id: str, order: OrderRequest) -> tuple[int, dict[str, Any]]:
+    async def attempt(
+        self, order_id: str, order: OrderRequest, deadline: float | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """Admit the order and run its chain on the pool; a refused or broken attempt
         releases its key (a finished one settled or released it as it was stored)."""
         key = self.claimed_key(order)
@@ -303,7 +364,7 @@ class SyncOrderService:
             }
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self.executor, self.run_order, order_id, order)
+            return await loop.run_in_executor(self.executor, self.run_order, order_id, order, deadline)
         except BaseException:
             if key is not None:
                 self.orders.release(key, order_id)
@@ -338,10 +399,24 @@ def _observe(service: SyncOrderService, started: float, status: int) -> None:
     metrics.latency.labels(service.lane, str(status)).observe(time.perf_counter() - started)
 
 
+def _order_deadline(service: SyncOrderService, request: web.Request) -> float | None:
+    """When the shopper stops waiting (its ``X-Deadline-Ms`` from now, on the dependency
+    client's clock), under the ``deadline`` policy; other policies ignore the header, as the
+    seed's chain does."""
+    text = request.headers.get(DEADLINE_HEADER)
+    if text is None or service.client.retry.policy != "deadline":
+        return None
+    try:
+        return service.client.clock() + parse_deadline_ms(text) / 1000.0
+    except ValueError as exc:
+        raise RequestRefused(400, "invalid_deadline", str(exc)) from exc
+
+
 async def _post_order(request: web.Request) -> web.Response:
     service = request.app[SYNC_KEY]
     started = time.perf_counter()
     try:
+        deadline = _order_deadline(service, request)
         order = parse_order(await read_json_object(request))
     except InvalidOrder as exc:
         _observe(service, started, 422)
@@ -352,12 +427,12 @@ async def _post_order(request: web.Request) -> web.Response:
     key = service.claimed_key(order)
     if key is None:
         order_id = uuid.uuid4().hex
-        status, body = await service.attempt(order_id, order)
+        status, body = await service.attempt(order_id, order, deadline)
     else:
         claim = service.orders.claim(key, uuid.uuid4().hex, lease_s=service.claim_lease_s)
         order_id = claim.order_id
         if claim.outcome is ClaimOutcome.WON:
-            status, body = await service.attempts.run(key, service.attempt(order_id, order))
+            status, body = await service.attempts.run(key, service.attempt(order_id, order, deadline))
         else:
             status, body = await service.duplicate(key, claim)
     _observe(service, started, status)
