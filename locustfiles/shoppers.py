@@ -68,6 +68,7 @@ from harness.state import StateDir, default_state_dir  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402
 from harness.topology import LANES, Topology, is_loopback  # noqa: E402
 from targets.metrics import LATENCY_BUCKETS  # noqa: E402
+from targets.resilience import DEADLINE_HEADER  # noqa: E402
 
 __all__ = [
     "Arrivals",
@@ -336,8 +337,13 @@ def _counted_journey(env: Environment, client: HTTPClient, lane: str, intended: 
 
 def _post(client: HTTPClient, intended: float) -> tuple[int, str, str, str | None, int]:
     # The intended start travels with the request, so a server can measure the latency a
-    # shopper really saw, coordinated omission included.
-    headers = {"Content-Type": "application/json", "X-Intended-Start": f"{intended:.6f}"}
+    # shopper really saw, coordinated omission included; and so does how long the shopper waits
+    # for this answer, for a lane that propagates deadlines (sync.retry.policy: deadline).
+    headers = {
+        "Content-Type": "application/json",
+        "X-Intended-Start": f"{intended:.6f}",
+        DEADLINE_HEADER: str(math.floor(LOAD.impatient.timeout * 1000)),
+    }
     try:
         response = client.post("/orders", body=_body(), headers=headers)
         data = response.read()
