@@ -196,7 +196,8 @@ class DownstreamService:
             return 503, {"error": "over_capacity", "dependency": self.dependency}
         self._admitted += 1
         # The work runs in its own task: if the caller disconnects, the slot stays taken
-        # until the work is done (or its deadline), and the side effect still happens.
+        # until the work is done and the side effect still happens (unless the caller's
+        # deadline comes first).
         work = asyncio.ensure_future(self._work(order_id, idempotency_key, deadline))
         if idempotency_key is not None:
             self._running[idempotency_key] = work
