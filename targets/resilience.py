@@ -34,6 +34,7 @@ __all__ = [
     "AdaptiveThrottle",
     "BreakerState",
     "CallFailed",
+    "CallState",
     "CircuitBreaker",
     "DependencyRetryPolicy",
     "RetryBudget",
@@ -431,10 +432,12 @@ class DependencyRetryPolicy:
 
     def refusal(self) -> str | None:
         """Why the next attempt may not go out (an attempt outcome), or ``None``."""
-        if not self.breaker.allow():
-            return "circuit_open"
+        # The throttle first: a half-open breaker's allow() lets its one trial out, and a
+        # trial the throttle then refused would never be recorded.
         if self.throttle is not None and not self.throttle.admit():
             return "throttled"
+        if not self.breaker.allow():
+            return "circuit_open"
         return None
 
     def record(self, call: CallState, outcome: str) -> None:
