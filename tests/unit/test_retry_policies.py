@@ -349,3 +349,19 @@ async def test_work_stops_at_the_deadline_and_an_expired_request_is_answered_at_
         "cut": 0, "expired": 0, "in-time": 1, "bad": 0,
     }  # fmt: skip
     assert _dropped(registry) == 2
+
+
+def test_a_throttled_attempt_does_not_use_up_a_half_open_breakers_one_trial() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(BreakerSettings(enabled=True, failure_threshold=1, open_s=1), clock=clock)
+    policy = DependencyRetryPolicy(
+        SyncRetrySettings(policy="adaptive"), breaker, clock=clock, rng=random.Random(1)
+    )
+    assert policy.refusal() is None
+    policy.record(policy.start(), "timeout")  # the breaker opens
+    clock.now = 2.0  # its next allow() half-opens it and lets one trial out
+    outcomes = []
+    while (refusal := policy.refusal()) is not None and len(outcomes) < 100:
+        outcomes.append(refusal)
+    # throttled (p = n / (n + 1) with no accepts) until the throttle admits one: that one is the trial
+    assert refusal is None and outcomes and set(outcomes) == {"throttled"}, outcomes
