@@ -360,7 +360,7 @@ def test_a_throttled_attempt_does_not_use_up_a_half_open_breakers_one_trial() ->
     assert policy.refusal() is None
     policy.record(policy.start(), "timeout")  # the breaker opens
     clock.now = 2.0  # its next allow() half-opens it and lets one trial out
-    outcomes = []
+    outcomes: list[str] = []
     while (refusal := policy.refusal()) is not None and len(outcomes) < 100:
         outcomes.append(refusal)
     # throttled (p = n / (n + 1) with no accepts) until the throttle admits one: that one is the trial
