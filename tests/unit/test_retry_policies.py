@@ -365,3 +365,17 @@ def test_a_throttled_attempt_does_not_use_up_a_half_open_breakers_one_trial() ->
         outcomes.append(refusal)
     # throttled (p = n / (n + 1) with no accepts) until the throttle admits one: that one is the trial
     assert refusal is None and outcomes and set(outcomes) == {"throttled"}, outcomes
+
+
+def test_full_jitter_draws_each_back_off_below_the_seeds_step_and_the_seed_waits_it_exactly() -> None:
+    def policy(name: str) -> DependencyRetryPolicy:
+        settings = SyncRetrySettings(policy=name)  # type: ignore[arg-type]
+        return DependencyRetryPolicy(
+            settings, CircuitBreaker(BreakerSettings()), time_scale=0.5, rng=random.Random(8)
+        )
+
+    assert [policy("seed").backoff_s(i) for i in (1, 2)] == [0.05, 0.1]  # 100 and 200 ms at time scale 0.5
+    jittered = policy("full_jitter")
+    delays = [jittered.backoff_s(2) for _ in range(500)]
+    assert all(0 <= d <= 0.1 for d in delays) and len(set(delays)) == 500
+    assert 0.04 <= sum(delays) / len(delays) <= 0.06  # uniform on [0, 0.1]: mean 0.05, sd of the mean 0.0013
