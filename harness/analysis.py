@@ -40,7 +40,7 @@ from harness.estimates import (
 )
 from harness.expectations import Expectation
 from harness.records import RequestRecord
-from harness.recovery import Recovery, lane_recovery, recovery_verdict
+from harness.recovery import Dip, Recovery, lane_dip, lane_recovery, recovery_verdict
 from harness.scenario import Scenario
 from harness.verdicts import Outcome, Verdict
 
@@ -259,6 +259,25 @@ def lane_recovery_after(inputs: RunInputs, lane: str, trigger: FaultWindow, obse
     b0, b1 = scenario.baseline_window()
     first = min((f.start for f in inputs.faults), default=b1)
     return lane_recovery(
+        inputs.rows,
+        lane,
+        trigger,
+        pre_window=(b0, min(b1, first)),
+        settings=scenario.metastability,
+        observe_s=observe_s,
+        load_end=min(inputs.load_end, scenario.duration_s),
+        last_attempt=scenario.load.impatient.retries,
+        resolution_s=scenario.time_scale,
+    )
+
+
+def lane_dip_after(inputs: RunInputs, lane: str, trigger: FaultWindow, observe_s: float) -> Dip:
+    """Whether ``trigger`` pushed ``lane`` below the recovery detector's bar, against the same
+    baseline as :func:`lane_recovery_after`."""
+    scenario = inputs.scenario
+    b0, b1 = scenario.baseline_window()
+    first = min((f.start for f in inputs.faults), default=b1)
+    return lane_dip(
         inputs.rows,
         lane,
         trigger,
@@ -528,10 +547,13 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
         if faults:
             last = max(faults, key=lambda f: f.end)
             result = lane_recovery_after(inputs, lane, last, scenario.metastability.window)
+            dip = lane_dip_after(inputs, lane, last, scenario.metastability.window)
             metastability[lane] = {
                 **result.as_json(),
                 "recovered": result.outcome == "recovered",
                 "window_s": scenario.metastability.window,
+                "dipped": dip.dipped,
+                "dip_reason": dip.reason,
             }
     # -- end recovery --
     summary: dict[str, Any] = {
