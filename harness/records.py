@@ -203,6 +203,10 @@ class AttemptTimeline(pydantic.BaseModel):
                     )
         return self
 
+    def since(self, t0: float) -> AttemptTimeline:
+        """The same timeline with its times in seconds since ``t0`` (the run's)."""
+        return self.model_copy(update={"times": [t - t0 for t in self.times]})
+
 
 class RunLedger(pydantic.BaseModel):
     """``ledger.json``: what the run read after the drain, which judging needs and the request

@@ -44,6 +44,7 @@ __all__ = [
     "arrival_outcomes",
     "lane_dip",
     "lane_recovery",
+    "offered_starts",
     "recovery_verdict",
     "shoppers_failed",
 ]
@@ -205,6 +206,12 @@ def _journeys(rows: Iterable[RequestRecord], lane: str) -> list[_Journey]:
             key = round(r.intended, 4)  # every row of a journey carries its intended start
             by_start.setdefault(key, _Journey(key)).rows.append(r)
     return sorted((j for j in by_start.values() if j.offered), key=lambda j: j.intended)
+
+
+def offered_starts(rows: Iterable[RequestRecord], lane: str) -> list[float]:
+    """The intended starts of the lane's offered arrivals (first attempts, dropped ones too),
+    in order; an impatient shopper's retry is not one."""
+    return [j.intended for j in _journeys(rows, lane)]
 
 
 def _oldest_unfulfilled(journeys: Sequence[_Journey], at: float) -> float:
