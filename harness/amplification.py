@@ -106,7 +106,7 @@ def policy_bound(
             "full_jitter": "jitter moves retries in time, it does not remove any",
             "deadline": "a spent deadline can only cut retries short",
         }[policy]
-        return Bound(value=float(most), basis=f"{calls} ({why})")
+        return Bound(value=float(most), basis=f"{calls}, {why}")
     if policy == "breaker":
         return Bound(
             value=float(most), basis=f"{calls} until the breaker opens; while open, one trial per open_s"

@@ -3,12 +3,15 @@ email from 30 s to 40 s, 40 s observed, shoppers retrying once) with a made-up a
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from harness.analysis import Row, RunInputs, analyse
 from harness.judge import RecordedRun, summarise
 from harness.records import AttemptTimeline, RunLedger
+from harness.report import write_report
 from tests.unit.test_recovery import RATE, _async, _fault, _scenario, _sync
 
 T0 = 1_700_000_000.0
@@ -115,3 +118,13 @@ def test_judge_takes_the_timeline_from_the_ledger_in_epoch_seconds() -> None:
     judged = summarise(_scenario(), run, ledger)
     assert judged["ladder"]["sync"] == _analyse(rows, timeline)["ladder"]["sync"]
     assert judged["ladder"]["sync"]["amplification"]["during"] == 5.0
+
+
+def test_the_report_shows_each_lanes_rung(tmp_path: Path) -> None:
+    summary = _analyse(_sync(lambda t: t < 30, retry=True), _timeline(sync=_cumulative(_storm)))
+    summary["t0"] = T0
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    page = write_report(tmp_path).read_text()
+    assert "<td>email: 5.00, 6.00 (6.00)</td>" in page
+    assert "<td>360 of 480</td>" in page
+    assert "5.00 attempts at email per offered arrival during trigger" in page  # the reading
