@@ -11,7 +11,8 @@ impatient retries included); and the recovery outcome.  ``summary["ladder"][lane
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import html
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,15 @@ from harness.records import AttemptTimeline
 from harness.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
 from harness.scenario import Scenario
 
-__all__ = ["ASYNC_POLICY", "Rung", "lane_policy", "rung"]
+__all__ = [
+    "ASYNC_POLICY",
+    "LADDER_COLUMNS",
+    "Rung",
+    "ladder_cells",
+    "ladder_table_html",
+    "lane_policy",
+    "rung",
+]
 
 ASYNC_POLICY = "async workers"
 
@@ -167,3 +176,49 @@ def rung(
         outcome=outcome,
         notes=tuple(notes),
     )
+
+
+LADDER_COLUMNS = (
+    "policy",
+    "slow hop",
+    "attempts per arrival during the trigger",
+    "after it",
+    "at most (theory)",
+    "shoppers failed",
+    "time to recover",
+    "outcome",
+)
+
+
+def ladder_cells(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """One row of the ladder table from a ``summary["ladder"][lane]`` entry, as text."""
+
+    def x(value: float | None) -> str:
+        return "not known" if value is None else f"{value:.2f}"
+
+    amp = entry["amplification"]
+    shoppers, failed = entry["shoppers"], entry["shoppers_failed"]
+    recovery = entry["recovery_s"]
+    return (
+        str(entry["policy"]),
+        str(entry["slow_hop"]),
+        x(amp["during"]),
+        x(amp["after"]),
+        x(amp["theory"]),
+        f"{failed} of {shoppers}" + (f" ({failed / shoppers:.0%})" if shoppers else ""),
+        "-" if recovery is None else f"{round(recovery, 3):g} s",
+        str(entry["outcome"]).replace("_", " "),
+    )
+
+
+def ladder_table_html(entries: Sequence[Mapping[str, Any]]) -> str:
+    """The ladder as an HTML table: one row per policy's ``summary["ladder"][lane]`` entry, in
+    the order given (the seed's first)."""
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in LADDER_COLUMNS) + "</tr>"
+    body = "".join(
+        f"<tr class={html.escape(str(e['outcome']))}>"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in ladder_cells(e))
+        + "</tr>"
+        for e in entries
+    )
+    return f"<table class=ladder>{head}{body}</table>"

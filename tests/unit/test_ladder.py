@@ -10,6 +10,7 @@ from typing import Any
 
 from harness.analysis import Row, RunInputs, analyse
 from harness.judge import RecordedRun, summarise
+from harness.ladder import ladder_cells, ladder_table_html
 from harness.records import AttemptTimeline, RunLedger
 from harness.report import write_report
 from tests.unit.test_recovery import RATE, _async, _fault, _scenario, _sync
@@ -128,3 +129,29 @@ def test_the_report_shows_each_lanes_rung(tmp_path: Path) -> None:
     assert "<td>email: 5.00, 6.00 (6.00)</td>" in page
     assert "<td>360 of 480</td>" in page
     assert "5.00 attempts at email per offered arrival during trigger" in page  # the reading
+
+
+def test_the_ladder_table_has_a_row_per_policy_in_order() -> None:
+    seed = _analyse(_sync(lambda t: t < 30, retry=True), _timeline(sync=_cumulative(_storm)))["ladder"][
+        "sync"
+    ]
+    calm = _analyse(_sync(lambda t: not 30 <= t < 43), _timeline(sync=_cumulative(lambda t: 1.0)))
+    none = {
+        **calm["ladder"]["sync"],
+        "policy": "none",
+        "amplification": {"during": 1.0, "after": None, "theory": 2.0},
+    }
+    assert ladder_cells(seed) == (
+        "seed",
+        "email",
+        "5.00",
+        "6.00",
+        "6.00",
+        "360 of 480 (75%)",
+        "-",
+        "metastable",
+    )
+    assert ladder_cells(none)[2:7] == ("1.00", "not known", "2.00", "52 of 480 (11%)", "3 s")
+    page = ladder_table_html([seed, none])
+    assert page.index("<td>seed</td>") < page.index("<td>none</td>")
+    assert page.count("<tr class=") == 2 and "<tr class=recovered>" in page
