@@ -39,8 +39,9 @@ from harness.estimates import (
     samples_to_bound,
 )
 from harness.expectations import Expectation
-from harness.records import RequestRecord
-from harness.recovery import Recovery, lane_recovery, recovery_verdict
+from harness.ladder import Rung, rung
+from harness.records import AttemptTimeline, RequestRecord
+from harness.recovery import Dip, Recovery, lane_dip, lane_recovery, recovery_verdict
 from harness.scenario import Scenario
 from harness.verdicts import Outcome, Verdict
 
@@ -138,6 +139,8 @@ class RunInputs:
     drains: dict[str, float | None] = field(default_factory=dict)
     # The user stopped the wait for the drain: an order not finished yet is in flight, not lost.
     drain_cut_short: bool = False
+    # attempts that went out per lane and dependency through the run; times in run seconds
+    attempt_timeline: AttemptTimeline | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,17 +255,39 @@ def _window(inputs: RunInputs, name: str | None, mode: str | None) -> tuple[_Win
     return window, None
 
 
+def _pre_window(inputs: RunInputs) -> tuple[float, float]:
+    """The baseline before any fault was applied: the recovery detector's pre-trigger window."""
+    b0, b1 = inputs.scenario.baseline_window()
+    first = min((f.start for f in inputs.faults), default=b1)
+    return b0, min(b1, first)
+
+
 def lane_recovery_after(inputs: RunInputs, lane: str, trigger: FaultWindow, observe_s: float) -> Recovery:
     """Recovery of ``lane`` after ``trigger``, against its success rate in the baseline before
     any fault was applied."""
     scenario = inputs.scenario
-    b0, b1 = scenario.baseline_window()
-    first = min((f.start for f in inputs.faults), default=b1)
     return lane_recovery(
         inputs.rows,
         lane,
         trigger,
-        pre_window=(b0, min(b1, first)),
+        pre_window=_pre_window(inputs),
+        settings=scenario.metastability,
+        observe_s=observe_s,
+        load_end=min(inputs.load_end, scenario.duration_s),
+        last_attempt=scenario.load.impatient.retries,
+        resolution_s=scenario.time_scale,
+    )
+
+
+def lane_dip_after(inputs: RunInputs, lane: str, trigger: FaultWindow, observe_s: float) -> Dip:
+    """Whether ``trigger`` pushed ``lane`` below the recovery detector's bar, against the same
+    baseline as :func:`lane_recovery_after`."""
+    scenario = inputs.scenario
+    return lane_dip(
+        inputs.rows,
+        lane,
+        trigger,
+        pre_window=_pre_window(inputs),
         settings=scenario.metastability,
         observe_s=observe_s,
         load_end=min(inputs.load_end, scenario.duration_s),
@@ -523,16 +548,28 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
     }
     # -- recovery (harness.recovery): after the last fault on each lane --
     metastability = {}
+    rungs: list[Rung] = []
     for lane in scenario.load.lanes:
         faults = [f for f in inputs.faults if lane in f.lanes] or list(inputs.faults)
         if faults:
             last = max(faults, key=lambda f: f.end)
             result = lane_recovery_after(inputs, lane, last, scenario.metastability.window)
+            dip = lane_dip_after(inputs, lane, last, scenario.metastability.window)
             metastability[lane] = {
                 **result.as_json(),
                 "recovered": result.outcome == "recovered",
                 "window_s": scenario.metastability.window,
+                "dipped": dip.dipped,
+                "dip_reason": dip.reason,
             }
+            rungs.append(
+                rung(
+                    scenario, inputs.rows, lane, last,
+                    slow_hop=last.dependency, timeline=inputs.attempt_timeline,
+                    pre_window=_pre_window(inputs), load_end=min(inputs.load_end, scenario.duration_s),
+                    recovery_s=result.seconds, outcome=result.outcome,
+                )
+            )  # fmt: skip
     # -- end recovery --
     summary: dict[str, Any] = {
         "scenario": scenario.name,
@@ -543,12 +580,13 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
         "chaos": [f.as_json() for f in inputs.faults],
         "drain_s": {name: (round(v, 1) if v is not None else None) for name, v in inputs.drains.items()},
         "metastability": metastability,
+        "ladder": {r.lane: r.as_json() for r in rungs},
     }
     verdicts = [judge(e, inputs, summary) for e in scenario.expectations]
     summary["verdicts"] = [v.as_json() for v in verdicts]
     summary["passed"] = all(v.passed for v in verdicts)
     try:
-        summary["reading"] = reading(inputs, summary)
+        summary["reading"] = reading(inputs, summary) + [r.reading() for r in rungs]
     except Exception as exc:  # the figures and verdicts above stand without it
         summary["reading"] = [
             f"The reading could not be written (internal error: {type(exc).__name__}: {exc})."

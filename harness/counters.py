@@ -8,12 +8,15 @@ reading to reading by Prometheus's own rule for ``increase()``: after a drop, or
 process's ``process_start_time_seconds`` changed (a restart that climbed past the old value),
 the new value counts from 0. A figure for which some process's increase can not be known is
 marked incomplete, with the processes missing.
+
+The attempts that went out to each dependency are also kept per reading (:func:`attempt_timeline`),
+so the retry amplification at one hop can be had over any window of the run, offline.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,16 +24,19 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.records import AttemptTimeline
 from harness.topology import LANES, Topology
 
 __all__ = [
     "BROKER_COUNTERS",
+    "SENT_OUTCOMES",
     "CounterSampler",
     "Increase",
     "ProcessReading",
     "Reading",
     "RunCounters",
     "Series",
+    "attempt_timeline",
     "increase",
 ]
 
@@ -45,6 +51,9 @@ BROKER_COUNTERS = {
 ATTEMPTS = "downstream_call_attempts_total"
 ORDERS = "order_requests_total"
 START_TIME = "process_start_time_seconds"
+# The outcomes of an attempt that went out on the wire; the others (circuit_open, and any
+# local refusal) never reached the dependency, so they amplify nothing there.
+SENT_OUTCOMES = frozenset({"ok", "http_4xx", "http_5xx", "timeout", "connect_error"})
 
 Series = tuple[str, str]  # (metric name, lane), summed over a process's other labels
 
@@ -56,6 +65,9 @@ class ProcessReading:
     # process_start_time_seconds; None if the process does not export it
     started_at: float | None
     values: Mapping[Series, float] = field(default_factory=dict)
+    # (lane, dependency) -> attempts that went out to it (SENT_OUTCOMES)
+    sent: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    at: float | None = None  # when it was read (epoch seconds)
 
 
 # process name -> its answer; None (or absent) when it did not answer
@@ -95,7 +107,9 @@ def increase(
     missing: list[str] = []
     restarted: list[str] = []
     for process in processes:
-        value, known, restart = _one_process([r.get(process) for r in readings], series, since)
+        value, known, restart, _ = _one_process(
+            [r.get(process) for r in readings], lambda a: a.values.get(series, 0.0), since
+        )
         total += value
         if not known:
             missing.append(process)
@@ -105,17 +119,20 @@ def increase(
 
 
 def _one_process(
-    answers: Sequence[ProcessReading | None], series: Series, since: float
-) -> tuple[float, bool, bool]:
-    """(increase, whether it is known, whether the process restarted) for one process."""
+    answers: Sequence[ProcessReading | None], value_of: Callable[[ProcessReading], float], since: float
+) -> tuple[float, bool, bool, list[float | None]]:
+    """(increase, whether it is known, whether the process restarted, the increase so far at
+    each reading: None where it is not known) for one process."""
     total, known, restarted = 0.0, True, False
+    so_far: list[float | None] = []
     previous: ProcessReading | None = None
     missed = False  # a reading went unanswered since ``previous``
     for answer in answers:
         if answer is None:
             missed = True
+            so_far.append(None)
             continue
-        value = answer.values.get(series, 0.0)
+        value = value_of(answer)
         if previous is None:
             if missed:
                 # No baseline: known only if the process started after the first reading. Its
@@ -127,7 +144,7 @@ def _one_process(
                 else:
                     known = False
         else:
-            before = previous.values.get(series, 0.0)
+            before = value_of(previous)
             new_process = (
                 answer.started_at is not None
                 and previous.started_at is not None
@@ -142,9 +159,48 @@ def _one_process(
                     # A restart that climbed past the old value could hide in the gap.
                     known = False
         previous, missed = answer, False
+        so_far.append(total if known else None)
     if previous is None or missed:
         known = False
-    return total, known, restarted
+    return total, known, restarted, so_far
+
+
+def _sent_to(hop: tuple[str, str]) -> Callable[[ProcessReading], float]:
+    return lambda answer: answer.sent.get(hop, 0.0)
+
+
+def attempt_timeline(
+    readings: Sequence[Reading], *, lanes: Mapping[str, Sequence[str]], since: float
+) -> AttemptTimeline:
+    """Attempts that went out to each dependency, per lane, counted (reset-aware) from the
+    first reading to each reading that has a time; None where a process that counts them had
+    not answered, or its count was not known.
+
+    >>> r = lambda at, v: {"w": ProcessReading(started_at=1.0, sent={("async", "email"): v}, at=at)}
+    >>> attempt_timeline([r(10.0, 5), r(12.0, 9), {"w": None}], lanes={"async": ["w"]}, since=10.0)
+    AttemptTimeline(times=[10.0, 12.0], attempts={'async': {'email': [0.0, 4.0]}})
+    """
+    timed = [
+        (i, min(ats))
+        for i, reading in enumerate(readings)
+        if (ats := [a.at for a in reading.values() if a is not None and a.at is not None])
+    ]
+    attempts: dict[str, dict[str, list[float | None]]] = {}
+    for lane, processes in lanes.items():
+        keys = {
+            key for r in readings for a in r.values() if a is not None for key in a.sent if key[0] == lane
+        }
+        for _, dep in sorted(keys):
+            counting = [
+                p for p in processes if any((a := r.get(p)) and (lane, dep) in a.sent for r in readings)
+            ]
+            sent_to = _sent_to((lane, dep))
+            steps = [_one_process([r.get(p) for r in readings], sent_to, since)[3] for p in counting]
+            attempts.setdefault(lane, {})[dep] = [
+                None if any(s[i] is None for s in steps) else sum(s[i] or 0.0 for s in steps)
+                for i, _ in timed
+            ]
+    return AttemptTimeline(times=[t for _, t in timed], attempts=attempts)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,6 +213,7 @@ class RunCounters:
     # figure ("retry_amplification.async", "broker.redelivered") -> processes it lacks
     incomplete: dict[str, list[str]]
     restarted: list[str]
+    attempt_timeline: AttemptTimeline | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {"incomplete": self.incomplete, "restarted": self.restarted}
@@ -204,7 +261,13 @@ class RunCounters:
         counts: dict[str, Any] = {"name": broker}
         for key, name in BROKER_COUNTERS.items():
             counts[key] = round(grew(name, "async", f"broker.{key}"))
-        return cls(attempts=attempts, broker=counts, incomplete=incomplete, restarted=sorted(restarted))
+        return cls(
+            attempts=attempts,
+            broker=counts,
+            incomplete=incomplete,
+            restarted=sorted(restarted),
+            attempt_timeline=attempt_timeline(readings, lanes=lanes, since=since),
+        )
 
 
 class CounterSampler:
@@ -257,6 +320,7 @@ class CounterSampler:
     def _answer(url: str, timeout_s: float) -> ProcessReading | None:
         try:
             text = requests.get(f"{url}/metrics", timeout=timeout_s).text
+            read_at = time.time()  # the page's counts are of about now, not of when it was asked
             # Only the lines read here are parsed: the whole page, histograms and all, took
             # most of each reading's time.
             wanted = "\n".join(line for line in text.splitlines() if line.startswith(CounterSampler.PREFIXES))
@@ -265,14 +329,18 @@ class CounterSampler:
             return None
         started_at: float | None = None
         values: dict[Series, float] = {}
+        sent: dict[tuple[str, str], float] = {}
         for family in families:
             for sample in family.samples:
                 if sample.name == START_TIME:
                     started_at = sample.value
                 if sample.name not in CounterSampler.NAMES:
                     continue
+                if sample.name == ATTEMPTS and sample.labels.get("outcome") in SENT_OUTCOMES:
+                    hop = (sample.labels.get("lane", ""), sample.labels.get("dependency", ""))
+                    sent[hop] = sent.get(hop, 0.0) + sample.value
                 if sample.name == ORDERS and sample.labels.get("method") != "POST":
                     continue
                 key = (sample.name, sample.labels.get("lane", ""))
                 values[key] = values.get(key, 0.0) + sample.value
-        return ProcessReading(started_at=started_at, values=values)
+        return ProcessReading(started_at=started_at, values=values, sent=sent, at=read_at)

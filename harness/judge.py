@@ -118,6 +118,7 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[s
         attempts=ledger.attempts,
         drains=ledger.drains,
         drain_cut_short=ledger.drain_cut_short,
+        attempt_timeline=ledger.attempt_timeline.since(run.t0) if ledger.attempt_timeline else None,
     )
     summary = analyse(inputs)
     summary["t0"] = run.t0

@@ -3,7 +3,8 @@
 - :class:`RequestRecord`: one line of ``requests.jsonl``, written by the locustfile (workers
   send the same objects to the master), read by the run, ``judge`` and the report.
 - :class:`RunLedger`: ``ledger.json``, what the run read live after the drain and what the
-  request log can not tell (order statuses, side effects, drains, counter deltas, load end).
+  request log can not tell (order statuses, side effects, drains, counter deltas, load end,
+  the :class:`AttemptTimeline` of attempts per dependency through the run).
 
 A reader refuses what a writer would not have written, with the reason; through
 :func:`harness.files.read_json_lines` that becomes ``requests.jsonl: line 3: not a request
@@ -30,6 +31,7 @@ from harness.topology import LANES
 
 __all__ = [
     "KINDS",
+    "AttemptTimeline",
     "IncompleteCounters",
     "RequestRecord",
     "RunLedger",
@@ -176,6 +178,36 @@ class IncompleteCounters(pydantic.BaseModel):
     restarted: list[str]
 
 
+class AttemptTimeline(pydantic.BaseModel):
+    """Downstream attempts that went out, per lane and dependency, through the run.
+
+    ``attempts[lane][dependency][i]`` is how many had gone out from the first counter reading
+    to the one taken at ``times[i]`` (epoch seconds), counted reset-aware (harness.counters);
+    None where a process that counts them did not answer.
+    """
+
+    model_config = pydantic.ConfigDict(frozen=True, extra="forbid")
+
+    times: list[float]
+    attempts: dict[str, dict[str, list[float | None]]]
+
+    @pydantic.model_validator(mode="after")
+    def _aligned(self) -> AttemptTimeline:
+        if any(b < a for a, b in zip(self.times, self.times[1:], strict=False)):
+            raise ValueError("times must not go backwards")
+        for lane, deps in self.attempts.items():
+            for dep, counts in deps.items():
+                if len(counts) != len(self.times):
+                    raise ValueError(
+                        f"attempts.{lane}.{dep} has {len(counts)} counts for {len(self.times)} times"
+                    )
+        return self
+
+    def since(self, t0: float) -> AttemptTimeline:
+        """The same timeline with its times in seconds since ``t0`` (the run's)."""
+        return self.model_copy(update={"times": [t - t0 for t in self.times]})
+
+
 class RunLedger(pydantic.BaseModel):
     """``ledger.json``: what the run read after the drain, which judging needs and the request
     log does not hold. Times are epoch seconds."""
@@ -198,6 +230,7 @@ class RunLedger(pydantic.BaseModel):
     attempts: dict[str, tuple[float, float]]
     broker: dict[str, Any] | None = None  # broker counts (published, redelivered, ...)
     counters: IncompleteCounters | None = None  # which counter figures are incomplete, who restarted
+    attempt_timeline: AttemptTimeline | None = None  # attempts per dependency at each counter reading
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

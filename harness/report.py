@@ -226,6 +226,23 @@ def _lane_table(summary: dict[str, Any]) -> str:
             },
         ),
     ]
+    ladder = summary.get("ladder", {})
+    if ladder:
+        table.append(
+            (
+                "attempts per arrival at the slow hop: during, after the trigger (at most)",
+                {n: _rung(ladder.get(n)) for n in lanes},
+            )
+        )
+        table.append(
+            (
+                "shoppers failed (in the end)",
+                {
+                    n: f"{ladder[n]['shoppers_failed']} of {ladder[n]['shoppers']}" if n in ladder else "-"
+                    for n in lanes
+                },
+            )
+        )
     broker = summary.get("broker")
     if broker and "async" in lanes:
         counts = ", ".join(
@@ -242,6 +259,18 @@ def _lane_table(summary: dict[str, Any]) -> str:
         for label, cells in table
     )
     return f"<table>{head}{body}</table>"
+
+
+def _rung(rung: dict[str, Any] | None) -> str:
+    """``email: 1.95, 2.90 (6)``: a lane's amplification at its slow hop against its theory."""
+    if rung is None:
+        return "-"
+    amp = rung["amplification"]
+
+    def x(value: float | None) -> str:
+        return "not known" if value is None else f"{value:.2f}"
+
+    return f"{rung['slow_hop']}: {x(amp['during'])}, {x(amp['after'])} ({x(amp['theory'])})"
 
 
 def _lacking(summary: dict[str, Any], figure: str) -> str:

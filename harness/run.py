@@ -505,6 +505,7 @@ def collect(
         interrupted=interrupted, drain_cut_short=drain_cut_short,
         async_statuses=statuses, side_effects=side_effects, drains=drains, attempts=attempts,
         broker=broker, counters=gaps,
+        attempt_timeline=counters.attempt_timeline if counters is not None else None,
     )  # fmt: skip
     # What judging needs beside the request log, and the very scenario judged (scaled, with
     # its settings), so that ``doorbuster judge`` decides exactly what this run decided.

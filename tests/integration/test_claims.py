@@ -15,6 +15,7 @@ import pytest
 
 from harness.cli import main
 from harness.errors import ExitCode
+from harness.judge import judge_run
 from harness.scenario import load_scenario
 
 # The smallest scales tried whose outcomes matched the scale-1 runs on a 2-core machine; at
@@ -55,6 +56,19 @@ def test_retry_storm_claims(tmp_path: Path, scenario: str, sync_outcome: str) ->
     code, summary = _run(tmp_path, scenario, port, STORM_SCALE)
     _scaled(summary, STORM_SCALE)
     metastability = summary["metastability"]
+    # The ladder's figures: attempts at email per offered arrival while it was slow, at most what
+    # 3 attempts per call x 2 shopper attempts allow (above 1 for the seed's retries), and judge
+    # recomputes them from the run's files.
+    sync = summary["ladder"]["sync"]
+    assert (sync["policy"], sync["slow_hop"], sync["amplification"]["theory"]) == ("seed", "email", 6.0)
+    during = sync["amplification"]["during"]
+    assert during is not None and during <= 6.0, sync
+    if scenario == "retry-storm":
+        assert during > 1.0 and metastability["sync"]["dipped"] is True, sync
+        assert 0 < sync["shoppers_failed"] < sync["shoppers"], sync
+    judged = judge_run(tmp_path / "run", write=False)
+    assert judged["ladder"] == summary["ladder"]
+    assert judged["metastability"] == summary["metastability"]
     assert metastability["sync"]["outcome"] == sync_outcome, metastability["sync"]["reason"]
     assert metastability["async"]["outcome"] == "recovered", metastability["async"]["reason"]
     assert all(outcome == "pass" for outcome in _outcomes(summary).values()), _outcomes(summary)

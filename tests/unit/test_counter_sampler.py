@@ -129,3 +129,38 @@ def test_a_restart_is_counted_from_zero_and_a_process_gone_at_the_end_is_missing
     assert figures.incomplete["retry_amplification.async"] == ["worker-email"]
     assert figures.incomplete["broker.redelivered"] == ["worker-email"]
     assert "retry_amplification.sync" not in figures.incomplete
+
+
+def sync_page(started: float, ok: float, timeouts: float, refused: float) -> str:
+    return f"""process_start_time_seconds {started}
+downstream_call_attempts_total{{lane="sync",dependency="email",outcome="ok"}} {ok}
+downstream_call_attempts_total{{lane="sync",dependency="email",outcome="timeout"}} {timeouts}
+downstream_call_attempts_total{{lane="sync",dependency="email",outcome="circuit_open"}} {refused}
+downstream_call_attempts_total{{lane="sync",dependency="payment",outcome="ok"}} {ok}
+"""
+
+
+def test_the_attempt_timeline_counts_what_went_out_per_dependency_through_a_restart(
+    pages: dict[str, MetricsPage],
+) -> None:
+    ports = PortSettings(base=24500, overrides={name: page.port for name, page in pages.items()})
+    sampler = CounterSampler(Topology.from_settings(StackSettings(ports=ports)), timeout_s=1)
+    started = 1000.0
+    for name in ("order-async", "worker-inventory", "worker-warehouse", "worker-email", "worker-analytics"):
+        pages[name].text = worker_page(started, 0, 0)
+    pages["order-sync"].text = sync_page(started, 10, 0, 0)
+    sampler.read()
+    pages["order-sync"].text = sync_page(started, 14, 6, 50)  # refused by the breaker: never sent
+    sampler.read()
+    pages["order-sync"].text = sync_page(sampler.since + 1, 3, 1, 0)  # restarted: counts from 0
+    sampler.read()
+    pages["worker-email"].stop()  # the async lane's email count is unknown from here
+    sampler.read()
+
+    timeline = sampler.counters().attempt_timeline
+    assert timeline is not None and len(timeline.times) == 4
+    assert timeline.times == sorted(timeline.times) and timeline.times[0] >= sampler.since
+    assert timeline.attempts["sync"]["email"] == [0.0, 10.0, 14.0, 14.0]
+    assert timeline.attempts["sync"]["payment"] == [0.0, 4.0, 7.0, 7.0]
+    # every async process answered the first three readings; worker-email not the last
+    assert timeline.attempts["async"]["email"] == [0.0, 0.0, 0.0, None]

@@ -11,7 +11,14 @@ import pytest
 
 from harness.analysis import Row
 from harness.errors import ConfigError
-from harness.records import IncompleteCounters, RequestRecord, RunLedger, read_ledger, read_requests
+from harness.records import (
+    AttemptTimeline,
+    IncompleteCounters,
+    RequestRecord,
+    RunLedger,
+    read_ledger,
+    read_requests,
+)
 
 T0 = 1_700_000_000.0
 
@@ -103,6 +110,9 @@ LEDGER = RunLedger(
     drains={"slow": None, "down": 1.5}, attempts={"sync": (12.0, 4.0), "async": (3.0, 3.0)},
     broker={"name": "rabbitmq", "redelivered": 2},
     counters=IncompleteCounters(incomplete={"broker.redelivered": ["worker"]}, restarted=[]),
+    attempt_timeline=AttemptTimeline(
+        times=[T0, T0 + 2], attempts={"sync": {"email": [0.0, 9.0]}, "async": {"email": [0.0, None]}}
+    ),
 )  # fmt: skip
 
 
@@ -121,3 +131,18 @@ def test_a_bad_ledger_is_refused_naming_the_file_and_the_field(tmp_path: Path) -
     message = str(caught.value)
     assert message.startswith(f"{tmp_path / 'ledger.json'}: not a run's ledger: ")
     assert "load_end" in message and "drains.slow" in message
+
+
+def test_a_timeline_whose_counts_do_not_match_its_times_is_refused(tmp_path: Path) -> None:
+    data = json.loads(LEDGER.to_json())
+    data["attempt_timeline"]["attempts"]["sync"]["email"] = [0.0]
+    (tmp_path / "ledger.json").write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=r"attempt_timeline: attempts.sync.email has 1 counts for 2 times"):
+        read_ledger(tmp_path / "ledger.json")
+
+
+def test_a_ledger_from_before_the_timeline_still_reads(tmp_path: Path) -> None:
+    data = json.loads(LEDGER.to_json())
+    del data["attempt_timeline"]
+    (tmp_path / "ledger.json").write_text(json.dumps(data))
+    assert read_ledger(tmp_path / "ledger.json").attempt_timeline is None

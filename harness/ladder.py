@@ -1,0 +1,224 @@
+"""One rung of the retry-policy ladder: what a lane's retry policy did under its trigger.
+
+For each lane with a trigger (the last fault on it, as the recovery detector takes it):
+the lane's policy, the slow hop (the trigger's dependency), the amplification there (attempts
+that went out per offered arrival, :mod:`harness.amplification`) during the trigger and over
+the observation window after its removal, against the most the policy allows; the shoppers
+who did not get what they came for over the whole run (the recovery detector's success rule,
+impatient retries included); and the recovery outcome.  ``summary["ladder"][lane]`` is
+:meth:`Rung.as_json`.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from harness.amplification import Bound, async_bound, policy_bound, window_amplification
+from harness.records import AttemptTimeline
+from harness.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
+from harness.scenario import Scenario
+
+__all__ = [
+    "ASYNC_POLICY",
+    "LADDER_COLUMNS",
+    "Rung",
+    "ladder_cells",
+    "ladder_table_html",
+    "lane_policy",
+    "rung",
+]
+
+ASYNC_POLICY = "async workers"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rung:
+    lane: str
+    policy: str
+    slow_hop: str
+    trigger: str
+    during: float | None  # attempts at the slow hop per offered arrival while the trigger was on
+    after: float | None  # ... over the observation window after its removal
+    theory: Bound
+    shoppers_failed: int
+    shoppers: int
+    recovery_s: float | None
+    outcome: str
+    notes: tuple[str, ...] = ()  # why a figure is missing
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "policy": self.policy,
+            "slow_hop": self.slow_hop,
+            "amplification": {"during": self.during, "after": self.after, "theory": self.theory.value},
+            "shoppers_failed": self.shoppers_failed,
+            "shoppers": self.shoppers,
+            "recovery_s": self.recovery_s,
+            "outcome": self.outcome,
+        }
+
+    def reading(self) -> str:
+        """One line: the amplification during and after against its theory, shoppers failed."""
+
+        def x(value: float | None) -> str:
+            return "not known" if value is None else f"{value:.2f}"
+
+        allows = (
+            f"the policy allows at most {self.theory.value:g}: {self.theory.basis}"
+            if self.theory.value is not None
+            else f"no bound: {self.theory.basis}"
+        )
+        failed = f"{self.shoppers_failed} of {self.shoppers} shoppers failed"
+        if self.shoppers:
+            failed += f" ({self.shoppers_failed / self.shoppers:.0%})"
+        line = (
+            f"The {self.lane} lane ({self.policy}) made {x(self.during)} attempts at {self.slow_hop} per "
+            f"offered arrival during {self.trigger} and {x(self.after)} after it ({allows}); {failed}; "
+            f"{self.outcome.replace('_', ' ')}"
+        )
+        if self.recovery_s is not None:
+            line += f" in {round(self.recovery_s, 3):g} s"
+        return line + (f" ({'; '.join(self.notes)})." if self.notes else ".")
+
+
+def lane_policy(scenario: Scenario, lane: str) -> str:
+    """The lane's retry policy by name: ``sync.retry.policy`` (the seed's, by default)."""
+    if lane != "sync":
+        return ASYNC_POLICY
+    # sync.retry.policy arrives with the policies branch; the lead wires it at merge.
+    return str(getattr(scenario.stack.sync.retry, "policy", "seed"))
+
+
+def _theory(scenario: Scenario, lane: str, hop: str, window_s: float, arrivals: int) -> Bound:
+    stack = scenario.stack
+    r = scenario.load.impatient.retries
+    if lane != "sync":
+        return async_bound(
+            critical=hop in stack.critical,
+            critical_attempts=stack.async_.critical_retry.attempts,
+            worker_attempts=stack.async_.worker_retry.max_attempts,
+            impatient_retries=r,
+        )
+    retry = stack.sync.retry
+    policy = lane_policy(scenario, lane)
+    # The sub-settings arrive with sync.retry.policy (interface 1); their defaults until then.
+    budget = getattr(retry, "budget", None)
+    bucket = getattr(retry, "token_bucket", None)
+    adaptive = getattr(retry, "adaptive", None)
+    return policy_bound(
+        policy,
+        attempts=1 if policy == "none" else retry.attempts,
+        impatient_retries=r,
+        window_s=window_s,
+        window_arrivals=arrivals,
+        time_scale=scenario.time_scale,
+        budget_ratio=float(getattr(budget, "ratio", 0.1)),
+        budget_min_retries_per_s=float(getattr(budget, "min_retries_per_s", 0.0)),
+        token_capacity=float(getattr(bucket, "capacity", 500)),
+        token_retry_cost=float(getattr(bucket, "retry_cost", 5)),
+        token_success_refund=float(getattr(bucket, "success_refund", 1)),
+        adaptive_k=float(getattr(adaptive, "k", 2.0)),
+        adaptive_window_s=float(getattr(adaptive, "window_s", 120.0)),
+    )
+
+
+def rung(
+    scenario: Scenario,
+    rows: Sequence[RequestRecord],
+    lane: str,
+    trigger: AppliedFault,
+    *,
+    slow_hop: str,
+    timeline: AttemptTimeline | None,
+    pre_window: tuple[float, float],
+    load_end: float,
+    recovery_s: float | None,
+    outcome: str,
+) -> Rung:
+    """The lane's rung under ``trigger`` at ``slow_hop``; ``timeline``'s times in run seconds,
+    ``pre_window`` and ``load_end`` as the recovery detector takes them."""
+    arrivals = offered_starts(rows, lane)
+    notes: list[str] = []
+    after_end = min(trigger.end + scenario.metastability.window, load_end)
+    windows = {"during": (trigger.start, trigger.end), "after": (trigger.end, after_end)}
+    figures: dict[str, float | None] = {}
+    counts = timeline.attempts.get(lane, {}).get(slow_hop) if timeline is not None else None
+    for name, (start, end) in windows.items():
+        if timeline is None or counts is None:
+            figures[name] = None
+            continue
+        figures[name], why = window_amplification(arrivals, timeline.times, counts, start, end)
+        if why:
+            notes.append(f"{name}: {why}")
+    if timeline is None:
+        notes.append("the run kept no timeline of attempts per dependency")
+    elif counts is None:
+        notes.append(f"no {lane} attempts at {slow_hop} were counted")
+    during_arrivals = sum(1 for t in arrivals if trigger.start <= t < trigger.end)
+    failed, shoppers = shoppers_failed(
+        rows, lane, last_attempt=scenario.load.impatient.retries, pre_window=pre_window,
+        trigger_start=trigger.start, load_end=load_end,
+    )  # fmt: skip
+    return Rung(
+        lane=lane,
+        policy=lane_policy(scenario, lane),
+        slow_hop=slow_hop,
+        trigger=trigger.name,
+        during=figures["during"],
+        after=figures["after"],
+        theory=_theory(scenario, lane, slow_hop, trigger.end - trigger.start, during_arrivals),
+        shoppers_failed=failed,
+        shoppers=shoppers,
+        recovery_s=recovery_s,
+        outcome=outcome,
+        notes=tuple(notes),
+    )
+
+
+LADDER_COLUMNS = (
+    "policy",
+    "slow hop",
+    "attempts per arrival during the trigger",
+    "after it",
+    "at most (theory)",
+    "shoppers failed",
+    "time to recover",
+    "outcome",
+)
+
+
+def ladder_cells(entry: Mapping[str, Any]) -> tuple[str, ...]:
+    """One row of the ladder table from a ``summary["ladder"][lane]`` entry, as text."""
+
+    def x(value: float | None) -> str:
+        return "not known" if value is None else f"{value:.2f}"
+
+    amp = entry["amplification"]
+    shoppers, failed = entry["shoppers"], entry["shoppers_failed"]
+    recovery = entry["recovery_s"]
+    return (
+        str(entry["policy"]),
+        str(entry["slow_hop"]),
+        x(amp["during"]),
+        x(amp["after"]),
+        x(amp["theory"]),
+        f"{failed} of {shoppers}" + (f" ({failed / shoppers:.0%})" if shoppers else ""),
+        "-" if recovery is None else f"{round(recovery, 3):g} s",
+        str(entry["outcome"]).replace("_", " "),
+    )
+
+
+def ladder_table_html(entries: Sequence[Mapping[str, Any]]) -> str:
+    """The ladder as an HTML table: one row per policy's ``summary["ladder"][lane]`` entry, in
+    the order given (the seed's first)."""
+    head = "<tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in LADDER_COLUMNS) + "</tr>"
+    body = "".join(
+        f"<tr class={html.escape(str(e['outcome']))}>"
+        + "".join(f"<td>{html.escape(cell)}</td>" for cell in ladder_cells(e))
+        + "</tr>"
+        for e in entries
+    )
+    return f"<table class=ladder>{head}{body}</table>"
