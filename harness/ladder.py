@@ -88,8 +88,7 @@ def lane_policy(scenario: Scenario, lane: str) -> str:
     """The lane's retry policy by name: ``sync.retry.policy`` (the seed's, by default)."""
     if lane != "sync":
         return ASYNC_POLICY
-    # sync.retry.policy arrives with the policies branch; the lead wires it at merge.
-    return str(getattr(scenario.stack.sync.retry, "policy", "seed"))
+    return scenario.stack.sync.retry.policy
 
 
 def _theory(scenario: Scenario, lane: str, hop: str, window_s: float, arrivals: int) -> Bound:
@@ -103,25 +102,21 @@ def _theory(scenario: Scenario, lane: str, hop: str, window_s: float, arrivals: 
             impatient_retries=r,
         )
     retry = stack.sync.retry
-    policy = lane_policy(scenario, lane)
-    # The sub-settings arrive with sync.retry.policy (interface 1); their defaults until then.
-    budget = getattr(retry, "budget", None)
-    bucket = getattr(retry, "token_bucket", None)
-    adaptive = getattr(retry, "adaptive", None)
+    budget, bucket, adaptive = retry.budget, retry.token_bucket, retry.adaptive
     return policy_bound(
-        policy,
-        attempts=1 if policy == "none" else retry.attempts,
+        retry.policy,
+        attempts=retry.attempts_allowed,
         impatient_retries=r,
         window_s=window_s,
         window_arrivals=arrivals,
         time_scale=scenario.time_scale,
-        budget_ratio=float(getattr(budget, "ratio", 0.1)),
-        budget_min_retries_per_s=float(getattr(budget, "min_retries_per_s", 0.0)),
-        token_capacity=float(getattr(bucket, "capacity", 500)),
-        token_retry_cost=float(getattr(bucket, "retry_cost", 5)),
-        token_success_refund=float(getattr(bucket, "success_refund", 1)),
-        adaptive_k=float(getattr(adaptive, "k", 2.0)),
-        adaptive_window_s=float(getattr(adaptive, "window_s", 120.0)),
+        budget_ratio=budget.ratio,
+        budget_min_retries_per_s=budget.min_retries_per_s,
+        token_capacity=bucket.capacity,
+        token_retry_cost=bucket.retry_cost,
+        token_success_refund=bucket.success_refund,
+        adaptive_k=adaptive.k,
+        adaptive_window_s=adaptive.window_s,
     )
 
 
@@ -159,9 +154,8 @@ def rung(
         notes.append(f"no {lane} attempts at {slow_hop} were counted")
     during_arrivals = sum(1 for t in arrivals if trigger.start <= t < trigger.end)
     failed, shoppers = shoppers_failed(
-        rows, lane, last_attempt=scenario.load.impatient.retries, pre_window=pre_window,
-        trigger_start=trigger.start, load_end=load_end,
-    )  # fmt: skip
+        rows, lane, last_attempt=scenario.load.impatient.retries, load_end=load_end
+    )
     return Rung(
         lane=lane,
         policy=lane_policy(scenario, lane),

@@ -586,23 +586,15 @@ def lane_dip(
 
 
 def shoppers_failed(
-    rows: Sequence[RequestRecord],
-    lane: str,
-    *,
-    last_attempt: int,
-    pre_window: tuple[float, float],
-    trigger_start: float,
-    load_end: float,
+    rows: Sequence[RequestRecord], lane: str, *, last_attempt: int, load_end: float
 ) -> tuple[int, int]:
     """``(failed, offered)``: the lane's offered arrivals intended before ``load_end``, and
-    those whose shopper did not get what they came for in the end, by the detector's success
-    rule (impatient retries included). One whose outcome the records do not hold yet is not
-    counted as failed. An async lane with no fulfilment before the trigger has no deadline:
-    there an order counts as a success when it was fulfilled at all.
+    those whose shopper did not get what they came for in the end, impatient retries
+    included: a 200 on the sync lane; on the async lane, the order fulfilled at all while the
+    shopper still polled (a slow fulfilment is the recovery detector's concern, not a failed
+    shopper). One whose outcome the records do not hold yet is not counted as failed.
     """
-    arrivals = arrival_outcomes(
-        rows, lane, last_attempt=last_attempt, pre_window=pre_window, trigger_start=trigger_start
-    ) or ArrivalOutcomes(
+    arrivals = ArrivalOutcomes(
         journeys=tuple(_journeys(rows, lane)),
         last_attempt=last_attempt,
         deadline_s=math.inf if lane == "async" else None,
