@@ -563,7 +563,7 @@ def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
         for e in entries:
             share = "-" if e["tipped_share"] is None else f"{e['tipped_share']:.0%} of {e['trials']}"
             trigger = ", ".join(f"{k} {v:g}" for k, v in e["trigger"].items())
-            table.add_row(lane, e["policy"] or "", f"{e['load']:g}", trigger, e["outcome"], share)
+            table.add_row(lane, e["policy"] or "", f"{e['load']:.3g}", trigger, e["outcome"], share)
     out.print(table)
     out.print(f"map: {result.sweep_dir / 'map.png'}; report: {result.sweep_dir / 'sweep.html'}")
     if result.interrupted:

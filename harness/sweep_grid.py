@@ -50,7 +50,7 @@ class Cell:
     @property
     def id(self) -> str:
         """A directory name: ``load6-v1000-for30-seed``."""
-        parts = [f"load{self.load:g}"]
+        parts = [f"load{self.load:.6g}"]
         if self.value is not None:
             parts.append(f"v{self.value:g}")
         if self.duration is not None:

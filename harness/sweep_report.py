@@ -149,7 +149,7 @@ def write_map(path: Path, data: Mapping[str, Any]) -> None:
                 ax.text(x, y, _cell_text(e), ha="center", va="center", fontsize=8)
             ax.set_xlim(-0.5, len(loads) - 0.5)
             ax.set_ylim(-0.5, len(triggers) - 0.5)
-            ax.set_xticks(range(len(loads)), [f"{v:g}" for v in loads])
+            ax.set_xticks(range(len(loads)), [f"{v:.3g}" for v in loads])
             ax.set_yticks(range(len(triggers)), [_trigger_label(dict(t)) for t in triggers], fontsize=8)
             ax.set_xlabel("offered load (/s)")
             ax.set_title(f"{lane}" + (f", policy {policy}" if policy else ""))
@@ -213,7 +213,7 @@ def _cell_rows(data: Mapping[str, Any]) -> str:
             share = "-" if e["tipped_share"] is None else f"{e['tipped_share']:.0%}"
             counts = ", ".join(f"{k} {v}" for k, v in e["outcomes"].items() if v)
             rows.append(
-                f"<tr><td>{lane}</td><td>{html.escape(str(e['policy'] or ''))}</td><td>{e['load']:g}</td>"
+                f"<tr><td>{lane}</td><td>{html.escape(str(e['policy'] or ''))}</td><td>{e['load']:.3g}</td>"
                 f"<td>{html.escape(_trigger_label(e['trigger']))}</td>"
                 f'<td style="background:{COLOURS[e["outcome"]]}">{html.escape(e["outcome"])}</td>'
                 f"<td>{e['trials']}</td><td>{html.escape(counts)}</td><td>{share}</td>"
