@@ -545,7 +545,7 @@ class _SweepProgress:
     """harness.sweep's progress, on stderr."""
 
     def trial_starting(self, cell: Any, repeat: int, done: int, planned: int, left_s: float | None) -> None:
-        left = "estimating" if left_s is None else f"about {left_s / 60:.0f} min left for these"
+        left = "time left: estimating" if left_s is None else f"~{left_s / 60:.0f} min left"
         err.rule(f"trial {done + 1} of {planned} planned: {cell.id}, repeat {repeat} ({left})")
 
     def note(self, text: str) -> None:

@@ -9,17 +9,20 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from harness.cli import main
 from harness.errors import ConfigError, ExitCode
 from harness.scenario import Scenario, SweepSection, load_scenario
 from harness.sweep import judge_sweep
+from harness.sweep_clean import busy_gauges
 from harness.sweep_dir import SweepDir, TrialRecord
 from harness.sweep_grid import Cell, grid_cells, grid_record, trial_scenario
 from harness.sweep_outcomes import TrialOutcome, classify_lane, summarise_cell
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
+from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
 
 BASE: dict[str, Any] = yaml.safe_load("""
 name: storm
@@ -391,3 +394,24 @@ def test_map_and_page_are_written_from_the_trials_and_judge_rewrites_them(tmp_pa
     assert main([*cli, "judge", str(root.root), "--json"]) == ExitCode.USAGE
     write_sweep(root.root, result.data)
     assert json.loads((root.root / "sweep.json").read_text()) == result.data
+
+
+# -- a clean stack ------------------------------------------------------------------------------
+def test_every_busy_gauge_of_a_real_exposition_is_named_and_an_idle_one_is_not() -> None:
+    registry = CollectorRegistry()
+    sync = SyncChainMetrics(registry, "sync")
+    server = DownstreamServerMetrics(registry)
+    sync.pool_busy.labels("sync").set(0)
+    sync.pool_queued.labels("sync").set(0)
+    sync.calls.breaker_state.labels("sync", "email").set(0)
+    server.inflight.labels("sync", "email").set(0)
+    server.capacity.labels("sync", "email").set(8)  # a capacity is not work
+    assert busy_gauges("p", generate_latest(registry).decode()) == []
+    sync.pool_busy.labels("sync").set(3)
+    server.queued.labels("sync", "email").set(40)
+    sync.calls.breaker_state.labels("sync", "email").set(2)
+    reasons = busy_gauges("p", generate_latest(registry).decode())
+    assert len(reasons) == 3
+    assert any("pool threads busy" in r and "= 3" in r for r in reasons)
+    assert any("requests queued" in r and "= 40" in r for r in reasons)
+    assert any("circuit breaker not closed" in r for r in reasons)
