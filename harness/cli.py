@@ -604,7 +604,7 @@ def sweep(
     ] = None,
 ) -> None:
     """Map where a trigger tips each lane into a metastable failure: one short trial per cell
-    (load x trigger size/duration [x policy]) and repeat, each cell stable, recovered, metastable
+    (load x trigger size/duration, per policy if any) and repeat, each cell stable, recovered, metastable
     or undetermined; sweep.json, map.png and sweep.html.  A measurement, not a pass/fail: exit 0
     when the sweep finished with every cell determined, 1 when a cell is undetermined or not run
     (a time or trial bound), 130 on Ctrl-C (resume with --out), 2 bad input, 3 environment."""
