@@ -52,8 +52,8 @@ def _differs(a: Mapping[str, CellSummary], b: Mapping[str, CellSummary]) -> bool
 
 
 def boundary_cells(sweep: SweepSection, cells: Sequence[Cell], outcomes: CellOutcomes) -> list[Cell]:
-    """Cells with a neighbour of another determined outcome (same policy; next load with the
-    same trigger, or next trigger at the same load)."""
+    """Cells with a neighbour of another determined outcome (same policy; the next load with
+    the same trigger, or the next value or duration at the same load)."""
     found: list[Cell] = []
     loads = sorted(sweep.loads)
     for cell in cells:
@@ -64,17 +64,21 @@ def boundary_cells(sweep: SweepSection, cells: Sequence[Cell], outcomes: CellOut
                 neighbours.append(
                     Cell(policy=cell.policy, load=loads[j], value=cell.value, duration=cell.duration)
                 )
-        same_line = sorted(
-            (c for c in cells if c.policy == cell.policy and c.load == cell.load and c != cell),
-            key=lambda c: (c.value or 0.0, c.duration or 0.0),
-        )
-        below = [
-            c
-            for c in same_line
-            if (c.value or 0.0, c.duration or 0.0) < (cell.value or 0.0, cell.duration or 0.0)
-        ]
-        above = [c for c in same_line if c not in below]
-        neighbours += below[-1:] + above[:1]
+        # the next smaller and larger value at this duration, and duration at this value
+        for axis in ("value", "duration"):
+            other = "duration" if axis == "value" else "value"
+            line = sorted(
+                (
+                    c
+                    for c in cells
+                    if c.policy == cell.policy
+                    and c.load == cell.load
+                    and getattr(c, other) == getattr(cell, other)
+                ),
+                key=lambda c: getattr(c, axis) or 0.0,
+            )
+            k = line.index(cell)
+            neighbours += line[max(0, k - 1) : k] + line[k + 1 : k + 2]
         mine = outcomes(cell)
         if any(n in cells and _differs(mine, outcomes(n)) for n in neighbours):
             found.append(cell)

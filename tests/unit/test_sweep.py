@@ -415,3 +415,15 @@ def test_every_busy_gauge_of_a_real_exposition_is_named_and_an_idle_one_is_not()
     assert any("pool threads busy" in r and "= 3" in r for r in reasons)
     assert any("requests queued" in r and "= 40" in r for r in reasons)
     assert any("circuit breaker not closed" in r for r in reasons)
+
+
+def test_boundary_neighbours_are_along_each_trigger_axis() -> None:
+    section = _section(loads=[3], durations=["10s", "30s"], boundary_trials=2)
+    grid = grid_cells(section)
+    tipped = Cell(policy=None, load=3.0, value=2000.0, duration=30.0)
+
+    def outcomes(cell: Cell) -> Any:
+        return {"sync": summarise_cell([TrialOutcome("metastable" if cell == tipped else "stable")])}
+
+    plan = next_trials(section, dict.fromkeys(grid, 1), outcomes)
+    assert sorted((c.value, c.duration) for c, _ in plan) == [(500.0, 30.0), (2000.0, 10.0), (2000.0, 30.0)]
