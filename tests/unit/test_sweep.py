@@ -141,7 +141,7 @@ def test_a_trial_is_a_baseline_the_one_step_and_the_observation_window() -> None
     trial = trial_scenario(scenario, "latency", cell)
     assert [(s.name, s.duration, s.rate) for s in trial.load.stages] == [
         ("baseline", 60.0, 9.0),
-        ("after", 10.0 + 60.0 + 5.0, 9.0),
+        ("after", 10.0 + 60.0 + 15.0, 9.0),  # and a quarter of the window for a late removal
     ]
     (step,) = trial.chaos
     assert (step.name, step.at, step.for_, step.attributes) == ("email-slow", 60.0, 10.0, {"latency": 1000.0})
