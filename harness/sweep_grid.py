@@ -4,9 +4,9 @@ A cell is one offered load, one size and/or duration of the swept chaos step, an
 one named sync-lane policy.  Its trial is the scenario cut down to that one question: a
 baseline at the load, the step alone with the cell's size and duration, then the same load
 until the observation window after the step's removal has passed, and a quarter of it more
-(at least one smoothing window): a removal is acknowledged after its planned end, later on an
-overloaded downstream (2.1 s late at 18 arrivals/s in a run of the default sweep), and the
-whole window must still be judged.  ``metastability.window`` is the observation window.
+(at least one smoothing window): a removal is acknowledged after its planned end, seconds
+later on an overloaded downstream, and the whole window must still be judged.
+``metastability.window`` is the observation window.
 
 The scenario's own expectations are about its own timeline (recovery within so long after
 its faults), which a cell changes; a trial keeps only "no lost orders", which holds in every
