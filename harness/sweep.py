@@ -32,7 +32,7 @@ from harness.chaos import Chaos
 from harness.errors import ConfigError, DoorbusterError
 from harness.files import read_json
 from harness.judge import judge_run
-from harness.run import ensure_stack, machine_scenario, run_trial
+from harness.run import RunResult, ensure_stack, machine_scenario, run_trial
 from harness.scenario import Scenario, SweepSection
 from harness.stack import Stack
 from harness.sweep_clean import first_reasons, stack_dirt
@@ -42,8 +42,17 @@ from harness.sweep_outcomes import CellSummary
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
+from harness.topology import Topology
 
-__all__ = ["SweepEvents", "SweepOptions", "SweepResult", "judge_sweep", "new_sweep_dir", "run_sweep"]
+__all__ = [
+    "SweepEvents",
+    "SweepOptions",
+    "SweepResult",
+    "TrialRunner",
+    "judge_sweep",
+    "new_sweep_dir",
+    "run_sweep",
+]
 
 
 class SweepEvents(Protocol):
@@ -109,8 +118,37 @@ def _trials(sweep_dir: SweepDir) -> list[SweepTrial]:
     return found
 
 
-class _Sweeper:
-    def __init__(self, scenario: Scenario, sweep_dir: SweepDir, stack: Stack, console: Console) -> None:
+# What is dirty on a stack (harness.sweep_clean), and one run of a trial (harness.run).
+Inspect = Callable[[Topology, float], list[str]]
+RunTrial = Callable[[Scenario, Path, Stack, Console], RunResult]
+
+
+def _inspect(topology: Topology, since: float) -> list[str]:
+    return stack_dirt(topology, since=since)
+
+
+def _reset_faults(topology: Topology) -> None:
+    with contextlib.suppress(DoorbusterError):  # what is left is named by the inspection
+        Chaos(topology).reset()
+
+
+class TrialRunner:
+    """Runs a sweep's trials one by one, each on a clean stack, into the sweep's directory."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        sweep_dir: SweepDir,
+        stack: Stack,
+        console: Console,
+        *,
+        inspect: Inspect = _inspect,
+        reset_faults: Callable[[Topology], None] = _reset_faults,
+        run: RunTrial = run_trial,
+    ) -> None:
+        self.inspect = inspect
+        self.reset_faults = reset_faults
+        self.run = run
         self.scenario = scenario
         self.section = sweep_of(scenario)
         self.dir = sweep_dir
@@ -132,12 +170,11 @@ class _Sweeper:
     def dirt(self, trial: Scenario, events: SweepEvents) -> tuple[list[str], int]:
         """Bring the stack to a clean state for ``trial``: what is still dirty, and restarts."""
         topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), self.console)
-        with contextlib.suppress(DoorbusterError):
-            Chaos(topology).reset()
+        self.reset_faults(topology)
         restarts = 0
         deadline = time.monotonic() + self.section.settle
         while True:
-            reasons = stack_dirt(topology, since=self.last_trial_start)
+            reasons = self.inspect(topology, self.last_trial_start)
             if not reasons:
                 return [], restarts
             if time.monotonic() < deadline:
@@ -151,6 +188,7 @@ class _Sweeper:
             )
             self.stack.down()
             topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), self.console)
+            self.reset_faults(topology)
             self.last_trial_start = time.time()  # what the old stack held is gone with it
             restarts += 1
             deadline = time.monotonic() + self.section.settle
@@ -177,7 +215,7 @@ class _Sweeper:
             )  # fmt: skip
             return True
         self.last_trial_start = time.time()
-        result = run_trial(trial, run_dir, self.stack, self.console)
+        result = self.run(trial, run_dir, self.stack, self.console)
         if result.summary.get("interrupted"):
             shutil.rmtree(run_dir, ignore_errors=True)
             return False
@@ -217,7 +255,7 @@ def run_sweep(
     root = SweepDir(new_sweep_dir(options.out, scenario.name))
     for partial in root.open(grid_record(scenario)):
         events.note(f"removed a partial trial: {partial}")
-    sweeper = _Sweeper(scenario, root, stack, console)
+    sweeper = TrialRunner(scenario, root, stack, console)
     started = time.monotonic()
     durations: list[float] = []
     stopped: str | None = None

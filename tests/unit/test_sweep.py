@@ -3,6 +3,7 @@ classifier, the plan, resume bookkeeping and the outputs from fake trial summari
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -10,11 +11,16 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
+from rich.console import Console
 
 from harness.cli import main
 from harness.errors import ConfigError, ExitCode
+from harness.run import RunResult
 from harness.scenario import Scenario, SweepSection, load_scenario
-from harness.sweep import judge_sweep
+from harness.settings import StackSettings
+from harness.stack import Stack
+from harness.state import StateDir
+from harness.sweep import TrialRunner, judge_sweep
 from harness.sweep_clean import busy_gauges
 from harness.sweep_dir import SweepDir, TrialRecord
 from harness.sweep_grid import Cell, grid_cells, grid_record, trial_scenario
@@ -22,6 +28,7 @@ from harness.sweep_outcomes import TrialOutcome, classify_lane, summarise_cell
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
+from harness.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
 
 BASE: dict[str, Any] = yaml.safe_load("""
@@ -427,3 +434,101 @@ def test_boundary_neighbours_are_along_each_trigger_axis() -> None:
 
     plan = next_trials(section, dict.fromkeys(grid, 1), outcomes)
     assert sorted((c.value, c.duration) for c, _ in plan) == [(500.0, 30.0), (2000.0, 10.0), (2000.0, 30.0)]
+
+
+# -- trials on a clean stack --------------------------------------------------------------------
+class FakeStack(Stack):
+    """A stack that is up with the settings asked for, and counts its restarts."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(StateDir(root))
+        self.settings: StackSettings | None = None
+        self.downs = 0
+
+    def supervisor_pid(self) -> int | None:
+        return 1 if self.settings is not None else None
+
+    def topology(self) -> Topology:
+        assert self.settings is not None
+        return Topology.from_settings(self.settings)
+
+    def wait_healthy(self, topology: Topology, *, timeout_s: float, supervisor: Any = None) -> None:
+        return None
+
+    def up(self, settings: StackSettings, *, timeout_s: float = 90.0) -> Topology:
+        self.settings = settings
+        return Topology.from_settings(settings)
+
+    def down(self, *, timeout_s: float = 30.0) -> bool:
+        self.settings, self.downs = None, self.downs + 1
+        return True
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def trial_starting(self, cell: Cell, repeat: int, done: int, planned: int, left_s: float | None) -> None:
+        self.lines.append(f"start {cell.id}/{repeat}")
+
+    def note(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrupted: bool = False) -> Any:
+    scenario = _scenario(settle=0.01, policies=[])
+    root = SweepDir(tmp_path / "sweep")
+    root.open(grid_record(scenario))
+    stack = FakeStack(tmp_path / "state")
+
+    def inspect(topology: Topology, since: float) -> list[str]:
+        return dirt.pop(0) if dirt else []
+
+    def run(trial: Scenario, run_dir: Path, stack: Stack, console: Console) -> RunResult:
+        runs.append(run_dir)
+        run_dir.mkdir(parents=True)
+        (run_dir / "requests.jsonl").write_text("")
+        return RunResult(run_dir=run_dir, summary={"interrupted": interrupted})
+
+    runner = TrialRunner(
+        scenario,
+        root,
+        stack,
+        Console(file=io.StringIO()),
+        inspect=inspect,
+        reset_faults=lambda t: None,
+        run=run,
+    )
+    return runner, root, stack
+
+
+def test_a_stack_that_stays_dirty_is_restarted_and_the_trial_recorded_dirty_not_run(tmp_path: Path) -> None:
+    runs: list[Path] = []
+    busy = ["order-sync: pool threads busy {'lane': 'sync'} = 3"]
+    runner, root, stack = _runner(tmp_path, [busy] * 10, runs)
+    cell = grid_cells(runner.section)[0]
+    notes = Notes()
+    assert runner.run_one(cell, 1, notes) is True
+    ((record, _),) = root.finished()
+    assert record.status == "dirty" and record.dirt == tuple(busy) and record.restarts == 2
+    assert stack.downs == 2 and runs == []  # prepared twice, each with a restart; never run
+    assert any("restarting it" in line for line in notes.lines)
+
+
+def test_a_stack_clean_after_a_restart_runs_the_trial_and_counts_it(tmp_path: Path) -> None:
+    runs: list[Path] = []
+    unfinished = ["order-async: 3 order(s) of the last trial unfinished"]
+    runner, root, stack = _runner(tmp_path, [unfinished, unfinished], runs)  # past the settle window
+    cell = grid_cells(runner.section)[0]
+    assert runner.run_one(cell, 1, Notes()) is True
+    ((record, path),) = root.finished()
+    assert record.status == "counted" and record.restarts == 1 and stack.downs == 1
+    assert runs == [root.trial_dir(cell, 1)] == [path]
+
+
+def test_an_interrupted_trial_leaves_no_directory_and_stops(tmp_path: Path) -> None:
+    runs: list[Path] = []
+    runner, root, _ = _runner(tmp_path, [], runs, interrupted=True)
+    cell = grid_cells(runner.section)[0]
+    assert runner.run_one(cell, 1, Notes()) is False
+    assert runs and not runs[0].exists() and root.finished() == []
