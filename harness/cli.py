@@ -8,6 +8,7 @@ configuration error, 3 environment error.
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from rich.table import Table
 
 from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
-from harness.files import read_yaml, validation_problems
+from harness.files import overlay, read_yaml, validation_problems
 from harness.leases import Leftover, sweep_leftovers
 from harness.scenario import load_scenario, parse_seconds
 from harness.settings import BROKERS, StackSettings
@@ -73,11 +74,11 @@ def _running() -> Topology:
     """The running stack's topology, after removing faults left by processes that died."""
     stack = _stack()
     topology = stack.running_topology()
-    _sweep(stack, topology)
+    _remove_orphan_faults(stack, topology)
     return topology
 
 
-def _sweep(stack: Stack, topology: Topology) -> list[Leftover]:
+def _remove_orphan_faults(stack: Stack, topology: Topology) -> list[Leftover]:
     """Remove the faults whose owner died (a run killed with kill -9), and say so."""
     leftovers = sweep_leftovers(stack.state.root, Chaos(topology))
     for leftover in leftovers:
@@ -101,18 +102,6 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``, section by section (a file's ``sync: {timeout_s: 3}``
-    keeps the scenario's ``sync.threads``)."""
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _overlay(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def load_settings(
     config: Path | None,
     *,
@@ -129,7 +118,7 @@ def load_settings(
         loaded = read_yaml(config)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{config}: expected a mapping of settings at the top level")
-        data = _overlay(data, dict(loaded or {}))
+        data = overlay(data, dict(loaded or {}))
     if broker is not None:
         data["broker"] = broker
     if base_port is not None or toxiproxy_port is not None:
@@ -211,7 +200,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     leftovers: list[Leftover] = []
     if stack.supervisor_pid() is not None:
         try:
-            leftovers = _sweep(stack, stack.topology())
+            leftovers = _remove_orphan_faults(stack, stack.topology())
         except DoorbusterError as exc:
             err.print(
                 f"could not look for faults whose owner is gone: {type(exc).__name__}: {escape(str(exc))}"
@@ -526,8 +515,20 @@ def judge(
     ] = False,
 ) -> None:
     """Decide a run's expectations again from its files alone, with no stack; rewrites
-    summary.json and report.html."""
+    summary.json and report.html.  On a sweep's directory: every trial, and the sweep's
+    sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
     from harness.judge import judge_run
+    from harness.sweep_dir import SweepDir
+
+    if SweepDir(run_dir).is_sweep():
+        from harness.sweep import judge_sweep
+
+        if scenario is not None or as_json:
+            raise ConfigError(
+                f"{run_dir} is a sweep: --scenario and --json judge one run; give a trial's directory"
+            )
+        _sweep_done(judge_sweep(run_dir))
+        return
 
     summary = judge_run(run_dir, scenario_file=scenario, write=not as_json)
     if as_json:
@@ -538,6 +539,96 @@ def judge(
         out.print(f"report: {run_dir / 'report.html'}")
     if not summary["passed"]:
         raise ExpectationFailed(verdict_count(summary["verdicts"]))
+
+
+class _SweepProgress:
+    """harness.sweep's progress, on stderr."""
+
+    def trial_starting(self, cell: Any, repeat: int, done: int, planned: int, left_s: float | None) -> None:
+        left = "time left: estimating" if left_s is None else f"~{left_s / 60:.0f} min left"
+        err.rule(f"trial {done + 1} of {planned} planned: {cell.id}, repeat {repeat} ({left})")
+
+    def note(self, text: str) -> None:
+        err.print(escape(text))
+
+
+def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
+    from harness.sweep import SweepResult
+
+    assert isinstance(result, SweepResult)
+    table = Table(
+        "lane", "policy", "load", "trigger", "outcome", "tipped", title="sweep", title_justify="left"
+    )
+    for lane, entries in result.data["lanes"].items():
+        for e in entries:
+            share = "-" if e["tipped_share"] is None else f"{e['tipped_share']:.0%} of {e['trials']}"
+            trigger = ", ".join(f"{k} {v:g}" for k, v in e["trigger"].items())
+            table.add_row(lane, e["policy"] or "", f"{e['load']:.3g}", trigger, e["outcome"], share)
+    out.print(table)
+    out.print(f"map: {result.sweep_dir / 'map.png'}; report: {result.sweep_dir / 'sweep.html'}")
+    if result.interrupted:
+        command = " ".join(
+            shlex.quote(a) for a in ["doorbuster", "sweep", *(resume or []), "--out", str(result.sweep_dir)]
+        )
+        err.print(
+            f"Interrupted: every fault was removed, the finished trials kept; resume with: {escape(command)}"
+        )
+        raise typer.Exit(130)
+    if not result.complete or result.open_cells:
+        why = result.data["stopped"] or f"{result.open_cells} cell(s) undetermined"
+        raise ExpectationFailed(f"the map is incomplete: {why}; see {result.sweep_dir / 'sweep.html'}")
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[
+        str, typer.Argument(help="A shipped scenario's name or a YAML file with a sweep: section.")
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Sweep directory (default runs/<time>-sweep-<name>); an existing sweep's resumes."
+        ),
+    ] = None,
+    time_scale: Annotated[
+        float | None,
+        typer.Option(help="S: the sweep in S times its time (default: the section's time_scale)."),
+    ] = None,
+    max_time: Annotated[
+        str | None,
+        typer.Option(help="Start no trial after this long (default: the section's max_time, else 30m)."),
+    ] = None,
+    max_trials: Annotated[int | None, typer.Option(help="Run at most this many trials now.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="YAML file of stack settings over the scenario's.")
+    ] = None,
+) -> None:
+    """Map where a trigger tips each lane into a metastable failure: one short trial per cell
+    (load x trigger size/duration, per policy if any) and repeat, each cell stable, recovered, metastable
+    or undetermined; sweep.json, map.png and sweep.html.  A measurement, not a pass/fail: exit 0
+    when the sweep finished with every cell determined, 1 when a cell is undetermined or not run
+    (a time or trial bound), 130 on Ctrl-C (resume with --out), 2 bad input, 3 environment."""
+    from harness.sweep import SweepOptions, run_sweep
+
+    loaded, _ = load_scenario(scenario)
+    if config is not None:
+        settings = load_settings(
+            config, broker=None, base_port=None, toxiproxy_port=None, time_scale=None, base=loaded.stack
+        )
+        loaded = loaded.model_copy(update={"stack": settings})
+    if time_scale is not None and not 0 < time_scale <= 10:
+        raise ConfigError("--time-scale must be more than 0 and at most 10")
+    options = SweepOptions(
+        out=out_dir,
+        time_scale=time_scale,
+        max_time_s=parse_duration(max_time) if max_time is not None else None,
+        max_trials=max_trials,
+    )
+    resume = [scenario]
+    for flag, value in (("--time-scale", time_scale), ("--max-time", max_time), ("--config", config)):
+        if value is not None:
+            resume += [flag, str(value)]
+    _sweep_done(run_sweep(loaded, options, _stack(), err, _SweepProgress()), resume)
 
 
 @app.command()

@@ -27,6 +27,7 @@ from harness.errors import ConfigError
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "overlay",
     "read_json",
     "read_json_lines",
     "read_text",
@@ -114,3 +115,19 @@ def validation_problems(exc: pydantic.ValidationError) -> str:
         + str(e["msg"]).removeprefix("Value error, ")
         for e in exc.errors()
     )
+
+
+def overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``, section by section (a file's ``sync: {timeout_s: 3}``
+    keeps the scenario's ``sync.threads``).
+
+    >>> overlay({"sync": {"threads": 96, "queue": 64}}, {"sync": {"queue": 8}})
+    {'sync': {'threads': 96, 'queue': 8}}
+    """
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

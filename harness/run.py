@@ -48,7 +48,16 @@ from harness.stack import Stack
 from harness.timescale import time_scaled
 from harness.topology import LANES, Topology, is_loopback
 
-__all__ = ["RunOptions", "RunResult", "new_run_dir", "run_scenario", "scaled"]
+__all__ = [
+    "RunOptions",
+    "RunResult",
+    "ensure_stack",
+    "machine_scenario",
+    "new_run_dir",
+    "run_scenario",
+    "run_trial",
+    "scaled",
+]
 
 LOCUSTFILE = PROJECT_ROOT / "locustfiles" / "shoppers.py"
 
@@ -259,6 +268,19 @@ def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResu
             raise ConfigError("a broker shootout runs the harness' own stacks; --target can not go with it")
         return _shootout(options, stack, console, scenario, run_dir)
     return _run_one(options, stack, console, scenario, run_dir)
+
+
+def machine_scenario(scenario: Scenario, stack: Stack) -> Scenario:
+    """``scenario`` with this machine's settings (the running stack's ports), as a run has it."""
+    return _with_machine_settings(scenario, RunOptions(scenario=scenario.name), stack)
+
+
+def run_trial(scenario: Scenario, run_dir: Path, stack: Stack, console: Console) -> RunResult:
+    """One run of a scenario built by the caller (``doorbuster sweep``'s trials) into
+    ``run_dir``, which must be new or empty: the same pipeline as ``doorbuster run``."""
+    options = RunOptions(scenario=scenario.name, out=run_dir)
+    scenario = machine_scenario(scenario, stack)
+    return _run_one(options, stack, console, scenario, new_run_dir(run_dir, scenario.name))
 
 
 def _shootout(

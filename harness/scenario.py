@@ -33,8 +33,8 @@ from harness.binaries import PROJECT_ROOT
 from harness.chaos import HTTP_FAULTS, TOXIC_TYPES, FaultSpec
 from harness.errors import ConfigError
 from harness.expectations import Expectation, parse_expectation
-from harness.files import read_yaml, validation_problems
-from harness.settings import Broker, StackSettings
+from harness.files import overlay, read_yaml, validation_problems
+from harness.settings import Broker, StackSettings, SyncLaneSettings
 from harness.topology import LANES, Topology
 
 __all__ = [
@@ -43,6 +43,8 @@ __all__ = [
     "LoadSpec",
     "Scenario",
     "Stage",
+    "SweepPolicy",
+    "SweepSection",
     "load_scenario",
     "parse_seconds",
     "shipped_scenarios",
@@ -206,6 +208,64 @@ class Metastability(_Model):
     _seconds = field_validator("window", "smoothing", mode="before")(parse_seconds)
 
 
+class SweepPolicy(_Model):
+    """A named overlay of the sync lane's settings: one set of trials per policy."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    sync: dict[str, Any] = Field(default_factory=dict)
+
+
+def _positive_seconds(values: Any) -> Any:
+    if not isinstance(values, list | tuple):
+        raise ValueError("expected a list of durations like [10s, 30s]")
+    return tuple(parse_seconds(v) for v in values)
+
+
+class SweepSection(_Model):
+    """``doorbuster sweep``'s grid (harness.sweep): offered loads by one chaos step's size
+    and/or duration, with trials per cell, the observation window after the trigger's removal,
+    and optionally named sync-lane policies."""
+
+    step: str
+    loads: tuple[float, ...] = Field(min_length=1)
+    attribute: str | None = None
+    values: tuple[float, ...] = ()
+    durations: tuple[float, ...] = ()
+    trials: int = Field(default=1, ge=1, le=20)
+    boundary_trials: int = Field(default=0, ge=0, le=20)
+    observe: float = Field(gt=0)
+    refine: int = Field(default=0, ge=0, le=6)
+    policies: tuple[SweepPolicy, ...] = ()
+    # How long to wait between trials for a clean stack before restarting it.
+    settle: float = Field(default=60.0, gt=0)
+    # The sweep's default time scale (``--time-scale`` overrides); None: as written.
+    time_scale: float | None = Field(default=None, gt=0, le=10)
+    max_time: float = Field(default=1800.0, gt=0)
+
+    _seconds = field_validator("observe", "settle", "max_time", mode="before")(parse_seconds)
+    _durations = field_validator("durations", mode="before")(_positive_seconds)
+
+    @model_validator(mode="after")
+    def _grid(self) -> SweepSection:
+        if any(load <= 0 for load in self.loads):
+            raise ValueError(f"loads: every offered rate must be positive, got {list(self.loads)}")
+        if (self.attribute is None) != (not self.values):
+            raise ValueError("attribute and values go together: name the attribute and list its values")
+        if not self.values and not self.durations:
+            raise ValueError("give the step's attribute and values, or durations, or both")
+        if any(v <= 0 for v in self.values):
+            raise ValueError(f"values: every value must be positive, got {list(self.values)}")
+        if any(d <= 0 for d in self.durations):
+            raise ValueError(f"durations: every duration must be positive, got {list(self.durations)}")
+        for name, seq in (("loads", self.loads), ("values", self.values), ("durations", self.durations)):
+            if len(set(seq)) != len(seq):
+                raise ValueError(f"{name}: each value once, got {list(seq)}")
+        names = [p.name for p in self.policies]
+        if len(set(names)) != len(names):
+            raise ValueError(f"policies: names must be unique, got {names}")
+        return self
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
@@ -220,6 +280,8 @@ class Scenario(_Model):
     # The scale this scenario's times are in: 1 as written; harness.timescale.time_scaled sets
     # it (``doorbuster run --time-scale``), and the recovery detector's bins are this long.
     time_scale: float = Field(default=1.0, gt=0, le=10)
+    # ``doorbuster sweep``'s grid; a run ignores it.
+    sweep: SweepSection | None = None
 
     _seconds = field_validator("drain_timeout", mode="before")(parse_seconds)
 
@@ -276,7 +338,37 @@ class Scenario(_Model):
                 )
             if expectation.lane is not None and expectation.lane not in self.load.lanes:
                 raise ValueError(f"expectations.{i} is about lane {expectation.lane!r}, which gets no load")
+        if self.sweep is not None:
+            self._check_sweep(self.sweep)
         return self
+
+    def _check_sweep(self, sweep: SweepSection) -> None:
+        steps = {step.name: step for step in self.chaos}
+        step = steps.get(sweep.step)
+        if step is None:
+            raise ValueError(f"sweep.step: {sweep.step!r} is not a chaos step; chaos steps: {sorted(steps)}")
+        if step.at <= 0:
+            raise ValueError(f"sweep.step: {step.name} starts at 0 s; a trial needs a baseline before it")
+        if sweep.attribute is not None:
+            schema = TOXIC_TYPES.get(step.type) or HTTP_FAULTS.get(step.type) or {}
+            if sweep.attribute not in schema:
+                raise ValueError(
+                    f"sweep.attribute: {step.type} (step {step.name}) has no attribute "
+                    f"{sweep.attribute!r}; it takes {', '.join(schema) or 'none'}"
+                )
+        if sweep.observe < self.metastability.smoothing:
+            raise ValueError(
+                f"sweep.observe: at least one metastability.smoothing window "
+                f"({self.metastability.smoothing:g}s), got {sweep.observe:g}s"
+            )
+        base = self.stack.sync.model_dump(by_alias=True)
+        for i, policy in enumerate(sweep.policies):
+            try:
+                SyncLaneSettings.model_validate(overlay(base, policy.sync))
+            except pydantic.ValidationError as exc:
+                raise ValueError(
+                    f"sweep.policies.{i} ({policy.name}): sync.{validation_problems(exc)}"
+                ) from None
 
     @property
     def duration_s(self) -> float:

@@ -10,6 +10,8 @@ counts, unchanged) is used as much as at scale 1:
   the shopper's impatience, polling and think time, ``drain_timeout``, the metastability window
   and smoothing, and the expectations' latencies and durations: times ``scale``;
 - open-model arrival rates, a bandwidth, and the expectations' throughputs: divided by it;
+- a ``sweep:`` grid likewise: its loads / S, its values as the step's attribute, its
+  durations and observation window x S;
 - counts (closed-model users, retries, ``max_in_flight``), fractions and byte sizes: unchanged.
 
 The recovery detector's bins are ``scenario.time_scale`` seconds long, so a scaled run is
@@ -61,6 +63,23 @@ def _attribute(fault_type: str, key: str, value: float, scale: float) -> float:
     return scaled
 
 
+def _scale_sweep(
+    sweep: dict[str, Any], chaos: list[dict[str, Any]], scale: float, *, open_model: bool
+) -> None:
+    """The sweep's grid in the scaled experiment: loads / S; the varied attribute's values as
+    the step's own (x S when a time); durations, observe and settle x S.  Its default
+    ``time_scale`` is what ``doorbuster sweep`` applies (this), and the bound on the sweep's
+    wall time is the user's: both are kept as written."""
+    step = next((s for s in chaos if s["name"] == sweep["step"]), None)
+    if open_model:  # closed: the loads are numbers of users
+        sweep["loads"] = [load / scale for load in sweep["loads"]]
+    if step is not None and sweep.get("attribute") is not None:
+        sweep["values"] = [_attribute(step["type"], sweep["attribute"], v, scale) for v in sweep["values"]]
+    sweep["durations"] = [d * scale for d in sweep["durations"]]
+    sweep["observe"] *= scale
+    sweep["settle"] *= scale
+
+
 def time_scaled(scenario: Scenario, scale: float) -> Scenario:
     """``scenario`` run in ``scale`` times its time (0.5: in half the time, at twice the rate);
     the stack runs at the scenario's new scale too.  Scale 1 gives the scenario back as it was."""
@@ -82,6 +101,8 @@ def time_scaled(scenario: Scenario, scale: float) -> Scenario:
         step["attributes"] = {
             key: _attribute(step["type"], key, value, scale) for key, value in step["attributes"].items()
         }
+    if data.get("sweep") is not None:
+        _scale_sweep(data["sweep"], data["chaos"], scale, open_model=load["model"] == "open")
     data["metastability"]["window"] *= scale
     data["metastability"]["smoothing"] *= scale
     data["drain_timeout"] *= scale

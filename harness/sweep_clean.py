@@ -1,0 +1,97 @@
+"""Is the stack clean for the next trial?  What is still dirty, named.
+
+Clean means: no fault applied and every proxy enabled; every process answering; the sync
+lane's pool idle (no thread busy, nothing queued); every downstream idle (nothing in work,
+work abandoned by its caller included, nothing queued); every worker holding no message and
+its queue empty; the outbox empty and no async order of the last trial unfinished; every
+circuit breaker closed.  The gauges are read from each process's own ``/metrics`` (not from
+Prometheus, whose scrape lags), so a "clean" reading is of this moment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness.chaos import Chaos
+from harness.errors import DoorbusterError
+from harness.stack import probe
+from harness.topology import Topology
+
+__all__ = ["BUSY_GAUGES", "busy_gauges", "stack_dirt"]
+
+# Gauges that are 0 on an idle stack, and what a non-zero one means.
+BUSY_GAUGES: dict[str, str] = {
+    "thread_pool_busy": "pool threads busy",
+    "thread_pool_queued": "orders waiting for a pool thread",
+    "downstream_inflight": "requests in work",
+    "downstream_queued": "requests queued",
+    "worker_messages_in_progress": "messages held by the worker",
+    "broker_queue_depth": "messages in the queue",
+    "outbox_backlog": "outbox rows unpublished",
+    "circuit_breaker_state": "circuit breaker not closed",
+}
+
+
+def busy_gauges(process: str, exposition: str) -> list[str]:
+    """The non-zero idle gauges in one process's ``/metrics`` text, each as a reason.
+
+    >>> busy_gauges("order-sync", 'thread_pool_busy{lane="sync"} 3.0\\nthread_pool_queued 0.0\\n')
+    ["order-sync: pool threads busy {'lane': 'sync'} = 3"]
+    """
+    reasons = []
+    for family in text_string_to_metric_families(exposition):
+        meaning = BUSY_GAUGES.get(family.name)
+        if meaning is None:
+            continue
+        for sample in family.samples:
+            if sample.value != 0:
+                reasons.append(f"{process}: {meaning} {dict(sample.labels)} = {sample.value:g}")
+    return reasons
+
+
+def _get(url: str, **params: Any) -> requests.Response:
+    answer = requests.get(url, params=params, timeout=5)
+    answer.raise_for_status()
+    return answer
+
+
+def stack_dirt(
+    topology: Topology, *, since: float, fetch: Callable[..., requests.Response] = _get
+) -> list[str]:
+    """Why the stack is not clean now (empty: clean).  ``since``: the start of the last trial,
+    whose async orders must all have finished."""
+    reasons: list[str] = []
+    try:
+        chaos = Chaos(topology)
+        reasons += [f"fault still applied: {f.lane}-{f.dependency} {f.type}" for f in chaos.active()]
+    except DoorbusterError as exc:
+        reasons.append(f"could not read the faults: {exc}")
+    for spec in topology.processes:
+        if not probe(spec, timeout_s=2.0):
+            reasons.append(f"{spec.name}: not answering")
+            continue
+        if spec.kind not in ("order", "downstream", "worker"):
+            continue
+        try:
+            reasons += busy_gauges(spec.name, fetch(f"{spec.endpoint.url}/metrics").text)
+        except (requests.RequestException, ValueError) as exc:
+            reasons.append(f"{spec.name}: could not read its metrics ({exc})")
+    try:
+        ledger = fetch(f"{topology.order_service('async').url}/ledger", since=since).json()
+        unfinished = int(ledger["orders"]["accepted"])
+        if unfinished:
+            reasons.append(f"order-async: {unfinished} order(s) of the last trial unfinished")
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        reasons.append(f"order-async: could not read its ledger ({exc})")
+    return reasons
+
+
+def first_reasons(reasons: Iterable[str], n: int = 3) -> str:
+    """A short line for the terminal: the first few reasons and how many more."""
+    listed = list(reasons)
+    more = f" (and {len(listed) - n} more)" if len(listed) > n else ""
+    return "; ".join(listed[:n]) + more

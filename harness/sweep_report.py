@@ -1,0 +1,260 @@
+"""A sweep's outputs, from its trials' files alone: ``sweep.json``, ``map.png``, ``sweep.html``.
+
+``sweep.json``::
+
+    {"grid": {...}, "complete": bool, "stopped": str | null, "trials_run": n, "dirty_trials": n,
+     "lanes": {"sync": [{"cell", "policy", "load", "trigger": {...}, "outcome", "trials",
+                         "outcomes": {...}, "tipped_share", "reasons", "runs", "lost_orders",
+                         "recovery_s", "ladder"}, ...],
+               "async": [...]}}
+
+A cell with no counted trial has outcome ``not run``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt
+from matplotlib.patches import Rectangle
+
+from harness.report import STYLE
+from harness.sweep_dir import TrialRecord
+from harness.sweep_grid import Cell
+from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell
+
+__all__ = ["COLOURS", "SweepTrial", "cell_summaries", "sweep_data", "write_sweep"]
+
+COLOURS = {
+    "stable": "#27ae60",
+    "recovered": "#f4d03f",
+    "metastable": "#c0392b",
+    "undetermined": "#95a5a6",
+    "not run": "#ffffff",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SweepTrial:
+    """A finished trial with its run's summary (None when it has none)."""
+
+    record: TrialRecord
+    run: str  # its directory, relative to the sweep's
+    summary: Mapping[str, Any] | None
+
+
+def trial_outcome(trial: SweepTrial, lane: str) -> TrialOutcome:
+    if trial.summary is None:
+        return TrialOutcome("undetermined", "the trial has no summary.json")
+    readings = trial.summary.get("metastability")
+    return classify_lane(readings.get(lane) if isinstance(readings, Mapping) else None)
+
+
+def cell_summaries(cell: Cell, trials: Sequence[SweepTrial], lanes: Sequence[str]) -> dict[str, CellSummary]:
+    counted = [t for t in trials if t.record.cell == cell and t.record.status == "counted"]
+    return {lane: summarise_cell([trial_outcome(t, lane) for t in counted]) for lane in lanes}
+
+
+def _lost_orders(summary: Mapping[str, Any] | None) -> bool:
+    verdicts = summary.get("verdicts", []) if summary else []
+    return any(v.get("expectation") == "no lost orders" and v.get("passed") is False for v in verdicts)
+
+
+def sweep_data(
+    grid: Mapping[str, Any],
+    cells: Sequence[Cell],
+    trials: Sequence[SweepTrial],
+    *,
+    complete: bool,
+    stopped: str | None,
+) -> dict[str, Any]:
+    """The body of ``sweep.json`` (see the module's docstring)."""
+    lanes = list(grid["base"]["load"]["lanes"])
+    attribute = grid.get("attribute")
+    shown = {k: v for k, v in grid.items() if k != "base"}
+    out: dict[str, Any] = {
+        "grid": shown,
+        "complete": complete,
+        "stopped": stopped,
+        "trials_run": len(trials),
+        "dirty_trials": sum(1 for t in trials if t.record.status == "dirty"),
+        "lanes": {lane: [] for lane in lanes},
+    }
+    for cell in sorted(set(cells) | {t.record.cell for t in trials}):
+        mine = sorted((t for t in trials if t.record.cell == cell), key=lambda t: t.record.repeat)
+        counted = [t for t in mine if t.record.status == "counted"]
+        summaries = cell_summaries(cell, trials, lanes)
+        for lane in lanes:
+            entry = {
+                "cell": cell.id,
+                "policy": cell.policy,
+                "load": cell.load,
+                "trigger": cell.trigger(attribute),
+                **summaries[lane].as_json(),
+                "runs": [t.run for t in mine],
+                "dirty_runs": [t.run for t in mine if t.record.status == "dirty"],
+                "lost_orders": sum(1 for t in counted if _lost_orders(t.summary)),
+                "recovery_s": [
+                    (t.summary or {}).get("metastability", {}).get(lane, {}).get("recovery_s")
+                    for t in counted
+                ],
+                "ladder": [((t.summary or {}).get("ladder") or {}).get(lane) for t in counted],
+            }
+            out["lanes"][lane].append(entry)
+    return out
+
+
+def _trigger_label(trigger: Mapping[str, float]) -> str:
+    return ", ".join(f"{k} {v:g}" + ("s" if k == "for" else "") for k, v in trigger.items()) or "-"
+
+
+def _cell_text(entry: Mapping[str, Any]) -> str:
+    if entry["outcome"] == "not run":
+        return "not run"
+    counts = entry["outcomes"]
+    determined = counts["stable"] + counts["recovered"] + counts["metastable"]
+    text = f"{counts['metastable']}/{determined} tipped" if determined else "?"
+    return text + (f"\n{counts['undetermined']} undet." if counts["undetermined"] else "")
+
+
+def write_map(path: Path, data: Mapping[str, Any]) -> None:
+    """Per policy a row, per lane a column: load on x, trigger on y, cells coloured by outcome,
+    the share of determined trials that tipped written in each."""
+    lanes = list(data["lanes"])
+    entries = [e for lane in lanes for e in data["lanes"][lane]]
+    policies = list(dict.fromkeys(e["policy"] for e in entries)) or [None]
+    loads = sorted({e["load"] for e in entries})
+    triggers = sorted({tuple(sorted(e["trigger"].items())) for e in entries})
+    fig, axes = plt.subplots(
+        len(policies), len(lanes), squeeze=False,
+        figsize=(4.5 * len(lanes), max(2.5, 0.6 * len(triggers) + 1.5) * len(policies)),
+    )  # fmt: skip
+    for row, policy in enumerate(policies):
+        for col, lane in enumerate(lanes):
+            ax = axes[row][col]
+            for e in data["lanes"][lane]:
+                if e["policy"] != policy:
+                    continue
+                x, y = loads.index(e["load"]), triggers.index(tuple(sorted(e["trigger"].items())))
+                ax.add_patch(Rectangle((x - 0.5, y - 0.5), 1, 1, color=COLOURS[e["outcome"]], ec="#555"))
+                ax.text(x, y, _cell_text(e), ha="center", va="center", fontsize=8)
+            ax.set_xlim(-0.5, len(loads) - 0.5)
+            ax.set_ylim(-0.5, len(triggers) - 0.5)
+            ax.set_xticks(range(len(loads)), [f"{v:.3g}" for v in loads])
+            ax.set_yticks(range(len(triggers)), [_trigger_label(dict(t)) for t in triggers], fontsize=8)
+            ax.set_xlabel("offered load (/s)")
+            ax.set_title(f"{lane}" + (f", policy {policy}" if policy else ""))
+    handles = [Rectangle((0, 0), 1, 1, color=c, ec="#555") for c in COLOURS.values()]
+    fig.legend(handles, list(COLOURS), loc="lower center", ncol=len(COLOURS), fontsize=8)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _ladder_rows(data: Mapping[str, Any]) -> str:
+    rows = []
+    for lane, entries in data["lanes"].items():
+        for e in entries:
+            for i, ladder in enumerate(e["ladder"] or [None]):
+                if not isinstance(ladder, Mapping):
+                    cells = "<td colspan=6>not measured</td>"
+                else:
+                    amp = ladder.get("amplification") or {}
+
+                    def fig(v: Any) -> str:
+                        return (
+                            "-"
+                            if v is None
+                            else f"{v:g}"
+                            if isinstance(v, int | float)
+                            else html.escape(str(v))
+                        )
+
+                    cells = "".join(
+                        f"<td>{text}</td>"
+                        for text in (
+                            html.escape(str(ladder.get("slow_hop", "-"))),
+                            f"{fig(amp.get('during'))} / {fig(amp.get('after'))}",
+                            fig(amp.get("theory")),
+                            f"{fig(ladder.get('shoppers_failed'))} of {fig(ladder.get('shoppers'))}",
+                            fig(ladder.get("recovery_s")),
+                            html.escape(str(ladder.get("outcome", "-"))),
+                        )
+                    )
+                rows.append(
+                    f"<tr><td>{html.escape(str(e['policy']))}</td><td>{lane}</td><td>{i + 1}</td>{cells}"
+                    f"<td>{html.escape(e['outcome'])}</td></tr>"
+                )
+    return (
+        "<table><tr><th>policy</th><th>lane</th><th>trial</th><th>slow hop</th>"
+        "<th>attempts per order during / after</th><th>theory</th><th>shoppers failed</th>"
+        "<th>recovery (s)</th><th>detector</th><th>cell</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def _cell_rows(data: Mapping[str, Any]) -> str:
+    rows = []
+    for lane, entries in data["lanes"].items():
+        for e in entries:
+            runs = " ".join(
+                f'<a href="{html.escape(run)}/report.html">{html.escape(run.rsplit("/", 1)[-1])}</a>'
+                + (" (dirty)" if run in e["dirty_runs"] else "")
+                for run in e["runs"]
+            )
+            share = "-" if e["tipped_share"] is None else f"{e['tipped_share']:.0%}"
+            counts = ", ".join(f"{k} {v}" for k, v in e["outcomes"].items() if v)
+            rows.append(
+                f"<tr><td>{lane}</td><td>{html.escape(str(e['policy'] or ''))}</td><td>{e['load']:.3g}</td>"
+                f"<td>{html.escape(_trigger_label(e['trigger']))}</td>"
+                f'<td style="background:{COLOURS[e["outcome"]]}">{html.escape(e["outcome"])}</td>'
+                f"<td>{e['trials']}</td><td>{html.escape(counts)}</td><td>{share}</td>"
+                f"<td>{e['lost_orders'] or ''}</td><td>{html.escape('; '.join(e['reasons']))}</td>"
+                f"<td>{runs}</td></tr>"
+            )
+    return (
+        "<table><tr><th>lane</th><th>policy</th><th>load (/s)</th><th>trigger</th><th>outcome</th>"
+        "<th>trials</th><th>outcomes</th><th>tipped</th><th>trials that lost orders</th><th>reasons</th>"
+        "<th>trials' reports</th></tr>" + "".join(rows) + "</table>"
+    )
+
+
+def write_sweep(root: Path, data: Mapping[str, Any]) -> None:
+    """``sweep.json``, ``map.png`` and ``sweep.html`` in the sweep's directory."""
+    (root / "sweep.json").write_text(json.dumps(data, indent=2))
+    write_map(root / "map.png", data)
+    grid = data["grid"]
+    image = base64.b64encode((root / "map.png").read_bytes()).decode()
+    state = "complete" if data["complete"] else f"incomplete: {data['stopped'] or 'stopped'}"
+    scale = grid.get("time_scale", 1.0)
+    ladder = f"<h2>Retry-policy ladder</h2>{_ladder_rows(data)}" if grid.get("policies") else ""
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>doorbuster sweep: {html.escape(grid["scenario"])}</title>
+<style>
+{STYLE}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>Sweep of {html.escape(grid["scenario"])}{"" if scale == 1 else f" at time scale {scale:g}"}</h1>
+<p>Step {html.escape(grid["step"])} varied ({html.escape(str(grid.get("attribute") or "duration"))}),
+{grid["trials"]} trial(s) per cell, observed {grid["observe_s"]:g} s after the trigger's removal;
+{data["trials_run"]} trial(s) run, {data["dirty_trials"]} started on a stack that was not clean
+(not counted). Sweep {html.escape(state)}.</p>
+<p>A cell is <b>stable</b> when the trigger did not push the lane below its bar, <b>recovered</b>
+when it did and the lane recovered after the trigger was removed, <b>metastable</b> when it did
+not recover with the trigger gone and no more load, <b>undetermined</b> otherwise (with the
+reason). "k/n tipped": metastable trials among the determined ones.</p>
+<img src="data:image/png;base64,{image}" alt="vulnerable-region map">
+{ladder}
+<h2>Cells</h2>{_cell_rows(data)}
+</body></html>
+"""
+    (root / "sweep.html").write_text(page)
