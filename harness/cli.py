@@ -565,6 +565,15 @@ def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
             trigger = ", ".join(f"{k} {v:g}" for k, v in e["trigger"].items())
             table.add_row(lane, e["policy"] or "", f"{e['load']:.3g}", trigger, e["outcome"], share)
     out.print(table)
+    if result.data["grid"].get("policies"):
+        from harness.ladder import LADDER_COLUMNS, ladder_cells
+        from harness.sweep_report import ladder_entries
+
+        for lane in result.data["lanes"]:
+            ladder = Table(*LADDER_COLUMNS, title=f"retry-policy ladder, {lane} lane", title_justify="left")
+            for entry in ladder_entries(result.data, lane):
+                ladder.add_row(*ladder_cells(entry))
+            out.print(ladder)
     out.print(f"map: {result.sweep_dir / 'map.png'}; report: {result.sweep_dir / 'sweep.html'}")
     if result.interrupted:
         command = " ".join(

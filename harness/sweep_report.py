@@ -27,12 +27,13 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
+from harness.ladder import ladder_table_html
 from harness.report import STYLE
 from harness.sweep_dir import TrialRecord
 from harness.sweep_grid import Cell
 from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell
 
-__all__ = ["COLOURS", "SweepTrial", "cell_summaries", "sweep_data", "write_sweep"]
+__all__ = ["COLOURS", "SweepTrial", "cell_summaries", "ladder_entries", "sweep_data", "write_sweep"]
 
 COLOURS = {
     "stable": "#27ae60",
@@ -160,45 +161,22 @@ def write_map(path: Path, data: Mapping[str, Any]) -> None:
     plt.close(fig)
 
 
-def _ladder_rows(data: Mapping[str, Any]) -> str:
-    rows = []
+def ladder_entries(data: Mapping[str, Any], lane: str) -> list[Mapping[str, Any]]:
+    """The lane's ladder rows, one per counted trial, in the grid's order (the seed's first)."""
+    return [
+        ladder for e in data["lanes"].get(lane, ()) for ladder in e["ladder"] if isinstance(ladder, Mapping)
+    ]
+
+
+def _ladder_tables(data: Mapping[str, Any]) -> str:
+    parts = []
     for lane, entries in data["lanes"].items():
-        for e in entries:
-            for i, ladder in enumerate(e["ladder"] or [None]):
-                if not isinstance(ladder, Mapping):
-                    cells = "<td colspan=6>not measured</td>"
-                else:
-                    amp = ladder.get("amplification") or {}
-
-                    def fig(v: Any) -> str:
-                        return (
-                            "-"
-                            if v is None
-                            else f"{v:g}"
-                            if isinstance(v, int | float)
-                            else html.escape(str(v))
-                        )
-
-                    cells = "".join(
-                        f"<td>{text}</td>"
-                        for text in (
-                            html.escape(str(ladder.get("slow_hop", "-"))),
-                            f"{fig(amp.get('during'))} / {fig(amp.get('after'))}",
-                            fig(amp.get("theory")),
-                            f"{fig(ladder.get('shoppers_failed'))} of {fig(ladder.get('shoppers'))}",
-                            fig(ladder.get("recovery_s")),
-                            html.escape(str(ladder.get("outcome", "-"))),
-                        )
-                    )
-                rows.append(
-                    f"<tr><td>{html.escape(str(e['policy']))}</td><td>{lane}</td><td>{i + 1}</td>{cells}"
-                    f"<td>{html.escape(e['outcome'])}</td></tr>"
-                )
-    return (
-        "<table><tr><th>policy</th><th>lane</th><th>trial</th><th>slow hop</th>"
-        "<th>attempts per order during / after</th><th>theory</th><th>shoppers failed</th>"
-        "<th>recovery (s)</th><th>detector</th><th>cell</th></tr>" + "".join(rows) + "</table>"
-    )
+        missing = sum(
+            1 for e in entries for ladder in e["ladder"] or [None] if not isinstance(ladder, Mapping)
+        )
+        note = f"<p>{missing} trial(s) without these figures (not measured).</p>" if missing else ""
+        parts.append(f"<h3>{html.escape(lane)}</h3>{ladder_table_html(ladder_entries(data, lane))}{note}")
+    return "".join(parts)
 
 
 def _cell_rows(data: Mapping[str, Any]) -> str:
@@ -235,7 +213,7 @@ def write_sweep(root: Path, data: Mapping[str, Any]) -> None:
     image = base64.b64encode((root / "map.png").read_bytes()).decode()
     state = "complete" if data["complete"] else f"incomplete: {data['stopped'] or 'stopped'}"
     scale = grid.get("time_scale", 1.0)
-    ladder = f"<h2>Retry-policy ladder</h2>{_ladder_rows(data)}" if grid.get("policies") else ""
+    ladder = f"<h2>Retry-policy ladder</h2>{_ladder_tables(data)}" if grid.get("policies") else ""
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>doorbuster sweep: {html.escape(grid["scenario"])}</title>
