@@ -2,10 +2,10 @@
 up where it stopped: the plan is a function of what is on disk).
 
 1. Every cell of the declared grid, ``trials`` times.
-2. Then, when ``boundary_trials`` is more than ``trials``: the cells next to a change of
-   outcome (a neighbour along the load or the trigger axis, same policy, with another
-   determined outcome on some lane) up to ``boundary_trials`` repeats, so the share that tipped
-   is measured where it matters.
+2. Then, when ``boundary_trials`` is more than ``trials``: the cells next to a tipping point
+   (a neighbour along the load or the trigger axis, same policy, that tipped on some lane
+   where this one did not, or the other way round; both determined) up to ``boundary_trials``
+   repeats, so the share that tipped is measured where it matters.
 3. Then ``refine`` bisection steps per load: a new trigger value halfway between the largest
    value below the smallest metastable one and that metastable one (the sync lane's bracket
    first, else the async lane's), ``trials`` times each.  The trigger axis is the swept
@@ -46,13 +46,14 @@ def _differs(a: Mapping[str, CellSummary], b: Mapping[str, CellSummary]) -> bool
         theirs = b.get(lane)
         if theirs is None or mine.outcome not in DETERMINED or theirs.outcome not in DETERMINED:
             continue
-        if mine.outcome != theirs.outcome:
+        # the share that tipped is what repeats measure: stable beside recovered is no boundary
+        if (mine.outcome == "metastable") != (theirs.outcome == "metastable"):
             return True
     return False
 
 
 def boundary_cells(sweep: SweepSection, cells: Sequence[Cell], outcomes: CellOutcomes) -> list[Cell]:
-    """Cells with a neighbour of another determined outcome (same policy; the next load with
+    """Cells beside a tipping point (same policy; the next load with
     the same trigger, or the next value or duration at the same load)."""
     found: list[Cell] = []
     loads = sorted(sweep.loads)

@@ -246,6 +246,17 @@ def test_the_plan_runs_the_grid_then_the_boundary_then_bisects() -> None:
     assert next_trials(section, done, _summaries(outcomes)) == []  # one bisection step asked for
 
 
+def test_stable_beside_recovered_is_no_boundary_only_a_tipping_point_is() -> None:
+    section = _section(trials=1, boundary_trials=2)
+    done = dict.fromkeys(grid_cells(section), 1)
+    outcomes = {(3.0, 500.0): "stable", (3.0, 2000.0): "recovered", (6.0, 500.0): "stable"}
+    outcomes[(6.0, 2000.0)] = "recovered"
+    assert next_trials(section, done, _summaries(outcomes)) == []
+    outcomes[(6.0, 2000.0)] = "metastable"
+    boundary = next_trials(section, done, _summaries(outcomes))
+    assert sorted((c.load, c.value) for c, _ in boundary) == [(3.0, 2000.0), (6.0, 500.0), (6.0, 2000.0)]
+
+
 def test_a_finished_trial_is_not_planned_again() -> None:
     section = _section(trials=2)
     grid = grid_cells(section)
