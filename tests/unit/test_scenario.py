@@ -8,6 +8,7 @@ from harness.errors import ConfigError
 from harness.expectations import parse_expectation
 from harness.run import scaled
 from harness.scenario import load_scenario, shipped_scenarios
+from harness.settings import RETRY_POLICIES
 
 MINIMAL = """
 name: tiny
@@ -37,11 +38,21 @@ def test_every_shipped_scenario_loads_and_names_what_the_issue_asks_for() -> Non
         "notification-fanout",
         "retry-storm",
         "retry-storm-fixed",
+        "retry-ladder",
     } <= set(names)
     for name in names:
         scenario, _ = load_scenario(name)
         assert scenario.expectations, name
         assert scenario.chaos, name
+
+
+def test_the_ladder_runs_retry_storms_trigger_with_every_sync_policy_the_seeds_first() -> None:
+    ladder, _ = load_scenario("retry-ladder")
+    storm, _ = load_scenario("retry-storm")
+    assert ladder.sweep is not None
+    assert (ladder.stack, ladder.load, ladder.chaos) == (storm.stack, storm.load, storm.chaos)
+    assert [p.sync["retry"]["policy"] for p in ladder.sweep.policies] == list(RETRY_POLICIES)
+    assert (ladder.sweep.loads, ladder.sweep.values) == ((6.0,), (2000.0,))
 
 
 def test_black_friday_is_the_seed_checkout_and_at_most_five_minutes() -> None:
