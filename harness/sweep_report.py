@@ -3,7 +3,8 @@
 ``sweep.json``::
 
     {"grid": {...}, "complete": bool, "stopped": str | null, "trials_run": n, "dirty_trials": n,
-     "lanes": {"sync": [{"cell", "policy", "load", "trigger": {...}, "outcome", "trials",
+     "lanes": {"sync": [{"cell", "policy", "load", "trigger": {...}, "as_written": {"load",
+                         "trigger"}, "outcome", "trials",
                          "outcomes": {...}, "tipped_share", "reasons", "runs", "lost_orders",
                          "recovery_s", "ladder"}, ...],
                "async": [...]}}
@@ -32,8 +33,17 @@ from harness.report import STYLE
 from harness.sweep_dir import TrialRecord
 from harness.sweep_grid import Cell
 from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell
+from harness.timescale import FAULT_TIMES
 
-__all__ = ["COLOURS", "SweepTrial", "cell_summaries", "ladder_entries", "sweep_data", "write_sweep"]
+__all__ = [
+    "COLOURS",
+    "SweepTrial",
+    "as_written",
+    "cell_summaries",
+    "ladder_entries",
+    "sweep_data",
+    "write_sweep",
+]
 
 COLOURS = {
     "stable": "#27ae60",
@@ -100,6 +110,7 @@ def sweep_data(
                 "policy": cell.policy,
                 "load": cell.load,
                 "trigger": cell.trigger(attribute),
+                "as_written": as_written(grid, cell.load, cell.trigger(attribute)),
                 **summaries[lane].as_json(),
                 "runs": [t.run for t in mine],
                 "dirty_runs": [t.run for t in mine if t.record.status == "dirty"],
@@ -112,6 +123,18 @@ def sweep_data(
             }
             out["lanes"][lane].append(entry)
     return out
+
+
+def as_written(grid: Mapping[str, Any], load: float, trigger: Mapping[str, float]) -> dict[str, Any]:
+    """A cell's load and trigger in the scenario's own time, as its section wrote them: a
+    sweep at time scale S runs loads / S and times x S (harness.timescale)."""
+    scale = float(grid.get("time_scale") or 1.0)
+    types = [c.get("type") for c in grid["base"].get("chaos", ()) if c.get("name") == grid["step"]]
+    times = FAULT_TIMES.get(str(types[0]) if types else "", frozenset()) | {"for"}
+    return {
+        "load": round(load * scale, 6),
+        "trigger": {k: round(v / scale, 6) if k in times else v for k, v in trigger.items()},
+    }
 
 
 def _trigger_label(trigger: Mapping[str, float]) -> str:
@@ -135,6 +158,12 @@ def write_map(path: Path, data: Mapping[str, Any]) -> None:
     policies = list(dict.fromkeys(e["policy"] for e in entries)) or [None]
     loads = sorted({e["load"] for e in entries})
     triggers = sorted({tuple(sorted(e["trigger"].items())) for e in entries})
+    written = {(e["load"], tuple(sorted(e["trigger"].items()))): e["as_written"] for e in entries}
+    load_labels = [f"{next(w['load'] for (x, _), w in written.items() if x == v):.3g}" for v in loads]
+    trigger_labels = [
+        _trigger_label(next(w["trigger"] for (_, t), w in written.items() if t == v)) for v in triggers
+    ]
+    scale = float(data["grid"].get("time_scale") or 1.0)
     fig, axes = plt.subplots(
         len(policies), len(lanes), squeeze=False,
         figsize=(4.5 * len(lanes), max(2.5, 0.6 * len(triggers) + 1.5) * len(policies)),
@@ -150,9 +179,9 @@ def write_map(path: Path, data: Mapping[str, Any]) -> None:
                 ax.text(x, y, _cell_text(e), ha="center", va="center", fontsize=8)
             ax.set_xlim(-0.5, len(loads) - 0.5)
             ax.set_ylim(-0.5, len(triggers) - 0.5)
-            ax.set_xticks(range(len(loads)), [f"{v:.3g}" for v in loads])
-            ax.set_yticks(range(len(triggers)), [_trigger_label(dict(t)) for t in triggers], fontsize=8)
-            ax.set_xlabel("offered load (/s)")
+            ax.set_xticks(range(len(loads)), load_labels)
+            ax.set_yticks(range(len(triggers)), trigger_labels, fontsize=8)
+            ax.set_xlabel("offered load (/s)" + ("" if scale == 1 else f", run at time scale {scale:g}"))
             ax.set_title(f"{lane}" + (f", policy {policy}" if policy else ""))
     handles = [Rectangle((0, 0), 1, 1, color=c, ec="#555") for c in COLOURS.values()]
     fig.legend(handles, list(COLOURS), loc="lower center", ncol=len(COLOURS), fontsize=8)
@@ -190,9 +219,10 @@ def _cell_rows(data: Mapping[str, Any]) -> str:
             )
             share = "-" if e["tipped_share"] is None else f"{e['tipped_share']:.0%}"
             counts = ", ".join(f"{k} {v}" for k, v in e["outcomes"].items() if v)
+            written = e["as_written"]
             rows.append(
-                f"<tr><td>{lane}</td><td>{html.escape(str(e['policy'] or ''))}</td><td>{e['load']:.3g}</td>"
-                f"<td>{html.escape(_trigger_label(e['trigger']))}</td>"
+                f"<tr><td>{lane}</td><td>{html.escape(str(e['policy'] or ''))}</td>"
+                f"<td>{written['load']:.3g}</td><td>{html.escape(_trigger_label(written['trigger']))}</td>"
                 f'<td style="background:{COLOURS[e["outcome"]]}">{html.escape(e["outcome"])}</td>'
                 f"<td>{e['trials']}</td><td>{html.escape(counts)}</td><td>{share}</td>"
                 f"<td>{e['lost_orders'] or ''}</td><td>{html.escape('; '.join(e['reasons']))}</td>"

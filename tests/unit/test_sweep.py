@@ -26,7 +26,7 @@ from harness.sweep_dir import SweepDir, TrialRecord
 from harness.sweep_grid import Cell, grid_cells, grid_record, trial_scenario
 from harness.sweep_outcomes import TrialOutcome, classify_lane, summarise_cell
 from harness.sweep_plan import next_trials
-from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
+from harness.sweep_report import SweepTrial, as_written, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
 from harness.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
@@ -544,3 +544,12 @@ def test_an_interrupted_trial_leaves_no_directory_and_stops(tmp_path: Path) -> N
     cell = grid_cells(runner.section)[0]
     assert runner.run_one(cell, 1, Notes()) is False
     assert runs and not runs[0].exists() and root.finished() == []
+
+
+def test_a_scaled_sweep_shows_its_cells_as_the_section_wrote_them() -> None:
+    storm = time_scaled(load_scenario("retry-storm")[0], 0.33)
+    grid = grid_record(storm)
+    cell = max(grid_cells(storm.sweep), key=lambda c: (c.load, c.value or 0))  # type: ignore[arg-type]
+    assert (cell.load, cell.value) == (pytest.approx(6 / 0.33), 2640.0)  # what the trial ran
+    written = as_written(grid, cell.load, cell.trigger(grid["attribute"]))
+    assert written == {"load": pytest.approx(6.0), "trigger": {"latency": pytest.approx(8000, rel=1e-3)}}
