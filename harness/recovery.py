@@ -572,7 +572,8 @@ def lane_dip(
     applied_bins = max(1, math.ceil((trigger.end - start) / r - 1e-9))
     if sum(bins.offered[:applied_bins]) == 0:
         return unknown(f"no {lane} arrivals were offered while {name} was applied")
-    needed = window_end - start
+    # The detector judges whole bins: a removal acknowledged late leaves a part bin at the end.
+    needed = round(math.floor((window_end - start) / r + 1e-9) * r, 6)
     if bins.judged_s < needed - 1e-9:
         return unknown(
             f"no dip in the {bins.judged_s:g} s from the application of {name} that could be judged "

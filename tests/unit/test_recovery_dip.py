@@ -82,3 +82,10 @@ def test_a_failed_first_attempt_rescued_by_the_shoppers_retry_is_no_dip() -> Non
         )
     ]
     assert _run(rows)["metastability"]["sync"]["dipped"] is False
+
+
+def test_a_removal_acknowledged_late_leaves_no_part_bin_undecided() -> None:
+    # Applied for 10.3 s: the window from the application is 50.3 s, 50 whole bins; the
+    # detector judges whole bins, so a lane that never dropped did not dip.
+    sync = _run(_sync(lambda t: True), fault=_fault(end=40.3))["metastability"]["sync"]
+    assert sync["dipped"] is False and sync["dip_reason"] is None
