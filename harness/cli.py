@@ -556,14 +556,15 @@ def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
     from harness.sweep import SweepResult
 
     assert isinstance(result, SweepResult)
-    table = Table(
-        "lane", "policy", "load", "trigger", "outcome", "tipped", title="sweep", title_justify="left"
-    )
+    scale = result.data["grid"].get("time_scale") or 1
+    title = "sweep" + ("" if scale == 1 else f" (run at time scale {scale:g})")
+    table = Table("lane", "policy", "load", "trigger", "outcome", "tipped", title=title, title_justify="left")
     for lane, entries in result.data["lanes"].items():
         for e in entries:
             share = "-" if e["tipped_share"] is None else f"{e['tipped_share']:.0%} of {e['trials']}"
-            trigger = ", ".join(f"{k} {v:g}" for k, v in e["trigger"].items())
-            table.add_row(lane, e["policy"] or "", f"{e['load']:.3g}", trigger, e["outcome"], share)
+            written = e["as_written"]  # the section's own numbers, not the time-scaled ones
+            trigger = ", ".join(f"{k} {v:g}" for k, v in written["trigger"].items())
+            table.add_row(lane, e["policy"] or "", f"{written['load']:.3g}", trigger, e["outcome"], share)
     out.print(table)
     if result.data["grid"].get("policies"):
         from harness.ladder import LADDER_COLUMNS, ladder_cells
