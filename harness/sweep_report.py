@@ -137,8 +137,14 @@ def as_written(grid: Mapping[str, Any], load: float, trigger: Mapping[str, float
     }
 
 
+_TIME_ATTRIBUTES = frozenset().union(*FAULT_TIMES.values())
+
+
 def _trigger_label(trigger: Mapping[str, float]) -> str:
-    return ", ".join(f"{k} {v:g}" + ("s" if k == "for" else "") for k, v in trigger.items()) or "-"
+    def unit(key: str) -> str:
+        return " s" if key == "for" else " ms" if key in _TIME_ATTRIBUTES else ""
+
+    return ", ".join(f"{k} {v:g}{unit(k)}" for k, v in trigger.items()) or "-"
 
 
 def _cell_text(entry: Mapping[str, Any]) -> str:
