@@ -100,7 +100,11 @@ def sweep_data(
         "dirty_trials": sum(1 for t in trials if t.record.status == "dirty"),
         "lanes": {lane: [] for lane in lanes},
     }
-    for cell in sorted(set(cells) | {t.record.cell for t in trials}):
+    # The grid's policy order (a ladder's seed first), then load and trigger.
+    order = {p["name"]: i for i, p in enumerate(grid.get("policies") or ())}
+    for cell in sorted(
+        set(cells) | {t.record.cell for t in trials}, key=lambda c: (order.get(c.policy, -1), c)
+    ):
         mine = sorted((t for t in trials if t.record.cell == cell), key=lambda t: t.record.repeat)
         counted = [t for t in mine if t.record.status == "counted"]
         summaries = cell_summaries(cell, trials, lanes)

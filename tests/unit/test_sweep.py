@@ -363,6 +363,8 @@ def test_sweep_json_has_the_issues_shape_with_every_cell_of_the_grid(tmp_path: P
     assert data["dirty_trials"] == 1 and data["trials_run"] == 5
     sync = {(e["policy"], e["load"], e["trigger"]["latency"]): e for e in data["lanes"]["sync"]}
     assert len(sync) == 8  # 2 policies x 2 loads x 2 values, run or not
+    # in the grid's policy order, not by name: a ladder's seed comes first
+    assert list(dict.fromkeys(e["policy"] for e in data["lanes"]["sync"])) == ["seed", "once"]
     for e in data["lanes"]["sync"]:
         assert {
             "load",
