@@ -201,9 +201,15 @@ def write_map(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def ladder_entries(data: Mapping[str, Any], lane: str) -> list[Mapping[str, Any]]:
-    """The lane's ladder rows, one per counted trial, in the grid's order (the seed's first)."""
+    """The lane's ladder rows, one per counted trial, in the grid's order (the seed's first).
+    An async row names the sync policy of its trial: the async lane's own is always its workers'."""
     return [
-        ladder for e in data["lanes"].get(lane, ()) for ladder in e["ladder"] if isinstance(ladder, Mapping)
+        {**ladder, "policy": f"{ladder['policy']} (beside sync {e['policy']})"}
+        if lane != "sync" and e["policy"]
+        else ladder
+        for e in data["lanes"].get(lane, ())
+        for ladder in e["ladder"]
+        if isinstance(ladder, Mapping)
     ]
 
 
