@@ -44,6 +44,7 @@ from harness.chaos import Chaos
 from harness.estimates import percentile
 from harness.processes import stop_group
 from harness.settings import BROKERS, PortSettings, StackSettings
+from harness.settings import Broker as BrokerName
 from harness.state import StateDir
 from harness.supervisor import command_for
 from harness.topology import Topology
@@ -149,7 +150,7 @@ async def measure(name: str, url: str, messages: int, rate: float, run: str) -> 
     return result
 
 
-def bench_broker(name: str, messages: int, rate: float, work: Path) -> dict[str, dict[str, Any]]:
+def bench_broker(name: BrokerName, messages: int, rate: float, work: Path) -> dict[str, dict[str, Any]]:
     settings = StackSettings(broker=name, ports=PortSettings(base=29000, toxiproxy_api=29474))
     topology = Topology.from_settings(settings)
     state = StateDir(work / name)

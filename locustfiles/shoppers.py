@@ -359,7 +359,7 @@ def _post(client: HTTPClient, intended: float) -> tuple[int, str, str, str | Non
             order_id = str(json.loads(data)["order_id"])
         except (ValueError, KeyError):
             return code, "", "", "answer without order_id", len(data)
-        location = response.get("location") or ""
+        location = str(response.get("location") or "")
         return code, location, order_id, None, len(data)
     return code, "", order_id, f"HTTP {code}", len(data)
 
@@ -510,7 +510,9 @@ class BlackFridayShape(LoadTestShape):
         elapsed = self.get_run_time()
         # Open model: one Arrivals user per load process (the master runs none of its own).
         generators = WORKERS if isinstance(self.runner, MasterRunner) else 1
-        classes = [Arrivals] if LOAD.model == "open" else [_SHOPPERS[lane] for lane in LOAD.lanes]
+        classes: list[type[User]] = (
+            [Arrivals] if LOAD.model == "open" else [_SHOPPERS[lane] for lane in LOAD.lanes]
+        )
         if LOAD.model == "open":
             if SCHEDULE.start is None:  # the workers' generators are not all ready yet
                 if elapsed < START_TIMEOUT_S:
@@ -584,7 +586,7 @@ class LocustCollector:
 # -- wiring ---------------------------------------------------------------------------------------
 class _Control:
     timeline: ChaosTimeline | None = None
-    greenlet: gevent.Greenlet | None = None
+    greenlet: gevent.Greenlet[..., None] | None = None
     stopped = False
     collector: LocustCollector | None = None
 
@@ -609,7 +611,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         return  # no stack: no exporter port to use, and no chaos to run
     registry = CollectorRegistry()
     _control.collector = LocustCollector(environment)
-    registry.register(_control.collector)  # type: ignore[arg-type]
+    registry.register(_control.collector)
     exporter = TOPOLOGY.endpoint("locust-exporter")
     try:
         start_http_server(exporter.port, addr=exporter.host, registry=registry)

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -256,7 +256,7 @@ ORDERING_PREFETCH = {"kafka": 10}
 
 
 def test_ordering_per_order_key_is_measured(
-    broker_server: tuple[str, str], record_property: pytest.RecordProperty
+    broker_server: tuple[str, str], record_property: Callable[[str, object], None]
 ) -> None:
     name, url = broker_server
     prefetch = ORDERING_PREFETCH.get(name, 1)

@@ -225,7 +225,9 @@ def test_a_run_counts_across_a_worker_killed_mid_run(stack: RunningStack, tmp_pa
 @pytest.mark.parametrize(
     ("toxic", "attributes"), [("reset_peer", {"timeout": 0}), ("timeout", {"timeout": 0})]
 )
-def test_broker_hop_resets_and_stalls(stack: RunningStack, toxic: str, attributes: dict[str, int]) -> None:
+def test_broker_hop_resets_and_stalls(
+    stack: RunningStack, toxic: str, attributes: dict[str, int | float]
+) -> None:
     with BackgroundOrders(stack.url("async"), rate=5, seconds=15) as load:
         time.sleep(3)
         stack.chaos.add(FaultSpec(dependency="broker", type=toxic, lanes=("async",), attributes=attributes))

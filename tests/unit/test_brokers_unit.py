@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from harness.errors import ConfigError
 from harness.java_brokers import elasticmq_config, kafka_properties
 from harness.scenario import load_scenario
-from harness.settings import BROKERS, StackSettings
+from harness.settings import BROKERS, Broker, StackSettings
 from harness.shootout import broker_row, shootout_summary, write_shootout
 from harness.topology import Topology
 from targets.brokers import Message
@@ -55,7 +56,7 @@ def test_the_ordering_key_is_the_customer_else_the_message() -> None:
 
 
 @pytest.mark.parametrize("broker", BROKERS)
-def test_clients_reach_every_broker_through_its_proxy_and_servers_listen_on_loopback(broker: str) -> None:
+def test_clients_reach_every_broker_through_its_proxy_and_servers_listen_on_loopback(broker: Broker) -> None:
     topology = Topology.from_settings(StackSettings(broker=broker))
     proxy = topology.proxy("async", "broker").listen
     assert proxy in topology.broker_url()
@@ -168,9 +169,13 @@ def test_a_pubsub_message_handed_back_is_lost_and_counted_once() -> None:
 
     broker = RedisPubSubBroker("redis://127.0.0.1:1/0")
     requeue = broker._lose_once()
-    asyncio.run(requeue())
-    asyncio.run(requeue())  # the same delivery given back twice is one message
-    asyncio.run(broker._lose_once()())
+
+    async def give_back(again: Callable[[], Awaitable[None]]) -> None:
+        await again()
+
+    asyncio.run(give_back(requeue))
+    asyncio.run(give_back(requeue))  # the same delivery given back twice is one message
+    asyncio.run(give_back(broker._lose_once()))
     assert broker.lost_messages == 2
 
 

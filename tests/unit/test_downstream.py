@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 
 from harness.settings import DependencySettings
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
+from targets.metrics import DownstreamServerMetrics
 
 
 async def _server(dep: str, settings: DependencySettings, registry: CollectorRegistry) -> TestServer:
@@ -141,8 +142,7 @@ async def test_http_faults_error_rate_and_extra_latency(
             assert r.status == 422
 
 
-def _metrics():  # type: ignore[no-untyped-def]
-    from targets.metrics import DownstreamServerMetrics
+def _metrics() -> DownstreamServerMetrics:
 
     return DownstreamServerMetrics(CollectorRegistry())
 

@@ -25,7 +25,7 @@ class _Exporter:
 
 def _scrape(histogram: LatencyHistogram) -> dict[tuple[str, str, str], float]:
     registry = CollectorRegistry()
-    registry.register(_Exporter(histogram))  # type: ignore[arg-type]
+    registry.register(_Exporter(histogram))
     samples: dict[tuple[str, str, str], float] = {}
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:

@@ -87,7 +87,8 @@ def test_a_path_loads_and_windows_resolve(tmp_path: Path) -> None:
     assert scenario.window("email-slow") == (12, 17)
     assert scenario.window("peak") == (10, 30)
     assert scenario.baseline_window() == (0, 10)
-    assert scenario.load.stage_at(11).name == "peak"
+    peak = scenario.load.stage_at(11)
+    assert peak is not None and peak.name == "peak"
     assert scenario.load.stage_at(31) is None
 
 
