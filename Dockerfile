@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY harness ./harness
 COPY targets ./targets
+COPY model ./model
 COPY locustfiles ./locustfiles
 COPY scenarios ./scenarios
 RUN pip install --no-cache-dir . && mkdir -p /data

@@ -17,8 +17,8 @@ test: setup
 check: setup lint types test
 
 lint:
-	$(VENV)/ruff check harness targets tests bench locustfiles
-	$(VENV)/ruff format --check harness targets tests bench locustfiles
+	$(VENV)/ruff check model harness targets tests bench locustfiles
+	$(VENV)/ruff format --check model harness targets tests bench locustfiles
 
 types:
 	$(VENV)/mypy

@@ -43,11 +43,11 @@ from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.estimates import percentile
 from harness.processes import stop_group
-from harness.settings import BROKERS, PortSettings, StackSettings
-from harness.settings import Broker as BrokerName
 from harness.state import StateDir
 from harness.supervisor import command_for
-from harness.topology import Topology
+from model.settings import BROKERS, PortSettings, StackSettings
+from model.settings import Broker as BrokerName
+from model.topology import Topology
 from targets.brokers import Broker, Delivery, Message, make_broker
 
 PREFETCH = 32

@@ -51,7 +51,7 @@ from targets_check import Target, report
 from harness.records import read_requests
 from harness.scenario import load_scenario
 from harness.state import StateDir
-from harness.topology import Topology
+from model.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
 

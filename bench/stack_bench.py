@@ -35,10 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from targets_check import Target, report
 
 from harness.estimates import percentile
-from harness.settings import PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
-from harness.topology import Topology
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 
 ORDER = {"customer_id": "bench", "items": [{"sku": "tv-55", "qty": 1}]}
 

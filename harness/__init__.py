@@ -1,6 +1,6 @@
 """doorbuster's control plane: topology, supervision, chaos, runs and reports."""
 
-from harness.errors import (
+from model.errors import (
     ConfigError,
     DoorbusterError,
     EnvironmentProblem,
@@ -12,8 +12,8 @@ from harness.errors import (
     StartFailed,
     ToxiproxyUnavailable,
 )
-from harness.settings import StackSettings
-from harness.topology import Topology
+from model.settings import StackSettings
+from model.topology import Topology
 
 __all__ = [
     "ConfigError",

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from harness.errors import MissingBinary
+from model.errors import MissingBinary
 
 __all__ = ["PROJECT_BIN", "PROJECT_ROOT", "find_binary", "find_jars"]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import requests
 
-from harness.errors import ConfigError, ToxiproxyUnavailable
-from harness.topology import BROKER, LANES, Topology
 from harness.toxiproxy_client import ToxiproxyClient
+from model.errors import ConfigError, ToxiproxyUnavailable
+from model.topology import BROKER, LANES, Topology
 
 __all__ = [
     "HTTP_FAULTS",

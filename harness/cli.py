@@ -21,14 +21,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness.chaos import Chaos, FaultSpec, parse_attributes
-from harness.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from harness.files import overlay, read_yaml, validation_problems
 from harness.leases import Leftover, sweep_leftovers
 from harness.scenario import load_scenario, parse_seconds
-from harness.settings import BROKERS, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
-from harness.topology import LANES, Topology
+from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
+from model.settings import BROKERS, StackSettings
+from model.topology import LANES, Topology
 
 __all__ = ["app", "main", "parse_duration"]
 
@@ -404,7 +404,7 @@ def run(
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.run import RunOptions, run_scenario
-    from harness.settings import PortSettings
+    from model.settings import PortSettings
 
     ports = None
     if base_port is not None or toxiproxy_port is not None:

@@ -25,7 +25,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.records import AttemptTimeline
-from harness.topology import LANES, Topology
+from model.topology import LANES, Topology
 
 __all__ = [
     "BROKER_COUNTERS",

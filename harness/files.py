@@ -9,7 +9,7 @@ file's path::
     >>> read_text(Path("/nonexistent/s.yaml"))
     Traceback (most recent call last):
     ...
-    harness.errors.ConfigError: /nonexistent/s.yaml: no such file
+    model.errors.ConfigError: /nonexistent/s.yaml: no such file
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pydantic
 import yaml
 
-from harness.errors import ConfigError
+from model.errors import ConfigError
 
 __all__ = [
     "MAX_FILE_BYTES",

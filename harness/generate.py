@@ -20,8 +20,8 @@ from harness.binaries import PROJECT_ROOT
 from harness.java_brokers import elasticmq_config, kafka_properties
 from harness.panels import DASHBOARDS, PANELS, Panel
 from harness.prometheus import scrape_config
-from harness.settings import BROKERS, StackSettings
-from harness.topology import Topology
+from model.settings import BROKERS, StackSettings
+from model.topology import Topology
 
 __all__ = ["DATASOURCE_UID", "compose_files", "dashboard", "generated_files", "write_generated"]
 

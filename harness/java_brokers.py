@@ -31,9 +31,9 @@ import uuid
 from pathlib import Path
 
 from harness.binaries import find_binary, find_jars
-from harness.errors import StartFailed
 from harness.state import StateDir
-from harness.topology import BROKER, Topology
+from model.errors import StartFailed
+from model.topology import BROKER, Topology
 
 __all__ = ["elasticmq_command", "kafka_command"]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import Chaos
-from harness.errors import DoorbusterError
 from harness.processes import start_ticks, still_ours
+from model.errors import DoorbusterError
 
 __all__ = ["FaultLease", "Leftover", "sweep_leftovers"]
 

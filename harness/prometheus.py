@@ -13,9 +13,9 @@ from typing import Any
 import requests
 import yaml
 
-from harness.errors import EnvironmentProblem
 from harness.state import StateDir
-from harness.topology import Topology
+from model.errors import EnvironmentProblem
+from model.topology import Topology
 
 __all__ = ["PrometheusClient", "scrape_config", "write_prometheus_config"]
 

@@ -25,9 +25,9 @@ from typing import Any
 
 import pydantic
 
-from harness.errors import ConfigError
 from harness.files import read_json, read_json_lines, validation_problems
-from harness.topology import LANES
+from model.errors import ConfigError
+from model.topology import LANES
 
 __all__ = [
     "KINDS",

@@ -21,12 +21,12 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from harness.analysis import Row
-from harness.errors import ConfigError
 from harness.estimates import percentile
 from harness.files import read_json, read_json_lines
 from harness.panels import PANELS
 from harness.records import RequestRecord
 from harness.verdicts import outcome_of, overall
+from model.errors import ConfigError
 
 __all__ = ["write_report"]
 

@@ -36,17 +36,17 @@ from harness.analysis import FaultWindow, Row, percentile
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
 from harness.counters import CounterSampler, RunCounters
-from harness.errors import ConfigError, DoorbusterError, EnvironmentProblem
 from harness.judge import LEDGER_FILE, recorded_run, summarise, write_run_scenario
 from harness.leases import sweep_leftovers
 from harness.panels import PANELS
 from harness.prometheus import PrometheusClient
 from harness.records import IncompleteCounters, RequestRecord, RunLedger
 from harness.scenario import Scenario, load_scenario
-from harness.settings import PortSettings
 from harness.stack import Stack
 from harness.timescale import time_scaled
-from harness.topology import LANES, Topology, is_loopback
+from model.errors import ConfigError, DoorbusterError, EnvironmentProblem
+from model.settings import PortSettings
+from model.topology import LANES, Topology, is_loopback
 
 __all__ = [
     "RunOptions",

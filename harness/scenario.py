@@ -31,11 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import HTTP_FAULTS, TOXIC_TYPES, FaultSpec
-from harness.errors import ConfigError
 from harness.expectations import Expectation, parse_expectation
 from harness.files import overlay, read_yaml, validation_problems
-from harness.settings import Broker, StackSettings, SyncLaneSettings
-from harness.topology import LANES, Topology
+from model.errors import ConfigError
+from model.settings import Broker, StackSettings, SyncLaneSettings
+from model.topology import LANES, Topology
 
 __all__ = [
     "SCENARIO_DIR",

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 
 from harness.chaos import Chaos, FaultSpec
-from harness.topology import LANES, Topology
+from model.topology import LANES, Topology
 
 __all__ = ["PhaseResult", "SmokeResult", "run_smoke", "send_orders"]
 

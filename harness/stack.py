@@ -16,11 +16,11 @@ import requests
 
 from harness.binaries import find_binary, find_jars
 from harness.chaos import Chaos
-from harness.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
 from harness.processes import kill_group, pid_alive, still_ours, stop_group
-from harness.settings import StackSettings
 from harness.state import StateDir
-from harness.topology import LANES, ProcessSpec, Topology
+from model.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
+from model.settings import StackSettings
+from model.topology import LANES, ProcessSpec, Topology
 
 __all__ = ["ProcessHealth", "Stack", "StackStatus"]
 

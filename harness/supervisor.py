@@ -31,12 +31,12 @@ from prometheus_client.core import GaugeMetricFamily
 
 from harness.binaries import find_binary
 from harness.chaos import Chaos
-from harness.errors import DoorbusterError
 from harness.java_brokers import elasticmq_command, kafka_command
 from harness.processes import kill_group, process_record
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
-from harness.topology import ProcessSpec, Topology
+from model.errors import DoorbusterError
+from model.topology import ProcessSpec, Topology
 
 __all__ = ["Supervisor", "command_for"]
 

@@ -29,7 +29,6 @@ from rich.console import Console
 
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
-from harness.errors import ConfigError, DoorbusterError
 from harness.files import read_json
 from harness.judge import judge_run
 from harness.run import RunResult, ensure_stack, machine_scenario, run_trial
@@ -42,7 +41,8 @@ from harness.sweep_outcomes import CellSummary
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
-from harness.topology import Topology
+from model.errors import ConfigError, DoorbusterError
+from model.topology import Topology
 
 __all__ = [
     "SweepEvents",

@@ -17,9 +17,9 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.chaos import Chaos
-from harness.errors import DoorbusterError
 from harness.stack import probe
-from harness.topology import Topology
+from model.errors import DoorbusterError
+from model.topology import Topology
 
 __all__ = ["BUSY_GAUGES", "busy_gauges", "stack_dirt"]
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.errors import ConfigError
 from harness.files import read_json
 from harness.sweep_grid import Cell
+from model.errors import ConfigError
 
 __all__ = ["GRID_FILE", "TRIAL_FILE", "SweepDir", "TrialRecord"]
 

@@ -29,9 +29,9 @@ from typing import Any
 
 import pydantic
 
-from harness.errors import ConfigError
 from harness.files import overlay, validation_problems
 from harness.scenario import Scenario, SweepSection
+from model.errors import ConfigError
 
 __all__ = ["Cell", "grid_cells", "grid_record", "sweep_of", "trial_scenario"]
 

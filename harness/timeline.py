@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import Chaos
-from harness.errors import ConfigError, DoorbusterError
 from harness.files import read_json
 from harness.leases import FaultLease
 from harness.scenario import ChaosStep
+from model.errors import ConfigError, DoorbusterError
 
 __all__ = ["ChaosRecord", "ChaosTimeline", "FaultRecord", "read_chaos_record"]
 

@@ -30,10 +30,10 @@ from typing import Any
 import pydantic
 
 from harness.chaos import TOXIC_TYPES
-from harness.errors import ConfigError
 from harness.expectations import time_scaled_expectation
 from harness.files import validation_problems
 from harness.scenario import Scenario
+from model.errors import ConfigError
 
 __all__ = ["FAULT_RATES", "FAULT_TIMES", "time_scaled"]
 

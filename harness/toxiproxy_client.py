@@ -23,8 +23,8 @@ import requests
 from toxiproxy.api import validate_response
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from harness.errors import ConfigError, ToxiproxyUnavailable
-from harness.topology import Endpoint
+from model.errors import ConfigError, ToxiproxyUnavailable
+from model.topology import Endpoint
 
 __all__ = ["ToxiproxyClient"]
 

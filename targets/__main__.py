@@ -1,6 +1,6 @@
 """Start one target process: ``python -m targets ROLE --stack FILE [--lane L] [--dependency D]``.
 
-The harness's supervisor runs these; the stack file is the :class:`~harness.settings.StackSettings`
+The harness's supervisor runs these; the stack file is the :class:`~model.settings.StackSettings`
 it wrote at ``doorbuster up``, so every process derives its addresses from the one topology.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from harness.topology import Topology
+from model.topology import Topology
 from targets.async_lane import build_async_app
 from targets.brokers import make_broker
 from targets.downstream import build_downstream_app

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from harness.settings import RetrySettings
+from model.settings import RetrySettings
 from targets.metrics import DownstreamCallMetrics
 from targets.resilience import CallFailed, backoff_delay, outcome_for_status, retryable
 

@@ -31,7 +31,7 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from harness.topology import Topology
+from model.topology import Topology
 from targets.async_client import AsyncDependencyClient
 from targets.brokers import (
     ORDER_CONFIRMED,

@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from harness.settings import DependencySettings
+from model.settings import DependencySettings
 from targets.db import connect, select_in
 from targets.metrics import DownstreamServerMetrics
 from targets.openapi import downstream_spec

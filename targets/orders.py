@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from harness.topology import is_loopback
+from model.topology import is_loopback
 
 __all__ = ["InvalidOrder", "OrderRequest", "parse_order"]
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
-from harness.settings import (
+from model.settings import (
     AdaptiveThrottleSettings,
     BreakerSettings,
     RetryBudgetSettings,

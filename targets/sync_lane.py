@@ -28,7 +28,7 @@ import urllib3
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from harness.topology import Topology
+from model.topology import Topology
 from targets.db import connect
 from targets.idempotency import AttemptInFlight, Claim, ClaimOutcome, KeyClaims, RunningAttempts
 from targets.metrics import OrderMetrics, SyncChainMetrics

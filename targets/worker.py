@@ -23,8 +23,8 @@ from pathlib import Path
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from harness.settings import RetrySettings
-from harness.topology import Topology
+from model.settings import RetrySettings
+from model.topology import Topology
 from targets.async_client import AsyncDependencyClient
 from targets.brokers import (
     ORDER_CONFIRMED,

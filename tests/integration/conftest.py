@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from harness.chaos import Chaos
-from harness.settings import PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
-from harness.topology import Topology
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 
 BASE_PORT = 23000
 TOXIPROXY_PORT = 23474

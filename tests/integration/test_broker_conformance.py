@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from harness.processes import stop_group
-from harness.settings import PortSettings, StackSettings
 from harness.state import StateDir
 from harness.supervisor import command_for
-from harness.topology import Topology
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 from targets.brokers import Broker, Delivery, Message, make_broker
 from targets.brokers_kafka import KafkaBroker
 from targets.brokers_redis import RedisStreamsBroker

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import Chaos
-from harness.settings import BROKERS, PortSettings, StackSettings
 from harness.smoke import wait_fulfilled
 from harness.stack import Stack
 from harness.state import StateDir
+from model.settings import BROKERS, PortSettings, StackSettings
 from tests.integration.conftest import RunningStack
 from tests.integration.test_faults import BackgroundOrders, _assert_nothing_lost, _kill, _wait_restarted
 

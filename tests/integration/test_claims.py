@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.errors import ExitCode
 from harness.judge import judge_run
 from harness.scenario import load_scenario
+from model.errors import ExitCode
 
 # The smallest scales tried whose outcomes matched the scale-1 runs on a 2-core machine; at
 # 0.25 retry-storm's async workers fell behind at 24 arrivals/s and its fulfilment never

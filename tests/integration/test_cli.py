@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.errors import ExitCode
-from harness.settings import PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
+from model.errors import ExitCode
+from model.settings import PortSettings, StackSettings
 from tests.integration.conftest import RunningStack
 
 

@@ -28,8 +28,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.records import read_requests
-from harness.settings import PortSettings, StackSettings
-from harness.topology import Topology
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "locustfiles" / "shoppers.py"

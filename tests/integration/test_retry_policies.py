@@ -16,10 +16,10 @@ import pytest
 import requests
 
 from harness.chaos import Chaos, FaultSpec
-from harness.settings import StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
-from harness.topology import Topology
+from model.settings import StackSettings
+from model.topology import Topology
 from targets.resilience import DEADLINE_HEADER
 
 ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}]}

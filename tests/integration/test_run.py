@@ -16,8 +16,8 @@ import requests
 
 from harness.binaries import PROJECT_ROOT
 from harness.cli import main
-from harness.errors import ExitCode
 from harness.panels import PANELS
+from model.errors import ExitCode
 from tests.integration.conftest import RunningStack
 
 SHORT = """

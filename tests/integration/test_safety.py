@@ -29,10 +29,10 @@ import pytest
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
 from harness.processes import stop_group
-from harness.settings import BROKERS, PortSettings, StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
-from harness.topology import Topology
+from model.settings import BROKERS, PortSettings, StackSettings
+from model.topology import Topology
 from tests.integration.conftest import RunningStack
 
 PORTS = PortSettings(base=26000, toxiproxy_api=26474)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from harness.cli import main
-from harness.errors import ExitCode
+from model.errors import ExitCode
 
 SHOOTOUT = """
 name: mini-shootout

@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 from harness.cli import main
-from harness.errors import ExitCode
 from harness.scenario import SCENARIO_DIR
+from model.errors import ExitCode
 
 PORT = 32200
 SCALE = 0.33

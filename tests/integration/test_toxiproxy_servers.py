@@ -22,10 +22,10 @@ import requests
 
 from harness.binaries import find_binary
 from harness.chaos import Chaos, FaultSpec
-from harness.errors import ToxiproxyUnavailable
 from harness.processes import stop_group
-from harness.settings import PortSettings, StackSettings
-from harness.topology import Topology
+from model.errors import ToxiproxyUnavailable
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 
 ROUNDS = 15
 DEADLINE_S = 120.0

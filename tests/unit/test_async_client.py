@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from harness.settings import RetrySettings
+from model.settings import RetrySettings
 from targets.async_client import AsyncDependencyClient
 from targets.metrics import DownstreamCallMetrics
 from targets.resilience import CallFailed

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from harness.analysis import Row, RunInputs, analyse
 from harness.cli import load_settings, main
-from harness.errors import ConfigError, ExitCode
 from harness.files import MAX_FILE_BYTES
 from harness.records import RequestRecord
 from harness.scenario import load_scenario
+from model.errors import ConfigError, ExitCode
 
 VALID: dict[str, Any] = {
     "name": "fuzzed",

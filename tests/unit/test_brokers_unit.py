@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
 from harness.java_brokers import elasticmq_config, kafka_properties
 from harness.scenario import load_scenario
-from harness.settings import BROKERS, Broker, StackSettings
 from harness.shootout import broker_row, shootout_summary, write_shootout
-from harness.topology import Topology
+from model.errors import ConfigError
+from model.settings import BROKERS, Broker, StackSettings
+from model.topology import Topology
 from targets.brokers import Message
 from targets.brokers_kafka import _Partition
 from targets.brokers_sqs import _body, _message, queue_name
@@ -180,8 +180,8 @@ def test_a_pubsub_message_handed_back_is_lost_and_counted_once() -> None:
 
 
 def test_a_failed_kafka_format_is_cleared_and_tried_once_more(tmp_path: Path) -> None:
-    from harness.errors import StartFailed
     from harness.java_brokers import _format_kafka
+    from model.errors import StartFailed
 
     data, props, tries = tmp_path / "data", tmp_path / "server.properties", tmp_path / "tries"
     data.mkdir()

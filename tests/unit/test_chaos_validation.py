@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 
 from harness.chaos import TOXIC_TYPES, FaultSpec, parse_attributes
-from harness.errors import ConfigError
-from harness.settings import StackSettings
-from harness.topology import Topology
+from model.errors import ConfigError
+from model.settings import StackSettings
+from model.topology import Topology
 
 TOPO = Topology.from_settings(StackSettings())
 

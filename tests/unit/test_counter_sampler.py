@@ -9,8 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from harness.counters import CounterSampler
-from harness.settings import PortSettings, StackSettings
-from harness.topology import Topology
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 
 
 class MetricsPage:

@@ -12,7 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from harness.settings import DependencySettings
+from model.settings import DependencySettings
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
 from targets.metrics import DownstreamServerMetrics
 

@@ -15,9 +15,9 @@ from harness.binaries import PROJECT_ROOT
 from harness.generate import generated_files
 from harness.panels import DASHBOARDS, PANELS, RECORDING_RULES
 from harness.prometheus import write_prometheus_config
-from harness.settings import BROKERS, StackSettings
 from harness.state import StateDir
-from harness.topology import Topology
+from model.settings import BROKERS, StackSettings
+from model.topology import Topology
 
 TOPOLOGY = Topology.from_settings(StackSettings())
 

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 
 from harness.cli import main
-from harness.errors import ExitCode
 from harness.judge import recorded_run, summarise, write_run_scenario
 from harness.records import RequestRecord, RunLedger
 from harness.scenario import Scenario
 from harness.timeline import FaultRecord
+from model.errors import ExitCode
 
 T0 = 1_700_000_000.0
 SCENARIO = Scenario.model_validate(

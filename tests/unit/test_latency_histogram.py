@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.latency_histogram import LatencyHistogram
-from targets.metrics import LATENCY_BUCKETS
+from model.buckets import LATENCY_BUCKETS
 
 NAME = "locust_request_duration_seconds"
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from harness.analysis import Row
-from harness.errors import ConfigError
 from harness.records import (
     AttemptTimeline,
     IncompleteCounters,
@@ -19,6 +18,7 @@ from harness.records import (
     read_ledger,
     read_requests,
 )
+from model.errors import ConfigError
 
 T0 = 1_700_000_000.0
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 
-from harness.settings import BreakerSettings, RetrySettings
+from model.settings import BreakerSettings, RetrySettings
 from targets.resilience import BreakerState, CircuitBreaker, backoff_delay, retryable
 
 

@@ -16,8 +16,8 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from harness.cli import load_settings
-from harness.errors import ConfigError
-from harness.settings import (
+from model.errors import ConfigError
+from model.settings import (
     RETRY_POLICIES,
     AdaptiveThrottleSettings,
     BreakerSettings,

@@ -11,9 +11,9 @@ from rich.console import Console
 
 from harness.binaries import PROJECT_ROOT
 from harness.cli import main
-from harness.errors import ConfigError, ExitCode
 from harness.run import RunOptions, new_run_dir, run_scenario
 from harness.stack import Stack
+from model.errors import ConfigError, ExitCode
 
 EARLIER = (
     '{"lane": "sync", "kind": "checkout", "intended_start": 1.0, "start": 1.0, "end": 2.0, '

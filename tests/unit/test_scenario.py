@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import ConfigError
 from harness.expectations import parse_expectation
 from harness.run import scaled
 from harness.scenario import load_scenario, shipped_scenarios
-from harness.settings import RETRY_POLICIES
+from model.errors import ConfigError
+from model.settings import RETRY_POLICIES
 
 MINIMAL = """
 name: tiny

@@ -14,10 +14,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from rich.console import Console
 
 from harness.cli import main
-from harness.errors import ConfigError, ExitCode
 from harness.run import RunResult
 from harness.scenario import Scenario, SweepSection, load_scenario
-from harness.settings import StackSettings
 from harness.stack import Stack
 from harness.state import StateDir
 from harness.sweep import TrialRunner, judge_sweep
@@ -28,7 +26,9 @@ from harness.sweep_outcomes import TrialOutcome, classify_lane, summarise_cell
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, as_written, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
-from harness.topology import Topology
+from model.errors import ConfigError, ExitCode
+from model.settings import StackSettings
+from model.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
 
 BASE: dict[str, Any] = yaml.safe_load("""

@@ -14,8 +14,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
-from harness.settings import DependencySettings, StackSettings
-from harness.topology import Topology
+from model.settings import DependencySettings, StackSettings
+from model.topology import Topology
 from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
 from targets.sync_lane import build_sync_app
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from harness.settings import DependencySettings
+from model.settings import DependencySettings
 from targets.downstream import DownstreamService, SideEffectLedger
 from targets.metrics import DownstreamServerMetrics
 from targets.sync_lane import SyncOrders

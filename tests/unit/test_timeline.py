@@ -8,10 +8,10 @@ import pytest
 
 from harness.analysis import Row, RunInputs, analyse
 from harness.chaos import FaultSpec
-from harness.errors import ConfigError, ToxiproxyUnavailable
 from harness.judge import fault_windows as _faults
 from harness.scenario import ChaosStep, Scenario
 from harness.timeline import ChaosTimeline, read_chaos_record
+from model.errors import ConfigError, ToxiproxyUnavailable
 
 
 class FakeChaos:

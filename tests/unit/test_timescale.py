@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
-from harness.errors import ConfigError
 from harness.expectations import parse_expectation, time_scaled_expectation
 from harness.scenario import Scenario, load_scenario, shipped_scenarios
 from harness.timescale import time_scaled
+from model.errors import ConfigError
 
 MADE_UP: dict[str, Any] = yaml.safe_load("""
 name: made-up

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.errors import ConfigError
-from harness.settings import PortSettings, StackSettings
-from harness.topology import BROKER, EPHEMERAL_PORTS, LANES, Topology
+from model.errors import ConfigError
+from model.settings import PortSettings, StackSettings
+from model.topology import BROKER, EPHEMERAL_PORTS, LANES, Topology
 
 
 def test_one_proxy_per_lane_per_dependency_broker_only_on_async() -> None:

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 
 from harness.chaos import Chaos, FaultSpec
-from harness.errors import ExitCode, ToxiproxyUnavailable
 from harness.leases import FaultLease, sweep_leftovers
 from harness.processes import process_record
-from harness.settings import PortSettings, StackSettings
 from harness.state import StateDir
 from harness.supervisor import FaultCollector
-from harness.topology import Topology
+from model.errors import ExitCode, ToxiproxyUnavailable
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 
 CALL_TIMEOUT_S = 0.5
 # Far above CALL_TIMEOUT_S (a contended machine), far below "hangs".

@@ -10,9 +10,9 @@ import pytest
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.cli import main
-from harness.errors import ConfigError, ExitCode
 from harness.expectations import parse_expectation
 from harness.scenario import Scenario, load_scenario
+from model.errors import ConfigError, ExitCode
 
 BASE: dict[str, Any] = {
     "name": "made-up",

@@ -21,7 +21,7 @@ Port layout, from ``ports.base`` (default 21000)::
 Any of them can be moved with ``ports.overrides[<name>]``; every port must lie outside the
 Linux ephemeral range 32768-60999 so that an outgoing connection can never take it first.
 
->>> from harness.settings import StackSettings
+>>> from model.settings import StackSettings
 >>> topo = Topology.from_settings(StackSettings())
 >>> topo.proxy("sync", "email").listen
 '127.0.0.1:21103'
@@ -32,8 +32,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from harness.errors import ConfigError
-from harness.settings import StackSettings
+from model.errors import ConfigError
+from model.settings import StackSettings
 
 __all__ = [
     "BROKER",
