@@ -98,7 +98,7 @@ class FaultSpec:
 
     def validate(self, topology: Topology) -> FaultSpec:
         """Refuse anything Toxiproxy or a service would refuse (or silently misread)."""
-        for lane in self.lanes:
+        for lane in topology.lanes_with(self.dependency, self.lanes):
             if lane not in LANES:
                 raise ConfigError(f"unknown lane {lane!r}; lanes are sync, async, both")
             topology.proxy(lane, self.dependency)  # raises ConfigError naming the dependency
@@ -125,6 +125,12 @@ class FaultSpec:
         if self.is_http:
             if self.dependency == BROKER:
                 raise ConfigError(f"{self.type} is an HTTP fault; the broker hop speaks AMQP")
+            if not topology.http_fault_targets:
+                raise ConfigError(
+                    f"{self.type} is an HTTP fault, served by the built-in checkout's downstream "
+                    f"services; {self.dependency} is a TCP hop: give it a toxic (latency, timeout, "
+                    "reset_peer, ...) or cut it (down)"
+                )
             if self.attributes.get("rate", 0) > 1:
                 raise ConfigError(f"{self.type}: rate is a fraction from 0 to 1")
             if self.type == "http_error":
@@ -210,7 +216,7 @@ class Chaos:
     def add(self, spec: FaultSpec) -> list[ActiveFault]:
         spec.validate(self.topology)
         applied: list[ActiveFault] = []
-        for lane in spec.lanes:
+        for lane in self.topology.lanes_with(spec.dependency, spec.lanes):
             if spec.is_http:
                 self._add_http(lane, spec)
             else:
@@ -256,12 +262,11 @@ class Chaos:
     def reset(self) -> None:
         """Every proxy enabled, every toxic and HTTP fault gone."""
         self.toxiproxy.reset()
-        for lane in LANES:
-            for dep in self.topology.settings.chain:
-                self._put_http(lane, dep, {})
+        for lane, dep in self.topology.http_fault_targets:
+            self._put_http(lane, dep, {})
 
     def set_enabled(self, dependency: str, lanes: tuple[str, ...], *, enabled: bool) -> None:
-        for lane in lanes:
+        for lane in self.topology.lanes_with(dependency, lanes):
             self.toxiproxy.set_enabled(self._proxy(lane, dependency), enabled=enabled)
 
     # -- looking -----------------------------------------------------------------------
@@ -296,9 +301,8 @@ class Chaos:
                         stream=toxic.get("stream", "downstream"),
                     )
                 )
-        for lane in LANES:
-            for dep in self.topology.settings.chain:
-                faults.extend(self._http_faults(lane, dep))
+        for lane, dep in self.topology.http_fault_targets:
+            faults.extend(self._http_faults(lane, dep))
         return faults
 
     # -- HTTP faults, on the downstream services themselves ----------------------------

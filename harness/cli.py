@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from harness import systems
 from harness.chaos import Chaos, FaultSpec, parse_attributes
 from harness.files import overlay, read_yaml, validation_problems
 from harness.leases import Leftover, sweep_leftovers
@@ -28,6 +29,7 @@ from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
 from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
 from model.settings import BROKERS, StackSettings
+from model.system import SystemSpec
 from model.topology import LANES, Topology
 
 __all__ = ["app", "main", "parse_duration"]
@@ -110,6 +112,8 @@ def load_settings(
     toxiproxy_port: int | None,
     time_scale: float | None,
     base: StackSettings | None = None,
+    system: str | None = None,
+    allow_hosts: tuple[str, ...] = (),
 ) -> StackSettings:
     """The stack settings: ``base`` (a scenario's), then a YAML file, then flags, each
     overriding the one before; errors name the file and the field."""
@@ -130,6 +134,11 @@ def load_settings(
         data["ports"] = ports
     if time_scale is not None:
         data["time_scale"] = time_scale
+    if system is not None:
+        spec = systems.for_settings(system)
+        data["system"] = spec.model_dump(mode="json") if spec is not None else None
+    if data.get("system") is not None:
+        systems.check_hosts(SystemSpec.model_validate(data["system"]), allow_hosts)
     try:
         return StackSettings.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -168,11 +177,20 @@ def up(
         float | None, typer.Option(help="Multiply every latency and timeout (tests use < 1).")
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for health.")] = 90.0,
+    system: Annotated[
+        str | None,
+        typer.Option(
+            help="The system under test: a file under systems/ by name, or a path (default: checkout)."
+        ),
+    ] = None,
+    allow_host: Annotated[
+        list[str] | None, typer.Option("--allow-host", help="A host off loopback the system may name.")
+    ] = None,
 ) -> None:
     """Start every process under one supervisor, wait until healthy, print the endpoints."""
     if broker is not None and broker not in BROKERS:
         raise ConfigError(f"--broker {broker!r}: expected one of {', '.join(BROKERS)}")
-    scenario_settings = load_scenario(scenario)[0].stack if scenario is not None else None
+    scenario_settings = load_scenario(scenario, system=system)[0].stack if scenario is not None else None
     settings = load_settings(
         config,
         broker=broker,
@@ -180,16 +198,21 @@ def up(
         toxiproxy_port=toxiproxy_port,
         time_scale=time_scale,
         base=scenario_settings,
+        system=system,
+        allow_hosts=tuple(allow_host or ()),
     )
     stack = _stack()
     started = time.monotonic()
     with err.status("starting the stack..."):
         topology = stack.up(settings, timeout_s=timeout)
     out.print(f"[green]healthy[/] in {time.monotonic() - started:.1f}s (state in {stack.state.root})")
-    for lane in LANES:
-        out.print(f"  {lane:<6} orders  {topology.order_service(lane).url}/orders")
+    if topology.system is not None:
+        out.print(f"  system         {topology.system.name}")
+    for lane in topology.lanes:
+        out.print(f"  {lane:<6} orders  {topology.lane_url(lane)}")
     out.print(f"  toxiproxy      {topology.toxiproxy.url}")
-    out.print(f"  broker         {topology.settings.broker} at {topology.broker.address}")
+    if topology.has_broker:
+        out.print(f"  broker         {topology.settings.broker} at {topology.broker.address}")
 
 
 @app.command()
@@ -401,6 +424,10 @@ def run(
     allow_host: Annotated[
         list[str] | None, typer.Option("--allow-host", help="A host off loopback that --target may name.")
     ] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(help="The system under test, over the scenario's: a name under systems/ or a path."),
+    ] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.run import RunOptions, run_scenario
@@ -434,6 +461,7 @@ def run(
         time_scale=time_scale,
         targets=targets or None,
         allow_hosts=tuple(allow_host or ()),
+        system=system,
     )
     result = run_scenario(options, _stack(), err)
     summary = result.summary

@@ -50,8 +50,8 @@ _FIELDS = ("lane", "kind", "intended_start", "start", "end", "status", "ok", "or
 
 def ok_of(kind: str, status: int) -> bool:
     """Whether a record of this kind with this status is a success."""
-    if kind == "checkout":
-        return status in (200, 202)
+    if kind == "checkout":  # any 2xx: 200 (sync), 202 (async), 201 (a system's "created")
+        return 200 <= status <= 299
     return kind == "fulfillment" and status == 200
 
 

@@ -186,7 +186,7 @@ class _Journey:
         """True: answered 2xx; False: dropped, refused, or its last attempt timed out; None:
         still waiting when the records end."""
         checkouts = [r for r in self.rows if r.kind == "checkout"]
-        if any(r.code in (200, 202) for r in checkouts):
+        if any(200 <= r.code <= 299 for r in checkouts):
             return True
         if any(r.kind == "dropped" for r in self.rows):
             return False

@@ -43,6 +43,7 @@ from harness.prometheus import PrometheusClient
 from harness.records import IncompleteCounters, RequestRecord, RunLedger
 from harness.scenario import Scenario, load_scenario
 from harness.stack import Stack
+from harness.systems import check_hosts
 from harness.timescale import time_scaled
 from model.errors import ConfigError, DoorbusterError, EnvironmentProblem
 from model.settings import PortSettings
@@ -76,6 +77,8 @@ class RunOptions:
     # lane -> base URL, instead of the stack's order services; off loopback only if allowed
     targets: dict[str, str] | None = None
     allow_hosts: tuple[str, ...] = ()
+    # The system under test (--system), over the scenario's own.
+    system: str | None = None
 
 
 def check_targets(targets: dict[str, str], allow_hosts: tuple[str, ...]) -> None:
@@ -255,7 +258,9 @@ def new_run_dir(out: Path | None, scenario_name: str) -> Path:
 def run_scenario(options: RunOptions, stack: Stack, console: Console) -> RunResult:
     if options.targets:
         check_targets(options.targets, options.allow_hosts)
-    base, _ = load_scenario(options.scenario)
+    base, _ = load_scenario(options.scenario, system=options.system)
+    if base.stack.system is not None:
+        check_hosts(base.stack.system, options.allow_hosts)
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
     if options.time_scale is not None:
         scenario = time_scaled(scenario, options.time_scale)
@@ -374,7 +379,11 @@ def _run_one(
     drain_cut_short = False
     try:
         with console.status("waiting for the async backlog to drain (Ctrl-C to stop waiting)..."):
-            drained_at = _wait_drained(topology, scenario.drain_timeout, since=started, tick=counters.tick)
+            drained_at = (
+                _wait_drained(topology, scenario.drain_timeout, since=started, tick=counters.tick)
+                if scenario.stack.keeps_ledger
+                else None
+            )
     except KeyboardInterrupt:
         drained_at, drain_cut_short, interrupted = None, True, True
         console.print("stopped waiting for the drain: orders not finished yet are reported in flight")
@@ -516,8 +525,10 @@ def collect(
     from harness.report import write_report
 
     run = recorded_run(run_dir, scenario)
-    statuses, side_effects, drains = _ledgers(
-        topology, scenario, list(run.rows), run.faults, run.t0, since=started
+    statuses, side_effects, drains = (
+        _ledgers(topology, scenario, list(run.rows), run.faults, run.t0, since=started)
+        if scenario.stack.keeps_ledger
+        else ({}, {}, {})
     )
     gaps = None
     if counters is not None:

@@ -29,6 +29,7 @@ from typing import Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness import systems
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import HTTP_FAULTS, TOXIC_TYPES, FaultSpec
 from harness.expectations import Expectation, parse_expectation
@@ -266,6 +267,10 @@ class SweepSection(_Model):
         return self
 
 
+# Expectations only an order ledger decides: lost orders, duplicated side effects, drains.
+_LEDGER_KINDS = ("no_loss", "no_duplicates", "drains")
+
+
 class Scenario(_Model):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     description: str = ""
@@ -318,11 +323,17 @@ class Scenario(_Model):
                 except ConfigError as exc:
                     raise ValueError(f"chaos.{i} ({step.name}): {exc}") from None
             else:
-                for lane in step.lane_tuple:
+                for lane in topology.lanes_with(step.dependency, step.lane_tuple):
                     try:
                         topology.proxy(lane, step.dependency)
                     except ConfigError as exc:
                         raise ValueError(f"chaos.{i} ({step.name}): {exc}") from None
+        missing = [lane for lane in self.load.lanes if lane not in topology.lanes]
+        if missing:
+            raise ValueError(
+                f"load.lanes: the system has no {' or '.join(missing)} lane; "
+                f"its lanes: {list(topology.lanes)}"
+            )
         windows = set(names) | {stage.name for stage in self.load.stages} | {"baseline"}
         for i, expectation in enumerate(self.expectations):
             if expectation.window is not None and expectation.window not in windows:
@@ -335,6 +346,12 @@ class Scenario(_Model):
                 raise ValueError(
                     f"expectations.{i} ({expectation.text!r}) is timed after {expectation.window!r}, "
                     f"which is not a chaos step; chaos steps: {names or 'none'}"
+                )
+            if expectation.kind in _LEDGER_KINDS and not self.stack.keeps_ledger:
+                name = self.stack.system.name if self.stack.system else "checkout"
+                raise ValueError(
+                    f"expectations.{i} ({expectation.text!r}) needs an order ledger, and system "
+                    f"{name} keeps none (ledger: false); expect latency, errors or recovery instead"
                 )
             if expectation.lane is not None and expectation.lane not in self.load.lanes:
                 raise ValueError(f"expectations.{i} is about lane {expectation.lane!r}, which gets no load")
@@ -394,8 +411,12 @@ def shipped_scenarios() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
-def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None) -> tuple[Scenario, Path]:
-    """A shipped scenario by name, or a YAML file by path; validated, or ConfigError."""
+def load_scenario(
+    name_or_path: str, *, overrides: dict[str, Any] | None = None, system: str | None = None
+) -> tuple[Scenario, Path]:
+    """A shipped scenario by name, or a YAML file by path; validated, or ConfigError.
+
+    Its system is ``system`` (``--system``), else the file's ``system:``, else the checkout."""
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
         path = SCENARIO_DIR / f"{name_or_path}.yaml"
@@ -409,10 +430,35 @@ def load_scenario(name_or_path: str, *, overrides: dict[str, Any] | None = None)
         raise ConfigError(f"{path}: expected a mapping with name, load, chaos and expectations")
     for key, value in (overrides or {}).items():
         _set_path(data, key, value)
+    _put_system(data, path, system)
     try:
         return Scenario.model_validate(data), path
     except pydantic.ValidationError as exc:
         raise ConfigError(f"{path}: {validation_problems(exc)}") from None
+
+
+def _put_system(data: dict[str, Any], path: Path, system: str | None) -> None:
+    """The named system file, read into ``stack.system``; its lanes are the load's by default."""
+    named = data.pop("system", None)
+    if system is None and named is None:
+        return
+    if system is None:
+        if not isinstance(named, str):
+            raise ConfigError(f"{path}: system: expected the name of a system or a path to its file")
+        beside = path.parent / named
+        system = (
+            str(beside) if Path(named).suffix and not Path(named).is_absolute() and beside.exists() else named
+        )
+    spec = systems.for_settings(system)
+    if spec is None:
+        return
+    stack = data.setdefault("stack", {})
+    if not isinstance(stack, dict):
+        raise ConfigError(f"{path}: stack: expected a mapping of settings")
+    stack["system"] = spec.model_dump(mode="json")
+    load = data.get("load")
+    if isinstance(load, dict) and "lanes" not in load:
+        load["lanes"] = [lane for lane in LANES if lane in spec.lanes]
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

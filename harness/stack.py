@@ -20,7 +20,7 @@ from harness.processes import kill_group, pid_alive, still_ours, stop_group
 from harness.state import StateDir
 from model.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
 from model.settings import StackSettings
-from model.topology import LANES, ProcessSpec, Topology
+from model.topology import ProcessSpec, Topology
 
 __all__ = ["ProcessHealth", "Stack", "StackStatus"]
 
@@ -52,8 +52,14 @@ class StackStatus:
         return {
             "running": self.running,
             "healthy": self.healthy,
-            "broker": {"name": topo.settings.broker, "address": topo.broker.address},
-            "lanes": {lane: {"url": topo.order_service(lane).url} for lane in LANES},
+            "system": topo.system.name if topo.system is not None else "checkout",
+            "broker": (
+                {"name": topo.settings.broker, "address": topo.broker.address} if topo.has_broker else None
+            ),
+            "lanes": {
+                lane: {"url": topo.order_service(lane).url, "request": topo.lane_url(lane)}
+                for lane in topo.lanes
+            },
             "prometheus": {"url": topo.prometheus.url},
             "toxiproxy": {
                 "url": topo.toxiproxy.url,
@@ -147,9 +153,10 @@ class Stack:
             self.wait_healthy(running, timeout_s=timeout_s)
             return running
         self._kill_leftovers()
-        for name in ("toxiproxy-server", "prometheus", *_BROKER_BINARIES[settings.broker]):
+        brokers = _BROKER_BINARIES[settings.broker] if topology.has_broker else ()
+        for name in ("toxiproxy-server", "prometheus", *brokers):
             find_binary(name)
-        if settings.broker in ("kafka", "sqs"):
+        if topology.has_broker and settings.broker in ("kafka", "sqs"):
             find_jars("kafka" if settings.broker == "kafka" else "elasticmq")
         busy = _busy_port(topology)
         if busy is not None:

@@ -29,13 +29,15 @@ from typing import IO
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from harness.binaries import find_binary
+from harness.binaries import PROJECT_ROOT, find_binary
 from harness.chaos import Chaos
 from harness.java_brokers import elasticmq_command, kafka_command
 from harness.processes import kill_group, process_record
 from harness.prometheus import write_prometheus_config
+from harness.stack import probe
 from harness.state import StateDir
 from model.errors import DoorbusterError
+from model.system import expand
 from model.topology import ProcessSpec, Topology
 
 __all__ = ["Supervisor", "command_for"]
@@ -44,6 +46,9 @@ log = logging.getLogger("doorbuster.supervisor")
 
 _RESTART_LIMIT = 10  # restarts within _RESTART_WINDOW_S before a child is given up on
 _RESTART_WINDOW_S = 60.0
+# A system's service starts once the services listed before it answer; this long at most.
+_READY_BEFORE_START_S = 120.0
+_SETUP_TIMEOUT_S = 300.0
 
 
 def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple[list[str], dict[str, str]]:
@@ -83,6 +88,10 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
     elif spec.kind == "broker":
         cmd = [str(find_binary("rabbitmq-server"))]
         env = rabbitmq_environment(topology, state)
+    elif spec.kind == "service" and spec.service is not None and spec.service.command is not None:
+        values = service_values(topology, state)
+        cmd = [expand(arg, values) for arg in spec.service.command]
+        env = {key: expand(value, values) for key, value in spec.service.env.items()}
     else:
         cmd = [
             sys.executable, "-m", "targets", spec.kind,
@@ -93,6 +102,16 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
         if spec.dependency:
             cmd += ["--dependency", spec.dependency]
     return cmd, env
+
+
+def service_values(topology: Topology, state: StateDir) -> dict[str, str]:
+    """What a system's placeholders stand for on this stack."""
+    return {
+        **topology.address_values(),
+        "root": str(PROJECT_ROOT),
+        "state": str(state.root),
+        "python": sys.executable,
+    }
 
 
 def rabbitmq_environment(topology: Topology, state: StateDir) -> dict[str, str]:
@@ -164,6 +183,8 @@ class Supervisor:
     def start(self, spec: ProcessSpec) -> Child:
         cmd, extra_env = command_for(spec, self.topology, self.state)
         log_file = open(self.state.log_path(spec.name), "ab")  # noqa: SIM115 - the child owns it
+        if spec.kind == "service":
+            self._prepare_service(spec, log_file, {**os.environ, **extra_env})
         log_file.write(f"\n--- {time.strftime('%F %T')} starting: {' '.join(cmd)}\n".encode())
         log_file.flush()
         popen = subprocess.Popen(
@@ -182,6 +203,39 @@ class Supervisor:
         self.children[spec.name] = child
         log.info("started %s (pid %d)", spec.name, popen.pid)
         return child
+
+    def _prepare_service(self, spec: ProcessSpec, log_file: IO[bytes], env: dict[str, str]) -> None:
+        """Wait until the services listed before this one answer, then run its setup commands
+        (argument lists, never a shell); a failed step is logged and the start goes on, so the
+        service's own log says what it lacks and the supervisor's restarts retry the step."""
+        earlier: list[ProcessSpec] = []
+        for other in self.topology.processes:
+            if other.name == spec.name:
+                break
+            if other.kind in ("service", "external"):
+                earlier.append(other)
+        deadline = time.monotonic() + _READY_BEFORE_START_S
+        while not self._stopping and not all(probe(other) for other in earlier):
+            if time.monotonic() > deadline:
+                log.warning("%s: starting although %s do not answer", spec.name, [p.name for p in earlier])
+                break
+            time.sleep(0.2)
+        values = service_values(self.topology, self.state)
+        for step in spec.service.setup if spec.service is not None else ():
+            cmd = [expand(arg, values) for arg in step]
+            log_file.write(f"\n--- {time.strftime('%F %T')} setup: {' '.join(cmd)}\n".encode())
+            log_file.flush()
+            try:
+                done = subprocess.run(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    env=env, cwd=self.state.root, timeout=_SETUP_TIMEOUT_S, check=False,
+                )  # fmt: skip
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                log.error("%s: setup step %s failed: %s", spec.name, cmd[0], exc)
+                return
+            if done.returncode != 0:
+                log.error("%s: setup step %s exited with %d", spec.name, cmd[0], done.returncode)
+                return
 
     def write_state(self) -> None:
         self.state.write_supervisor(
@@ -224,7 +278,8 @@ class Supervisor:
             endpoint = self.topology.endpoint("supervisor")
             start_http_server(endpoint.port, addr=endpoint.host, registry=registry)
             for spec in specs[1:]:
-                self.start(spec)
+                if spec.kind != "external":  # a service the user runs; only watched
+                    self.start(spec)
             self.write_state()
             while not self._stopping:
                 self._reap()

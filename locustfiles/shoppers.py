@@ -33,6 +33,7 @@ import os
 import random
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -64,10 +65,12 @@ from harness.records import RequestRecord  # noqa: E402
 from harness.scenario import Scenario, load_scenario  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
+from harness.systems import default_system  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402
 from model.buckets import LATENCY_BUCKETS  # noqa: E402
 from model.errors import DoorbusterError  # noqa: E402
-from model.topology import LANES, Topology, is_loopback  # noqa: E402
+from model.system import FollowSpec, LaneSpec, expand  # noqa: E402
+from model.topology import Topology, is_loopback  # noqa: E402
 from targets.resilience import DEADLINE_HEADER  # noqa: E402
 
 __all__ = [
@@ -87,7 +90,8 @@ def _targets(topology: Topology | None) -> dict[str, tuple[str, int]]:
         if topology is None:
             raise SystemExit("doorbuster: no stack is running; start it with: doorbuster up")
         return {
-            lane: (topology.order_service(lane).host, topology.order_service(lane).port) for lane in LANES
+            lane: (topology.order_service(lane).host, topology.order_service(lane).port)
+            for lane in topology.lanes
         }
     allowed = {h.strip() for h in os.environ.get("DOORBUSTER_ALLOW_HOSTS", "").split(",") if h.strip()}
     try:
@@ -164,6 +168,25 @@ def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path
 SCENARIO, TOPOLOGY, TARGETS, RUN_DIR, WORKERS = _load()
 START_AT = _start_at()
 LOAD = SCENARIO.load
+
+
+def _requests() -> dict[str, tuple[LaneSpec, str]]:
+    """Each lane's request (the system file's) and the path it goes to on its target."""
+    try:
+        system = SCENARIO.stack.system or default_system()
+    except DoorbusterError as exc:
+        raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
+    found: dict[str, tuple[LaneSpec, str]] = {}
+    for lane in LOAD.lanes:
+        spec = system.lanes.get(lane)  # type: ignore[call-overload]
+        if spec is None:
+            raise SystemExit(f"doorbuster: system {system.name} has no {lane} lane")
+        url = urlsplit(expand(spec.url, TOPOLOGY.address_values() if TOPOLOGY else {"host": "127.0.0.1"}))
+        found[lane] = (spec, (url.path or "/") + (f"?{url.query}" if url.query else ""))
+    return found
+
+
+REQUESTS = _requests()
 SKUS = ("tv-55", "console", "headphones", "laptop", "blender", "sneakers", "drone", "camera")
 # Returning shoppers: a customer may order again while their first order is still queued, so
 # whether a broker keeps one customer's orders in order is measurable (worker out-of-order).
@@ -305,9 +328,17 @@ def _client(lane: str, concurrency: int) -> HTTPClient:
     )
 
 
-def _body() -> bytes:
-    items = [{"sku": random.choice(SKUS), "qty": random.randint(1, 3)}]
-    return json.dumps({"customer_id": f"shopper-{random.randrange(CUSTOMERS)}", "items": items}).encode()
+def _body(spec: LaneSpec) -> bytes | None:
+    """The lane's body template, with this request's draw of shopper, item and quantity."""
+    if spec.body is None:
+        return None
+    values = {
+        "request_id": uuid.uuid4().hex,
+        "customer": f"shopper-{random.randrange(CUSTOMERS)}",
+        "sku": random.choice(SKUS),
+        "qty": str(random.randint(1, 3)),
+    }
+    return expand(spec.body, values).encode()
 
 
 def journey(env: Environment, client: HTTPClient, lane: str, intended: float) -> None:
@@ -322,12 +353,13 @@ def _counted_journey(env: Environment, client: HTTPClient, lane: str, intended: 
         for attempt in range(LOAD.impatient.retries + 1):
             name = f"{lane} checkout" if attempt == 0 else f"{lane} checkout retry"
             sent = time.time()
-            code, location, order_id, error, length = _post(client, intended)
+            code, location, order_id, error, length = _send(client, lane, intended)
             ended = LOG.record(intended, lane, "checkout", code, attempt, order_id, start=sent)
             _fire(env, name, intended, ended, code, length, error)
-            if code in (200, 202):
-                if lane == "async" and location:
-                    _follow(env, client, lane, intended, location, order_id)
+            spec = REQUESTS[lane][0]
+            if 200 <= code <= 299:
+                if spec.follow is not None and location:
+                    _follow(env, client, lane, intended, location, order_id, spec.follow)
                 return
             if code != 0:  # an answer, even an error, is not what makes a shopper retry
                 return
@@ -335,37 +367,63 @@ def _counted_journey(env: Environment, client: HTTPClient, lane: str, intended: 
         LOG.in_flight[lane] -= 1
 
 
-def _post(client: HTTPClient, intended: float) -> tuple[int, str, str, str | None, int]:
+def _send(client: HTTPClient, lane: str, intended: float) -> tuple[int, str, str, str | None, int]:
+    """The lane's request: (status, where to follow it, its id, error, answer length)."""
+    spec, path = REQUESTS[lane]
     # The intended start travels with the request, so a server can measure the latency a
     # shopper really saw, coordinated omission included; and so does how long the shopper waits
     # for this answer, for a lane that propagates deadlines (sync.retry.policy: deadline).
     headers = {
-        "Content-Type": "application/json",
+        **spec.headers,
         "X-Intended-Start": f"{intended:.6f}",
         DEADLINE_HEADER: str(math.floor(LOAD.impatient.timeout * 1000)),
     }
+    body = _body(spec)
     try:
-        response = client.post("/orders", body=_body(), headers=headers)
+        response = client.request(spec.method, path, body=body, headers=headers)
         data = response.read()
     except (OSError, gevent.Timeout) as exc:  # geventhttpclient raises socket timeouts as OSError
         return 0, "", "", f"no answer: {type(exc).__name__}", 0
     code = response.status_code
-    order_id, location = "", ""
-    if code in (502, 504):  # a failed sync order still has an id: its side effects are counted
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            order_id = str(json.loads(data)["order_id"])
-    if code in (200, 202):
-        try:
-            order_id = str(json.loads(data)["order_id"])
-        except (ValueError, KeyError):
-            return code, "", "", "answer without order_id", len(data)
-        location = str(response.get("location") or "")
-        return code, location, order_id, None, len(data)
-    return code, "", order_id, f"HTTP {code}", len(data)
+    answer_id = _answer_id(spec, data)
+    if not 200 <= code <= 299:
+        # A failed order may still have an id (a sync 502): its side effects are counted.
+        return code, "", answer_id or "", f"HTTP {code}", len(data)
+    if spec.id_field is not None and answer_id is None:
+        return code, "", "", f"answer without {spec.id_field}", len(data)
+    return code, _location(spec, response, data), answer_id or uuid.uuid4().hex, None, len(data)
+
+
+def _answer_id(spec: LaneSpec, data: bytes) -> str | None:
+    if spec.id_field is None:
+        return None
+    try:
+        value = json.loads(data)[spec.id_field]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return str(value)
+
+
+def _location(spec: LaneSpec, response: Any, data: bytes) -> str:
+    """Where to follow an accepted request: a header or a JSON field of the answer."""
+    if spec.follow is None:
+        return ""
+    source, _, name = spec.follow.location.partition(":")
+    if source == "header":
+        return str(response.get(name.lower()) or "")
+    with contextlib.suppress(ValueError, KeyError, TypeError):
+        return str(json.loads(data)[name])
+    return ""
 
 
 def _follow(
-    env: Environment, client: HTTPClient, lane: str, intended: float, location: str, order_id: str
+    env: Environment,
+    client: HTTPClient,
+    lane: str,
+    intended: float,
+    location: str,
+    order_id: str,
+    rule: FollowSpec,
 ) -> None:
     delay = LOAD.poll.initial
     following = time.time()
@@ -375,14 +433,14 @@ def _follow(
         delay = min(delay * 2, LOAD.poll.max)
         try:
             response = client.get(location)
-            status = json.loads(response.read()).get("status")
-        except (OSError, ValueError, gevent.Timeout):
+            status = json.loads(response.read()).get(rule.status_field)
+        except (OSError, ValueError, AttributeError, gevent.Timeout):
             continue
-        if status == "fulfilled":
+        if status in rule.done:
             ended = LOG.record(intended, lane, "fulfillment", 200, 0, order_id, start=following)
             _fire(env, f"{lane} fulfillment", intended, ended, 200)
             return
-        if status == "failed":
+        if status in rule.failed:
             ended = LOG.record(intended, lane, "fulfillment", 500, 0, order_id, start=following)
             _fire(env, f"{lane} fulfillment", intended, ended, 500, error="order failed")
             return

@@ -15,6 +15,8 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from model.system import SystemSpec
+
 __all__ = [
     "BROKERS",
     "RETRY_POLICIES",
@@ -220,8 +222,20 @@ class StackSettings(_Frozen):
     sync: SyncLaneSettings = SyncLaneSettings()
     async_: AsyncLaneSettings = Field(default=AsyncLaneSettings(), alias="async")
     ports: PortSettings = PortSettings()
+    # The system under test; None is the built-in checkout (systems/checkout.yaml).
+    system: SystemSpec | None = None
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    @property
+    def builtin(self) -> bool:
+        """Is the system the built-in paired checkout (its targets, broker and chain)?"""
+        return self.system is None or self.system.builtin is not None
+
+    @property
+    def keeps_ledger(self) -> bool:
+        """Does the system keep an order ledger (lost orders, duplicates, drains)?"""
+        return self.system is None or self.system.ledger
 
     @model_validator(mode="after")
     def _critical_in_chain(self) -> StackSettings:
