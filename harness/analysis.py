@@ -542,9 +542,11 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
         if scenario.stack.keeps_ledger:
             entry["orders"] = reconcile(inputs, lane)
         lanes[lane] = entry
+    # Attempts are counted by the checkout's own services; a system of the user's has none.
     amplification = {
         lane: (round(attempts / orders, 3) if orders else None)
         for lane, (attempts, orders) in inputs.attempts.items()
+        if scenario.stack.builtin
     }
     # -- recovery (harness.recovery): after the last fault on each lane --
     metastability = {}
@@ -562,6 +564,8 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
                 "dipped": dip.dipped,
                 "dip_reason": dip.reason,
             }
+            if not scenario.stack.builtin:
+                continue  # the ladder's rung is the checkout's retry policy at its slow hop
             rungs.append(
                 rung(
                     scenario, inputs.rows, lane, last,

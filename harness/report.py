@@ -251,6 +251,9 @@ def _lane_table(summary: dict[str, Any]) -> str:
             if k != "name"
         )
         table.append(("broker", {n: f"{broker['name']}: {counts}" if n == "async" else "-" for n in lanes}))
+    # A row no lane has a figure for (fulfilment on a system without a queue, orders on one
+    # without a ledger) says nothing.
+    table = [(label, cells) for label, cells in table if any(cells[n] not in ("-", "") for n in lanes)]
     head = "<tr><th></th>" + "".join(f"<th>{html.escape(n)}</th>" for n in lanes) + "</tr>"
     body = "".join(
         f"<tr><th>{html.escape(label)}</th>"
@@ -359,7 +362,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #a04000; 
 <p class=status>{status}{" (interrupted)" if summary.get("interrupted") else ""}</p>
 <h2>What happened</h2><ul>{reading}</ul>
 <h2>Verdicts</h2>{verdict_table(summary.get("verdicts", []))}
-<h2>Both lanes</h2>{_lane_table(summary)}
+<h2>Lanes</h2>{_lane_table(summary)}
 <h2>Faults</h2><table><tr><th>name</th><th>dependency</th><th>lanes</th><th>type</th><th>attributes</th><th>window</th></tr>{chaos}</table>
 <h2>Over time</h2><p>Fault windows are shaded.</p>{missing}{figures}
 </body></html>

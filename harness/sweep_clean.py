@@ -4,8 +4,10 @@ Clean means: no fault applied and every proxy enabled; every process answering; 
 lane's pool idle (no thread busy, nothing queued); every downstream idle (nothing in work,
 work abandoned by its caller included, nothing queued); every worker holding no message and
 its queue empty; the outbox empty and no async order of the last trial unfinished; every
-circuit breaker closed.  The gauges are read from each process's own ``/metrics`` (not from
-Prometheus, whose scrape lags), so a "clean" reading is of this moment.
+circuit breaker closed.  A system of the user's is clean when no fault is applied and every
+process answers: doorbuster knows none of its gauges.  The gauges are read from each
+process's own ``/metrics`` (not from Prometheus, whose scrape lags), so a "clean" reading is
+of this moment.
 """
 
 from __future__ import annotations
@@ -80,6 +82,8 @@ def stack_dirt(
             reasons += busy_gauges(spec.name, fetch(f"{spec.endpoint.url}/metrics").text)
         except (requests.RequestException, ValueError) as exc:
             reasons.append(f"{spec.name}: could not read its metrics ({exc})")
+    if not topology.settings.keeps_ledger:
+        return reasons  # a system of the user's: no ledger of unfinished orders to wait on
     try:
         ledger = fetch(f"{topology.order_service('async').url}/ledger", since=since).json()
         unfinished = int(ledger["orders"]["accepted"])

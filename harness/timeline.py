@@ -176,7 +176,8 @@ class ChaosTimeline:
         self.t0 = self.clock() if t0 is None else t0
         for step in self.steps:
             self.records[step.name] = FaultRecord(
-                name=step.name, dependency=step.dependency, lanes=step.lane_tuple, type=step.type,
+                name=step.name, dependency=step.dependency, type=step.type,
+                lanes=self.chaos.topology.lanes_with(step.dependency, step.lane_tuple),
                 attributes=dict(step.attributes), planned_start_s=step.at, planned_end_s=step.end,
             )  # fmt: skip
         self._save()

@@ -68,13 +68,18 @@ def test_a_system_gets_its_ports_proxies_and_processes_from_the_layout() -> None
     assert (proxy.name, proxy.listen, proxy.upstream) == ("sync-db", "127.0.0.1:21100", "127.0.0.1:21300")
     assert [p.name for p in topo.processes] == ["toxiproxy", "prometheus", "db", "api"]
     api = topo.process("api")
-    assert (api.kind, api.health_path, api.metrics_path, api.http_health) == ("service", "/healthz", "/metrics", True)
+    assert (api.kind, api.health_path, api.metrics_path, api.http_health) == (
+        "service",
+        "/healthz",
+        "/metrics",
+        True,
+    )
     assert topo.process("db").metrics_path is None and not topo.process("db").http_health
     assert topo.lane_url("sync") == "http://127.0.0.1:21301/orders?source=doorbuster"
     assert topo.order_service("sync").address == "127.0.0.1:21301"
     values = topo.address_values()
     assert values["proxy:db"] == values["proxy:sync-db"] == "127.0.0.1:21100"
-    with pytest.raises(ConfigError, match="has no async lane"):
+    with pytest.raises(ConfigError, match=r"has no async lane"):
         topo.order_service("async")
 
 
@@ -108,11 +113,17 @@ def test_the_builtin_checkout_file_keeps_todays_topology() -> None:
         ({"services": [{"name": "db", "command": ["x"], "url": "http://127.0.0.1:1"}]}, "either command"),
         ({"services": [{"name": "db", "url": "ftp://127.0.0.1:1"}]}, "http\\(s\\)://host:port"),
         ({"services": [{"name": "Db", "command": ["x"]}]}, "services.0.name"),
-        ({"services": [{"name": "db", "command": ["x"], "health": "healthz"}]}, "health is tcp or an HTTP path"),
+        (
+            {"services": [{"name": "db", "command": ["x"], "health": "healthz"}]},
+            "health is tcp or an HTTP path",
+        ),
         ({"dependencies": [{"name": "db", "upstream": "nowhere"}]}, "expected host:port"),
         ({"dependencies": [{"name": "db", "upstream": "{service:cache}"}]}, "no service is named 'cache'"),
         ({"dependencies": [{"name": "db", "lane": "both", "upstream": "127.0.0.1:5432"}]}, "lane"),
-        ({"lanes": {"sync": {"url": "http://{service:api}/o", "body": "{order}"}}}, "lanes.sync.body: \\{order\\}"),
+        (
+            {"lanes": {"sync": {"url": "http://{service:api}/o", "body": "{order}"}}},
+            "lanes.sync.body: \\{order\\}",
+        ),
         ({"lanes": {"sync": {"url": "http://{proxy:db}/o"}}}, "lanes.sync.url: \\{proxy\\}"),
         ({"lanes": {"sync": {"url": "{service:api}/o"}}}, "expected an http\\(s\\) URL"),
         ({"lanes": {"sync": {"url": "http://{service:api}/o", "follow": {"location": "body"}}}}, "location"),
@@ -120,7 +131,9 @@ def test_the_builtin_checkout_file_keeps_todays_topology() -> None:
         ({"surprise": 1}, "surprise"),
     ],
 )
-def test_bad_system_files_are_refused_naming_the_field(tmp_path: Path, change: dict[str, Any], message: str) -> None:
+def test_bad_system_files_are_refused_naming_the_field(
+    tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
     path = tmp_path / "shop.yaml"
     path.write_text(yaml.safe_dump(shop(**change)))
     with pytest.raises(ConfigError, match=message) as info:
@@ -140,11 +153,11 @@ def test_a_placeholder_naming_an_unknown_service_or_proxy_is_refused() -> None:
 
 
 def test_no_system_file_and_not_a_mapping_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no system 'nosuch'; shipped: .*checkout"):
+    with pytest.raises(ConfigError, match=r"no system 'nosuch'; shipped: .*checkout"):
         load_system("nosuch")
     path = tmp_path / "list.yaml"
     path.write_text("- a\n- b\n")
-    with pytest.raises(ConfigError, match="expected a mapping"):
+    with pytest.raises(ConfigError, match=r"expected a mapping"):
         load_system(str(path))
 
 
@@ -152,7 +165,7 @@ def test_hosts_off_loopback_need_allowing() -> None:
     data = shop()
     data["dependencies"] = [{"name": "db", "upstream": "db.example.com:5432"}]
     spec = SystemSpec.model_validate(data)
-    with pytest.raises(ConfigError, match="db.example.com, off this machine.*--allow-host db.example.com"):
+    with pytest.raises(ConfigError, match=r"db.example.com, off this machine.*--allow-host db.example.com"):
         check_hosts(spec)
     check_hosts(spec, ("db.example.com",))
     check_hosts(SystemSpec.model_validate(shop()))  # placeholders resolve to loopback
@@ -182,13 +195,17 @@ def test_a_scenario_names_its_system_and_drives_only_its_lanes(tmp_path: Path) -
 
 
 def test_a_scenario_on_a_system_without_a_ledger_can_not_expect_ledger_verdicts(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="'no lost orders'.*needs an order ledger, and system shop keeps none"):
+    with pytest.raises(
+        ConfigError, match=r"'no lost orders'.*needs an order ledger, and system shop keeps none"
+    ):
         load_scenario(str(_scenario(tmp_path, expectations=["no lost orders"])))
 
 
 def test_a_scenario_can_not_load_a_lane_its_system_lacks(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, load={"lanes": ["sync", "async"], "stages": [{"name": "b", "duration": "30s", "rate": 1}]})
-    with pytest.raises(ConfigError, match="load.lanes: the system has no async lane"):
+    path = _scenario(
+        tmp_path, load={"lanes": ["sync", "async"], "stages": [{"name": "b", "duration": "30s", "rate": 1}]}
+    )
+    with pytest.raises(ConfigError, match=r"load.lanes: the system has no async lane"):
         load_scenario(str(path))
 
 
@@ -201,7 +218,10 @@ def test_system_option_overrides_the_scenario_file(tmp_path: Path) -> None:
 
 def test_a_scenario_whose_faults_name_hops_the_system_lacks_is_refused(tmp_path: Path) -> None:
     (tmp_path / "shop.yaml").write_text(yaml.safe_dump(shop()))
-    with pytest.raises(ConfigError, match=r"black-friday.yaml: chaos.0 \(email-slow\): lane 'sync' has no dependency 'email'; it has db"):
+    with pytest.raises(
+        ConfigError,
+        match=r"black-friday.yaml: chaos.0 \(email-slow\): lane 'sync' has no dependency 'email'; it has db",
+    ):
         load_scenario("black-friday", system=str(tmp_path / "shop.yaml"))
 
 
@@ -210,7 +230,7 @@ def test_faults_on_a_system_go_to_the_lanes_that_have_the_hop_and_http_faults_ar
     spec = FaultSpec(dependency="db", type="latency", attributes={"latency": 300})
     assert spec.validate(topo) is not None
     assert topo.lanes_with("db", ("sync", "async")) == ("sync",)
-    with pytest.raises(ConfigError, match="lane 'async' has no dependency 'db'"):
+    with pytest.raises(ConfigError, match=r"lane 'async' has no dependency 'db'"):
         FaultSpec(dependency="db", type="latency", lanes=("async",), attributes={"latency": 1}).validate(topo)
-    with pytest.raises(ConfigError, match="HTTP fault.*db is a TCP hop"):
+    with pytest.raises(ConfigError, match=r"HTTP fault.*db is a TCP hop"):
         FaultSpec(dependency="db", type="http_error", attributes={"rate": 0.5}).validate(topo)

@@ -12,6 +12,8 @@ from harness.judge import fault_windows as _faults
 from harness.scenario import ChaosStep, Scenario
 from harness.timeline import ChaosTimeline, read_chaos_record
 from model.errors import ConfigError, ToxiproxyUnavailable
+from model.settings import StackSettings
+from model.topology import Topology
 
 
 class FakeChaos:
@@ -19,6 +21,7 @@ class FakeChaos:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.topology = Topology.from_settings(StackSettings())
 
     def add(self, spec: FaultSpec) -> None:
         self.calls.append(("add", spec.toxic_name))
