@@ -32,6 +32,8 @@ def scrape_config(topology: Topology) -> dict[str, Any]:
             labels["lane"] = spec.lane
         if spec.dependency:
             labels["dependency"] = spec.dependency
+        if spec.metrics_path != "/metrics":
+            labels["__metrics_path__"] = spec.metrics_path  # a system's service may serve them elsewhere
         targets.append({"targets": [spec.endpoint.address], "labels": labels})
     exporter = topology.endpoint("locust-exporter")
     targets.append(

@@ -234,3 +234,18 @@ def test_faults_on_a_system_go_to_the_lanes_that_have_the_hop_and_http_faults_ar
         FaultSpec(dependency="db", type="latency", lanes=("async",), attributes={"latency": 1}).validate(topo)
     with pytest.raises(ConfigError, match=r"HTTP fault.*db is a TCP hop"):
         FaultSpec(dependency="db", type="http_error", attributes={"rate": 0.5}).validate(topo)
+
+
+def test_prometheus_scrapes_a_system_service_at_its_own_metrics_path() -> None:
+    from harness.prometheus import scrape_config
+
+    config = scrape_config(topology_of(SystemSpec.model_validate(shop(name="shop"))))
+    targets = {t["labels"]["process"]: t for job in config["scrape_configs"] for t in job["static_configs"]}
+    assert targets["api"]["targets"] == ["127.0.0.1:21301"]
+    assert "__metrics_path__" not in targets["api"]["labels"]  # the default, /metrics
+    assert "db" not in targets  # no metrics path: not scraped
+    data = shop()
+    data["services"][1]["metrics"] = "/v1/__metrics__"
+    config = scrape_config(topology_of(SystemSpec.model_validate(data)))
+    targets = {t["labels"]["process"]: t for job in config["scrape_configs"] for t in job["static_configs"]}
+    assert targets["api"]["labels"]["__metrics_path__"] == "/v1/__metrics__"
