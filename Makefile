@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test check lint types unit integration bench soak dashboards down clean
+.PHONY: setup demo test check installed lint types unit integration bench soak dashboards down clean
 
 setup:
 	@bash scripts/setup
@@ -14,13 +14,20 @@ demo: setup
 test: setup
 	$(VENV)/python -m pytest -q -p no:cacheprovider
 
-check: setup lint types test
+# Lint, types and the unit tests (with the modules' doctests), in seconds: it installs nothing.
+check: installed lint types
+	$(VENV)/python -m pytest -q -p no:cacheprovider tests/unit model harness targets
 
-lint:
+installed:
+	@test -x $(VENV)/python -a -x $(VENV)/ruff -a -x $(VENV)/mypy || { \
+		echo "no .venv with ruff and mypy here (make check, lint and types install nothing): run \`make setup\` first" >&2; \
+		exit 3; }
+
+lint: installed
 	$(VENV)/ruff check model harness targets tests bench locustfiles
 	$(VENV)/ruff format --check model harness targets tests bench locustfiles
 
-types:
+types: installed
 	$(VENV)/mypy
 
 unit: setup

@@ -430,7 +430,9 @@ def run(
     ] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
-    from harness.run import RunOptions, run_scenario
+    from harness.console_progress import ConsoleProgress
+    from harness.run import run_scenario
+    from harness.run_plan import RunOptions
     from model.settings import PortSettings
 
     ports = None
@@ -463,7 +465,7 @@ def run(
         allow_hosts=tuple(allow_host or ()),
         system=system,
     )
-    result = run_scenario(options, _stack(), err)
+    result = run_scenario(options, _stack(), ConsoleProgress(err))
     summary = result.summary
     out.print(verdict_lines(summary))
     for line in summary.get("reading", []):
@@ -569,17 +571,6 @@ def judge(
         raise ExpectationFailed(verdict_count(summary["verdicts"]))
 
 
-class _SweepProgress:
-    """harness.sweep's progress, on stderr."""
-
-    def trial_starting(self, cell: Any, repeat: int, done: int, planned: int, left_s: float | None) -> None:
-        left = "time left: estimating" if left_s is None else f"~{left_s / 60:.0f} min left"
-        err.rule(f"trial {done + 1} of {planned} planned: {cell.id}, repeat {repeat} ({left})")
-
-    def note(self, text: str) -> None:
-        err.print(escape(text))
-
-
 def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
     from harness.sweep import SweepResult
 
@@ -646,6 +637,7 @@ def sweep(
     or undetermined; sweep.json, map.png and sweep.html.  A measurement, not a pass/fail: exit 0
     when the sweep finished with every cell determined, 1 when a cell is undetermined or not run
     (a time or trial bound), 130 on Ctrl-C (resume with --out), 2 bad input, 3 environment."""
+    from harness.console_progress import ConsoleProgress
     from harness.sweep import SweepOptions, run_sweep
 
     loaded, _ = load_scenario(scenario)
@@ -666,7 +658,7 @@ def sweep(
     for flag, value in (("--time-scale", time_scale), ("--max-time", max_time), ("--config", config)):
         if value is not None:
             resume += [flag, str(value)]
-    _sweep_done(run_sweep(loaded, options, _stack(), err, _SweepProgress()), resume)
+    _sweep_done(run_sweep(loaded, options, _stack(), ConsoleProgress(err)), resume)
 
 
 @app.command()

@@ -12,7 +12,6 @@ run's stages and chaos steps, and one it did not have is refused, exit 2).
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from harness.counters import RunCounters
 from harness.expectations import time_scaled_expectation
 from harness.files import read_json, validation_problems
 from harness.records import RunLedger, read_ledger, read_requests
+from harness.run_dir import CHAOS_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE, RunDir
 from harness.scenario import Scenario, load_scenario
 from harness.timeline import ChaosRecord, read_chaos_record
 from model.errors import ConfigError
@@ -39,9 +39,6 @@ __all__ = [
     "write_run_scenario",
 ]
 
-SCENARIO_FILE = "scenario.json"
-LEDGER_FILE = "ledger.json"
-
 
 @dataclass(frozen=True, kw_only=True)
 class RecordedRun:
@@ -54,14 +51,14 @@ class RecordedRun:
 
 def _chaos_record(run_dir: Path) -> ChaosRecord | None:
     """The faults as applied (``chaos.json``), or None when no timeline ran."""
-    path = run_dir / "chaos.json"
+    path = run_dir / CHAOS_FILE
     return read_chaos_record(path) if path.exists() else None
 
 
 def recorded_run(run_dir: Path, scenario: Scenario, t0: float | None = None) -> RecordedRun:
     """The run's requests and fault windows from ``requests.jsonl`` and ``chaos.json``;
     ``t0`` as recorded in the ledger, or found as the run finds it."""
-    log = run_dir / "requests.jsonl"
+    log = run_dir / REQUESTS_FILE
     records = read_requests(log) if log.exists() else []
     if t0 is None:
         chaos = _chaos_record(run_dir)
@@ -192,6 +189,6 @@ def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = 
     if write:
         from harness.report import write_report
 
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        RunDir(run_dir).write_summary(summary)
         write_report(run_dir)
     return summary

@@ -25,13 +25,16 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pydantic
-from rich.console import Console
 
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
+from harness.collect import RunResult
 from harness.files import read_json
 from harness.judge import judge_run
-from harness.run import RunResult, ensure_stack, machine_scenario, run_trial
+from harness.run import ensure_stack, run_trial
+from harness.run_dir import LEDGER_FILE, SUMMARY_FILE
+from harness.run_plan import machine_scenario
+from harness.run_progress import RunProgress
 from harness.scenario import Scenario, SweepSection
 from harness.stack import Stack
 from harness.sweep_clean import first_reasons, stack_dirt
@@ -55,13 +58,13 @@ __all__ = [
 ]
 
 
-class SweepEvents(Protocol):
-    """Progress, for the CLI to show (rich stays at the edge)."""
+class SweepEvents(RunProgress, Protocol):
+    """Progress, for the CLI to show (rich stays at the edge): each trial's run's, and when
+    a trial starts."""
 
     def trial_starting(
         self, cell: Cell, repeat: int, done: int, planned: int, left_s: float | None
     ) -> None: ...
-    def note(self, text: str) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,7 +109,7 @@ def sweep_scenario(scenario: Scenario, time_scale: float | None) -> Scenario:
 def _trials(sweep_dir: SweepDir) -> list[SweepTrial]:
     found = []
     for record, path in sweep_dir.finished():
-        summary_path = path / "summary.json"
+        summary_path = path / SUMMARY_FILE
         summary = read_json(summary_path) if summary_path.is_file() else None
         found.append(
             SweepTrial(
@@ -120,7 +123,7 @@ def _trials(sweep_dir: SweepDir) -> list[SweepTrial]:
 
 # What is dirty on a stack (harness.sweep_clean), and one run of a trial (harness.run).
 Inspect = Callable[[Topology, float], list[str]]
-RunTrial = Callable[[Scenario, Path, Stack, Console], RunResult]
+RunTrial = Callable[[Scenario, Path, Stack, RunProgress], RunResult]
 
 
 def _inspect(topology: Topology, since: float) -> list[str]:
@@ -140,7 +143,6 @@ class TrialRunner:
         scenario: Scenario,
         sweep_dir: SweepDir,
         stack: Stack,
-        console: Console,
         *,
         inspect: Inspect = _inspect,
         reset_faults: Callable[[Topology], None] = _reset_faults,
@@ -153,7 +155,6 @@ class TrialRunner:
         self.section = sweep_of(scenario)
         self.dir = sweep_dir
         self.stack = stack
-        self.console = console
         self.lanes = scenario.load.lanes
         self.last_trial_start = time.time()
 
@@ -169,7 +170,7 @@ class TrialRunner:
 
     def dirt(self, trial: Scenario, events: SweepEvents) -> tuple[list[str], int]:
         """Bring the stack to a clean state for ``trial``: what is still dirty, and restarts."""
-        topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), self.console)
+        topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), events)
         self.reset_faults(topology)
         restarts = 0
         deadline = time.monotonic() + self.section.settle
@@ -187,7 +188,7 @@ class TrialRunner:
                 f"({first_reasons(reasons)}): restarting it"
             )
             self.stack.down()
-            topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), self.console)
+            topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), events)
             self.reset_faults(topology)
             self.last_trial_start = time.time()  # what the old stack held is gone with it
             restarts += 1
@@ -215,7 +216,7 @@ class TrialRunner:
             )  # fmt: skip
             return True
         self.last_trial_start = time.time()
-        result = self.run(trial, run_dir, self.stack, self.console)
+        result = self.run(trial, run_dir, self.stack, events)
         if result.summary.get("interrupted"):
             shutil.rmtree(run_dir, ignore_errors=True)
             return False
@@ -239,9 +240,7 @@ def _write_outputs(sweep_dir: SweepDir, *, complete: bool, stopped: str | None) 
     return data
 
 
-def run_sweep(
-    scenario: Scenario, options: SweepOptions, stack: Stack, console: Console, events: SweepEvents
-) -> SweepResult:
+def run_sweep(scenario: Scenario, options: SweepOptions, stack: Stack, events: SweepEvents) -> SweepResult:
     """Run (or resume) the sweep of ``scenario`` (already loaded; scaled here)."""
     scenario = sweep_scenario(scenario, options.time_scale)
     section = sweep_of(scenario)
@@ -255,7 +254,7 @@ def run_sweep(
     root = SweepDir(new_sweep_dir(options.out, scenario.name))
     for partial in root.open(grid_record(scenario)):
         events.note(f"removed a partial trial: {partial}")
-    sweeper = TrialRunner(scenario, root, stack, console)
+    sweeper = TrialRunner(scenario, root, stack)
     started = time.monotonic()
     durations: list[float] = []
     stopped: str | None = None
@@ -296,7 +295,7 @@ def judge_sweep(sweep_dir: Path) -> SweepResult:
         raise ConfigError(f"{sweep_dir}: not a sweep's directory (no {GRID_FILE})")
     trials = _trials(root)
     for trial in trials:
-        if trial.record.status == "counted" and (sweep_dir / trial.run / "ledger.json").is_file():
+        if trial.record.status == "counted" and (sweep_dir / trial.run / LEDGER_FILE).is_file():
             judge_run(sweep_dir / trial.run)
     previous = read_json(sweep_dir / "sweep.json") if (sweep_dir / "sweep.json").is_file() else {}
     data = _write_outputs(

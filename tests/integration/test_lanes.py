@@ -13,7 +13,7 @@ import requests
 
 from harness.binaries import find_binary
 from harness.chaos import FaultSpec
-from harness.run import _wait_drained
+from harness.collect import wait_drained
 from harness.smoke import send_orders, wait_fulfilled
 from tests.integration.conftest import RunningStack
 
@@ -30,7 +30,7 @@ def test_email_latency_slows_the_sync_chain_by_its_amount_and_not_the_async_202(
 ) -> None:
     # Work an earlier test left (the fuzzer's orders) must not share the two cores with this
     # timing: wait (bounded) until the async lane has finished the last minutes' orders.
-    _wait_drained(stack.topology, 60, since=time.time() - 600)
+    wait_drained(stack.topology, 60, since=time.time() - 600)
     sync_before, s1 = _median_latency(stack, "sync")
     async_before, a1 = _median_latency(stack, "async", 20)
     assert set(s1) == {200} and set(a1) == {202}

@@ -250,7 +250,7 @@ def test_ctrl_c_while_waiting_for_the_drain_stops_waiting_and_still_reports(
     def ctrl_c(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # what Python raises when Ctrl-C comes during the wait
 
-    monkeypatch.setattr(harness.run, "_wait_drained", ctrl_c)
+    monkeypatch.setattr(harness.run, "wait_drained", ctrl_c)
     scenario = tmp_path / "short.yaml"
     scenario.write_text(SHORT)
     out = tmp_path / "run"

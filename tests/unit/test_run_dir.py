@@ -7,13 +7,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from rich.console import Console
 
 from harness.binaries import PROJECT_ROOT
 from harness.cli import main
-from harness.run import RunOptions, new_run_dir, run_scenario
+from harness.run import run_scenario
+from harness.run_dir import new_run_dir
+from harness.run_plan import RunOptions
 from harness.stack import Stack
 from model.errors import ConfigError, ExitCode
+from tests.unit.progress_recorder import ProgressRecorder
 
 EARLIER = (
     '{"lane": "sync", "kind": "checkout", "intended_start": 1.0, "start": 1.0, "end": 2.0, '
@@ -44,9 +46,11 @@ def test_a_run_refuses_a_run_directory_that_holds_files_before_it_touches_the_st
     (tmp_path / "s.yaml").write_text(SCENARIO)
     out = _earlier_run(tmp_path)
     options = RunOptions(scenario=str(tmp_path / "s.yaml"), out=out)
+    progress = ProgressRecorder()
     with pytest.raises(ConfigError, match=f"{re.escape(str(out))}: not empty"):
-        run_scenario(options, cast(Stack, UntouchableStack()), Console(file=None, quiet=True))
+        run_scenario(options, cast(Stack, UntouchableStack()), progress)
     assert (out / "requests.jsonl").read_text() == EARLIER
+    assert progress.events == []  # refused before any stage began
 
 
 def test_the_cli_says_which_run_directory_and_what_to_do_with_exit_2(

@@ -3,7 +3,6 @@ classifier, the plan, resume bookkeeping and the outputs from fake trial summari
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -11,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
-from rich.console import Console
 
 from harness.cli import main
-from harness.run import RunResult
+from harness.collect import RunResult
+from harness.run_progress import RunProgress
 from harness.scenario import Scenario, SweepSection, load_scenario
 from harness.stack import Stack
 from harness.state import StateDir
@@ -30,6 +29,7 @@ from model.errors import ConfigError, ExitCode
 from model.settings import StackSettings
 from model.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
+from tests.unit.progress_recorder import ProgressRecorder
 
 BASE: dict[str, Any] = yaml.safe_load("""
 name: storm
@@ -478,17 +478,6 @@ class FakeStack(Stack):
         return True
 
 
-class Notes:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def trial_starting(self, cell: Cell, repeat: int, done: int, planned: int, left_s: float | None) -> None:
-        self.lines.append(f"start {cell.id}/{repeat}")
-
-    def note(self, text: str) -> None:
-        self.lines.append(text)
-
-
 def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrupted: bool = False) -> Any:
     scenario = _scenario(settle=0.01, policies=[])
     root = SweepDir(tmp_path / "sweep")
@@ -498,7 +487,7 @@ def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrup
     def inspect(topology: Topology, since: float) -> list[str]:
         return dirt.pop(0) if dirt else []
 
-    def run(trial: Scenario, run_dir: Path, stack: Stack, console: Console) -> RunResult:
+    def run(trial: Scenario, run_dir: Path, stack: Stack, progress: RunProgress) -> RunResult:
         runs.append(run_dir)
         run_dir.mkdir(parents=True)
         (run_dir / "requests.jsonl").write_text("")
@@ -508,7 +497,6 @@ def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrup
         scenario,
         root,
         stack,
-        Console(file=io.StringIO()),
         inspect=inspect,
         reset_faults=lambda t: None,
         run=run,
@@ -521,12 +509,12 @@ def test_a_stack_that_stays_dirty_is_restarted_and_the_trial_recorded_dirty_not_
     busy = ["order-sync: pool threads busy {'lane': 'sync'} = 3"]
     runner, root, stack = _runner(tmp_path, [busy] * 10, runs)
     cell = grid_cells(runner.section)[0]
-    notes = Notes()
+    notes = ProgressRecorder()
     assert runner.run_one(cell, 1, notes) is True
     ((record, _),) = root.finished()
     assert record.status == "dirty" and record.dirt == tuple(busy) and record.restarts == 2
     assert stack.downs == 2 and runs == []  # prepared twice, each with a restart; never run
-    assert any("restarting it" in line for line in notes.lines)
+    assert any("restarting it" in line for line in notes.notes)
 
 
 def test_a_stack_clean_after_a_restart_runs_the_trial_and_counts_it(tmp_path: Path) -> None:
@@ -534,7 +522,7 @@ def test_a_stack_clean_after_a_restart_runs_the_trial_and_counts_it(tmp_path: Pa
     unfinished = ["order-async: 3 order(s) of the last trial unfinished"]
     runner, root, stack = _runner(tmp_path, [unfinished, unfinished], runs)  # past the settle window
     cell = grid_cells(runner.section)[0]
-    assert runner.run_one(cell, 1, Notes()) is True
+    assert runner.run_one(cell, 1, ProgressRecorder()) is True
     ((record, path),) = root.finished()
     assert record.status == "counted" and record.restarts == 1 and stack.downs == 1
     assert runs == [root.trial_dir(cell, 1)] == [path]
@@ -544,7 +532,7 @@ def test_an_interrupted_trial_leaves_no_directory_and_stops(tmp_path: Path) -> N
     runs: list[Path] = []
     runner, root, _ = _runner(tmp_path, [], runs, interrupted=True)
     cell = grid_cells(runner.section)[0]
-    assert runner.run_one(cell, 1, Notes()) is False
+    assert runner.run_one(cell, 1, ProgressRecorder()) is False
     assert runs and not runs[0].exists() and root.finished() == []
 
 

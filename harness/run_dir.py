@@ -1,0 +1,134 @@
+"""A run's directory: which files a run writes and reads, each under one name.
+
+The records themselves have one typed definition each: ``requests.jsonl`` lines are
+:class:`harness.records.RequestRecord`, ``ledger.json`` is :class:`harness.records.RunLedger`,
+``chaos.json`` is :class:`harness.timeline.ChaosRecord`, ``scenario.json`` is the
+:class:`harness.scenario.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
+``summary.json`` is the analysis' summary as it made it.
+
+    >>> RunDir(Path("runs/x")).ledger
+    PosixPath('runs/x/ledger.json')
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
+
+from harness.binaries import PROJECT_ROOT
+from harness.records import RunLedger
+from model.errors import ConfigError
+
+__all__ = [
+    "CHAOS_FILE",
+    "LEDGER_FILE",
+    "REPORT_FILE",
+    "REQUESTS_FILE",
+    "SCENARIO_FILE",
+    "SERIES_FILE",
+    "SUMMARY_FILE",
+    "PanelLine",
+    "RunDir",
+    "RunSeries",
+    "new_run_dir",
+]
+
+REQUESTS_FILE = "requests.jsonl"
+CHAOS_FILE = "chaos.json"
+LEDGER_FILE = "ledger.json"
+SCENARIO_FILE = "scenario.json"
+SERIES_FILE = "series.json"
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+
+
+class PanelLine(TypedDict):
+    """One line of a report panel: its legend and its ``[time, value]`` points."""
+
+    legend: str
+    points: list[list[float]]
+
+
+class RunSeries(TypedDict):
+    """``series.json``: every report panel's series over the run, from Prometheus."""
+
+    start: NotRequired[float]
+    end: NotRequired[float]
+    step: NotRequired[float]
+    panels: dict[str, list[PanelLine]]
+    # A query Prometheus did not answer (or Prometheus itself, then no start/end/step).
+    errors: NotRequired[list[str]]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Where each of a run's files is, and the writers of the run's own records."""
+
+    root: Path
+
+    @property
+    def requests(self) -> Path:
+        return self.root / REQUESTS_FILE
+
+    @property
+    def chaos(self) -> Path:
+        return self.root / CHAOS_FILE
+
+    @property
+    def ledger(self) -> Path:
+        return self.root / LEDGER_FILE
+
+    @property
+    def scenario(self) -> Path:
+        return self.root / SCENARIO_FILE
+
+    @property
+    def series(self) -> Path:
+        return self.root / SERIES_FILE
+
+    @property
+    def summary(self) -> Path:
+        return self.root / SUMMARY_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def locust_log(self) -> Path:
+        return self.root / "locust.log"
+
+    @property
+    def locust_csv_prefix(self) -> Path:
+        """Locust's ``--csv`` prefix: it writes ``locust_stats.csv`` and the like."""
+        return self.root / "locust"
+
+    @property
+    def locust_html(self) -> Path:
+        return self.root / "locust.html"
+
+    def write_ledger(self, ledger: RunLedger) -> None:
+        self.ledger.write_text(ledger.to_json())
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        self.summary.write_text(json.dumps(summary, indent=2))
+
+    def write_series(self, series: RunSeries) -> None:
+        self.series.write_text(json.dumps(series))
+
+
+def new_run_dir(out: Path | None, scenario_name: str) -> Path:
+    """``out``, or ``runs/<time>-<scenario>``; ConfigError if it already holds files, since a
+    run's files (its request log above all) must be that run's alone."""
+    run_dir = out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario_name}"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"run directory {run_dir}: is a file, not a directory")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise ConfigError(
+            f"run directory {run_dir}: not empty (another run's files?); give a new or empty directory, "
+            "or remove this one first"
+        )
+    return run_dir
