@@ -58,6 +58,7 @@ def test_kinto_on_postgres_slowed_then_cut(tmp_path: Path, capsys: pytest.Captur
         }  # fmt: skip
         # A fault by dependency name reaches the one lane with that hop.
         assert _cli(state, "toxic", "add", "db", "latency", "--attr", "latency=50") == ExitCode.OK
+        capsys.readouterr()
         assert _cli(state, "status", "--json") == ExitCode.OK
         faults = json.loads(capsys.readouterr().out)["faults"]
         assert [(f["lane"], f["dependency"], f["type"]) for f in faults] == [("sync", "db", "latency")]
