@@ -18,7 +18,7 @@ its consumer had handed records out, so the next owner can mark those records re
 requeue: a requeued record stays uncommitted and is handed to the handler again after a pause.
 
 A rebalance that moves a partition while its records are in flight hands them to the new
-owner too; the workers' idempotency absorbs the duplicate, and the harness counts it.
+owner too; the workers' idempotency absorbs the duplicate, and doorbuster counts it.
 """
 
 from __future__ import annotations
