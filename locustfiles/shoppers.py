@@ -67,8 +67,8 @@ from harness.state import StateDir, default_state_dir  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402
 from model.buckets import LATENCY_BUCKETS  # noqa: E402
 from model.errors import DoorbusterError  # noqa: E402
+from model.headers import DEADLINE_HEADER  # noqa: E402
 from model.topology import LANES, Topology, is_loopback  # noqa: E402
-from targets.resilience import DEADLINE_HEADER  # noqa: E402
 
 __all__ = [
     "Arrivals",

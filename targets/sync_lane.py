@@ -28,6 +28,7 @@ import urllib3
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from model.headers import DEADLINE_HEADER
 from model.target_config import TargetConfig
 from targets.db import connect
 from targets.idempotency import AttemptInFlight, Claim, ClaimOutcome, KeyClaims, RunningAttempts
@@ -35,7 +36,6 @@ from targets.metrics import OrderMetrics, SyncChainMetrics
 from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
 from targets.resilience import (
-    DEADLINE_HEADER,
     BreakerState,
     CallFailed,
     CircuitBreaker,

@@ -19,12 +19,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from model.headers import DEADLINE_HEADER
 from model.settings import DependencySettings, StackSettings
 from model.target_config import TargetConfig, resolve_target_config
 from model.topology import Topology
 from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
 from targets.metrics import SyncChainMetrics
-from targets.resilience import DEADLINE_HEADER, CallFailed
+from targets.resilience import CallFailed
 from targets.sync_lane import BlockingDependencyClient, build_sync_app
 
 TIME_SCALE = 0.1  # the seed's 5 s timeout is 0.5 s, its back-offs 10 and 20 ms

@@ -39,7 +39,7 @@ def test_every_target_process_calls_its_dependencies_through_their_proxies() -> 
     assert configs["downstream-sync-email"].dependency_addresses == {}
     broker_proxy = TOPOLOGY.proxy("async", "broker").listen
     for name in ("order-async", "worker-email"):
-        assert configs[name].broker_url is not None and broker_proxy in configs[name].broker_url
+        assert broker_proxy in (configs[name].broker_url or "")
     assert configs["order-sync"].broker_url is None
 
 
