@@ -33,7 +33,7 @@ from prometheus_client import CollectorRegistry
 
 from model.target_config import TargetConfig
 from targets.async_client import AsyncDependencyClient
-from targets.brokers import (
+from targets.brokers.interface import (
     ORDER_CONFIRMED,
     STATUS_QUEUE,
     Broker,

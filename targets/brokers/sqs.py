@@ -32,7 +32,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message
+from targets.brokers.interface import Broker, BrokerUnavailable, Delivery, Handler, Message
 
 __all__ = ["SQSBroker", "queue_name"]
 

@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message
+from targets.brokers.interface import Broker, BrokerUnavailable, Delivery, Handler, Message
 
 __all__ = ["KafkaBroker", "dead_topic", "topic"]
 
