@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.report_parts import STYLE, run_status, verdict_table
-from harness.scenario import Scenario
+from model.scenario import Scenario
 
 __all__ = ["COLUMNS", "broker_row", "shootout_summary", "write_shootout"]
 

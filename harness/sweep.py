@@ -1,6 +1,6 @@
 """``doorbuster sweep``: the vulnerable-region map, one short trial per cell and repeat.
 
-The grid comes from the scenario's ``sweep:`` section (harness.scenario.SweepSection; cells
+The grid comes from the scenario's ``sweep:`` section (model.scenario.SweepSection; cells
 and trial scenarios in harness.sweep_grid, what to run next in harness.sweep_plan).  Each
 trial is a ``doorbuster run`` of the cell's trial scenario (harness.run.run_trial) into
 ``trials/<cell-id>/<repeat>/``.  Before each, the stack is brought to a clean state
@@ -32,7 +32,6 @@ from harness.chaos import Chaos
 from harness.files import read_json
 from harness.judge import judge_run
 from harness.run import RunResult, ensure_stack, machine_scenario, run_trial
-from harness.scenario import Scenario, SweepSection
 from harness.stack import Stack
 from harness.sweep_clean import first_reasons, stack_dirt
 from harness.sweep_dir import GRID_FILE, SweepDir, TrialRecord
@@ -42,6 +41,7 @@ from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
 from model.errors import ConfigError, DoorbusterError
+from model.scenario import Scenario, SweepSection
 from model.topology import Topology
 
 __all__ = [

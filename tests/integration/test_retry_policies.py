@@ -15,9 +15,10 @@ import aiohttp
 import pytest
 import requests
 
-from harness.chaos import Chaos, FaultSpec
+from harness.chaos import Chaos
 from harness.stack import Stack
 from harness.state import StateDir
+from model.faults import FaultSpec
 from model.headers import DEADLINE_HEADER
 from model.settings import StackSettings
 from model.topology import Topology

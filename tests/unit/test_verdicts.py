@@ -10,9 +10,10 @@ import pytest
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.cli import main
-from harness.expectations import parse_expectation
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import load_scenario
 from model.errors import ConfigError, ExitCode
+from model.expectations import parse_expectation
+from model.scenario import Scenario
 
 BASE: dict[str, Any] = {
     "name": "made-up",
