@@ -36,6 +36,7 @@ from harness.processes import kill_group, process_record
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from model.errors import DoorbusterError
+from model.target_config import TARGET_CONFIG_ENV, resolve_target_config
 from model.topology import ProcessSpec, Topology
 
 __all__ = ["Supervisor", "command_for"]
@@ -84,14 +85,10 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
         cmd = [str(find_binary("rabbitmq-server"))]
         env = rabbitmq_environment(topology, state)
     else:
-        cmd = [
-            sys.executable, "-m", "targets", spec.kind,
-            "--stack", str(state.stack_file),
-            "--lane", spec.lane or "async",
-            "--data-dir", str(state.data_dir),
-        ]  # fmt: skip
-        if spec.dependency:
-            cmd += ["--dependency", spec.dependency]
+        # A target is told everything it needs, resolved: it never reads the stack file.
+        target = resolve_target_config(topology, spec, data_dir=state.data_dir)
+        cmd = [sys.executable, "-m", "targets"]
+        env = {TARGET_CONFIG_ENV: target.model_dump_json()}
     return cmd, env
 
 
