@@ -48,7 +48,8 @@ from harness.supervisor import command_for
 from model.settings import BROKERS, PortSettings, StackSettings
 from model.settings import Broker as BrokerName
 from model.topology import Topology
-from targets.brokers import Broker, Delivery, Message, make_broker
+from targets.brokers import make_broker
+from targets.brokers.interface import Broker, Delivery, Message
 
 PREFETCH = 32
 LIMIT_S = 120.0  # no single measurement runs longer

@@ -38,12 +38,12 @@ from harness.estimates import (
     proportion_interval,
     samples_to_bound,
 )
-from harness.expectations import Expectation
 from harness.ladder import Rung, rung
 from harness.records import AttemptTimeline, RequestRecord
 from harness.recovery import Dip, Recovery, lane_dip, lane_recovery, recovery_verdict
-from harness.scenario import Scenario
 from harness.verdicts import Outcome, Verdict
+from model.expectations import Expectation
+from model.scenario import Scenario
 
 __all__ = [
     "FaultWindow",

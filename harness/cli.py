@@ -21,16 +21,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import systems
-from harness.chaos import Chaos, FaultSpec, parse_attributes
-from harness.files import overlay, read_yaml, validation_problems
+from harness.chaos import Chaos, parse_attributes
+from harness.files import read_yaml
 from harness.leases import Leftover, sweep_leftovers
-from harness.scenario import load_scenario, parse_seconds
+from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
 from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
+from model.faults import FaultSpec
+from model.scenario import parse_seconds
 from model.settings import BROKERS, StackSettings
 from model.system import SystemSpec
 from model.topology import LANES, Topology
+from model.validation import overlay, validation_problems
 
 __all__ = ["app", "main", "parse_duration"]
 

@@ -23,8 +23,8 @@ from harness.panels import PANELS
 from harness.prometheus import PrometheusClient
 from harness.records import IncompleteCounters, RunLedger
 from harness.run_dir import PanelLine, RunDir, RunSeries
-from harness.scenario import Scenario
 from model.errors import EnvironmentProblem
+from model.scenario import Scenario
 from model.topology import LANES, Topology
 
 __all__ = ["LoadTimes", "RunResult", "collect_run", "panel_series", "wait_drained"]

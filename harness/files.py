@@ -20,19 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import pydantic
 import yaml
 
 from model.errors import ConfigError
 
 __all__ = [
     "MAX_FILE_BYTES",
-    "overlay",
     "read_json",
     "read_json_lines",
     "read_text",
     "read_yaml",
-    "validation_problems",
 ]
 
 # One limit for every file: room for a long run's request log, none for a file given by
@@ -106,28 +103,3 @@ def _json_value(text: str) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("nested too deeply") from None
-
-
-def validation_problems(exc: pydantic.ValidationError) -> str:
-    """``field.path: what was expected; ...`` for every error pydantic found."""
-    return "; ".join(
-        (f"{'.'.join(str(p) for p in e['loc'])}: " if e["loc"] else "")
-        + str(e["msg"]).removeprefix("Value error, ")
-        for e in exc.errors()
-    )
-
-
-def overlay(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``, section by section (a file's ``sync: {timeout_s: 3}``
-    keeps the scenario's ``sync.threads``).
-
-    >>> overlay({"sync": {"threads": 96, "queue": 64}}, {"sync": {"queue": 8}})
-    {'sync': {'threads': 96, 'queue': 8}}
-    """
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = overlay(merged[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -19,7 +19,7 @@ from typing import Any
 from harness.amplification import Bound, async_bound, policy_bound, window_amplification
 from harness.records import AttemptTimeline
 from harness.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
-from harness.scenario import Scenario
+from model.scenario import Scenario
 
 __all__ = [
     "ASYNC_POLICY",

@@ -25,9 +25,10 @@ from typing import Any
 
 import pydantic
 
-from harness.files import read_json, read_json_lines, validation_problems
+from harness.files import read_json, read_json_lines
 from model.errors import ConfigError
 from model.topology import LANES
+from model.validation import validation_problems
 
 __all__ = [
     "KINDS",

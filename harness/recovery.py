@@ -32,8 +32,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 from harness.estimates import proportion_interval
-from harness.scenario import Metastability
 from harness.verdicts import Outcome
+from model.scenario import Metastability
 
 __all__ = [
     "ArrivalOutcomes",

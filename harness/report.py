@@ -25,7 +25,8 @@ from harness.estimates import percentile
 from harness.files import read_json, read_json_lines
 from harness.panels import PANELS
 from harness.records import RequestRecord
-from harness.verdicts import outcome_of, overall
+from harness.report_parts import STYLE, run_status, verdict_table
+from harness.shootout import write_shootout
 from model.errors import ConfigError
 
 __all__ = ["write_report"]
@@ -282,45 +283,6 @@ def _lacking(summary: dict[str, Any], figure: str) -> str:
     return f" (incomplete: no count from {', '.join(missing)})" if missing else ""
 
 
-# The pages' common style: the run report's and the shootout's.
-STYLE = """\
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1150px; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-td, th { border: 1px solid #ccc; padding: 4px 10px; text-align: left; font-size: 14px; }
-tr.pass td:first-child { color: #1e8449; font-weight: bold; }
-tr.fail td:first-child { color: #c0392b; font-weight: bold; }
-tr.undetermined td:first-child { color: #9a7d0a; font-weight: bold; font-style: italic; }"""
-
-# How a run's or a verdict's outcome is shown: word and colour.
-OUTCOME_WORDS = {"pass": "PASS", "fail": "FAIL", "undetermined": "UNDETERMINED"}
-_STATUS = {
-    "pass": ("PASSED", "#1e8449"),
-    "fail": ("FAILED", "#c0392b"),
-    "undetermined": ("UNDETERMINED", "#9a7d0a"),
-}
-
-
-def verdict_table(verdicts: list[dict[str, Any]]) -> str:
-    """Pass, fail and undetermined each shown as such; an undetermined one with its reason."""
-    rows = "".join(
-        f"<tr class={outcome_of(v)}><td>{OUTCOME_WORDS[outcome_of(v)]}</td>"
-        f"<td>{html.escape(v['expectation'])}</td><td>{html.escape(v['observed'])}</td>"
-        f"<td>{html.escape(v.get('reason') or '')}</td></tr>"
-        for v in verdicts
-    )
-    return (
-        f"<table><tr><th></th><th>expectation</th><th>observed</th><th>why undecided</th></tr>{rows}</table>"
-    )
-
-
-def run_status(summary: dict[str, Any]) -> tuple[str, str]:
-    """The run's headline and its colour: PASSED only when every verdict passed."""
-    outcome = overall(summary.get("verdicts", []))
-    if outcome == "pass" and not summary.get("passed", True):
-        outcome = "undetermined"  # interrupted: what was not measured decides nothing
-    return _STATUS[outcome]
-
-
 def _scale_note(summary: dict[str, Any]) -> str:
     """`` at time scale 0.5`` for a time-scaled run (harness.timescale), else nothing."""
     scale = summary.get("time_scale", 1.0)
@@ -330,8 +292,6 @@ def _scale_note(summary: dict[str, Any]) -> str:
 def write_report(run_dir: Path) -> Path:
     """Write ``report.html`` (and its PNGs) for a run directory; returns its path."""
     if (run_dir / "shootout.json").is_file():
-        from harness.shootout import write_shootout
-
         return write_shootout(run_dir, read_json(run_dir / "summary.json"))
     summary, series, rows = _load(run_dir)
     plots = _client_plots(run_dir, summary, rows) + _server_plots(run_dir, summary, series)

@@ -26,9 +26,9 @@ from harness.locust_group import LocustGroup, locust_commands, locust_env
 from harness.run_dir import RunDir
 from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run_progress import LiveTail, RunProgress
-from harness.scenario import Scenario
 from harness.stack import Stack
 from model.errors import DoorbusterError, EnvironmentProblem
+from model.scenario import Scenario
 from model.topology import Topology
 
 __all__ = ["drive_load", "ensure_stack", "run_scenario", "run_trial"]

@@ -14,11 +14,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness.run_dir import new_run_dir
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.systems import check_hosts
 from harness.timescale import time_scaled
 from model.errors import ConfigError, DoorbusterError
+from model.scenario import Scenario
 from model.settings import PortSettings
 from model.topology import LANES, is_loopback
 

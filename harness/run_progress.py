@@ -22,7 +22,7 @@ from typing import Literal, Protocol
 from harness.analysis import percentile
 from harness.records import RequestRecord
 from harness.run_dir import RunDir
-from harness.scenario import Scenario
+from model.scenario import Scenario
 from model.topology import LANES
 
 __all__ = ["LaneFigures", "LiveFigures", "LiveTail", "RunProgress", "RunStage"]

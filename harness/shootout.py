@@ -15,8 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.report import STYLE, run_status, verdict_table
-from harness.scenario import Scenario
+from harness.report_parts import STYLE, run_status, verdict_table
+from model.scenario import Scenario
 
 __all__ = ["COLUMNS", "broker_row", "shootout_summary", "write_shootout"]
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from harness.chaos import Chaos, FaultSpec
+from harness.chaos import Chaos
+from model.faults import FaultSpec
 from model.topology import LANES, Topology
 
 __all__ = ["PhaseResult", "SmokeResult", "run_smoke", "send_orders"]

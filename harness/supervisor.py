@@ -38,6 +38,7 @@ from harness.stack import probe
 from harness.state import StateDir
 from model.errors import DoorbusterError
 from model.system import expand
+from model.target_config import TARGET_CONFIG_ENV, resolve_target_config
 from model.topology import ProcessSpec, Topology
 
 __all__ = ["Supervisor", "command_for"]
@@ -93,14 +94,10 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
         cmd = [expand(arg, values) for arg in spec.service.command]
         env = {key: expand(value, values) for key, value in spec.service.env.items()}
     else:
-        cmd = [
-            sys.executable, "-m", "targets", spec.kind,
-            "--stack", str(state.stack_file),
-            "--lane", spec.lane or "async",
-            "--data-dir", str(state.data_dir),
-        ]  # fmt: skip
-        if spec.dependency:
-            cmd += ["--dependency", spec.dependency]
+        # A target is told everything it needs, resolved: it never reads the stack file.
+        target = resolve_target_config(topology, spec, data_dir=state.data_dir)
+        cmd = [sys.executable, "-m", "targets"]
+        env = {TARGET_CONFIG_ENV: target.model_dump_json()}
     return cmd, env
 
 

@@ -1,6 +1,6 @@
 """``doorbuster sweep``: the vulnerable-region map, one short trial per cell and repeat.
 
-The grid comes from the scenario's ``sweep:`` section (harness.scenario.SweepSection; cells
+The grid comes from the scenario's ``sweep:`` section (model.scenario.SweepSection; cells
 and trial scenarios in harness.sweep_grid, what to run next in harness.sweep_plan).  Each
 trial is a ``doorbuster run`` of the cell's trial scenario (harness.run.run_trial) into
 ``trials/<cell-id>/<repeat>/``.  Before each, the stack is brought to a clean state
@@ -35,7 +35,6 @@ from harness.run import ensure_stack, run_trial
 from harness.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run_plan import machine_scenario
 from harness.run_progress import RunProgress
-from harness.scenario import Scenario, SweepSection
 from harness.stack import Stack
 from harness.sweep_clean import first_reasons, stack_dirt
 from harness.sweep_dir import GRID_FILE, SweepDir, TrialRecord
@@ -45,6 +44,7 @@ from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
 from model.errors import ConfigError, DoorbusterError
+from model.scenario import Scenario, SweepSection
 from model.topology import Topology
 
 __all__ = [

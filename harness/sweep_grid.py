@@ -29,9 +29,9 @@ from typing import Any
 
 import pydantic
 
-from harness.files import overlay, validation_problems
-from harness.scenario import Scenario, SweepSection
 from model.errors import ConfigError
+from model.scenario import Scenario, SweepSection
+from model.validation import overlay, validation_problems
 
 __all__ = ["Cell", "grid_cells", "grid_record", "sweep_of", "trial_scenario"]
 

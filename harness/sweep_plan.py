@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from harness.scenario import SweepSection
 from harness.sweep_grid import Cell, grid_cells
 from harness.sweep_outcomes import DETERMINED, CellSummary
+from model.scenario import SweepSection
 
 __all__ = ["Plan", "next_trials"]
 

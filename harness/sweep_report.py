@@ -29,7 +29,7 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 from harness.ladder import ladder_table_html
-from harness.report import STYLE
+from harness.report_parts import STYLE
 from harness.sweep_dir import TrialRecord
 from harness.sweep_grid import Cell
 from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell

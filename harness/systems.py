@@ -13,10 +13,11 @@ from urllib.parse import urlsplit
 import pydantic
 
 from harness.binaries import PROJECT_ROOT
-from harness.files import read_yaml, validation_problems
+from harness.files import read_yaml
 from model.errors import ConfigError
 from model.system import SystemSpec, placeholders
 from model.topology import is_loopback
+from model.validation import validation_problems
 
 __all__ = ["DEFAULT_SYSTEM", "SYSTEM_DIR", "check_hosts", "default_system", "load_system", "shipped_systems"]
 

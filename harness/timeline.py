@@ -20,8 +20,8 @@ from typing import Any
 from harness.chaos import Chaos
 from harness.files import read_json
 from harness.leases import FaultLease
-from harness.scenario import ChaosStep
 from model.errors import ConfigError, DoorbusterError
+from model.scenario import ChaosStep
 
 __all__ = ["ChaosRecord", "ChaosTimeline", "FaultRecord", "read_chaos_record"]
 

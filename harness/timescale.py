@@ -29,11 +29,11 @@ from typing import Any
 
 import pydantic
 
-from harness.chaos import TOXIC_TYPES
-from harness.expectations import time_scaled_expectation
-from harness.files import validation_problems
-from harness.scenario import Scenario
 from model.errors import ConfigError
+from model.expectations import time_scaled_expectation
+from model.faults import TOXIC_TYPES
+from model.scenario import Scenario
+from model.validation import validation_problems
 
 __all__ = ["FAULT_RATES", "FAULT_TIMES", "time_scaled"]
 

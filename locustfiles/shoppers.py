@@ -62,16 +62,17 @@ from harness.files import read_text  # noqa: E402
 from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.leases import FaultLease  # noqa: E402
 from harness.records import RequestRecord  # noqa: E402
-from harness.scenario import Scenario, load_scenario  # noqa: E402
+from harness.scenario import load_scenario  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
 from harness.systems import default_system  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402
 from model.buckets import LATENCY_BUCKETS  # noqa: E402
 from model.errors import DoorbusterError  # noqa: E402
+from model.headers import DEADLINE_HEADER  # noqa: E402
+from model.scenario import Scenario  # noqa: E402
 from model.system import FollowSpec, LaneSpec, expand  # noqa: E402
 from model.topology import Topology, is_loopback  # noqa: E402
-from targets.resilience import DEADLINE_HEADER  # noqa: E402
 
 __all__ = [
     "Arrivals",

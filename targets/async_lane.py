@@ -31,9 +31,9 @@ import aiohttp
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from model.topology import Topology
+from model.target_config import TargetConfig
 from targets.async_client import AsyncDependencyClient
-from targets.brokers import (
+from targets.brokers.interface import (
     ORDER_CONFIRMED,
     STATUS_QUEUE,
     Broker,
@@ -61,13 +61,13 @@ class AsyncOrderService:
     def __init__(
         self,
         *,
-        topology: Topology,
+        config: TargetConfig,
         registry: CollectorRegistry,
         store: OrderStore,
         broker: Broker,
     ) -> None:
-        settings = topology.settings
-        self.lane = "async"
+        settings = config.settings
+        self.lane = config.lane
         self.settings = settings
         self.steps = settings.deferred
         self.store = store
@@ -75,7 +75,7 @@ class AsyncOrderService:
         self.metrics = OrderMetrics(registry, self.lane)
         self.client = AsyncDependencyClient(
             lane=self.lane,
-            urls={dep: f"http://{topology.proxy(self.lane, dep).listen}/work" for dep in settings.critical},
+            urls={dep: config.dependency_url(dep) for dep in settings.critical},
             timeout_s=settings.scaled(settings.async_.critical_timeout_s),
             time_scale=settings.time_scale,
             metrics=DownstreamCallMetrics(registry),
@@ -329,11 +329,11 @@ async def _ledger_check(request: web.Request) -> web.Response:
 
 
 def build_async_app(
-    *, topology: Topology, registry: CollectorRegistry, data_dir: Path, broker: Broker
+    *, config: TargetConfig, registry: CollectorRegistry, data_dir: Path, broker: Broker
 ) -> web.Application:
     app = base_app(registry, order_spec("async"))
     store = OrderStore(data_dir / "async-orders.sqlite3")
-    service = AsyncOrderService(topology=topology, registry=registry, store=store, broker=broker)
+    service = AsyncOrderService(config=config, registry=registry, store=store, broker=broker)
     app[ASYNC_KEY] = service
     app.cleanup_ctx.append(service.lifecycle)
     app.router.add_post("/orders", _post_order)

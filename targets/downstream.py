@@ -30,11 +30,12 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from model.headers import DEADLINE_HEADER
 from model.settings import DependencySettings
 from targets.db import connect, select_in
 from targets.metrics import DownstreamServerMetrics
 from targets.openapi import downstream_spec
-from targets.resilience import DEADLINE_HEADER, parse_deadline_ms
+from targets.resilience import parse_deadline_ms
 from targets.web import RequestRefused, base_app, json_error, read_json_object
 
 __all__ = ["DownstreamService", "HttpFaults", "SideEffectLedger", "build_downstream_app"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from targets.resilience import DEADLINE_HEADER
+from model.headers import DEADLINE_HEADER
 
 __all__ = ["downstream_spec", "order_spec"]
 

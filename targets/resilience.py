@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
 
+from model.headers import DEADLINE_HEADER
 from model.settings import (
     AdaptiveThrottleSettings,
     BreakerSettings,
@@ -30,7 +31,6 @@ from model.settings import (
 )
 
 __all__ = [
-    "DEADLINE_HEADER",
     "AdaptiveThrottle",
     "BreakerState",
     "CallFailed",
@@ -50,9 +50,6 @@ __all__ = [
     "throttle_probability",
 ]
 
-# The caller's remaining time in milliseconds, relative so no clock sync is needed (gRPC's
-# ``grpc-timeout`` is the model).  A request's deadline is its arrival plus this.
-DEADLINE_HEADER = "X-Deadline-Ms"
 # A day: anything longer is not a deadline a checkout has.
 _MAX_DEADLINE_MS = 86_400_000
 

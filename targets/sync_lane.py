@@ -28,14 +28,14 @@ import urllib3
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from model.topology import Topology
+from model.headers import DEADLINE_HEADER
+from model.target_config import TargetConfig
 from targets.db import connect
 from targets.idempotency import AttemptInFlight, Claim, ClaimOutcome, KeyClaims, RunningAttempts
 from targets.metrics import OrderMetrics, SyncChainMetrics
 from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
 from targets.resilience import (
-    DEADLINE_HEADER,
     BreakerState,
     CallFailed,
     CircuitBreaker,
@@ -132,19 +132,18 @@ class BlockingDependencyClient:
     def __init__(
         self,
         *,
-        topology: Topology,
-        lane: str,
+        config: TargetConfig,
         metrics: SyncChainMetrics,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
-        settings = topology.settings
-        self.lane = lane
+        settings = config.settings
+        self.lane = lane = config.lane
         self.metrics = metrics.calls
         self.retry = settings.sync.retry
         self.time_scale = settings.time_scale
         self.timeout_s = settings.scaled(settings.sync.timeout_s)
-        self.urls = {dep: f"http://{topology.proxy(lane, dep).listen}/work" for dep in settings.chain}
+        self.urls = {dep: config.dependency_url(dep) for dep in settings.chain}
         self.http = urllib3.PoolManager(
             num_pools=len(self.urls) + 1, maxsize=settings.sync.threads, block=False, retries=False
         )
@@ -255,17 +254,17 @@ class SyncOrderService:
     """The bounded pool, the admission rule and the orders it remembers."""
 
     def __init__(
-        self, *, topology: Topology, registry: CollectorRegistry, orders: SyncOrders | None = None
+        self, *, config: TargetConfig, registry: CollectorRegistry, orders: SyncOrders | None = None
     ) -> None:
-        settings = topology.settings
-        self.lane = "sync"
+        settings = config.settings
+        self.lane = config.lane
         self.chain = tuple(settings.chain)
         self.idempotency_keys = settings.sync.idempotency_keys
         self.threads = settings.sync.threads
         self.capacity = settings.sync.threads + settings.sync.queue
         self.metrics = SyncChainMetrics(registry, self.lane)
         self.order_metrics = OrderMetrics(registry, self.lane)
-        self.client = BlockingDependencyClient(topology=topology, lane=self.lane, metrics=self.metrics)
+        self.client = BlockingDependencyClient(config=config, metrics=self.metrics)
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="order")
         self._lock = threading.Lock()
         self._admitted = 0
@@ -458,12 +457,12 @@ async def _pool(request: web.Request) -> web.Response:
 
 
 def build_sync_app(
-    *, topology: Topology, registry: CollectorRegistry, data_dir: Path | None = None
+    *, config: TargetConfig, registry: CollectorRegistry, data_dir: Path | None = None
 ) -> web.Application:
     """``data_dir``: where the service keeps its orders; ``None`` keeps them in memory (tests)."""
     app = base_app(registry, order_spec("sync"))
     orders = SyncOrders(data_dir / "sync-orders.sqlite3" if data_dir is not None else ":memory:")
-    service = SyncOrderService(topology=topology, registry=registry, orders=orders)
+    service = SyncOrderService(config=config, registry=registry, orders=orders)
     app[SYNC_KEY] = service
 
     async def _stop(app: web.Application) -> None:

@@ -24,9 +24,9 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from model.settings import RetrySettings
-from model.topology import Topology
+from model.target_config import TargetConfig
 from targets.async_client import AsyncDependencyClient
-from targets.brokers import (
+from targets.brokers.interface import (
     ORDER_CONFIRMED,
     STATUS_QUEUE,
     Broker,
@@ -72,14 +72,16 @@ class Worker:
     def __init__(
         self,
         *,
-        topology: Topology,
-        dependency: str,
+        config: TargetConfig,
         registry: CollectorRegistry,
         broker: Broker,
         done: DoneOrders,
     ) -> None:
-        settings = topology.settings
-        self.lane = "async"
+        if config.dependency is None:
+            raise ValueError(f"{config.name}: a worker needs its dependency")
+        settings = config.settings
+        dependency = config.dependency
+        self.lane = config.lane
         self.dependency = dependency
         self.settings = settings
         self.broker = broker
@@ -90,7 +92,7 @@ class Worker:
         BrokerLoss(registry, self.lane, lambda: broker.lost_messages)  # its step events (Pub/Sub)
         self.client = AsyncDependencyClient(
             lane=self.lane,
-            urls={dependency: f"http://{topology.proxy(self.lane, dependency).listen}/work"},
+            urls={dependency: config.dependency_url(dependency)},
             timeout_s=settings.scaled(settings.async_.worker_timeout_s),
             time_scale=settings.time_scale,
             metrics=self.metrics.calls,
@@ -242,19 +244,17 @@ WORKER_KEY = web.AppKey("worker", Worker)
 
 def build_worker_app(
     *,
-    topology: Topology,
-    dependency: str,
+    config: TargetConfig,
     registry: CollectorRegistry,
     data_dir: Path,
     broker: Broker,
 ) -> web.Application:
     app = base_app(registry)
     worker = Worker(
-        topology=topology,
-        dependency=dependency,
+        config=config,
         registry=registry,
         broker=broker,
-        done=DoneOrders(data_dir / f"worker-{dependency}.sqlite3"),
+        done=DoneOrders(data_dir / f"{config.name}.sqlite3"),
     )
     app[WORKER_KEY] = worker
     app.cleanup_ctx.append(worker.lifecycle)

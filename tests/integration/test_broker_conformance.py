@@ -27,10 +27,11 @@ from harness.state import StateDir
 from harness.supervisor import command_for
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
-from targets.brokers import Broker, Delivery, Message, make_broker
-from targets.brokers_kafka import KafkaBroker
-from targets.brokers_redis import RedisStreamsBroker
-from targets.brokers_sqs import SQSBroker
+from targets.brokers import make_broker
+from targets.brokers.interface import Broker, Delivery, Message
+from targets.brokers.kafka import KafkaBroker
+from targets.brokers.redis import RedisStreamsBroker
+from targets.brokers.sqs import SQSBroker
 
 BROKERS = ["rabbitmq", "redis-streams", "redis-pubsub", "kafka", "sqs"]
 DURABLE = ["rabbitmq", "redis-streams", "kafka", "sqs"]

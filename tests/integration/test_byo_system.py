@@ -70,11 +70,16 @@ def test_kinto_on_postgres_slowed_then_cut(tmp_path: Path, capsys: pytest.Captur
         assert all(outcome == "pass" for outcome, _ in outcomes.values()), outcomes
         assert code == ExitCode.OK
         chaos = json.loads((out / "chaos.json").read_text())
-        assert [(f["name"], f["lanes"]) for f in chaos["faults"]] == [("db-slow", ["sync"]), ("db-down", ["sync"])]
+        assert [(f["name"], f["lanes"]) for f in chaos["faults"]] == [
+            ("db-slow", ["sync"]),
+            ("db-down", ["sync"]),
+        ]
         assert "orders" not in summary["lanes"]["sync"]  # Kinto keeps no order ledger
         # Prometheus scraped Kinto's own metrics, at the path its system file names.
         topology = Stack(StateDir(state)).running_topology()
-        found = PrometheusClient(topology.prometheus.url).query('count({process="api", __name__=~"kinto_.*"})')
+        found = PrometheusClient(topology.prometheus.url).query(
+            'count({process="api", __name__=~"kinto_.*"})'
+        )
         assert found and float(found[0]["value"][1]) > 0
         assert judge_run(out, write=False)["verdicts"] == summary["verdicts"]
         assert (out / "report.html").stat().st_size > 0

@@ -22,10 +22,10 @@ import pytest
 import requests
 
 from harness.binaries import PROJECT_ROOT
-from harness.chaos import FaultSpec
 from harness.counters import CounterSampler
 from harness.smoke import wait_fulfilled
 from harness.state import StateDir
+from model.faults import FaultSpec
 from tests.integration.conftest import RunningStack
 
 ORDER = {"customer_id": "fault-test", "items": [{"sku": "tv-55", "qty": 1}]}

@@ -12,9 +12,9 @@ import aiohttp
 import requests
 
 from harness.binaries import find_binary
-from harness.chaos import FaultSpec
 from harness.collect import wait_drained
 from harness.smoke import send_orders, wait_fulfilled
+from model.faults import FaultSpec
 from tests.integration.conftest import RunningStack
 
 ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}]}

@@ -15,12 +15,13 @@ import aiohttp
 import pytest
 import requests
 
-from harness.chaos import Chaos, FaultSpec
+from harness.chaos import Chaos
 from harness.stack import Stack
 from harness.state import StateDir
+from model.faults import FaultSpec
+from model.headers import DEADLINE_HEADER
 from model.settings import StackSettings
 from model.topology import Topology
-from targets.resilience import DEADLINE_HEADER
 
 ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}]}
 TIME_SCALE = 0.2  # the 5 s timeout is 1 s, the chain before email 180 ms

@@ -21,9 +21,10 @@ import pytest
 import requests
 
 from harness.binaries import find_binary
-from harness.chaos import Chaos, FaultSpec
+from harness.chaos import Chaos
 from harness.processes import stop_group
 from model.errors import ToxiproxyUnavailable
+from model.faults import FaultSpec
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 

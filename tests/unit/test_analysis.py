@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile
-from harness.scenario import Scenario
+from model.scenario import Scenario
 
 SCENARIO = Scenario.model_validate(
     {

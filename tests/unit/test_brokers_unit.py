@@ -14,9 +14,9 @@ from harness.shootout import broker_row, shootout_summary, write_shootout
 from model.errors import ConfigError
 from model.settings import BROKERS, Broker, StackSettings
 from model.topology import Topology
-from targets.brokers import Message
-from targets.brokers_kafka import _Partition
-from targets.brokers_sqs import _body, _message, queue_name
+from targets.brokers.interface import Message
+from targets.brokers.kafka import _Partition
+from targets.brokers.sqs import _body, _message, queue_name
 
 
 def test_a_kafka_partition_commits_below_its_oldest_unsettled_record() -> None:
@@ -139,7 +139,7 @@ def test_broker_row_of_a_run_without_faults() -> None:
 
 
 def test_a_pubsub_subscriber_counts_the_gaps_its_publisher_did_not() -> None:
-    from targets.brokers_redis import RedisPubSubBroker
+    from targets.brokers.redis import RedisPubSubBroker
 
     subscriber = RedisPubSubBroker("redis://127.0.0.1:1/0")  # never connected: the counting alone
     channel = "doorbuster:order.confirmed:worker.email"
@@ -165,7 +165,7 @@ def test_a_pubsub_subscriber_counts_the_gaps_its_publisher_did_not() -> None:
 def test_a_pubsub_message_handed_back_is_lost_and_counted_once() -> None:
     import asyncio
 
-    from targets.brokers_redis import RedisPubSubBroker
+    from targets.brokers.redis import RedisPubSubBroker
 
     broker = RedisPubSubBroker("redis://127.0.0.1:1/0")
     requeue = broker._lose_once()
@@ -257,8 +257,8 @@ def test_an_entry_acked_while_a_pending_read_is_answered_is_not_delivered_again(
     finished; that entry must not be handed out again (CI saw one delivered twice)."""
     import asyncio
 
-    from targets.brokers import Delivery
-    from targets.brokers_redis import RedisStreamsBroker
+    from targets.brokers.interface import Delivery
+    from targets.brokers.redis import RedisStreamsBroker
 
     async def scenario() -> dict[str, int]:
         broker = RedisStreamsBroker("redis://127.0.0.1:1/0", claim_idle_s=0.001)

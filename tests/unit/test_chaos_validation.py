@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaos import TOXIC_TYPES, FaultSpec, parse_attributes
+from harness.chaos import parse_attributes
 from model.errors import ConfigError
+from model.faults import TOXIC_TYPES, FaultSpec
 from model.settings import StackSettings
 from model.topology import Topology
 

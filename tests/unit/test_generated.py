@@ -17,6 +17,7 @@ from harness.panels import DASHBOARDS, PANELS, RECORDING_RULES
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from model.settings import BROKERS, StackSettings
+from model.target_config import TargetConfigs, resolve_target_config
 from model.topology import Topology
 
 TOPOLOGY = Topology.from_settings(StackSettings())
@@ -61,10 +62,16 @@ def test_compose_agrees_with_the_topology() -> None:
     for name, service in services.items():
         assert service["network_mode"] == "host", name  # so the topology's loopback addresses hold
         assert "ports" not in service, name
+    for broker in BROKERS:  # each target's resolved configuration, for each broker's profile
+        configs = TargetConfigs.model_validate_json(generated_files()[f"docker/targets-{broker}.json"]).root
+        topology = Topology.from_settings(TOPOLOGY.settings.model_copy(update={"broker": broker}))
+        assert set(configs) == targets
+        for name, config in configs.items():
+            assert config == resolve_target_config(topology, topology.process(name), data_dir=Path("/data"))
     for spec in TOPOLOGY.processes:
         if spec.name in targets:
             command = services[spec.name]["command"]
-            assert command[3] == spec.kind and ("--dependency" in command) == bool(spec.dependency)
+            assert command[command.index("--process") + 1] == spec.name
     toxiproxy = services["toxiproxy"]["command"]
     assert toxiproxy[toxiproxy.index("-host") + 1] == "127.0.0.1"
     assert toxiproxy[toxiproxy.index("-port") + 1] == str(TOPOLOGY.toxiproxy.port)

@@ -12,9 +12,9 @@ import pytest
 from harness.cli import main
 from harness.judge import recorded_run, summarise, write_run_scenario
 from harness.records import RequestRecord, RunLedger
-from harness.scenario import Scenario
 from harness.timeline import FaultRecord
 from model.errors import ExitCode
+from model.scenario import Scenario
 
 T0 = 1_700_000_000.0
 SCENARIO = Scenario.model_validate(

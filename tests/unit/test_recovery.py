@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
-from harness.scenario import Scenario
+from model.scenario import Scenario
 
 RATE = 4
 

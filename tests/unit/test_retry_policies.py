@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from harness.cli import load_settings
 from model.errors import ConfigError
+from model.headers import DEADLINE_HEADER
 from model.settings import (
     RETRY_POLICIES,
     AdaptiveThrottleSettings,
@@ -29,7 +30,6 @@ from model.settings import (
 )
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
 from targets.resilience import (
-    DEADLINE_HEADER,
     AdaptiveThrottle,
     CircuitBreaker,
     DependencyRetryPolicy,

@@ -17,10 +17,10 @@ from harness.records import RequestRecord
 from harness.run import drive_load, ensure_stack
 from harness.run_dir import RunDir
 from harness.run_progress import LiveFigures, LiveTail
-from harness.scenario import Scenario
 from harness.stack import Stack
 from harness.state import StateDir
 from model.errors import EnvironmentProblem
+from model.scenario import Scenario
 from model.settings import StackSettings
 from model.topology import Topology
 from tests.unit.progress_recorder import ProgressRecorder

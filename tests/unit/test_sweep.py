@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from harness.cli import main
 from harness.collect import RunResult
 from harness.run_progress import RunProgress
-from harness.scenario import Scenario, SweepSection, load_scenario
+from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.state import StateDir
 from harness.sweep import TrialRunner, judge_sweep
@@ -26,6 +26,7 @@ from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, as_written, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
 from model.errors import ConfigError, ExitCode
+from model.scenario import Scenario, SweepSection
 from model.settings import StackSettings
 from model.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics

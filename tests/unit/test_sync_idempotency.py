@@ -7,6 +7,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,6 +16,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
 from model.settings import DependencySettings, StackSettings
+from model.target_config import resolve_target_config
 from model.topology import Topology
 from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
 from targets.sync_lane import build_sync_app
@@ -48,7 +50,13 @@ async def _lane(idempotency_keys: bool) -> AsyncIterator[SyncLane]:
     listen = topology.proxy("sync", "payment").listen_endpoint
     await web.TCPSite(runner, listen.host, listen.port).start()
     registry = CollectorRegistry()
-    orders = TestServer(build_sync_app(topology=topology, registry=registry), host="127.0.0.1")
+    orders = TestServer(
+        build_sync_app(
+            config=resolve_target_config(topology, topology.process("order-sync"), data_dir=Path(".")),
+            registry=registry,
+        ),
+        host="127.0.0.1",
+    )
     await orders.start_server()
     try:
         yield SyncLane(orders=orders, registry=registry, payment=payment_app[SERVICE_KEY])

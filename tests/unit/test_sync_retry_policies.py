@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,11 +19,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from model.headers import DEADLINE_HEADER
 from model.settings import DependencySettings, StackSettings
+from model.target_config import TargetConfig, resolve_target_config
 from model.topology import Topology
 from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
 from targets.metrics import SyncChainMetrics
-from targets.resilience import DEADLINE_HEADER, CallFailed
+from targets.resilience import CallFailed
 from targets.sync_lane import BlockingDependencyClient, build_sync_app
 
 TIME_SCALE = 0.1  # the seed's 5 s timeout is 0.5 s, its back-offs 10 and 20 ms
@@ -39,6 +42,11 @@ def _settings(sync: dict[str, Any], email: DependencySettings) -> StackSettings:
             "ports": {"base": 24800},
         }
     )
+
+
+def _order_sync(topology: Topology) -> TargetConfig:
+    """The sync order service's configuration (its orders stay in memory: no data dir used)."""
+    return resolve_target_config(topology, topology.process("order-sync"), data_dir=Path("."))
 
 
 @dataclass(frozen=True)
@@ -97,7 +105,7 @@ async def test_each_policy_sends_a_failing_dependency_what_it_promises(policy: s
     topology = Topology.from_settings(settings)
     registry = CollectorRegistry()
     client = BlockingDependencyClient(
-        topology=topology, lane="sync", metrics=SyncChainMetrics(registry, "sync"), rng=random.Random(3)
+        config=_order_sync(topology), metrics=SyncChainMetrics(registry, "sync"), rng=random.Random(3)
     )
     async with _email(topology, latency_ms=10) as email:
         email.service.faults = HttpFaults(error_rate=1.0, error_status=503)
@@ -127,8 +135,7 @@ async def test_adaptive_throttling_keeps_most_attempts_from_a_dependency_that_ac
     registry = CollectorRegistry()
     clock = FakeClock()  # the throttle's 120 s window (12 s here) passes when the test says
     client = BlockingDependencyClient(
-        topology=topology,
-        lane="sync",
+        config=_order_sync(topology),
         metrics=SyncChainMetrics(registry, "sync"),
         clock=clock,
         rng=random.Random(3),
@@ -169,7 +176,7 @@ async def test_the_deadline_policy_sends_the_remaining_time_and_stops_at_the_ord
     topology = Topology.from_settings(settings)
     registry = CollectorRegistry()
     client = BlockingDependencyClient(
-        topology=topology, lane="sync", metrics=SyncChainMetrics(registry, "sync")
+        config=_order_sync(topology), metrics=SyncChainMetrics(registry, "sync")
     )
     async with _email(topology, latency_ms=4000, concurrency=1) as email, aiohttp.ClientSession() as session:
         holder_url = f"http://{topology.proxy('sync', 'email').listen}/work"
@@ -203,7 +210,9 @@ async def _order_service(policy: str, email_latency_ms: float) -> AsyncIterator[
     )
     topology = Topology.from_settings(settings)
     async with _email(topology, latency_ms=email_latency_ms) as email:
-        orders = TestServer(build_sync_app(topology=topology, registry=CollectorRegistry()), host="127.0.0.1")
+        orders = TestServer(
+            build_sync_app(config=_order_sync(topology), registry=CollectorRegistry()), host="127.0.0.1"
+        )
         await orders.start_server()
         try:
             yield orders, email

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.chaos import FaultSpec
 from harness.scenario import load_scenario
 from harness.systems import check_hosts, default_system, for_settings, load_system, shipped_systems
 from model.errors import ConfigError
+from model.faults import FaultSpec
 from model.settings import StackSettings
 from model.system import SystemSpec, expand, placeholders
 from model.topology import Topology

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import Row, RunInputs, analyse
-from harness.chaos import FaultSpec
 from harness.judge import fault_windows as _faults
-from harness.scenario import ChaosStep, Scenario
 from harness.timeline import ChaosTimeline, read_chaos_record
 from model.errors import ConfigError, ToxiproxyUnavailable
+from model.faults import FaultSpec
+from model.scenario import ChaosStep, Scenario
 from model.settings import StackSettings
 from model.topology import Topology
 

@@ -9,10 +9,11 @@ import pytest
 import yaml
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
-from harness.expectations import parse_expectation, time_scaled_expectation
-from harness.scenario import Scenario, load_scenario, shipped_scenarios
+from harness.scenario import load_scenario, shipped_scenarios
 from harness.timescale import time_scaled
 from model.errors import ConfigError
+from model.expectations import parse_expectation, time_scaled_expectation
+from model.scenario import Scenario
 
 MADE_UP: dict[str, Any] = yaml.safe_load("""
 name: made-up

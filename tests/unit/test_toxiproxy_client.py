@@ -20,12 +20,13 @@ from typing import Any
 
 import pytest
 
-from harness.chaos import Chaos, FaultSpec
+from harness.chaos import Chaos
 from harness.leases import FaultLease, sweep_leftovers
 from harness.processes import process_record
 from harness.state import StateDir
 from harness.supervisor import FaultCollector
 from model.errors import ExitCode, ToxiproxyUnavailable
+from model.faults import FaultSpec
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 

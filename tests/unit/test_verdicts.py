@@ -10,9 +10,10 @@ import pytest
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.cli import main
-from harness.expectations import parse_expectation
-from harness.scenario import Scenario, load_scenario
+from harness.scenario import load_scenario
 from model.errors import ConfigError, ExitCode
+from model.expectations import parse_expectation
+from model.scenario import Scenario
 
 BASE: dict[str, Any] = {
     "name": "made-up",
@@ -179,7 +180,7 @@ def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
     from rich.console import Console
 
     from harness.cli import verdict_count, verdict_lines
-    from harness.report import run_status, verdict_table
+    from harness.report_parts import run_status, verdict_table
 
     rows = _checkouts("sync", [i * 1.5 for i in range(12)], 0.2, 200)
     texts = ["sync.checkout.p99 < 1s at baseline", "sync.checkout.p50 < 0.1s at baseline"]

@@ -3,7 +3,7 @@
 **Why ElasticMQ.**  It is a message queue server that speaks the SQS API (the JSON protocol the
 AWS SDKs use), published on Maven Central and run here as a real server with its own state:
 visibility timeouts, receive counts, redrive to dead-letter queues, long polling (its messages
-are kept in memory: harness/java_brokers.py says why).  moto's server mode would also answer
+are kept in memory: the control plane's ElasticMQ launcher says why).  moto's server mode would also answer
 the API, but it is a mocking library (an in-memory backend in a single-threaded development
 web server, made to test code against, not to carry traffic), so the numbers it gave under
 load would be moto's, not a queue's.
@@ -16,7 +16,7 @@ leaves it to come back once the timeout passes (``ApproximateReceiveCount`` > 1 
 redelivery).  A handler still working when half the timeout has passed extends it, so a slow
 message is not handed to a second worker.  Each queue has a redrive policy to
 ``doorbuster-<queue>-dead`` (after ``max_receives`` receives) and the workers dead-letter
-explicitly.  A standard queue promises no order at all; the harness measures what it does.
+explicitly.  A standard queue promises no order at all; doorbuster measures what it does.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
-from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message
+from targets.brokers.interface import Broker, BrokerUnavailable, Delivery, Handler, Message
 
 __all__ = ["SQSBroker", "queue_name"]
 

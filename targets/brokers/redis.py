@@ -44,7 +44,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
-from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message, describe
+from targets.brokers.interface import Broker, BrokerUnavailable, Delivery, Handler, Message, describe
 
 __all__ = ["RedisPubSubBroker", "RedisStreamsBroker"]
 

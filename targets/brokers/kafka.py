@@ -18,7 +18,7 @@ its consumer had handed records out, so the next owner can mark those records re
 requeue: a requeued record stays uncommitted and is handed to the handler again after a pause.
 
 A rebalance that moves a partition while its records are in flight hands them to the new
-owner too; the workers' idempotency absorbs the duplicate, and the harness counts it.
+owner too; the workers' idempotency absorbs the duplicate, and doorbuster counts it.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from targets.brokers import Broker, BrokerUnavailable, Delivery, Handler, Message
+from targets.brokers.interface import Broker, BrokerUnavailable, Delivery, Handler, Message
 
 __all__ = ["KafkaBroker", "dead_topic", "topic"]
 

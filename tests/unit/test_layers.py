@@ -1,0 +1,258 @@
+"""The house's layering, read from the source: who may import whom, and no import cycles.
+
+    model        pure definitions, no I/O; imports none of the layers above it
+    harness      the control plane; may import model (and start the others as processes)
+    targets      the system under test; may import model, never harness or locustfiles
+    locustfiles  traffic; may import model, never targets
+
+Every ``import`` counts, those inside functions too: a deferred import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness.binaries import PROJECT_ROOT
+
+PACKAGES = ("model", "harness", "targets", "locustfiles", "bench")
+
+# Which of the project's packages a layer must not import.
+FORBIDDEN: dict[str, frozenset[str]] = {
+    "model": frozenset({"harness", "targets", "locustfiles", "bench"}),
+    "targets": frozenset({"harness", "locustfiles", "bench"}),
+    "locustfiles": frozenset({"targets", "bench"}),
+}
+
+# Modules that do I/O; a model module importing one is no longer a pure definition.
+IO_MODULES = frozenset(
+    {"aiohttp", "http", "httpx", "requests", "shutil", "socket", "subprocess", "urllib", "urllib3"}
+)
+# Calls that read or write files.
+IO_CALLS = frozenset({"open", "read_text", "write_text", "read_bytes", "write_bytes", "mkdir", "unlink"})
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    target: str  # what it imports, resolved to a dotted name
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.module} (line {self.line}) imports {self.target}"
+
+
+def module_files(root: Path = PROJECT_ROOT) -> dict[str, Path]:
+    """Every module of the project's packages, by dotted name."""
+    modules: dict[str, Path] = {}
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            parts = list(path.relative_to(root).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            modules[".".join(parts)] = path
+    return modules
+
+
+def imports_of(name: str, path: Path, modules: dict[str, Path]) -> Iterator[Import]:
+    """What ``name`` imports, as dotted names; ``from p import m`` names the module ``p.m``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    is_package = path.name == "__init__.py"
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield Import(name, alias.name, node.lineno)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = name.split(".") if is_package else name.split(".")[:-1]
+                parent = parent[: len(parent) - (node.level - 1)]
+                base = ".".join([*parent, base] if base else parent)
+            for alias in node.names:
+                submodule = f"{base}.{alias.name}"
+                yield Import(name, submodule if submodule in modules else base, node.lineno)
+
+
+def project_imports(root: Path = PROJECT_ROOT) -> list[Import]:
+    modules = module_files(root)
+    return [found for name, path in modules.items() for found in imports_of(name, path, modules)]
+
+
+def layering_violations(imports: list[Import]) -> list[str]:
+    """Each import a layer must not make, as ``module (line n) imports target``."""
+    found = []
+    for imp in imports:
+        layer = imp.module.split(".")[0]
+        top = imp.target.split(".")[0]
+        if top in FORBIDDEN.get(layer, frozenset()):
+            found.append(f"{imp}: {layer}/ must not import {top}/")
+        elif layer == "model" and top in IO_MODULES:
+            found.append(f"{imp}: model/ holds pure definitions and does no I/O")
+    return found
+
+
+def io_calls_in_model(modules: dict[str, Path]) -> list[str]:
+    found = []
+    for name, path in modules.items():
+        if not name.startswith("model"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            called = (
+                func.id
+                if isinstance(func, ast.Name)
+                else func.attr
+                if isinstance(func, ast.Attribute)
+                else ""
+            )
+            if called in IO_CALLS:
+                found.append(f"{name} (line {node.lineno}) calls {called}(): model/ does no I/O")
+    return found
+
+
+@dataclass(frozen=True)
+class ImportCycle:
+    path: list[str]  # one closed path, ``a -> b -> a``
+    modules: list[str]  # every module of its strongly connected group
+
+    def __str__(self) -> str:
+        return " -> ".join(self.path) + f" (the cycle's modules: {', '.join(self.modules)})"
+
+
+def import_cycles(imports: list[Import], modules: dict[str, Path]) -> list[ImportCycle]:
+    """The project's import cycles: each strongly connected group of modules, with one cycle
+    through it, by Tarjan's algorithm."""
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for imp in imports:
+        if imp.target in modules and imp.target != imp.module:
+            graph[imp.module].add(imp.target)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            group = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.add(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(group)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return [ImportCycle(path=_cycle_through(group, graph), modules=sorted(group)) for group in groups]
+
+
+def _cycle_through(group: set[str], graph: dict[str, set[str]]) -> list[str]:
+    """One closed path inside a strongly connected group, from its first module back to it."""
+    start = min(group)
+    paths: dict[str, list[str]] = {start: [start]}
+    frontier = [start]
+    while frontier:  # breadth first, so the cycle shown is a shortest one through ``start``
+        nxt_frontier = []
+        for node in frontier:
+            for nxt in sorted(graph[node] & group):
+                if nxt == start:
+                    return [*paths[node], start]
+                if nxt not in paths:
+                    paths[nxt] = [*paths[node], nxt]
+                    nxt_frontier.append(nxt)
+        frontier = nxt_frontier
+    raise AssertionError(f"{sorted(group)} is not strongly connected")
+
+
+@pytest.fixture(scope="module")
+def modules() -> dict[str, Path]:
+    return module_files()
+
+
+@pytest.fixture(scope="module")
+def imports() -> list[Import]:
+    return project_imports()
+
+
+def test_every_layer_imports_only_what_it_may(imports: list[Import]) -> None:
+    violations = layering_violations(imports)
+    assert not violations, "\n".join(violations)
+
+
+def test_the_model_reads_and_writes_no_files(modules: dict[str, Path]) -> None:
+    calls = io_calls_in_model(modules)
+    assert not calls, "\n".join(calls)
+
+
+def test_no_import_cycles(imports: list[Import], modules: dict[str, Path]) -> None:
+    cycles = import_cycles(imports, modules)
+    assert not cycles, "import cycles:\n" + "\n".join(str(cycle) for cycle in cycles)
+
+
+# The checks themselves, on small made-up projects: a check that can not fail is no check.
+def _project(tmp_path: Path, files: dict[str, str]) -> Path:
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        (tmp_path / package / "__init__.py").write_text("")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    return tmp_path
+
+
+def test_a_forbidden_import_is_named_with_its_module_and_line(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "targets/app.py": "import json\n\ndef f():\n    from harness.run import x\n",
+            "locustfiles/users.py": "from targets import app\n",
+            "model/thing.py": "import subprocess\n",
+            "harness/run.py": "from targets.app import f\nfrom model import thing\n",
+        },
+    )
+    assert sorted(layering_violations(project_imports(root))) == [
+        "locustfiles.users (line 1) imports targets.app: locustfiles/ must not import targets/",
+        "model.thing (line 1) imports subprocess: model/ holds pure definitions and does no I/O",
+        "targets.app (line 4) imports harness.run: targets/ must not import harness/",
+    ]
+
+
+def test_file_io_in_the_model_is_named(tmp_path: Path) -> None:
+    root = _project(tmp_path, {"model/thing.py": "from pathlib import Path\n\nX = Path('a').read_text()\n"})
+    assert io_calls_in_model(module_files(root)) == [
+        "model.thing (line 3) calls read_text(): model/ does no I/O"
+    ]
+
+
+def test_a_cycle_is_found_through_relative_and_deferred_imports(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "harness/report.py": "from . import shootout\n",
+            "harness/shootout.py": "def f():\n    import harness.report\n",
+            "harness/run.py": "from harness.report import x\n",
+        },
+    )
+    imports = project_imports(root)
+    assert [str(cycle) for cycle in import_cycles(imports, module_files(root))] == [
+        "harness.report -> harness.shootout -> harness.report"
+        " (the cycle's modules: harness.report, harness.shootout)"
+    ]
