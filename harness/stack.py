@@ -18,6 +18,7 @@ from harness.binaries import find_binary, find_jars
 from harness.chaos import Chaos
 from harness.processes import kill_group, pid_alive, still_ours, stop_group
 from harness.state import StateDir
+from harness.system_commands import check_programs
 from model.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
 from model.settings import StackSettings
 from model.topology import ProcessSpec, Topology
@@ -156,6 +157,7 @@ class Stack:
         brokers = _BROKER_BINARIES[settings.broker] if topology.has_broker else ()
         for name in ("toxiproxy-server", "prometheus", *brokers):
             find_binary(name)
+        check_programs(topology, self.state)
         if topology.has_broker and settings.broker in ("kafka", "sqs"):
             find_jars("kafka" if settings.broker == "kafka" else "elasticmq")
         busy = _busy_port(topology)

@@ -29,15 +29,15 @@ from typing import IO
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
-from harness.binaries import PROJECT_ROOT, find_binary
+from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.java_brokers import elasticmq_command, kafka_command
 from harness.processes import kill_group, process_record
 from harness.prometheus import write_prometheus_config
 from harness.stack import probe
 from harness.state import StateDir
+from harness.system_commands import setup_commands, start_command
 from model.errors import DoorbusterError
-from model.system import expand
 from model.target_config import TARGET_CONFIG_ENV, resolve_target_config
 from model.topology import ProcessSpec, Topology
 
@@ -89,26 +89,14 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
     elif spec.kind == "broker":
         cmd = [str(find_binary("rabbitmq-server"))]
         env = rabbitmq_environment(topology, state)
-    elif spec.kind == "service" and spec.service is not None and spec.service.command is not None:
-        values = service_values(topology, state)
-        cmd = [expand(arg, values) for arg in spec.service.command]
-        env = {key: expand(value, values) for key, value in spec.service.env.items()}
+    elif spec.kind == "service" and spec.service is not None:
+        cmd, env = start_command(spec.service, topology, state)
     else:
         # A target is told everything it needs, resolved: it never reads the stack file.
         target = resolve_target_config(topology, spec, data_dir=state.data_dir)
         cmd = [sys.executable, "-m", "targets"]
         env = {TARGET_CONFIG_ENV: target.model_dump_json()}
     return cmd, env
-
-
-def service_values(topology: Topology, state: StateDir) -> dict[str, str]:
-    """What a system's placeholders stand for on this stack."""
-    return {
-        **topology.address_values(),
-        "root": str(PROJECT_ROOT),
-        "state": str(state.root),
-        "python": sys.executable,
-    }
 
 
 def rabbitmq_environment(topology: Topology, state: StateDir) -> dict[str, str]:
@@ -184,15 +172,19 @@ class Supervisor:
             self._prepare_service(spec, log_file, {**os.environ, **extra_env})
         log_file.write(f"\n--- {time.strftime('%F %T')} starting: {' '.join(cmd)}\n".encode())
         log_file.flush()
-        popen = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **extra_env},
-            start_new_session=True,
-            cwd=self.state.root,
-        )
+        try:
+            popen = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **extra_env},
+                start_new_session=True,
+                cwd=self.state.root,
+            )
+        except OSError as exc:  # a program removed since `up` checked it
+            log_file.close()
+            raise DoorbusterError(f"could not start {spec.name}: {cmd[0]}: {exc.strerror}") from exc
         child = Child(spec=spec, popen=popen, log_file=log_file)
         previous = self.children.get(spec.name)
         if previous is not None:
@@ -217,9 +209,8 @@ class Supervisor:
                 log.warning("%s: starting although %s do not answer", spec.name, [p.name for p in earlier])
                 break
             time.sleep(0.2)
-        values = service_values(self.topology, self.state)
-        for step in spec.service.setup if spec.service is not None else ():
-            cmd = [expand(arg, values) for arg in step]
+        steps = setup_commands(spec.service, self.topology, self.state) if spec.service is not None else []
+        for cmd in steps:
             log_file.write(f"\n--- {time.strftime('%F %T')} setup: {' '.join(cmd)}\n".encode())
             log_file.flush()
             try:

@@ -249,3 +249,22 @@ def test_prometheus_scrapes_a_system_service_at_its_own_metrics_path() -> None:
     config = scrape_config(topology_of(SystemSpec.model_validate(data)))
     targets = {t["labels"]["process"]: t for job in config["scrape_configs"] for t in job["static_configs"]}
     assert targets["api"]["labels"]["__metrics_path__"] == "/v1/__metrics__"
+
+
+def test_a_program_the_system_names_must_exist_before_anything_starts(tmp_path: Path) -> None:
+    from harness.state import StateDir
+    from harness.system_commands import check_programs, start_command
+    from model.errors import MissingBinary
+
+    topo = topology_of(SystemSpec.model_validate(shop()))
+    state = StateDir(tmp_path)
+    with pytest.raises(
+        MissingBinary, match=r"service db runs /usr/bin/db-server, which is not an executable"
+    ):
+        check_programs(topo, state)
+    data = shop()
+    data["services"][0]["command"] = ["{python}", "-c", "pass", "{port:db}"]
+    topo = topology_of(SystemSpec.model_validate(data))
+    check_programs(topo, state)  # {python} and the api's own {python} steps resolve
+    cmd, env = start_command(topo.system.services[1], topo, state)  # type: ignore[union-attr]
+    assert cmd[-1] == "21301" and env == {"DATABASE_URL": "postgres://app@127.0.0.1:21100/app"}
