@@ -19,7 +19,7 @@ import requests
 from harness.analysis import FaultWindow, Row
 from harness.counters import RunCounters
 from harness.judge import recorded_run, summarise, write_run_scenario
-from harness.panels import PANELS
+from harness.panels import panels_for
 from harness.prometheus import PrometheusClient
 from harness.records import IncompleteCounters, RunLedger
 from harness.run_dir import PanelLine, RunDir, RunSeries
@@ -130,7 +130,7 @@ def panel_series(topology: Topology, start: float, end: float) -> RunSeries:
     client = PrometheusClient(topology.prometheus.url)
     step = max(1.0, (end - start) / _MAX_POINTS)
     series: RunSeries = {"start": start, "end": end, "step": step, "panels": {}}
-    for panel in PANELS:
+    for panel in panels_for(topology.builtin):
         if not panel.in_report:
             continue
         lines: list[PanelLine] = []

@@ -18,9 +18,10 @@ import yaml
 
 from harness.binaries import PROJECT_ROOT
 from harness.java_brokers import elasticmq_config, kafka_properties
-from harness.panels import DASHBOARDS, PANELS, Panel
+from harness.panels import DASHBOARDS, PANELS, Panel, panels_for
 from harness.prometheus import scrape_config
 from model.settings import BROKERS, StackSettings
+from model.system import SystemSpec
 from model.target_config import resolve_target_configs
 from model.topology import Topology
 
@@ -68,10 +69,26 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
 
 def dashboard(key: str) -> dict[str, Any]:
     """One Grafana dashboard, two panels to a row, with every fault window annotated."""
+    links = [
+        {"title": title, "url": f"/d/doorbuster-{k}", "type": "link"}
+        for k, title in DASHBOARDS.items()
+        if k != key
+    ]
     panels = [p for p in PANELS if p.dashboard == key]
+    return _dashboard(f"doorbuster-{key}", DASHBOARDS[key], panels, links)
+
+
+def system_dashboard(system: SystemSpec) -> dict[str, Any]:
+    """The dashboard of a system of the user's: the panels every stack has data for (the load
+    generator's view and the faults); the checkout's own panels would stay empty."""
+    panels = list(panels_for(builtin=False))
+    return _dashboard(f"doorbuster-system-{system.name}", f"doorbuster: {system.name}", panels, [])
+
+
+def _dashboard(uid: str, title: str, panels: list[Panel], links: list[dict[str, str]]) -> dict[str, Any]:
     return {
-        "uid": f"doorbuster-{key}",
-        "title": DASHBOARDS[key],
+        "uid": uid,
+        "title": title,
         "tags": ["doorbuster"],
         "timezone": "browser",
         "schemaVersion": 39,
@@ -95,11 +112,7 @@ def dashboard(key: str) -> dict[str, Any]:
                 }
             ]
         },
-        "links": [
-            {"title": title, "url": f"/d/doorbuster-{k}", "type": "link"}
-            for k, title in DASHBOARDS.items()
-            if k != key
-        ],
+        "links": links,
         "panels": [_panel_json(p, i + 1, (i % 2) * 12, (i // 2) * 8) for i, p in enumerate(panels)],
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["DASHBOARDS", "PANELS", "Panel", "Query", "panel", "recording_rules"]
+__all__ = ["DASHBOARDS", "PANELS", "Panel", "Query", "panel", "panels_for", "recording_rules"]
 
 _W = "10s"  # rate window: ten 1 s scrapes
 
@@ -32,6 +32,9 @@ class Panel:
     thresholds: tuple[tuple[float, str], ...] = ()  # (value, colour), ascending
     in_report: bool = True
     labels: tuple[str, ...] = field(default=("lane",))
+    # Drawn from what every stack has (the load generator, the faults), not the checkout's own
+    # services: a system of the user's gets these panels and no others.
+    any_system: bool = False
 
 
 def _q(expr: str, legend: str) -> Query:
@@ -102,6 +105,7 @@ PANELS: tuple[Panel, ...] = (
         dashboard="overview",
         queries=(_q("sum by (lane, dependency, type) (toxic_active)", "{{lane}} {{dependency}} {{type}}"),),
         labels=("lane", "dependency", "type"),
+        any_system=True,
     ),
     # -- the sync lane ----------------------------------------------------------------------
     Panel(
@@ -239,6 +243,7 @@ PANELS: tuple[Panel, ...] = (
         queries=tuple(
             _q(f"lane:locust_request_duration_seconds:p{q}", f"{{{{lane}}}} p{q}") for q in ("50", "95")
         ),
+        any_system=True,
     ),
     Panel(
         key="arrivals",
@@ -249,6 +254,7 @@ PANELS: tuple[Panel, ...] = (
             _q("sum by (lane) (locust_arrival_rate_target)", "{{lane}} set"),
             _q(f"sum by (lane) (rate(locust_arrivals_total[{_W}]))", "{{lane}} achieved"),
         ),
+        any_system=True,
     ),
     Panel(
         key="users",
@@ -259,6 +265,7 @@ PANELS: tuple[Panel, ...] = (
             _q("sum(locust_users)", "users"),
             _q("sum by (lane) (locust_in_flight)", "{{lane}} in flight"),
         ),
+        any_system=True,
     ),
 )
 
@@ -268,6 +275,11 @@ DASHBOARDS: dict[str, str] = {
     "async": "doorbuster: async lane",
     "load": "doorbuster: load (Locust)",
 }
+
+
+def panels_for(builtin: bool) -> tuple[Panel, ...]:
+    """The panels a stack has data for: all of them for the checkout, else the universal ones."""
+    return PANELS if builtin else tuple(p for p in PANELS if p.any_system)
 
 
 def panel(key: str) -> Panel:

@@ -268,3 +268,26 @@ def test_a_program_the_system_names_must_exist_before_anything_starts(tmp_path: 
     check_programs(topo, state)  # {python} and the api's own {python} steps resolve
     cmd, env = start_command(topo.system.services[1], topo, state)  # type: ignore[union-attr]
     assert cmd[-1] == "21301" and env == {"DATABASE_URL": "postgres://app@127.0.0.1:21100/app"}
+
+
+def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_for(tmp_path: Path) -> None:
+    import json
+
+    from harness.cli import main
+    from harness.generate import system_dashboard
+    from harness.panels import PANELS, panels_for
+
+    universal = panels_for(builtin=False)
+    assert {p.key for p in universal} == {"faults", "client_latency", "arrivals", "users"}
+    # what they query comes from the load generator and the supervisor, which every stack runs
+    for p in universal:
+        for q in p.queries:
+            assert "locust" in q.expr or "toxic_active" in q.expr, (p.key, q.expr)
+    assert panels_for(builtin=True) == PANELS
+    board = system_dashboard(load_system("kinto"))
+    assert board["uid"] == "doorbuster-system-kinto"
+    assert [p["title"] for p in board["panels"]] == [p.title for p in universal]
+    out = tmp_path / "kinto.json"
+    assert main(["dashboards", "--system", "kinto", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == board
+    assert main(["dashboards", "--system", "checkout"]) == 2
