@@ -723,6 +723,11 @@ def smoke(
     from harness.smoke import run_smoke
 
     topology = _running()
+    if topology.system is not None:
+        raise ConfigError(
+            f"smoke sends the checkout's orders to its two lanes; the stack runs system "
+            f"{topology.system.name}: use doorbuster run with a scenario of that system"
+        )
     with err.status("sending orders to both lanes..."):
         result = run_smoke(topology, orders=orders, concurrency=concurrency)
     if as_json:
