@@ -30,6 +30,8 @@ __all__ = [
     "read_json_lines",
     "read_text",
     "read_yaml",
+    "shipped",
+    "shipped_or_path",
 ]
 
 # One limit for every file: room for a long run's request log, none for a file given by
@@ -37,6 +39,25 @@ __all__ = [
 MAX_FILE_BYTES = 256 * 2**20
 
 T = TypeVar("T")
+
+
+def shipped(directory: Path) -> list[str]:
+    """The names of the YAML files shipped in ``directory`` (scenarios/, systems/)."""
+    return sorted(p.stem for p in directory.glob("*.yaml"))
+
+
+def shipped_or_path(name_or_path: str, directory: Path, *, kind: str) -> Path:
+    """A shipped file by its name (``black-friday``), or any file by its path; ConfigError
+    naming what is shipped when neither exists."""
+    path = Path(name_or_path)
+    if not path.suffix and not path.exists():
+        path = directory / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(
+                f"no {kind} {name_or_path!r}; shipped: {', '.join(shipped(directory))}, "
+                "or give a path to a YAML file"
+            )
+    return path
 
 
 def read_text(path: Path) -> str:

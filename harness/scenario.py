@@ -14,7 +14,7 @@ import pydantic
 
 from harness import systems
 from harness.binaries import PROJECT_ROOT
-from harness.files import read_yaml
+from harness.files import read_yaml, shipped, shipped_or_path
 from model.errors import ConfigError
 from model.scenario import Scenario
 from model.topology import LANES
@@ -26,7 +26,7 @@ SCENARIO_DIR = PROJECT_ROOT / "scenarios"
 
 
 def shipped_scenarios() -> list[str]:
-    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+    return shipped(SCENARIO_DIR)
 
 
 def load_scenario(
@@ -35,14 +35,7 @@ def load_scenario(
     """A shipped scenario by name, or a YAML file by path; validated, or ConfigError.
 
     Its system is ``system`` (``--system``), else the file's ``system:``, else the checkout."""
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = SCENARIO_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise ConfigError(
-                f"no scenario {name_or_path!r}; shipped: {', '.join(shipped_scenarios())}, "
-                "or give a path to a YAML file"
-            )
+    path = shipped_or_path(name_or_path, SCENARIO_DIR, kind="scenario")
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with name, load, chaos and expectations")

@@ -7,13 +7,12 @@ before anything starts.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pydantic
 
 from harness.binaries import PROJECT_ROOT
-from harness.files import read_yaml
+from harness.files import read_yaml, shipped, shipped_or_path
 from model.errors import ConfigError
 from model.system import SystemSpec, placeholders
 from model.topology import is_loopback
@@ -26,24 +25,12 @@ DEFAULT_SYSTEM = "checkout"
 
 
 def shipped_systems() -> list[str]:
-    return sorted(p.stem for p in SYSTEM_DIR.glob("*.yaml"))
-
-
-def system_path(name_or_path: str) -> Path:
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        path = SYSTEM_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
-            raise ConfigError(
-                f"no system {name_or_path!r}; shipped: {', '.join(shipped_systems())}, "
-                "or give a path to a YAML file"
-            )
-    return path
+    return shipped(SYSTEM_DIR)
 
 
 def load_system(name_or_path: str) -> SystemSpec:
     """A shipped system by name, or a system file by path; validated, or ConfigError."""
-    path = system_path(name_or_path)
+    path = shipped_or_path(name_or_path, SYSTEM_DIR, kind="system")
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with name, services, dependencies and lanes")

@@ -7,7 +7,6 @@ import io
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from rich.console import Console
@@ -17,12 +16,9 @@ from harness.records import RequestRecord
 from harness.run import drive_load, ensure_stack
 from harness.run_dir import RunDir
 from harness.run_progress import LiveFigures, LiveTail
-from harness.stack import Stack
-from harness.state import StateDir
 from model.errors import EnvironmentProblem
 from model.scenario import Scenario
-from model.settings import StackSettings
-from model.topology import Topology
+from tests.unit.fake_stack import FakeStack
 from tests.unit.progress_recorder import ProgressRecorder
 
 SCENARIO = Scenario.model_validate(
@@ -32,35 +28,6 @@ SCENARIO = Scenario.model_validate(
         "expectations": ["no lost orders"],
     }
 )
-
-
-class FakeStack(Stack):
-    """A stack that is up with the settings it was started with; no process is started."""
-
-    def __init__(self, root: Path, running: StackSettings | None = None) -> None:
-        super().__init__(StateDir(root))
-        self.settings = running
-        self.ups: list[StackSettings] = []
-        self.downs = 0
-
-    def supervisor_pid(self) -> int | None:
-        return 1 if self.settings is not None else None
-
-    def topology(self) -> Topology:
-        assert self.settings is not None
-        return Topology.from_settings(self.settings)
-
-    def wait_healthy(self, topology: Topology, *, timeout_s: float, supervisor: Any = None) -> None:
-        return None
-
-    def up(self, settings: StackSettings, *, timeout_s: float = 90.0) -> Topology:
-        self.settings = settings
-        self.ups.append(settings)
-        return Topology.from_settings(settings)
-
-    def down(self, *, timeout_s: float = 30.0) -> bool:
-        self.settings, self.downs = None, self.downs + 1
-        return True
 
 
 class LoadFor:

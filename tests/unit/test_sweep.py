@@ -16,7 +16,6 @@ from harness.collect import RunResult
 from harness.run_progress import RunProgress
 from harness.scenario import load_scenario
 from harness.stack import Stack
-from harness.state import StateDir
 from harness.sweep import TrialRunner, judge_sweep
 from harness.sweep_clean import busy_gauges
 from harness.sweep_dir import SweepDir, TrialRecord
@@ -27,9 +26,9 @@ from harness.sweep_report import SweepTrial, as_written, cell_summaries, sweep_d
 from harness.timescale import time_scaled
 from model.errors import ConfigError, ExitCode
 from model.scenario import Scenario, SweepSection
-from model.settings import StackSettings
 from model.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
+from tests.unit.fake_stack import FakeStack
 from tests.unit.progress_recorder import ProgressRecorder
 
 BASE: dict[str, Any] = yaml.safe_load("""
@@ -452,33 +451,6 @@ def test_boundary_neighbours_are_along_each_trigger_axis() -> None:
 
 
 # -- trials on a clean stack --------------------------------------------------------------------
-class FakeStack(Stack):
-    """A stack that is up with the settings asked for, and counts its restarts."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(StateDir(root))
-        self.settings: StackSettings | None = None
-        self.downs = 0
-
-    def supervisor_pid(self) -> int | None:
-        return 1 if self.settings is not None else None
-
-    def topology(self) -> Topology:
-        assert self.settings is not None
-        return Topology.from_settings(self.settings)
-
-    def wait_healthy(self, topology: Topology, *, timeout_s: float, supervisor: Any = None) -> None:
-        return None
-
-    def up(self, settings: StackSettings, *, timeout_s: float = 90.0) -> Topology:
-        self.settings = settings
-        return Topology.from_settings(settings)
-
-    def down(self, *, timeout_s: float = 30.0) -> bool:
-        self.settings, self.downs = None, self.downs + 1
-        return True
-
-
 def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrupted: bool = False) -> Any:
     scenario = _scenario(settle=0.01, policies=[])
     root = SweepDir(tmp_path / "sweep")
