@@ -182,7 +182,8 @@ def _requests() -> dict[str, tuple[LaneSpec, str]]:
         spec = system.lanes.get(lane)  # type: ignore[call-overload]
         if spec is None:
             raise SystemExit(f"doorbuster: system {system.name} has no {lane} lane")
-        url = urlsplit(expand(spec.url, TOPOLOGY.address_values() if TOPOLOGY else {"host": "127.0.0.1"}))
+        # Only the path is used: the target (the stack's, or DOORBUSTER_TARGETS) gives the host.
+        url = urlsplit(expand(spec.url, TOPOLOGY.address_values() if TOPOLOGY else system.url_stand_ins()))
         found[lane] = (spec, (url.path or "/") + (f"?{url.query}" if url.query else ""))
     return found
 

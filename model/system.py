@@ -224,7 +224,7 @@ class SystemSpec(_Frozen):
                 self._check_refs(text, f"lanes.{lane}.{where}")
             if spec.body is not None:
                 _check_names(spec.body, BODY_PLACEHOLDERS, f"lanes.{lane}.body")
-            parts = urlsplit(expand(spec.url, self._url_probe_values()))
+            parts = urlsplit(expand(spec.url, self.url_stand_ins()))
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"lanes.{lane}.url: expected an http(s) URL, got {spec.url!r}")
         return self
@@ -254,8 +254,8 @@ class SystemSpec(_Frozen):
             if name == "proxy" and sum(d.name == arg for d in self.dependencies) > 1:
                 raise ValueError(f"{where}: {{proxy:{arg}}} is on more than one lane; name it LANE-{arg}")
 
-    def _url_probe_values(self) -> dict[str, str]:
-        # Stand-ins, only to check the shape of a URL before any port is known.
+    def url_stand_ins(self) -> dict[str, str]:
+        """Stand-in addresses, for the shape or the path of a URL before any port is known."""
         values = {"host": "127.0.0.1"}
         for name in self.service_names:
             values[f"service:{name}"] = "127.0.0.1:1"
