@@ -322,7 +322,7 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} .note {{ color: #a04000; 
 <p class=status>{status}{" (interrupted)" if summary.get("interrupted") else ""}</p>
 <h2>What happened</h2><ul>{reading}</ul>
 <h2>Verdicts</h2>{verdict_table(summary.get("verdicts", []))}
-<h2>Lanes</h2>{_lane_table(summary)}
+<h2>{"Both lanes" if len(summary["lanes"]) == 2 else "The lane"}</h2>{_lane_table(summary)}
 <h2>Faults</h2><table><tr><th>name</th><th>dependency</th><th>lanes</th><th>type</th><th>attributes</th><th>window</th></tr>{chaos}</table>
 <h2>Over time</h2><p>Fault windows are shaded.</p>{missing}{figures}
 </body></html>

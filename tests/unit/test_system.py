@@ -12,7 +12,7 @@ from harness.scenario import load_scenario
 from harness.systems import check_hosts, default_system, for_settings, load_system, shipped_systems
 from model.errors import ConfigError
 from model.faults import FaultSpec
-from model.settings import StackSettings
+from model.settings import PortSettings, StackSettings
 from model.system import SystemSpec, expand, placeholders
 from model.topology import Topology
 
@@ -291,3 +291,20 @@ def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_fo
     assert main(["dashboards", "--system", "kinto", "--out", str(out)]) == 0
     assert json.loads(out.read_text()) == board
     assert main(["dashboards", "--system", "checkout"]) == 2
+
+
+def test_a_sweeps_clean_check_on_a_system_reads_no_ledger_and_no_checkout_gauges() -> None:
+    from harness.sweep_clean import stack_dirt
+
+    asked: list[str] = []
+
+    def fetch(url: str, **params: Any) -> Any:
+        asked.append(url)
+        raise AssertionError(f"no process of this system has doorbuster's gauges or ledger: {url}")
+
+    # Nothing runs on these ports: every process is named as not answering, and nothing else asked.
+    settings = StackSettings(system=SystemSpec.model_validate(shop()), ports=PortSettings(base=27700))
+    topo = Topology.from_settings(settings)
+    reasons = stack_dirt(topo, since=0.0, fetch=fetch)
+    assert asked == []
+    assert {"db: not answering", "api: not answering"} <= set(reasons)
