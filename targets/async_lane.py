@@ -97,6 +97,10 @@ class AsyncOrderService:
             counter.labels(self.lane)
         BrokerLoss(registry, self.lane, lambda: broker.lost_messages)
 
+    def connected(self) -> bool:
+        """Connected to the broker once (it may be cut since: that is a fault, not a start)."""
+        return self._connected.is_set()
+
     # -- accepting orders ------------------------------------------------------------
     async def accept(self, body: dict[str, Any], correlation_id: str) -> tuple[int, dict[str, Any]]:
         """Pay, store and answer 202; a client's idempotency key is claimed before payment is
@@ -331,9 +335,9 @@ async def _ledger_check(request: web.Request) -> web.Response:
 def build_async_app(
     *, config: TargetConfig, registry: CollectorRegistry, data_dir: Path, broker: Broker
 ) -> web.Application:
-    app = base_app(registry, order_spec("async"))
     store = OrderStore(data_dir / "async-orders.sqlite3")
     service = AsyncOrderService(config=config, registry=registry, store=store, broker=broker)
+    app = base_app(registry, order_spec("async"), ready=service.connected)
     app[ASYNC_KEY] = service
     app.cleanup_ctx.append(service.lifecycle)
     app.router.add_post("/orders", _post_order)

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 # Orders are small; anything larger is refused with 413 before it is read.
 MAX_BODY_BYTES = 64 * 1024
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+READY_KEY: web.AppKey[Callable[[], bool]] = web.AppKey("ready")
 
 
 def json_error(status: int, error: str, **fields: Any) -> web.Response:
@@ -62,6 +63,12 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 
 
 async def _health(request: web.Request) -> web.Response:
+    ready = request.app.get(READY_KEY)
+    if ready is not None and not ready():
+        # Started but not serving yet (not connected to its broker): a stack is not healthy
+        # until it is, so a test or a run never begins against a lane still connecting.
+        body = {"status": "starting", "detail": "not connected to the broker yet"}
+        return web.json_response(body, status=503)
     return web.json_response({"status": "ok"})
 
 
@@ -91,10 +98,18 @@ async def _json_errors(
         return json_error(500, "internal_error")
 
 
-def base_app(registry: CollectorRegistry, spec: dict[str, Any] | None = None) -> web.Application:
-    """An app with ``/health``, ``/metrics`` and, given its OpenAPI description, ``/openapi.json``."""
+def base_app(
+    registry: CollectorRegistry,
+    spec: dict[str, Any] | None = None,
+    *,
+    ready: Callable[[], bool] | None = None,
+) -> web.Application:
+    """An app with ``/health``, ``/metrics`` and, given its OpenAPI description, ``/openapi.json``.
+    ``ready``: whether it has started serving (``/health`` is 503 until it has, once)."""
     app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[_json_errors])
     app[REGISTRY_KEY] = registry
+    if ready is not None:
+        app[READY_KEY] = ready
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
     if spec is not None:

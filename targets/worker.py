@@ -87,6 +87,7 @@ class Worker:
         self.broker = broker
         self.done = done
         self.queue = worker_queue(dependency)
+        self.consuming = False  # set once its consumer is registered with the broker
         self.metrics = WorkerMetrics(registry)
         self.metrics.declare(self.lane, dependency)
         BrokerLoss(registry, self.lane, lambda: broker.lost_messages)  # its step events (Pub/Sub)
@@ -209,6 +210,7 @@ class Worker:
                 await self.broker.consume(
                     self.queue, (ORDER_CONFIRMED,), self.settings.async_.prefetch, self.handle
                 )
+                self.consuming = True
                 return
             except BrokerUnavailable as exc:
                 log.warning("broker not reachable yet: %s", exc)
@@ -249,13 +251,14 @@ def build_worker_app(
     data_dir: Path,
     broker: Broker,
 ) -> web.Application:
-    app = base_app(registry)
     worker = Worker(
         config=config,
         registry=registry,
         broker=broker,
         done=DoneOrders(data_dir / f"{config.name}.sqlite3"),
     )
+    # Ready once consuming (a cut broker later is a fault, not a start).
+    app = base_app(registry, ready=lambda: worker.consuming)
     app[WORKER_KEY] = worker
     app.cleanup_ctx.append(worker.lifecycle)
     return app
