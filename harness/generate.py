@@ -57,7 +57,7 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
             "overrides": [],
         },
         "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
             "tooltip": {"mode": "multi", "sort": "none"},
         },
         "targets": [
@@ -69,11 +69,7 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
 
 def dashboard(key: str) -> dict[str, Any]:
     """One Grafana dashboard, two panels to a row, with every fault window annotated."""
-    links = [
-        {"title": title, "url": f"/d/doorbuster-{k}", "type": "link"}
-        for k, title in DASHBOARDS.items()
-        if k != key
-    ]
+    links = [_link(title, f"/d/doorbuster-{k}") for k, title in DASHBOARDS.items() if k != key]
     panels = [p for p in PANELS if p.dashboard == key]
     return _dashboard(f"doorbuster-{key}", DASHBOARDS[key], panels, links)
 
@@ -85,7 +81,23 @@ def system_dashboard(system: SystemSpec) -> dict[str, Any]:
     return _dashboard(f"doorbuster-system-{system.name}", f"doorbuster: {system.name}", panels, [])
 
 
-def _dashboard(uid: str, title: str, panels: list[Panel], links: list[dict[str, str]]) -> dict[str, Any]:
+def _link(title: str, url: str) -> dict[str, Any]:
+    """A link to another dashboard of the folder, with every field Grafana's schema requires."""
+    return {
+        "title": title,
+        "type": "link",
+        "url": url,
+        "icon": "dashboard",
+        "tooltip": "",
+        "tags": [],
+        "asDropdown": False,
+        "targetBlank": False,
+        "includeVars": False,
+        "keepTime": True,
+    }
+
+
+def _dashboard(uid: str, title: str, panels: list[Panel], links: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "uid": uid,
         "title": title,
@@ -113,6 +125,7 @@ def _dashboard(uid: str, title: str, panels: list[Panel], links: list[dict[str, 
             ]
         },
         "links": links,
+        "templating": {"list": []},
         "panels": [_panel_json(p, i + 1, (i % 2) * 12, (i // 2) * 8) for i, p in enumerate(panels)],
     }
 
