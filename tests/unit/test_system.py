@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -302,9 +304,24 @@ def test_a_sweeps_clean_check_on_a_system_reads_no_ledger_and_no_checkout_gauges
         asked.append(url)
         raise AssertionError(f"no process of this system has doorbuster's gauges or ledger: {url}")
 
-    # Nothing runs on these ports: every process is named as not answering, and nothing else asked.
-    settings = StackSettings(system=SystemSpec.model_validate(shop()), ports=PortSettings(base=27700))
-    topo = Topology.from_settings(settings)
-    reasons = stack_dirt(topo, since=0.0, fetch=fetch)
+    # Ports bound here and never listened on refuse every connection: each process is named as
+    # not answering, whatever else runs on this machine, and nothing else is asked.
+    with contextlib.ExitStack() as held:
+        ports: list[int] = []
+        for port in range(27700, 27800):  # outside the ephemeral range, as the topology asks
+            sock = held.enter_context(socket.socket())
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            ports.append(port)
+            if len(ports) == 3:
+                break
+        overrides = {"service-db": ports[0], "service-api": ports[1]}
+        settings = StackSettings(
+            system=SystemSpec.model_validate(shop()),
+            ports=PortSettings(base=27000, toxiproxy_api=ports[2], overrides=overrides),
+        )
+        reasons = stack_dirt(Topology.from_settings(settings), since=0.0, fetch=fetch)
     assert asked == []
     assert {"db: not answering", "api: not answering"} <= set(reasons)
