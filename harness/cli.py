@@ -431,9 +431,13 @@ def run(
         str | None,
         typer.Option(help="The system under test, over the scenario's: a name under systems/ or a path."),
     ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write the verdicts to this file as JUnit XML (for CI).")
+    ] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.console_progress import ConsoleProgress
+    from harness.junit import check_junit_path, write_junit
     from harness.run import run_scenario
     from harness.run_plan import RunOptions
     from model.settings import PortSettings
@@ -455,6 +459,8 @@ def run(
         if not sep or not url:
             raise ConfigError(f"--target {item!r}: expected LANE=URL, like sync=http://127.0.0.1:9000")
         targets[lane] = url
+    if junit is not None:
+        check_junit_path(junit)
 
     options = RunOptions(
         scenario=scenario,
@@ -475,6 +481,9 @@ def run(
         out.print(f"  {escape(line)}")
     out.print(f"report: {result.run_dir / 'report.html'}")
     out.print("the stack is still up for the next run: `doorbuster down` stops it")
+    if junit is not None:
+        write_junit(junit, summary)  # exit 2 if it can not be written: the run's files stay
+        out.print(f"junit: {junit}", soft_wrap=True)
     if summary.get("interrupted"):
         err.print("Interrupted: the run was stopped early; every fault was removed.")
         raise typer.Exit(130)
@@ -546,23 +555,30 @@ def judge(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the verdicts as JSON; rewrite nothing.")
     ] = False,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write the verdicts to this file as JUnit XML (for CI).")
+    ] = None,
 ) -> None:
     """Decide a run's expectations again from its files alone, with no stack; rewrites
     summary.json and report.html.  On a sweep's directory: every trial, and the sweep's
     sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
     from harness.judge import judge_run
+    from harness.junit import check_junit_path, write_junit
     from harness.sweep_dir import SweepDir
 
     if SweepDir(run_dir).is_sweep():
         from harness.sweep import judge_sweep
 
-        if scenario is not None or as_json:
+        if scenario is not None or as_json or junit is not None:
             raise ConfigError(
-                f"{run_dir} is a sweep: --scenario and --json judge one run; give a trial's directory"
+                f"{run_dir} is a sweep: --scenario, --json and --junit judge one run; "
+                "give a trial's directory"
             )
         _sweep_done(judge_sweep(run_dir))
         return
 
+    if junit is not None:
+        check_junit_path(junit)
     summary = judge_run(run_dir, scenario_file=scenario, write=not as_json)
     if as_json:
         verdicts = {k: summary[k] for k in ("scenario", "passed", "verdicts")}
@@ -570,6 +586,10 @@ def judge(
     else:
         out.print(verdict_lines(summary))
         out.print(f"report: {run_dir / 'report.html'}")
+    if junit is not None:
+        write_junit(junit, summary)  # exit 2 if it can not be written: summary and report stay
+        if not as_json:
+            out.print(f"junit: {junit}", soft_wrap=True)
     if not summary["passed"]:
         raise ExpectationFailed(verdict_count(summary["verdicts"]))
 
