@@ -204,8 +204,8 @@ def decide(
         opened = _open_side(figure, stat, new, "NEW", above=True) or _open_side(
             figure, stat, base, "BASE", above=False
         )
-        if opened is None and base.low == 0:
-            opened = f"BASE's {figure} may be 0, and no {figure} is shown to be within {bound:.0%} of 0"
+        if opened is None and base.value == 0:
+            opened = f"BASE's {figure} was 0: no {figure} can be shown to be within {bound:.0%} of it"
     else:
         factor = 1 - bound
         if new.high < factor * base.low:

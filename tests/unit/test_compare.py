@@ -60,6 +60,13 @@ def test_decide_regressed_only_when_the_intervals_say_so() -> None:
     assert decide(rate, Estimate(40.0, 38.0, 42.0, 2400), 0.1, higher_is_worse=False)[0] == "regressed"
     assert decide(rate, Estimate(50.0, 48.0, 52.0, 3000), 0.1, higher_is_worse=False)[0] == "within bound"
     assert decide(rate, Estimate(45.0, 43.0, 47.0, 2700), 0.1, higher_is_worse=False)[0] == "undetermined"
+    # No errors in BASE: no error rate is shown within a relative bound of none, nor above it.
+    none = Estimate(0.0, 0.0, 0.037, 100)
+    change, reason = decide(none, none, 0.1, higher_is_worse=True, figure="error rate")
+    assert (
+        change == "undetermined"
+        and reason == "BASE's error rate was 0: no error rate can be shown to be within 10% of it"
+    )
     no_data = decide(Estimate(math.nan, -math.inf, math.inf, 0), rate, 0.1, higher_is_worse=False)
     assert no_data == ("undetermined", "BASE has no data for the figure")
 
