@@ -52,6 +52,7 @@ __all__ = [
     "RunInputs",
     "analyse",
     "evaluate",
+    "format_figure",
     "goodput_series",
     "judge",
     "lane_figures",
@@ -306,6 +307,11 @@ def _fmt(metric: str | None, value: float) -> str:
     if metric == "error_rate":
         return f"{value:.1%}"
     return f"{value:.2f}/s"
+
+
+def format_figure(metric: str | None, value: float) -> str:
+    """A figure as the verdicts show it: ``0.412s``, ``5.0%``, ``9.80/s``, ``no data``."""
+    return _fmt(metric, value)
 
 
 def _shown(metric: str | None, est: Estimate) -> str:

@@ -431,9 +431,13 @@ def run(
         str | None,
         typer.Option(help="The system under test, over the scenario's: a name under systems/ or a path."),
     ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write the verdicts to this file as JUnit XML (for CI).")
+    ] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.console_progress import ConsoleProgress
+    from harness.junit import check_junit_path, write_junit
     from harness.run import run_scenario
     from harness.run_plan import RunOptions
     from model.settings import PortSettings
@@ -455,6 +459,8 @@ def run(
         if not sep or not url:
             raise ConfigError(f"--target {item!r}: expected LANE=URL, like sync=http://127.0.0.1:9000")
         targets[lane] = url
+    if junit is not None:
+        check_junit_path(junit)
 
     options = RunOptions(
         scenario=scenario,
@@ -475,6 +481,9 @@ def run(
         out.print(f"  {escape(line)}")
     out.print(f"report: {result.run_dir / 'report.html'}")
     out.print("the stack is still up for the next run: `doorbuster down` stops it")
+    if junit is not None:
+        write_junit(junit, summary)  # exit 2 if it can not be written: the run's files stay
+        out.print(f"junit: {junit}", soft_wrap=True)
     if summary.get("interrupted"):
         err.print("Interrupted: the run was stopped early; every fault was removed.")
         raise typer.Exit(130)
@@ -546,23 +555,30 @@ def judge(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the verdicts as JSON; rewrite nothing.")
     ] = False,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write the verdicts to this file as JUnit XML (for CI).")
+    ] = None,
 ) -> None:
     """Decide a run's expectations again from its files alone, with no stack; rewrites
     summary.json and report.html.  On a sweep's directory: every trial, and the sweep's
     sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
     from harness.judge import judge_run
+    from harness.junit import check_junit_path, write_junit
     from harness.sweep_dir import SweepDir
 
     if SweepDir(run_dir).is_sweep():
         from harness.sweep import judge_sweep
 
-        if scenario is not None or as_json:
+        if scenario is not None or as_json or junit is not None:
             raise ConfigError(
-                f"{run_dir} is a sweep: --scenario and --json judge one run; give a trial's directory"
+                f"{run_dir} is a sweep: --scenario, --json and --junit judge one run; "
+                "give a trial's directory"
             )
         _sweep_done(judge_sweep(run_dir))
         return
 
+    if junit is not None:
+        check_junit_path(junit)
     summary = judge_run(run_dir, scenario_file=scenario, write=not as_json)
     if as_json:
         verdicts = {k: summary[k] for k in ("scenario", "passed", "verdicts")}
@@ -570,8 +586,76 @@ def judge(
     else:
         out.print(verdict_lines(summary))
         out.print(f"report: {run_dir / 'report.html'}")
+    if junit is not None:
+        write_junit(junit, summary)  # exit 2 if it can not be written: summary and report stay
+        if not as_json:
+            out.print(f"junit: {junit}", soft_wrap=True)
     if not summary["passed"]:
         raise ExpectationFailed(verdict_count(summary["verdicts"]))
+
+
+_CHANGE_STYLE = {
+    "regressed": "[red]REGRESSED[/]",
+    "within bound": "[green]within bound[/]",
+    "undetermined": "[bold yellow]UNDETERMINED[/]",
+}
+
+
+@app.command()
+def compare(
+    base_run: Annotated[Path, typer.Argument(help="The baseline's run directory.")],
+    new_run: Annotated[Path, typer.Argument(help="The run directory to check against it.")],
+    max_regression: Annotated[
+        str, typer.Option(help="How much worse a figure may be: 10% (or 0.1).")
+    ] = "10%",
+    html_file: Annotated[
+        Path | None, typer.Option("--html", help="Write the page here (default NEW_RUN/compare.html).")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Compare runs of different scenarios, systems, time scales or lanes.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Two runs side by side, figures and verdicts, decided from each run's files: exit 1 when
+    a figure of NEW (p50/p95/p99 latency, error rate, throughput, per lane) regressed beyond
+    --max-regression by the two runs' 95% intervals; a figure they can not decide is listed
+    as undetermined, not a regression (exit 0, said so)."""
+    from harness.compare import compare_runs, parse_bound
+    from harness.compare_page import check_page_path, write_compare_page
+
+    bound = parse_bound(max_regression)
+    page = html_file if html_file is not None else new_run / "compare.html"
+    if html_file is not None:
+        check_page_path(html_file)
+    comparison = compare_runs(base_run, new_run, max_regression=bound, force=force)
+    write_compare_page(page, comparison)
+    if as_json:
+        out.print_json(json.dumps(comparison.as_json()))
+    else:
+        title = f"{comparison.scenario}: NEW {new_run} against BASE {base_run}"
+        table = Table(
+            "lane", "figure", "BASE", "NEW", "change", "", title=escape(title), title_justify="left"
+        )
+        for f in comparison.figures:
+            change = _CHANGE_STYLE[f.change]
+            if f.reason:
+                change += f"\n[yellow]{escape(f.reason)}[/]"
+            table.add_row(f.lane, f.figure, f.shown(f.base), f.shown(f.new), f.relative, change)
+        out.print(table)
+        verdicts = Table("expectation", "BASE", "NEW", title="verdicts", title_justify="left")
+        for v in comparison.verdicts:
+            verdicts.add_row(
+                escape(v.expectation),
+                _OUTCOME_STYLE.get(v.base_outcome, "-"),
+                _OUTCOME_STYLE.get(v.new_outcome, "-"),
+            )
+        out.print(verdicts)
+        for difference in comparison.differences:
+            out.print(f"[yellow]compared with --force although[/] {escape(difference)}")
+        out.print(escape(comparison.headline), soft_wrap=True)
+        out.print(f"page: {page}", soft_wrap=True)
+    if comparison.regressed:
+        raise ExpectationFailed(comparison.headline)
 
 
 def _sweep_done(result: Any, resume: list[str] | None = None) -> None:

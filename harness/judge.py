@@ -35,6 +35,7 @@ __all__ = [
     "RecordedRun",
     "fault_windows",
     "judge_run",
+    "judged_load_end",
     "read_run_scenario",
     "recorded_run",
     "summarise",
@@ -104,14 +105,20 @@ def fault_windows(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWi
     return tuple(windows)
 
 
+def judged_load_end(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> float:
+    """Seconds from t0 to the end of the load the run is judged over: when the load stopped,
+    at most a second past the scenario's end (unless interrupted, then when it stopped)."""
+    load_end = ledger.load_end - run.t0
+    return load_end if ledger.interrupted else min(load_end, scenario.duration_s + 1)
+
+
 def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[str, Any]:
     """The run's summary: the analysis of what it recorded, with the run's own facts."""
-    load_end = ledger.load_end - run.t0
     inputs = RunInputs(
         scenario=scenario,
         rows=run.rows,
         faults=run.faults,
-        load_end=load_end if ledger.interrupted else min(load_end, scenario.duration_s + 1),
+        load_end=judged_load_end(scenario, run, ledger),
         async_statuses=ledger.async_statuses,
         side_effects=ledger.side_effects,
         attempts=ledger.attempts,
