@@ -301,10 +301,19 @@ def test_a_fault_added_outside_doorbuster_is_named_and_a_run_refuses_it_until_re
     assert (foreign["foreign"], foreign["origin"], foreign["owner"]) == (True, "foreign", None)
     ours = faults[("async", "payment", "doorbuster_latency_downstream")]
     assert (ours["foreign"], ours["owner"]) == (False, "doorbuster toxic add")
-    assert _cli(stack, "toxic", "list") == 0
-    rows = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
-    assert any("ctk_slow" in row and "outside doorbuster" in row for row in rows), rows
-    assert any("doorbuster_latency_downstream" in row and "doorbuster toxic add" in row for row in rows), rows
+    assert _cli(stack, "status") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sync-email: latency {'latency': 700} applied outside doorbuster" in text
+    assert "async-payment: latency {'latency': 5} (applied by doorbuster toxic add)" in text
+    assert _cli(stack, "toxic", "list", "--json") == 0
+    listed = {(f["lane"], f["name"]): f["origin"] for f in json.loads(capsys.readouterr().out)}
+    assert listed == {
+        ("sync", "ctk_slow"): "foreign",
+        ("async", "doorbuster_latency_downstream"): "doorbuster",
+    }
+    assert _cli(stack, "toxic", "list") == 0  # a column, "applied by"; an 80-column console cuts it short
+    rows = capsys.readouterr().out.splitlines()
+    assert any("ctk_slow" in row and "outside" in row for row in rows), rows
 
     scenario, out = tmp_path / "tiny.yaml", tmp_path / "run"
     scenario.write_text(TINY)
