@@ -804,7 +804,12 @@ def smoke(
             f"{topology.system.name}: use doorbuster run with a scenario of that system"
         )
     with err.status("sending orders to both lanes..."):
-        result = run_smoke(topology, orders=orders, concurrency=concurrency)
+        result = run_smoke(
+            topology,
+            orders=orders,
+            concurrency=concurrency,
+            lease=FaultLease(_ctx.state_dir, owner="doorbuster smoke"),
+        )
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return
