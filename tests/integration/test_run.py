@@ -303,8 +303,8 @@ def test_a_fault_added_outside_doorbuster_is_named_and_a_run_refuses_it_until_re
     assert (ours["foreign"], ours["owner"]) == (False, "doorbuster toxic add")
     assert _cli(stack, "status") == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "sync-email: latency {'latency': 700} applied outside doorbuster" in text
-    assert "async-payment: latency {'latency': 5} (applied by doorbuster toxic add)" in text
+    assert "sync-email: latency {'latency': 700, 'jitter': 0} applied outside doorbuster" in text
+    assert "async-payment: latency {'latency': 5, 'jitter': 0} (applied by doorbuster toxic add)" in text
     assert _cli(stack, "toxic", "list", "--json") == 0
     listed = {(f["lane"], f["name"]): f["origin"] for f in json.loads(capsys.readouterr().out)}
     assert listed == {
