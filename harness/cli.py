@@ -94,12 +94,16 @@ def _stack_lease() -> FaultLease:
 
 def _forget_removed(chaos: Chaos) -> None:
     """After a removal: the stack's lease no longer holds what is gone."""
-    forget_removed_faults(_ctx.state_dir, chaos.active())
+    forget_removed_faults(_ctx.state_dir, chaos)
 
 
 def _remove_orphan_faults(stack: Stack, topology: Topology) -> list[Leftover]:
     """Remove the faults whose owner died (a run killed with kill -9), and say so."""
-    leftovers = sweep_leftovers(stack.state.root, Chaos(topology))
+    chaos = Chaos(topology)
+    leftovers = sweep_leftovers(stack.state.root, chaos)
+    # Faults removed without a doorbuster command (a reset through Toxiproxy's API) are
+    # forgotten too, before anything reads who applied what.
+    forget_removed_faults(stack.state.root, chaos)
     for leftover in leftovers:
         verb = "removed a leftover fault" if leftover.removed else "a leftover fault is still active"
         err.print(f"{verb}: {escape(leftover.describe())}")

@@ -264,12 +264,16 @@ def fault_owners(root: Path, faults: Iterable[ActiveFault]) -> list[OwnedFault]:
     return _owners(_lease_files(root), faults)
 
 
-def forget_removed_faults(root: Path, active: Iterable[ActiveFault]) -> None:
-    """The stack's lease keeps only the faults still ``active`` (after a remove or a reset), so
-    that a name it held is not taken for doorbuster's when someone else applies it later."""
-    active = list(active)
+def forget_removed_faults(root: Path, chaos: Chaos) -> None:
+    """The stack's lease keeps only the faults still in force (after a remove or a reset, by
+    any means), so that a name it held is not taken for doorbuster's when someone else applies
+    it later.  Toxiproxy is asked only when there is such a lease."""
+    path = root / "leases" / _STACK_LEASE
+    if not path.exists():
+        return
+    active = chaos.active()
     with _locked(root):
-        lease = _LeaseFile.read(root / "leases" / _STACK_LEASE)
+        lease = _LeaseFile.read(path)
         if lease is None:
             return
         kept = tuple(held for held in lease.faults if any(held.holds(f) for f in active))

@@ -13,6 +13,7 @@ for the async backlog to drain, and collects (:mod:`harness.collect`) into the r
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -161,7 +162,7 @@ def clear_faults(root: Path, chaos: Chaos, progress: RunProgress, *, reset_fault
         )
     if owned:
         chaos.reset()
-        forget_removed_faults(root, ())
+        forget_removed_faults(root, chaos)
 
 
 def _run_one(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
@@ -200,7 +201,8 @@ def _run_one(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
                 progress.note("interrupted: stopping the load and removing every fault")
     finally:
         chaos.reset()
-        forget_removed_faults(stack.state.root, ())
+        with contextlib.suppress(DoorbusterError):  # a stale entry is forgotten by the next command
+            forget_removed_faults(stack.state.root, chaos)
     load_end = time.time()
     if not interrupted:
         group.check_exit()

@@ -125,7 +125,7 @@ def test_the_stack_s_lease_is_shared_by_commands_and_forgets_what_was_removed(tm
         "sync/payment/down",
     )
     still = [_toxic("async", "email", "slow"), _down("sync", "payment")]
-    forget_removed_faults(tmp_path, still)
+    forget_removed_faults(tmp_path, FakeChaos(*still))
     assert FaultLease.of_stack(tmp_path, os.getpid()).faults == ("async/email/slow", "sync/payment/down")
     # Someone else's toxic by the forgotten name is not taken for doorbuster's.
     again = _toxic("sync", "email", "slow")
