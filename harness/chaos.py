@@ -10,6 +10,7 @@ server address, every call bounded in time; it translates Toxiproxy's errors (an
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,14 @@ class ActiveFault:
     attributes: dict[str, Any]
     toxicity: float = 1.0
     stream: str = "downstream"
+
+    def describe(self) -> str:
+        """``sync-payment latency toxic 'slow' {"latency": 3000}``, ``async-email proxy disabled``."""
+        where = f"{self.lane}-{self.dependency}"
+        if self.kind == "proxy_disabled":
+            return f"{where} proxy disabled"
+        what = f"{self.type} toxic {self.name!r}" if self.kind == "toxic" else self.type
+        return f"{where} {what} {json.dumps(self.attributes, sort_keys=True)}"
 
     def as_json(self) -> dict[str, Any]:
         return {

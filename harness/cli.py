@@ -7,6 +7,7 @@ configuration error, 3 environment error.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import sys
@@ -21,13 +22,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import systems
-from harness.chaos import Chaos, parse_attributes
+from harness.chaos import ActiveFault, Chaos, parse_attributes
 from harness.files import read_yaml
-from harness.leases import Leftover, sweep_leftovers
+from harness.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
-from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed
+from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed, StackNotRunning
 from model.faults import FaultSpec
 from model.scenario import parse_seconds
 from model.settings import BROKERS, StackSettings
@@ -83,9 +84,26 @@ def _running() -> Topology:
     return topology
 
 
+def _stack_lease() -> FaultLease:
+    """The lease of faults added for good, in the running supervisor's name."""
+    pid = _stack().supervisor_pid()
+    if pid is None:
+        raise StackNotRunning("the stack stopped meanwhile; run: doorbuster up")
+    return FaultLease.of_stack(_ctx.state_dir, pid)
+
+
+def _forget_removed(chaos: Chaos) -> None:
+    """After a removal: the stack's lease no longer holds what is gone."""
+    forget_removed_faults(_ctx.state_dir, chaos)
+
+
 def _remove_orphan_faults(stack: Stack, topology: Topology) -> list[Leftover]:
     """Remove the faults whose owner died (a run killed with kill -9), and say so."""
-    leftovers = sweep_leftovers(stack.state.root, Chaos(topology))
+    chaos = Chaos(topology)
+    leftovers = sweep_leftovers(stack.state.root, chaos)
+    # Faults removed without a doorbuster command (a reset through Toxiproxy's API) are
+    # forgotten too, before anything reads who applied what.
+    forget_removed_faults(stack.state.root, chaos)
     for leftover in leftovers:
         verb = "removed a leftover fault" if leftover.removed else "a leftover fault is still active"
         err.print(f"{verb}: {escape(leftover.describe())}")
@@ -251,7 +269,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
     out.print(table)
     out.print(f"faults active: {len(snapshot.faults)}")
     for fault in snapshot.faults:
-        out.print(f"  {fault['lane']}-{fault['dependency']}: {fault['type']} {fault['attributes']}")
+        line = escape(f"  {fault['lane']}-{fault['dependency']}: {fault['type']} {fault['attributes']}")
+        if fault["foreign"]:
+            out.print(f"{line} [red]applied outside doorbuster[/]")
+        else:
+            out.print(f"{line} (applied by {escape(str(fault['owner']))})")
     if leftovers:
         out.print(f"faults whose owner is gone: {len(leftovers)}")
         for leftover in leftovers:
@@ -301,18 +323,19 @@ def toxic_add(
         stream=stream,
         name=name,
     ).validate(topology)
-    from harness.leases import FaultLease
-
     chaos = Chaos(topology)
     fault_name = spec.type if spec.is_http else spec.toxic_name
     # A fault meant to end is leased: if this process is killed, the next command removes it.
-    lease = FaultLease(_ctx.state_dir, owner="doorbuster toxic add --for") if duration is not None else None
-    if lease is not None:
-        lease.hold(spec.lanes, spec.dependency, fault_name)
-    applied = chaos.add(spec)
+    # One added for good is the stack's: doorbuster's, not foreign, for as long as the stack runs.
+    if duration is not None:
+        lease = FaultLease(_ctx.state_dir, owner="doorbuster toxic add --for")
+        applied = _add_held(chaos, spec, lease, by=None)
+    else:
+        lease = _stack_lease()
+        applied = _add_held(chaos, spec, lease, by="doorbuster toxic add")
     for fault in applied:
         out.print(f"added {fault.type} on {fault.lane}-{fault.dependency} {fault.attributes}")
-    if duration is None or lease is None:
+    if duration is None:
         return
     try:
         with err.status(f"holding the fault for {duration:g}s (Ctrl-C removes it now)"):
@@ -323,28 +346,58 @@ def toxic_add(
         out.print(f"removed {removed} fault(s)")
 
 
+def _lanes_with(chaos: Chaos, dependency: str, name: str) -> set[str]:
+    """The lanes where a fault of that name (or type) is in force on ``dependency``."""
+    return {f.lane for f in chaos.active() if f.dependency == dependency and name in (f.name, f.type)}
+
+
+def _add_held(chaos: Chaos, spec: FaultSpec, lease: FaultLease, *, by: str | None) -> list[ActiveFault]:
+    """Apply ``spec`` held by ``lease``; if it fails, the lease does not claim what this
+    command did not apply (a toxic of that name someone else had added, say)."""
+    name = spec.type if spec.is_http else spec.toxic_name
+    held_before, there_before = set(lease.faults), _lanes_with(chaos, spec.dependency, name)
+    lease.hold(spec.lanes, spec.dependency, name, by=by)
+    try:
+        return chaos.add(spec)
+    except DoorbusterError:
+        there_now: set[str] = set()
+        with contextlib.suppress(DoorbusterError):
+            there_now = _lanes_with(chaos, spec.dependency, name)
+        not_ours = tuple(
+            lane
+            for lane in spec.lanes
+            if f"{lane}/{spec.dependency}/{name}" not in held_before
+            and (lane in there_before or lane not in there_now)
+        )
+        lease.release(not_ours, spec.dependency, name)
+        raise
+
+
 @toxic_app.command("list")
 def toxic_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Every active fault, on both lanes."""
-    faults = Chaos(_running()).active()
+    """Every active fault, on both lanes, and who applied it (a fault no doorbuster command
+    holds was applied outside doorbuster: toxiproxy-cli, Chaos Toolkit, Toxiproxy's API)."""
+    owned = fault_owners(_ctx.state_dir, Chaos(_running()).active())
     if as_json:
-        out.print_json(json.dumps([f.as_json() for f in faults]))
+        out.print_json(json.dumps([o.as_json() for o in owned]))
         return
-    if not faults:
+    if not owned:
         out.print("no faults active")
         return
-    table = Table("lane", "dependency", "kind", "type", "name", "attributes", "toxicity")
-    for f in faults:
+    table = Table("lane", "dependency", "kind", "type", "name", "attributes", "toxicity", "applied by")
+    for o in owned:
+        f = o.fault
         table.add_row(
             f.lane,
             f.dependency,
             f.kind,
             f.type,
-            f.name,
-            json.dumps(f.attributes),
+            escape(f.name),
+            escape(json.dumps(f.attributes)),
             f"{f.toxicity:g}",
+            f"[red]{o.applied_by}[/]" if o.foreign else escape(o.applied_by),
         )
     out.print(table)
 
@@ -360,14 +413,18 @@ def toxic_remove(
     lanes = _lanes(lane)
     for each in lanes:
         topology.proxy(each, dependency)
-    removed = Chaos(topology).remove(dependency, lanes, name)
+    chaos = Chaos(topology)
+    removed = chaos.remove(dependency, lanes, name)
+    _forget_removed(chaos)
     out.print(f"removed {removed} fault(s)")
 
 
 @toxic_app.command("reset")
 def toxic_reset() -> None:
     """Remove every fault and enable every proxy."""
-    Chaos(_running()).reset()
+    chaos = Chaos(_running())
+    chaos.reset()
+    _forget_removed(chaos)
     out.print("every fault removed, every proxy enabled")
 
 
@@ -376,7 +433,12 @@ def _set_proxy(dependency: str, lane: str, *, enabled: bool) -> None:
     lanes = _lanes(lane)
     for each in lanes:
         topology.proxy(each, dependency)
-    Chaos(topology).set_enabled(dependency, lanes, enabled=enabled)
+    chaos = Chaos(topology)
+    if not enabled:  # a disabled proxy has no name: the stack's lease says doorbuster did it
+        _stack_lease().hold(lanes, dependency, "down", by="doorbuster proxy disable")
+    chaos.set_enabled(dependency, lanes, enabled=enabled)
+    if enabled:
+        _forget_removed(chaos)
     verb = "enabled" if enabled else "disabled"
     out.print(f"{verb} {', '.join(f'{each}-{dependency}' for each in lanes)}")
 
@@ -434,6 +496,14 @@ def run(
     junit: Annotated[
         Path | None, typer.Option(help="Also write the verdicts to this file as JUnit XML (for CI).")
     ] = None,
+    reset_faults: Annotated[
+        bool,
+        typer.Option(
+            "--reset-faults",
+            help="Remove faults applied outside doorbuster (toxiproxy-cli, Chaos Toolkit) instead of "
+            "refusing to start (exit 3).",
+        ),
+    ] = False,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.console_progress import ConsoleProgress
@@ -473,6 +543,7 @@ def run(
         targets=targets or None,
         allow_hosts=tuple(allow_host or ()),
         system=system,
+        reset_faults=reset_faults,
     )
     result = run_scenario(options, _stack(), ConsoleProgress(err))
     summary = result.summary
@@ -718,6 +789,13 @@ def sweep(
     config: Annotated[
         Path | None, typer.Option(help="YAML file of stack settings over the scenario's.")
     ] = None,
+    reset_faults: Annotated[
+        bool,
+        typer.Option(
+            "--reset-faults",
+            help="Remove faults applied outside doorbuster instead of refusing to start (exit 3).",
+        ),
+    ] = False,
 ) -> None:
     """Map where a trigger tips each lane into a metastable failure: one short trial per cell
     (load x trigger size/duration, per policy if any) and repeat, each cell stable, recovered, metastable
@@ -740,6 +818,7 @@ def sweep(
         time_scale=time_scale,
         max_time_s=parse_duration(max_time) if max_time is not None else None,
         max_trials=max_trials,
+        reset_faults=reset_faults,
     )
     resume = [scenario]
     for flag, value in (("--time-scale", time_scale), ("--max-time", max_time), ("--config", config)):
@@ -813,7 +892,12 @@ def smoke(
             f"{topology.system.name}: use doorbuster run with a scenario of that system"
         )
     with err.status("sending orders to both lanes..."):
-        result = run_smoke(topology, orders=orders, concurrency=concurrency)
+        result = run_smoke(
+            topology,
+            orders=orders,
+            concurrency=concurrency,
+            lease=FaultLease(_ctx.state_dir, owner="doorbuster smoke"),
+        )
     if as_json:
         out.print_json(json.dumps(result.as_json()))
         return

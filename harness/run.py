@@ -1,7 +1,8 @@
 """``doorbuster run``: one scenario, both lanes, the same traffic and the same faults.
 
 The run is planned first (:mod:`harness.run_plan`: every option checked before anything
-starts); then it brings the stack up (with the scenario's settings) if needed, removes
+starts); it refuses to start when faults applied outside doorbuster are in force (unless told
+to remove them); then it brings the stack up (with the scenario's settings) if needed, removes
 leftover faults, starts Locust (:mod:`harness.locust_group`), reports its progress
 (:mod:`harness.run_progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
 for the async backlog to drain, and collects (:mod:`harness.collect`) into the run directory
@@ -12,6 +13,7 @@ for the async backlog to drain, and collects (:mod:`harness.collect`) into the r
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,17 +23,17 @@ from harness.chaos import Chaos
 from harness.collect import LoadTimes, RunResult, collect_run, wait_drained
 from harness.counters import CounterSampler
 from harness.judge import write_run_scenario
-from harness.leases import sweep_leftovers
+from harness.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.locust_group import LocustGroup, locust_commands, locust_env
 from harness.run_dir import RunDir
 from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run_progress import LiveTail, RunProgress
 from harness.stack import Stack
-from model.errors import DoorbusterError, EnvironmentProblem
+from model.errors import DoorbusterError, EnvironmentProblem, ForeignFaults
 from model.scenario import Scenario
 from model.topology import Topology
 
-__all__ = ["drive_load", "ensure_stack", "run_scenario", "run_trial"]
+__all__ = ["clear_faults", "drive_load", "ensure_stack", "refuse_foreign_faults", "run_scenario", "run_trial"]
 
 
 class LoadProcess(Protocol):
@@ -91,10 +93,12 @@ def run_scenario(options: RunOptions, stack: Stack, progress: RunProgress) -> Ru
     return _run_one(plan, stack, progress)
 
 
-def run_trial(scenario: Scenario, run_dir: Path, stack: Stack, progress: RunProgress) -> RunResult:
+def run_trial(
+    scenario: Scenario, run_dir: Path, stack: Stack, progress: RunProgress, *, reset_faults: bool = False
+) -> RunResult:
     """One run of a scenario built by the caller (``doorbuster sweep``'s trials) into
     ``run_dir``, which must be new or empty: the same pipeline as ``doorbuster run``."""
-    return _run_one(plan_trial(scenario, run_dir, stack), stack, progress)
+    return _run_one(plan_trial(scenario, run_dir, stack, reset_faults=reset_faults), stack, progress)
 
 
 def _shootout(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
@@ -114,22 +118,59 @@ def _shootout(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
     return RunResult(run_dir=plan.run_dir, summary=summary)
 
 
-def _remove_leftover_faults(stack: Stack, chaos: Chaos, progress: RunProgress) -> None:
-    for leftover in sweep_leftovers(stack.state.root, chaos):
+def _refusal(foreign: list[OwnedFault]) -> ForeignFaults:
+    return ForeignFaults(
+        f"{len(foreign)} fault(s) applied outside doorbuster: "
+        + "; ".join(owned.fault.describe() for owned in foreign)
+        + "; a run's baseline would not be one with them in force: remove them "
+        "(doorbuster toxic remove, toxic reset, proxy enable) or run with --reset-faults"
+    )
+
+
+def refuse_foreign_faults(stack: Stack, *, reset_faults: bool) -> None:
+    """Before anything starts or is written: :class:`ForeignFaults` (exit 3) when the running
+    stack has faults doorbuster did not apply and ``reset_faults`` is not given."""
+    if reset_faults or stack.supervisor_pid() is None:
+        return
+    try:
+        owned = fault_owners(stack.state.root, Chaos(stack.topology()).active())
+    except DoorbusterError:
+        return  # a stack that does not answer is ensure_stack's to restart or refuse
+    foreign = [o for o in owned if o.foreign]
+    if foreign:
+        raise _refusal(foreign)
+
+
+def clear_faults(root: Path, chaos: Chaos, progress: RunProgress, *, reset_faults: bool) -> None:
+    """A clean start: faults whose owner is gone removed and named; faults applied outside
+    doorbuster refused (:class:`ForeignFaults`) unless ``reset_faults``, then removed, each
+    named; doorbuster's own (``toxic add``, a fault held by another command) removed as well."""
+    for leftover in sweep_leftovers(root, chaos):
         progress.note(f"removed a leftover fault: {leftover.describe()}")
-    leftovers = chaos.active()
-    if leftovers:
-        progress.note(f"removing {len(leftovers)} leftover fault(s): " + ", ".join(
-            f"{f.lane}-{f.dependency} {f.type}" for f in leftovers
-        ))  # fmt: skip
+    owned = fault_owners(root, chaos.active())
+    foreign = [o for o in owned if o.foreign]
+    if foreign and not reset_faults:
+        raise _refusal(foreign)
+    for each in foreign:
+        progress.note(
+            f"removing a fault applied outside doorbuster (--reset-faults): {each.fault.describe()}"
+        )
+    ours = [o for o in owned if not o.foreign]
+    if ours:
+        progress.note(
+            f"removing {len(ours)} fault(s) left in force: " + ", ".join(o.describe() for o in ours)
+        )
+    if owned:
         chaos.reset()
+        forget_removed_faults(root, chaos)
 
 
 def _run_one(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
     scenario = plan.scenario
+    refuse_foreign_faults(stack, reset_faults=plan.reset_faults)
     topology = ensure_stack(stack, scenario, progress)
     chaos = Chaos(topology)
-    _remove_leftover_faults(stack, chaos, progress)
+    clear_faults(stack.state.root, chaos, progress, reset_faults=plan.reset_faults)
     run_dir = RunDir(plan.run_dir)
     run_dir.root.mkdir(parents=True, exist_ok=True)
     write_run_scenario(run_dir.root, scenario)  # Locust reads it; rewritten from what is judged
@@ -160,6 +201,8 @@ def _run_one(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
                 progress.note("interrupted: stopping the load and removing every fault")
     finally:
         chaos.reset()
+        with contextlib.suppress(DoorbusterError):  # a stale entry is forgotten by the next command
+            forget_removed_faults(stack.state.root, chaos)
     load_end = time.time()
     if not interrupted:
         group.check_exit()

@@ -54,6 +54,8 @@ class RunOptions:
     allow_hosts: tuple[str, ...] = ()
     # The system under test (--system), over the scenario's own.
     system: str | None = None
+    # Remove faults applied outside doorbuster instead of refusing to start (exit 3).
+    reset_faults: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -65,6 +67,7 @@ class RunPlan:
     workers: int = 0
     targets: dict[str, str] | None = None
     allow_hosts: tuple[str, ...] = ()
+    reset_faults: bool = False
 
     @property
     def load_limit_s(self) -> float:
@@ -157,11 +160,12 @@ def plan_run(options: RunOptions, stack: Stack) -> RunPlan:
         workers=options.workers,
         targets=options.targets,
         allow_hosts=options.allow_hosts,
+        reset_faults=options.reset_faults,
     )
 
 
-def plan_trial(scenario: Scenario, run_dir: Path, stack: Stack) -> RunPlan:
+def plan_trial(scenario: Scenario, run_dir: Path, stack: Stack, *, reset_faults: bool = False) -> RunPlan:
     """A run of a scenario built by the caller (``doorbuster sweep``'s trials) into
     ``run_dir``, which must be new or empty."""
     scenario = machine_scenario(scenario, stack)
-    return RunPlan(scenario=scenario, run_dir=new_run_dir(run_dir, scenario.name))
+    return RunPlan(scenario=scenario, run_dir=new_run_dir(run_dir, scenario.name), reset_faults=reset_faults)

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from harness.chaos import Chaos
+from harness.leases import FaultLease
 from model.faults import FaultSpec
 from model.topology import LANES, Topology
 
@@ -128,13 +129,18 @@ async def wait_fulfilled(base_url: str, order_ids: list[str], timeout_s: float) 
 
 
 @contextmanager
-def fault(chaos: Chaos, spec: FaultSpec) -> Iterator[None]:
-    """Apply a fault for the duration of a block; it is removed even on error or Ctrl-C."""
-    chaos.add(spec)
+def fault(chaos: Chaos, spec: FaultSpec, lease: FaultLease | None = None) -> Iterator[None]:
+    """Apply a fault for the duration of a block; it is removed even on error or Ctrl-C, and
+    held by ``lease`` meanwhile (if this process is killed, the next command removes it)."""
+    if lease is not None:
+        lease.hold(spec.lanes, spec.dependency, spec.toxic_name)
     try:
+        chaos.add(spec)
         yield
     finally:
         chaos.remove(spec.dependency, spec.lanes, spec.toxic_name)
+        if lease is not None:
+            lease.release(spec.lanes, spec.dependency, spec.toxic_name)
 
 
 async def _phase(topology: Topology, phase: str, orders: int, concurrency: int) -> list[PhaseResult]:
@@ -160,11 +166,12 @@ def run_smoke(
     concurrency: int = 8,
     email_latency_ms: int = 3000,
     fulfil_timeout_s: float = 120.0,
+    lease: FaultLease | None = None,
 ) -> SmokeResult:
     chaos = Chaos(topology)
     phases = asyncio.run(_phase(topology, "baseline", orders, concurrency))
     spec = FaultSpec(dependency="email", type="latency", attributes={"latency": email_latency_ms})
-    with fault(chaos, spec):
+    with fault(chaos, spec, lease):
         phases += asyncio.run(_phase(topology, f"email +{email_latency_ms}ms", orders, concurrency))
     accepted = [oid for p in phases if p.lane == "async" for oid in p.order_ids]
     started = time.monotonic()

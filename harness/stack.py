@@ -16,6 +16,7 @@ import requests
 
 from harness.binaries import find_binary, find_jars
 from harness.chaos import Chaos
+from harness.leases import fault_owners
 from harness.processes import kill_group, pid_alive, still_ours, stop_group
 from harness.state import StateDir
 from harness.system_commands import check_programs
@@ -251,7 +252,7 @@ class Stack:
         faults: tuple[dict[str, Any], ...] = ()
         if running and proxies:
             with contextlib.suppress(DoorbusterError):
-                faults = tuple(f.as_json() for f in chaos.active())
+                faults = tuple(owned.as_json() for owned in fault_owners(self.state.root, chaos.active()))
         return StackStatus(
             running=running, processes=health, topology=topology, proxies=proxies, faults=faults
         )

@@ -31,7 +31,7 @@ from harness.chaos import Chaos
 from harness.collect import RunResult
 from harness.files import read_json
 from harness.judge import judge_run
-from harness.run import ensure_stack, run_trial
+from harness.run import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
 from harness.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run_plan import machine_scenario
 from harness.run_progress import RunProgress
@@ -43,7 +43,7 @@ from harness.sweep_outcomes import CellSummary
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from harness.timescale import time_scaled
-from model.errors import ConfigError, DoorbusterError
+from model.errors import ConfigError, DoorbusterError, ForeignFaults
 from model.scenario import Scenario, SweepSection
 from model.topology import Topology
 
@@ -73,6 +73,7 @@ class SweepOptions:
     time_scale: float | None = None  # over the section's own
     max_time_s: float | None = None  # over the section's own
     max_trials: int | None = None  # a bound on this invocation's trials (tests, a first look)
+    reset_faults: bool = False  # remove faults applied outside doorbuster instead of refusing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,11 +131,6 @@ def _inspect(topology: Topology, since: float) -> list[str]:
     return stack_dirt(topology, since=since)
 
 
-def _reset_faults(topology: Topology) -> None:
-    with contextlib.suppress(DoorbusterError):  # what is left is named by the inspection
-        Chaos(topology).reset()
-
-
 class TrialRunner:
     """Runs a sweep's trials one by one, each on a clean stack, into the sweep's directory."""
 
@@ -145,11 +141,13 @@ class TrialRunner:
         stack: Stack,
         *,
         inspect: Inspect = _inspect,
-        reset_faults: Callable[[Topology], None] = _reset_faults,
+        reset_faults: Callable[[Topology, RunProgress], None] | None = None,
         run: RunTrial = run_trial,
+        reset_foreign: bool = False,
     ) -> None:
         self.inspect = inspect
-        self.reset_faults = reset_faults
+        self.reset_faults = reset_faults or self._reset_faults
+        self.reset_foreign = reset_foreign
         self.run = run
         self.scenario = scenario
         self.section = sweep_of(scenario)
@@ -157,6 +155,15 @@ class TrialRunner:
         self.stack = stack
         self.lanes = scenario.load.lanes
         self.last_trial_start = time.time()
+
+    def _reset_faults(self, topology: Topology, progress: RunProgress) -> None:
+        """Every fault removed, as before a run: those applied outside doorbuster only if told."""
+        try:
+            clear_faults(self.stack.state.root, Chaos(topology), progress, reset_faults=self.reset_foreign)
+        except ForeignFaults:
+            raise
+        except DoorbusterError:  # what is left is named by the inspection
+            pass
 
     def outcomes(self, trials: list[SweepTrial]) -> Callable[[Cell], Mapping[str, CellSummary]]:
         return lambda cell: cell_summaries(cell, trials, self.lanes)
@@ -171,7 +178,7 @@ class TrialRunner:
     def dirt(self, trial: Scenario, events: SweepEvents) -> tuple[list[str], int]:
         """Bring the stack to a clean state for ``trial``: what is still dirty, and restarts."""
         topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), events)
-        self.reset_faults(topology)
+        self.reset_faults(topology, events)
         restarts = 0
         deadline = time.monotonic() + self.section.settle
         while True:
@@ -189,7 +196,7 @@ class TrialRunner:
             )
             self.stack.down()
             topology = ensure_stack(self.stack, machine_scenario(trial, self.stack), events)
-            self.reset_faults(topology)
+            self.reset_faults(topology, events)
             self.last_trial_start = time.time()  # what the old stack held is gone with it
             restarts += 1
             deadline = time.monotonic() + self.section.settle
@@ -251,10 +258,11 @@ def run_sweep(scenario: Scenario, options: SweepOptions, stack: Stack, events: S
         raise ConfigError("--max-trials must be at least 1")
     for cell in grid_cells(section):  # every cell's scenario is valid before anything starts
         trial_scenario(scenario, section.attribute, cell)
+    refuse_foreign_faults(stack, reset_faults=options.reset_faults)
     root = SweepDir(new_sweep_dir(options.out, scenario.name))
     for partial in root.open(grid_record(scenario)):
         events.note(f"removed a partial trial: {partial}")
-    sweeper = TrialRunner(scenario, root, stack)
+    sweeper = TrialRunner(scenario, root, stack, reset_foreign=options.reset_faults)
     started = time.monotonic()
     durations: list[float] = []
     stopped: str | None = None

@@ -10,6 +10,7 @@
         ├── PortBusy                        a port the topology needs is taken
         ├── StartFailed                     a server did not become healthy (log tail attached)
         ├── StackNotRunning                 a command needs ``doorbuster up`` first
+        ├── ForeignFaults                   faults applied outside doorbuster are in force
         └── ToxiproxyUnavailable            Toxiproxy's API did not answer or refused a call
 
 Errors of lower libraries are translated where they are caught, with ``raise ... from exc``;
@@ -26,6 +27,7 @@ __all__ = [
     "EnvironmentProblem",
     "ExitCode",
     "ExpectationFailed",
+    "ForeignFaults",
     "MissingBinary",
     "PortBusy",
     "StackNotRunning",
@@ -70,6 +72,10 @@ class StartFailed(EnvironmentProblem):
 
 
 class StackNotRunning(EnvironmentProblem):
+    pass
+
+
+class ForeignFaults(EnvironmentProblem):
     pass
 
 

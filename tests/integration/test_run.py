@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.binaries import PROJECT_ROOT
+from harness.binaries import PROJECT_ROOT, find_binary
 from harness.cli import main
 from harness.panels import PANELS
 from model.errors import ExitCode
@@ -263,4 +263,76 @@ def test_ctrl_c_while_waiting_for_the_drain_stops_waiting_and_still_reports(
     assert orders["accepted"] == 66 and orders["lost"] == 0
     assert orders["fulfilled"] + orders["failed"] + orders["in_flight"] == orders["accepted"]
     assert (out / "report.html").exists()
+    assert stack.chaos.active() == []
+
+
+TINY = """
+name: tiny
+load:
+  stages:
+    - {name: baseline, duration: 5s, rate: 2}
+  poll: {initial: 0.5s, max: 2s, give_up: 30s}
+expectations:
+  - "no lost orders"
+drain_timeout: 30s
+"""
+
+
+def test_a_fault_added_outside_doorbuster_is_named_and_a_run_refuses_it_until_reset_faults(
+    stack: RunningStack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A toxic added with the real toxiproxy-cli (as Chaos Toolkit's Toxiproxy driver would add
+    it) beside one of doorbuster's own."""
+    cli = str(find_binary("toxiproxy-cli"))
+    host = f"http://{stack.topology.toxiproxy.address}"
+    added = subprocess.run(
+        [cli, "-h", host, "toxic", "add", "-t", "latency", "-a", "latency=700", "-n", "ctk_slow", "sync-email"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert _cli(stack, "toxic", "add", "payment", "latency", "--attr", "latency=5", "--lane", "async") == 0
+    capsys.readouterr()
+
+    assert _cli(stack, "status", "--json") == 0
+    faults = {
+        (f["lane"], f["dependency"], f["name"]): f for f in json.loads(capsys.readouterr().out)["faults"]
+    }
+    foreign = faults[("sync", "email", "ctk_slow")]
+    assert (foreign["foreign"], foreign["origin"], foreign["owner"]) == (True, "foreign", None)
+    ours = faults[("async", "payment", "doorbuster_latency_downstream")]
+    assert (ours["foreign"], ours["owner"]) == (False, "doorbuster toxic add")
+    assert _cli(stack, "status") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "sync-email: latency {'latency': 700, 'jitter': 0} applied outside doorbuster" in text
+    assert "async-payment: latency {'latency': 5, 'jitter': 0} (applied by doorbuster toxic add)" in text
+    assert _cli(stack, "toxic", "list", "--json") == 0
+    listed = {(f["lane"], f["name"]): f["origin"] for f in json.loads(capsys.readouterr().out)}
+    assert listed == {
+        ("sync", "ctk_slow"): "foreign",
+        ("async", "doorbuster_latency_downstream"): "doorbuster",
+    }
+    assert _cli(stack, "toxic", "list") == 0  # a column, "applied by"; an 80-column console cuts it short
+    rows = capsys.readouterr().out.splitlines()
+    assert any("ctk_slow" in row and "outside" in row for row in rows), rows
+
+    scenario, out = tmp_path / "tiny.yaml", tmp_path / "run"
+    scenario.write_text(TINY)
+    assert _cli(stack, "run", str(scenario), "--out", str(out)) == ExitCode.ENVIRONMENT
+    err = " ".join(capsys.readouterr().err.split())
+    assert "ForeignFaults: 1 fault(s) applied outside doorbuster: sync-email latency toxic 'ctk_slow'" in err
+    assert "--reset-faults" in err
+    assert not out.exists()  # nothing written, and nothing removed: both faults are as they were
+    assert {(f.lane, f.name) for f in stack.chaos.active()} == {
+        ("sync", "ctk_slow"),
+        ("async", "doorbuster_latency_downstream"),
+    }
+
+    assert _cli(stack, "run", str(scenario), "--out", str(out), "--reset-faults") == ExitCode.OK
+    err = " ".join(capsys.readouterr().err.split())
+    assert (
+        "removing a fault applied outside doorbuster (--reset-faults): sync-email latency toxic 'ctk_slow'"
+        in err
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lanes"]["sync"]["requests"] == 10 and summary["passed"]
     assert stack.chaos.active() == []

@@ -471,7 +471,7 @@ def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrup
         root,
         stack,
         inspect=inspect,
-        reset_faults=lambda t: None,
+        reset_faults=lambda t, p: None,
         run=run,
     )
     return runner, root, stack
