@@ -113,6 +113,18 @@ def probe(spec: ProcessSpec, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def ready(spec: ProcessSpec, timeout_s: float = 0.5) -> bool:
+    """Is it answering, and has it connected once to what it needs (a target's ``ready``)?
+    ``up`` waits for this, so nothing begins against an async lane still connecting."""
+    if spec.kind not in ("order", "worker"):
+        return probe(spec, timeout_s)
+    try:
+        answer = requests.get(f"{spec.endpoint.url}{spec.health_path}", timeout=timeout_s)
+        return answer.ok and bool(answer.json().get("ready", True))
+    except (requests.RequestException, ValueError, AttributeError):
+        return False
+
+
 class Stack:
     def __init__(self, state: StateDir) -> None:
         self.state = state
@@ -202,7 +214,7 @@ class Stack:
         pending = list(topology.processes)
         chaos = Chaos(topology)
         while True:
-            pending = [spec for spec in pending if not probe(spec)]
+            pending = [spec for spec in pending if not ready(spec)]
             if not pending and len(_safe_proxies(chaos)) >= len(topology.proxies):
                 return
             waited = time.monotonic() - started

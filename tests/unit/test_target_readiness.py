@@ -1,5 +1,6 @@
-"""A target that needs its broker is not healthy until it has connected once: a stack's `up`
-(and every test and run after it) never begins against a lane still connecting."""
+"""A target that needs its broker says whether it has connected once (``ready``), and a
+stack's ``up`` waits for it, so no test or run begins against a lane still connecting; alive
+is 200 throughout, since the async lane takes orders into its outbox with no broker."""
 
 from __future__ import annotations
 
@@ -46,20 +47,20 @@ class GatedBroker(Broker):
         return 0
 
 
-async def test_a_worker_is_unhealthy_until_it_consumes_then_stays_healthy(tmp_path: Path) -> None:
+async def test_a_worker_is_ready_once_it_consumes_and_stays_ready(tmp_path: Path) -> None:
     topology = Topology.from_settings(StackSettings(ports=PortSettings(base=27800)))
     config = resolve_target_config(topology, topology.process("worker-email"), data_dir=tmp_path)
     broker = GatedBroker()
     app = build_worker_app(config=config, registry=CollectorRegistry(), data_dir=tmp_path, broker=broker)
     async with TestClient(TestServer(app)) as client:
         first = await client.get("/health")
-        assert first.status == 503 and (await first.json())["status"] == "starting"
+        assert first.status == 200 and (await first.json())["ready"] is False
         broker.gate.set()
         for _ in range(100):  # the worker retries with a growing delay, 0.2 s first
             await asyncio.sleep(0.05)
             if broker.consumers:
                 break
         assert len(broker.consumers) == 1, broker.consumers
-        assert (await client.get("/health")).status == 200
-        broker.gate.clear()  # a broker cut later is a fault, not a start: still healthy
-        assert (await client.get("/health")).status == 200
+        assert (await (await client.get("/health")).json())["ready"] is True
+        broker.gate.clear()  # a broker cut later is a fault, not a start: still ready
+        assert (await (await client.get("/health")).json())["ready"] is True
