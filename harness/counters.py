@@ -25,6 +25,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.records import AttemptTimeline
+from model import metric_names as names
 from model.topology import LANES, Topology
 
 __all__ = [
@@ -43,13 +44,13 @@ __all__ = [
 # Counters of the broker's behaviour, summed over the async lane's processes: name in the
 # summary -> metric.
 BROKER_COUNTERS = {
-    "messages_lost": "broker_messages_lost_total",
-    "redelivered": "worker_messages_redelivered_total",
-    "duplicates": "worker_duplicate_messages_total",
-    "out_of_order": "worker_messages_out_of_order_total",
+    "messages_lost": names.BROKER_MESSAGES_LOST,
+    "redelivered": names.WORKER_MESSAGES_REDELIVERED,
+    "duplicates": names.WORKER_DUPLICATE_MESSAGES,
+    "out_of_order": names.WORKER_MESSAGES_OUT_OF_ORDER,
 }
-ATTEMPTS = "downstream_call_attempts_total"
-ORDERS = "order_requests_total"
+ATTEMPTS = names.DOWNSTREAM_CALL_ATTEMPTS
+ORDERS = names.ORDER_REQUESTS
 START_TIME = "process_start_time_seconds"
 # The outcomes of an attempt that went out on the wire; the others (circuit_open, and any
 # local refusal) never reached the dependency, so they amplify nothing there.

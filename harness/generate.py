@@ -18,7 +18,7 @@ import yaml
 
 from harness.binaries import PROJECT_ROOT
 from harness.java_brokers import elasticmq_config, kafka_properties
-from harness.panels import DASHBOARDS, PANELS, Panel, panels_for
+from harness.panels import DASHBOARDS, PANELS, Panel, panel, panels_for
 from harness.prometheus import scrape_config
 from model.settings import BROKERS, StackSettings
 from model.system import SystemSpec
@@ -115,7 +115,7 @@ def _dashboard(uid: str, title: str, panels: list[Panel], links: list[dict[str, 
                     "datasource": _DATASOURCE,
                     "enable": True,
                     "iconColor": "orange",
-                    "expr": "sum by (lane, dependency, type) (toxic_active) > 0",
+                    "expr": f"{panel('faults').queries[0].expr} > 0",
                     "step": "1s",
                     "titleFormat": "fault",
                     "textFormat": "{{lane}}-{{dependency}} {{type}}",

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from model import metric_names as names
+
 __all__ = ["DASHBOARDS", "PANELS", "Panel", "Query", "panel", "panels_for", "recording_rules"]
 
 _W = "10s"  # rate window: ten 1 s scrapes
@@ -41,32 +43,63 @@ def _q(expr: str, legend: str) -> Query:
     return Query(expr=expr, legend=legend)
 
 
-# name -> expression; Prometheus evaluates these every second (rules.yml).
+def rule_name(level: str, metric: str, operations: str) -> str:
+    """A recording rule's name in the guide's form ``level:metric:operations``
+    (https://prometheus.io/docs/practices/rules/): the metric unchanged but for a counter's
+    ``_total``, the operations newest first, each window in the operation that took it.
+
+    >>> rule_name("lane", names.ORDER_REQUESTS, f"rate{_W}")
+    'lane:doorbuster_order_requests:rate10s'
+    """
+    return f"{level}:{metric.removesuffix('_total')}:{operations}"
+
+
+def _ratio(numerator: str, denominator: str) -> str:
+    """The guide's ratio rule: the two metrics joined by ``_per_``, the operation ``ratio``."""
+    num, den = (name.split(":") for name in (numerator, denominator))
+    if num[0] != den[0] or num[2] != den[2]:
+        raise ValueError(f"a ratio of {numerator} and {denominator}: level and operations differ")
+    return f"{num[0]}:{num[1]}_per_{den[1]}:ratio_{num[2]}"
+
+
+_QUANTILES = ("50", "95", "99")
+
+
+def _quantile_rule(metric: str, q: str) -> str:
+    return rule_name("lane", metric, f"p{q}_rate{_W}")
+
+
+ORDER_LATENCY_P = {q: _quantile_rule(names.ORDER_REQUEST_DURATION, q) for q in _QUANTILES}
+LOCUST_LATENCY_P = {q: _quantile_rule(names.LOCUST_REQUEST_DURATION, q) for q in _QUANTILES}
+ORDER_REQUESTS_BY_CODE = rule_name("lane_code", names.ORDER_REQUESTS, f"rate{_W}")
+ORDER_REQUESTS_RATE = rule_name("lane", names.ORDER_REQUESTS, f"rate{_W}")
+CALL_ATTEMPTS_RATE = rule_name("lane", names.DOWNSTREAM_CALL_ATTEMPTS, f"rate{_W}")
+CALL_RETRIES_RATE = rule_name("lane", names.DOWNSTREAM_CALL_RETRIES, f"rate{_W}")
+RETRIES_PER_ORDER = _ratio(CALL_RETRIES_RATE, ORDER_REQUESTS_RATE)
+ATTEMPTS_PER_ORDER = _ratio(CALL_ATTEMPTS_RATE, ORDER_REQUESTS_RATE)
+
+# name -> expression; Prometheus evaluates these every second (rules.yml), in this order.
 RECORDING_RULES: dict[str, str] = {
     **{
-        f"lane:order_request_duration_seconds:p{q}": (
+        name: (
             f"histogram_quantile(0.{q}, sum by (lane, le) "
-            f'(rate(order_request_duration_seconds_bucket{{code=~"2.."}}[{_W}])))'
+            f'(rate({names.ORDER_REQUEST_DURATION}_bucket{{code=~"2.."}}[{_W}])))'
         )
-        for q in ("50", "95", "99")
+        for q, name in ORDER_LATENCY_P.items()
     },
-    "lane:order_requests:rate": (f'sum by (lane) (rate(order_requests_total{{method="POST"}}[{_W}]))'),
-    "lane:order_successes:rate": (
-        f'sum by (lane) (rate(order_requests_total{{method="POST", code=~"2.."}}[{_W}]))'
-    ),
-    # "or ... * 0": a lane that answered no 5xx shows 0, not a gap that looks like missing data.
-    "lane:order_errors:rate": (
-        f'sum by (lane) (rate(order_requests_total{{method="POST", code=~"5.."}}[{_W}]))'
-        f' or sum by (lane) (rate(order_requests_total{{method="POST"}}[{_W}])) * 0'
-    ),
-    "lane:downstream_call_attempts:rate": (f"sum by (lane) (rate(downstream_call_attempts_total[{_W}]))"),
-    "lane:downstream_call_retries:rate": (f"sum by (lane) (rate(downstream_call_retries_total[{_W}]))"),
+    # Orders only (POST), not the async lane's status polls.
+    ORDER_REQUESTS_BY_CODE: f'sum by (lane, code) (rate({names.ORDER_REQUESTS}{{method="POST"}}[{_W}]))',
+    ORDER_REQUESTS_RATE: f"sum by (lane) ({ORDER_REQUESTS_BY_CODE})",
+    CALL_ATTEMPTS_RATE: f"sum by (lane) (rate({names.DOWNSTREAM_CALL_ATTEMPTS}[{_W}]))",
+    CALL_RETRIES_RATE: f"sum by (lane) (rate({names.DOWNSTREAM_CALL_RETRIES}[{_W}]))",
+    RETRIES_PER_ORDER: f"{CALL_RETRIES_RATE} / {ORDER_REQUESTS_RATE}",
+    ATTEMPTS_PER_ORDER: f"{CALL_ATTEMPTS_RATE} / {ORDER_REQUESTS_RATE}",
     **{
-        f"lane:locust_request_duration_seconds:p{q}": (
+        name: (
             f"histogram_quantile(0.{q}, sum by (lane, le) "
-            f'(rate(locust_request_duration_seconds_bucket{{kind="checkout"}}[{_W}])))'
+            f'(rate({names.LOCUST_REQUEST_DURATION}_bucket{{kind="checkout"}}[{_W}])))'
         )
-        for q in ("50", "95", "99")
+        for q, name in LOCUST_LATENCY_P.items()
     },
 }
 
@@ -78,9 +111,7 @@ PANELS: tuple[Panel, ...] = (
         title="Checkout latency p50 / p95 / p99 (server)",
         unit="s",
         dashboard="overview",
-        queries=tuple(
-            _q(f"lane:order_request_duration_seconds:p{q}", f"{{{{lane}}}} p{q}") for q in ("50", "95", "99")
-        ),
+        queries=tuple(_q(ORDER_LATENCY_P[q], f"{{{{lane}}}} p{q}") for q in ("50", "95", "99")),
         thresholds=((1.0, "yellow"), (5.0, "red")),
     ),
     Panel(
@@ -88,14 +119,20 @@ PANELS: tuple[Panel, ...] = (
         title="Orders answered 2xx per second",
         unit="reqps",
         dashboard="overview",
-        queries=(_q("lane:order_successes:rate", "{{lane}}"),),
+        queries=(_q(f'sum by (lane) ({ORDER_REQUESTS_BY_CODE}{{code=~"2.."}})', "{{lane}}"),),
     ),
     Panel(
         key="errors",
         title="Orders answered 5xx per second",
         unit="reqps",
         dashboard="overview",
-        queries=(_q("lane:order_errors:rate", "{{lane}}"),),
+        # "or ... * 0": a lane that answered no 5xx shows 0, not a gap that looks like missing data.
+        queries=(
+            _q(
+                f'sum by (lane) ({ORDER_REQUESTS_BY_CODE}{{code=~"5.."}}) or {ORDER_REQUESTS_RATE} * 0',
+                "{{lane}}",
+            ),
+        ),
         thresholds=((0.1, "red"),),
     ),
     Panel(
@@ -103,7 +140,9 @@ PANELS: tuple[Panel, ...] = (
         title="Active faults",
         unit="short",
         dashboard="overview",
-        queries=(_q("sum by (lane, dependency, type) (toxic_active)", "{{lane}} {{dependency}} {{type}}"),),
+        queries=(
+            _q(f"sum by (lane, dependency, type) ({names.TOXIC_ACTIVE})", "{{lane}} {{dependency}} {{type}}"),
+        ),
         labels=("lane", "dependency", "type"),
         any_system=True,
     ),
@@ -114,9 +153,9 @@ PANELS: tuple[Panel, ...] = (
         unit="short",
         dashboard="sync",
         queries=(
-            _q('thread_pool_busy{lane="sync"}', "busy"),
-            _q('thread_pool_queued{lane="sync"}', "queued"),
-            _q('thread_pool_size{lane="sync"}', "threads"),
+            _q(f'{names.THREAD_POOL_BUSY}{{lane="sync"}}', "busy"),
+            _q(f'{names.THREAD_POOL_QUEUED}{{lane="sync"}}', "queued"),
+            _q(f'{names.THREAD_POOL_SIZE}{{lane="sync"}}', "threads"),
         ),
     ),
     Panel(
@@ -124,7 +163,7 @@ PANELS: tuple[Panel, ...] = (
         title="Sync pool rejections (503) per second",
         unit="reqps",
         dashboard="sync",
-        queries=(_q(f'sum(rate(thread_pool_rejected_total{{lane="sync"}}[{_W}]))', "rejected"),),
+        queries=(_q(f'sum(rate({names.THREAD_POOL_REJECTED}{{lane="sync"}}[{_W}]))', "rejected"),),
     ),
     Panel(
         key="timeouts",
@@ -134,7 +173,7 @@ PANELS: tuple[Panel, ...] = (
         queries=(
             _q(
                 "sum by (lane, dependency) "
-                f'(rate(downstream_call_attempts_total{{outcome="timeout"}}[{_W}]))',
+                f'(rate({names.DOWNSTREAM_CALL_ATTEMPTS}{{outcome="timeout"}}[{_W}]))',
                 "{{lane}} {{dependency}}",
             ),
         ),
@@ -145,14 +184,14 @@ PANELS: tuple[Panel, ...] = (
         title="Retries per order",
         unit="short",
         dashboard="sync",
-        queries=(_q("lane:downstream_call_retries:rate / lane:order_requests:rate", "{{lane}}"),),
+        queries=(_q(RETRIES_PER_ORDER, "{{lane}}"),),
     ),
     Panel(
         key="amplification",
         title="Retry amplification (downstream attempts per order)",
         unit="short",
         dashboard="sync",
-        queries=(_q("lane:downstream_call_attempts:rate / lane:order_requests:rate", "{{lane}}"),),
+        queries=(_q(ATTEMPTS_PER_ORDER, "{{lane}}"),),
         thresholds=((6.0, "yellow"), (10.0, "red")),
     ),
     Panel(
@@ -160,7 +199,7 @@ PANELS: tuple[Panel, ...] = (
         title="Circuit breaker (0 closed, 1 half-open, 2 open)",
         unit="short",
         dashboard="sync",
-        queries=(_q('circuit_breaker_state{lane="sync"}', "{{dependency}}"),),
+        queries=(_q(f'{names.CIRCUIT_BREAKER_STATE}{{lane="sync"}}', "{{dependency}}"),),
         labels=("dependency",),
     ),
     Panel(
@@ -168,7 +207,7 @@ PANELS: tuple[Panel, ...] = (
         title="Duplicate charges",
         unit="short",
         dashboard="sync",
-        queries=(_q("sum by (lane) (payment_duplicate_charges_total)", "{{lane}}"),),
+        queries=(_q(f"sum by (lane) ({names.PAYMENT_DUPLICATE_CHARGES})", "{{lane}}"),),
     ),
     # -- the async lane ---------------------------------------------------------------------
     Panel(
@@ -177,8 +216,8 @@ PANELS: tuple[Panel, ...] = (
         unit="s",
         dashboard="async",
         queries=(
-            _q('lane:order_request_duration_seconds:p50{lane="async"}', "p50"),
-            _q('lane:order_request_duration_seconds:p99{lane="async"}', "p99"),
+            _q(f'{ORDER_LATENCY_P["50"]}{{lane="async"}}', "p50"),
+            _q(f'{ORDER_LATENCY_P["99"]}{{lane="async"}}', "p99"),
         ),
         thresholds=((1.0, "red"),),
     ),
@@ -188,10 +227,10 @@ PANELS: tuple[Panel, ...] = (
         unit="short",
         dashboard="async",
         queries=(
-            _q('sum(outbox_backlog{lane="async"})', "outbox"),
-            _q('sum by (queue) (broker_queue_depth{lane="async"})', "{{queue}}"),
+            _q(f'sum({names.OUTBOX_BACKLOG}{{lane="async"}})', "outbox"),
+            _q(f'sum by (queue) ({names.BROKER_QUEUE_DEPTH}{{lane="async"}})', "{{queue}}"),
             _q(
-                'sum by (dependency) (worker_messages_in_progress{lane="async"})',
+                f'sum by (dependency) ({names.WORKER_MESSAGES_IN_PROGRESS}{{lane="async"}})',
                 "{{dependency}} in progress",
             ),
         ),
@@ -204,7 +243,7 @@ PANELS: tuple[Panel, ...] = (
         dashboard="async",
         queries=(
             _q(
-                f'sum by (dependency) (rate(worker_messages_processed_total{{lane="async"}}[{_W}]))',
+                f'sum by (dependency) (rate({names.WORKER_MESSAGES_PROCESSED}{{lane="async"}}[{_W}]))',
                 "{{dependency}}",
             ),
         ),
@@ -216,8 +255,8 @@ PANELS: tuple[Panel, ...] = (
         unit="short",
         dashboard="async",
         queries=(
-            _q('sum(worker_messages_redelivered_total{lane="async"})', "redelivered"),
-            _q('sum(worker_messages_dead_lettered_total{lane="async"})', "dead-lettered"),
+            _q(f'sum({names.WORKER_MESSAGES_REDELIVERED}{{lane="async"}})', "redelivered"),
+            _q(f'sum({names.WORKER_MESSAGES_DEAD_LETTERED}{{lane="async"}})', "dead-lettered"),
         ),
     ),
     Panel(
@@ -228,7 +267,7 @@ PANELS: tuple[Panel, ...] = (
         queries=tuple(
             _q(
                 f"histogram_quantile(0.{q}, sum by (le) "
-                f'(rate(order_fulfillment_seconds_bucket{{lane="async"}}[30s])))',
+                f'(rate({names.ORDER_FULFILLMENT}_bucket{{lane="async"}}[30s])))',
                 f"p{q}",
             )
             for q in ("50", "95")
@@ -240,9 +279,7 @@ PANELS: tuple[Panel, ...] = (
         title="Client latency p50 / p95 (from intended start)",
         unit="s",
         dashboard="load",
-        queries=tuple(
-            _q(f"lane:locust_request_duration_seconds:p{q}", f"{{{{lane}}}} p{q}") for q in ("50", "95")
-        ),
+        queries=tuple(_q(LOCUST_LATENCY_P[q], f"{{{{lane}}}} p{q}") for q in ("50", "95")),
         any_system=True,
     ),
     Panel(
@@ -251,8 +288,8 @@ PANELS: tuple[Panel, ...] = (
         unit="reqps",
         dashboard="load",
         queries=(
-            _q("sum by (lane) (locust_arrival_rate_target)", "{{lane}} set"),
-            _q(f"sum by (lane) (rate(locust_arrivals_total[{_W}]))", "{{lane}} achieved"),
+            _q(f"sum by (lane) ({names.LOCUST_ARRIVAL_RATE_TARGET})", "{{lane}} set"),
+            _q(f"sum by (lane) (rate({names.LOCUST_ARRIVALS}[{_W}]))", "{{lane}} achieved"),
         ),
         any_system=True,
     ),
@@ -262,8 +299,8 @@ PANELS: tuple[Panel, ...] = (
         unit="short",
         dashboard="load",
         queries=(
-            _q("sum(locust_users)", "users"),
-            _q("sum by (lane) (locust_in_flight)", "{{lane}} in flight"),
+            _q(f"sum({names.LOCUST_USERS})", "users"),
+            _q(f"sum by (lane) ({names.LOCUST_IN_FLIGHT})", "{{lane}} in flight"),
         ),
         any_system=True,
     ),

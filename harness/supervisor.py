@@ -37,6 +37,7 @@ from harness.prometheus import write_prometheus_config
 from harness.stack import probe
 from harness.state import StateDir
 from harness.system_commands import setup_commands, start_command
+from model import metric_names as names
 from model.errors import DoorbusterError
 from model.target_config import TARGET_CONFIG_ENV, resolve_target_config
 from model.topology import ProcessSpec, Topology
@@ -126,7 +127,7 @@ def rabbitmq_environment(topology: Topology, state: StateDir) -> dict[str, str]:
 
 
 class FaultCollector:
-    """``toxic_active``: one series per fault in force, read from Toxiproxy and the services
+    """``doorbuster_toxic_active``: one series per fault in force, read from Toxiproxy and the services
     at every scrape, so faults added from the CLI, a run or by hand all show."""
 
     def __init__(self, topology: Topology) -> None:
@@ -134,7 +135,7 @@ class FaultCollector:
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         gauge = GaugeMetricFamily(
-            "toxic_active", "Faults in force (1 per fault).", labels=["lane", "dependency", "type"]
+            names.TOXIC_ACTIVE, "Faults in force (1 per fault).", labels=["lane", "dependency", "type"]
         )
         try:
             faults = self.chaos.active()

@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.chaos import Chaos
 from harness.stack import probe
+from model import metric_names as names
 from model.errors import DoorbusterError
 from model.topology import Topology
 
@@ -27,21 +28,21 @@ __all__ = ["BUSY_GAUGES", "busy_gauges", "stack_dirt"]
 
 # Gauges that are 0 on an idle stack, and what a non-zero one means.
 BUSY_GAUGES: dict[str, str] = {
-    "thread_pool_busy": "pool threads busy",
-    "thread_pool_queued": "orders waiting for a pool thread",
-    "downstream_inflight": "requests in work",
-    "downstream_queued": "requests queued",
-    "worker_messages_in_progress": "messages held by the worker",
-    "broker_queue_depth": "messages in the queue",
-    "outbox_backlog": "outbox rows unpublished",
-    "circuit_breaker_state": "circuit breaker not closed",
+    names.THREAD_POOL_BUSY: "pool threads busy",
+    names.THREAD_POOL_QUEUED: "orders waiting for a pool thread",
+    names.DOWNSTREAM_INFLIGHT: "requests in work",
+    names.DOWNSTREAM_QUEUED: "requests queued",
+    names.WORKER_MESSAGES_IN_PROGRESS: "messages held by the worker",
+    names.BROKER_QUEUE_DEPTH: "messages in the queue",
+    names.OUTBOX_BACKLOG: "outbox rows unpublished",
+    names.CIRCUIT_BREAKER_STATE: "circuit breaker not closed",
 }
 
 
 def busy_gauges(process: str, exposition: str) -> list[str]:
     """The non-zero idle gauges in one process's ``/metrics`` text, each as a reason.
 
-    >>> busy_gauges("order-sync", 'thread_pool_busy{lane="sync"} 3.0\\nthread_pool_queued 0.0\\n')
+    >>> busy_gauges("order-sync", 'doorbuster_thread_pool_busy{lane="sync"} 3.0\\n')
     ["order-sync: pool threads busy {'lane': 'sync'} = 3"]
     """
     reasons = []

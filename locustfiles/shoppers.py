@@ -67,6 +67,7 @@ from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
 from harness.systems import default_system  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402
+from model import metric_names as names  # noqa: E402
 from model.buckets import LATENCY_BUCKETS  # noqa: E402
 from model.errors import DoorbusterError  # noqa: E402
 from model.headers import DEADLINE_HEADER  # noqa: E402
@@ -608,11 +609,11 @@ class LocustCollector:
     def collect(self) -> Iterator[Any]:
         stats = self.environment.stats
         requests = CounterMetricFamily(
-            "locust_requests", "Requests by lane and kind.", labels=["lane", "kind"]
+            names.LOCUST_REQUESTS, "Requests by lane and kind.", labels=["lane", "kind"]
         )
-        failures = CounterMetricFamily("locust_failures", "Failed requests.", labels=["lane", "kind"])
+        failures = CounterMetricFamily(names.LOCUST_FAILURES, "Failed requests.", labels=["lane", "kind"])
         arrivals = CounterMetricFamily(
-            "locust_arrivals", "Shopper arrivals (first attempts).", labels=["lane"]
+            names.LOCUST_ARRIVALS, "Shopper arrivals (first attempts).", labels=["lane"]
         )
         for entry in stats.entries.values():
             lane, kind = _lane_and_kind(entry.name)
@@ -624,11 +625,11 @@ class LocustCollector:
                 arrivals.add_metric([lane], entry.num_requests)
         # From the recorded times, not Locust's response times (rounded to 2 significant digits).
         latency = LOG.latency_histogram().metric_family(
-            "locust_request_duration_seconds", "Latency from intended start, as the shopper saw it."
+            names.LOCUST_REQUEST_DURATION, "Latency from intended start, as the shopper saw it."
         )
         yield from (requests, failures, arrivals, latency)
-        target = GaugeMetricFamily("locust_arrival_rate_target", "Set arrival rate.", labels=["lane"])
-        in_flight = GaugeMetricFamily("locust_in_flight", "Shopper journeys in flight.", labels=["lane"])
+        target = GaugeMetricFamily(names.LOCUST_ARRIVAL_RATE_TARGET, "Set arrival rate.", labels=["lane"])
+        in_flight = GaugeMetricFamily(names.LOCUST_IN_FLIGHT, "Shopper journeys in flight.", labels=["lane"])
         runner = self.environment.runner
         running = runner is not None and runner.state in ("spawning", "running")
         stage = LOAD.stage_at(time.time() - self.started) if running else None
@@ -638,7 +639,7 @@ class LocustCollector:
             in_flight.add_metric([lane], LOG.in_flight[lane] + remote)
         yield target
         yield in_flight
-        users = GaugeMetricFamily("locust_users", "Locust users running.")
+        users = GaugeMetricFamily(names.LOCUST_USERS, "Locust users running.")
         users.add_metric([], runner.user_count if runner is not None else 0)
         yield users
 

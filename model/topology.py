@@ -11,7 +11,7 @@ Port layout, from ``ports.base`` (default 21000)::
     base + 20 + i         async lane's downstream service for chain dependency i
     base + 40 + i         async worker for deferred dependency i (/metrics, /health)
     base + 50 / 51        Locust's Prometheus exporter / Locust master (distributed runs)
-    base + 90 / 91        Prometheus / the supervisor's own /metrics (toxic_active)
+    base + 90 / 91        Prometheus / the supervisor's own /metrics (doorbuster_toxic_active)
     base + 100 + i        Toxiproxy proxy sync-<dependency i>
     base + 120 + i        Toxiproxy proxy async-<dependency i>
     base + 140            Toxiproxy proxy async-broker

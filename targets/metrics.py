@@ -1,9 +1,9 @@
 """Metric definitions shared by the target processes.
 
-Names follow Prometheus conventions (base units, ``_seconds``, ``_total``); every metric has
-the ``lane`` label and otherwise only labels with small, fixed value sets (dependency names
-come from the topology, outcomes from the enums below).  Each process, and each test, builds
-its metrics on its own :class:`CollectorRegistry`.
+Names come from :mod:`model.metric_names` (the Prometheus naming guide's prefix, base units and
+``_total``); every metric has the ``lane`` label and otherwise only labels with small, fixed
+value sets (dependency names come from the topology, outcomes from the enums below).  Each
+process, and each test, builds its metrics on its own :class:`CollectorRegistry`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
+from model import metric_names as names
 from model.buckets import LATENCY_BUCKETS
 
 __all__ = [
@@ -49,51 +50,51 @@ class OrderMetrics:
     def __init__(self, registry: CollectorRegistry, lane: str) -> None:
         self.lane = lane
         self.requests = Counter(
-            "order_requests_total",
+            names.ORDER_REQUESTS,
             "Order API requests by HTTP status code.",
             ["lane", "method", "code"],
             registry=registry,
         )
         self.latency = Histogram(
-            "order_request_duration_seconds",
+            names.ORDER_REQUEST_DURATION,
             "Time to answer POST /orders (for async, the 202).",
             ["lane", "code"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.fulfillment = Histogram(
-            "order_fulfillment_seconds",
+            names.ORDER_FULFILLMENT,
             "Time from accepting an order to all its steps being done.",
             ["lane", "status"],
             buckets=FULFILLMENT_BUCKETS,
             registry=registry,
         )
         self.orders = Counter(
-            "orders_total",
+            names.ORDERS,
             "Orders by final or current state transition.",
             ["lane", "status"],
             registry=registry,
         )
         self.outbox_backlog = Gauge(
-            "outbox_backlog",
+            names.OUTBOX_BACKLOG,
             "Outbox rows not yet confirmed by the broker.",
             ["lane"],
             registry=registry,
         )
         self.outbox_published = Counter(
-            "outbox_published_total",
+            names.OUTBOX_PUBLISHED,
             "Outbox rows published and confirmed by the broker.",
             ["lane"],
             registry=registry,
         )
         self.outbox_publish_failures = Counter(
-            "outbox_publish_failures_total",
+            names.OUTBOX_PUBLISH_FAILURES,
             "Publish attempts the broker did not confirm.",
             ["lane"],
             registry=registry,
         )
         self.webhooks = Counter(
-            "order_webhooks_total",
+            names.ORDER_WEBHOOKS,
             "Webhook calls made when an order finished, by outcome.",
             ["lane", "outcome"],
             registry=registry,
@@ -104,16 +105,20 @@ class SyncChainMetrics:
     """The sync lane's thread pool and the calls its threads make."""
 
     def __init__(self, registry: CollectorRegistry, lane: str) -> None:
-        self.pool_size = Gauge("thread_pool_size", "Worker threads in the pool.", ["lane"], registry=registry)
-        self.pool_busy = Gauge("thread_pool_busy", "Threads running an order.", ["lane"], registry=registry)
+        self.pool_size = Gauge(
+            names.THREAD_POOL_SIZE, "Worker threads in the pool.", ["lane"], registry=registry
+        )
+        self.pool_busy = Gauge(
+            names.THREAD_POOL_BUSY, "Threads running an order.", ["lane"], registry=registry
+        )
         self.pool_queued = Gauge(
-            "thread_pool_queued", "Orders waiting for a thread.", ["lane"], registry=registry
+            names.THREAD_POOL_QUEUED, "Orders waiting for a thread.", ["lane"], registry=registry
         )
         self.pool_queue_limit = Gauge(
-            "thread_pool_queue_limit", "Orders that may wait.", ["lane"], registry=registry
+            names.THREAD_POOL_QUEUE_LIMIT, "Orders that may wait.", ["lane"], registry=registry
         )
         self.pool_rejected = Counter(
-            "thread_pool_rejected_total",
+            names.THREAD_POOL_REJECTED,
             "Orders refused with 503 because every thread and queue slot was taken.",
             ["lane"],
             registry=registry,
@@ -126,38 +131,38 @@ class DownstreamCallMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.attempts = Counter(
-            "downstream_call_attempts_total",
+            names.DOWNSTREAM_CALL_ATTEMPTS,
             "Attempts to call a dependency, by outcome.",
             ["lane", "dependency", "outcome"],
             registry=registry,
         )
         self.retries = Counter(
-            "downstream_call_retries_total",
+            names.DOWNSTREAM_CALL_RETRIES,
             "Attempts that were retries of an earlier failed attempt.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.retries_denied = Counter(
-            "downstream_retries_denied_total",
+            names.DOWNSTREAM_RETRIES_DENIED,
             "Retries of a retryable failure not made, by the policy that denied them.",
             ["lane", "dependency", "reason"],
             registry=registry,
         )
         self.latency = Histogram(
-            "downstream_call_duration_seconds",
+            names.DOWNSTREAM_CALL_DURATION,
             "Duration of one attempt to call a dependency.",
             ["lane", "dependency"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.breaker_state = Gauge(
-            "circuit_breaker_state",
+            names.CIRCUIT_BREAKER_STATE,
             "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.breaker_transitions = Counter(
-            "circuit_breaker_transitions_total",
+            names.CIRCUIT_BREAKER_TRANSITIONS,
             "Breaker state changes, by the state entered.",
             ["lane", "dependency", "state"],
             registry=registry,
@@ -178,75 +183,75 @@ class DownstreamServerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
-            "downstream_requests_total",
+            names.DOWNSTREAM_REQUESTS,
             "Requests a downstream service answered, by HTTP status code.",
             ["lane", "dependency", "code"],
             registry=registry,
         )
         self.duration = Histogram(
-            "downstream_request_duration_seconds",
+            names.DOWNSTREAM_REQUEST_DURATION,
             "Time a downstream service took to answer, queueing included.",
             ["lane", "dependency"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
         self.inflight = Gauge(
-            "downstream_inflight",
+            names.DOWNSTREAM_INFLIGHT,
             "Requests holding a capacity slot (including ones whose caller gave up).",
             ["lane", "dependency"],
             registry=registry,
         )
         self.queued = Gauge(
-            "downstream_queued",
+            names.DOWNSTREAM_QUEUED,
             "Requests waiting for a capacity slot.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.capacity = Gauge(
-            "downstream_capacity",
+            names.DOWNSTREAM_CAPACITY,
             "Concurrent requests a downstream service can work on.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.rejected = Counter(
-            "downstream_rejected_total",
+            names.DOWNSTREAM_REJECTED,
             "Requests refused with 503 because capacity and queue were full.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.abandoned = Counter(
-            "downstream_abandoned_work_total",
+            names.DOWNSTREAM_ABANDONED_WORK,
             "Work finished after its caller had already gone: wasted capacity.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.deadline_dropped = Counter(
-            "downstream_deadline_dropped_total",
+            names.DOWNSTREAM_DEADLINE_DROPPED,
             "Requests answered 504 without their side effect because the caller's deadline "
             "(X-Deadline-Ms) passed before or during the work.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.side_effects = Counter(
-            "downstream_side_effects_total",
+            names.DOWNSTREAM_SIDE_EFFECTS,
             "Side effects applied (a charge, a deduction, an email sent).",
             ["lane", "dependency"],
             registry=registry,
         )
         self.duplicate_side_effects = Counter(
-            "downstream_duplicate_side_effects_total",
+            names.DOWNSTREAM_DUPLICATE_SIDE_EFFECTS,
             "Side effects applied a second time for the same order.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.idempotent_replays = Counter(
-            "downstream_idempotent_replays_total",
+            names.DOWNSTREAM_IDEMPOTENT_REPLAYS,
             "Requests answered from the idempotency store without doing the work again.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.duplicate_charges = Counter(
-            "payment_duplicate_charges_total",
+            names.PAYMENT_DUPLICATE_CHARGES,
             "Orders charged more than once by the payment service.",
             ["lane"],
             registry=registry,
@@ -258,43 +263,43 @@ class WorkerMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.processed = Counter(
-            "worker_messages_processed_total",
+            names.WORKER_MESSAGES_PROCESSED,
             "Messages a worker finished, by outcome.",
             ["lane", "dependency", "outcome"],
             registry=registry,
         )
         self.redelivered = Counter(
-            "worker_messages_redelivered_total",
+            names.WORKER_MESSAGES_REDELIVERED,
             "Messages the broker delivered again (a worker died or nacked).",
             ["lane", "dependency"],
             registry=registry,
         )
         self.dead_lettered = Counter(
-            "worker_messages_dead_lettered_total",
+            names.WORKER_MESSAGES_DEAD_LETTERED,
             "Messages given up on after the last attempt.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.duplicates = Counter(
-            "worker_duplicate_messages_total",
+            names.WORKER_DUPLICATE_MESSAGES,
             "Messages for work already done, acknowledged without doing it again.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.out_of_order = Counter(
-            "worker_messages_out_of_order_total",
+            names.WORKER_MESSAGES_OUT_OF_ORDER,
             "Orders received after a later order of the same customer (per-key order broken).",
             ["lane", "dependency"],
             registry=registry,
         )
         self.in_progress = Gauge(
-            "worker_messages_in_progress",
+            names.WORKER_MESSAGES_IN_PROGRESS,
             "Messages a worker holds unacknowledged.",
             ["lane", "dependency"],
             registry=registry,
         )
         self.queue_depth = Gauge(
-            "broker_queue_depth",
+            names.BROKER_QUEUE_DEPTH,
             "Messages ready in the worker's queue, as the broker reports it.",
             ["lane", "queue"],
             registry=registry,
@@ -310,7 +315,7 @@ class WorkerMetrics:
 
 
 class BrokerLoss:
-    """``broker_messages_lost_total{lane}``: what the broker adapter counted as published to fewer
+    """``doorbuster_broker_messages_lost_total{lane}``: what the broker adapter counted as published to fewer
     consumers than are bound (Redis Pub/Sub), read at each scrape.  Every process that publishes
     serves it: the order service (order events) and each worker (its step events)."""
 
@@ -320,7 +325,7 @@ class BrokerLoss:
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         family = CounterMetricFamily(
-            "broker_messages_lost",
+            names.BROKER_MESSAGES_LOST,
             "Messages the broker accepted but delivered to fewer consumers than are bound (Pub/Sub).",
             labels=["lane"],
         )

@@ -6,7 +6,7 @@ killed with ``kill -9`` and restarted by the supervisor.  A durable broker (Rabb
 Streams, Kafka, SQS) keeps what the dead worker had not acknowledged and what was published
 while it was away: every order is fulfilled, no side effect happens twice.  Redis Pub/Sub
 forgets both: the orders it could not deliver are never fulfilled, and the order service's
-``broker_messages_lost_total`` counts exactly them.
+``doorbuster_broker_messages_lost_total`` counts exactly them.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from harness.chaos import Chaos
 from harness.smoke import wait_fulfilled
 from harness.stack import Stack
 from harness.state import StateDir
+from model import metric_names as names
 from model.settings import BROKERS, PortSettings, StackSettings
 from tests.integration.conftest import RunningStack
 from tests.integration.test_faults import BackgroundOrders, _assert_nothing_lost, _kill, _wait_restarted
@@ -73,7 +74,7 @@ def _orders(stack: RunningStack, n: int) -> tuple[list[int], list[str]]:
 
 
 def _lost_counter(stack: RunningStack) -> float:
-    return stack.metric("order-async", "broker_messages_lost_total", lane="async")
+    return stack.metric("order-async", names.BROKER_MESSAGES_LOST, lane="async")
 
 
 def test_kill_9_the_email_worker_each_broker_keeps_its_promise(broker_stack: RunningStack) -> None:

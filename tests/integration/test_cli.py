@@ -13,6 +13,7 @@ import pytest
 from harness.cli import main
 from harness.stack import Stack
 from harness.state import StateDir
+from model import metric_names as names
 from model.errors import ExitCode
 from model.settings import PortSettings, StackSettings
 from tests.integration.conftest import RunningStack
@@ -229,7 +230,7 @@ def test_up_with_a_scenario_starts_the_scenario_stack(
             sample.value
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == "thread_pool_size" and sample.labels.get("lane") == "sync"
+            if sample.name == names.THREAD_POOL_SIZE and sample.labels.get("lane") == "sync"
         ]
         assert sizes == [96.0]
         scenario, _ = load_scenario("retry-storm")

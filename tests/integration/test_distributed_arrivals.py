@@ -267,11 +267,11 @@ def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_p
         for sample in family.samples:
             if sample.labels.get("lane") != "sync" or sample.labels.get("kind") != "checkout":
                 continue
-            if sample.name == "locust_request_duration_seconds_bucket":
+            if sample.name == "doorbuster_locust_request_duration_seconds_bucket":
                 buckets[sample.labels["le"]] = sample.value
-            elif sample.name == "locust_request_duration_seconds_count":
+            elif sample.name == "doorbuster_locust_request_duration_seconds_count":
                 count = sample.value
-            elif sample.name == "locust_request_duration_seconds_sum":
+            elif sample.name == "doorbuster_locust_request_duration_seconds_sum":
                 total = sample.value
     assert count == rate * seconds, f"the last scrape counted {count} checkouts"
     assert buckets["1.5"] == 0

@@ -25,6 +25,7 @@ from harness.binaries import PROJECT_ROOT
 from harness.counters import CounterSampler
 from harness.smoke import wait_fulfilled
 from harness.state import StateDir
+from model import metric_names as names
 from model.faults import FaultSpec
 from tests.integration.conftest import RunningStack
 
@@ -116,7 +117,7 @@ def _work_in_flight(
     message unacknowledged; returns those orders ([] if that never happened)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        held = sum(stack.metric(worker, "worker_messages_in_progress") for worker in workers)
+        held = sum(stack.metric(worker, names.WORKER_MESSAGES_IN_PROGRESS) for worker in workers)
         unfinished = _unfinished(stack, list(load.accepted))
         if held > 0 and unfinished:
             return unfinished
@@ -138,7 +139,7 @@ def test_kill_9_a_worker_mid_run(stack: RunningStack) -> None:
     _assert_nothing_lost(stack, load)
     assert set(in_flight) <= set(load.accepted)
     # What the killed worker held came back: its new process counted it redelivered.
-    redelivered = stack.metric("worker-email", "worker_messages_redelivered_total")
+    redelivered = stack.metric("worker-email", names.WORKER_MESSAGES_REDELIVERED)
     assert redelivered >= 1, "nothing was redelivered after the kill"
     # The run's counter figures across the restart: the new process counts from 0, nothing
     # is negative, nothing is missing.
@@ -185,9 +186,9 @@ drain_timeout: 60s
 
 def _wait_holding(stack: RunningStack, worker: str, timeout: float) -> None:
     deadline = time.time() + timeout
-    while time.time() < deadline and stack.metric(worker, "worker_messages_in_progress") == 0:
+    while time.time() < deadline and stack.metric(worker, names.WORKER_MESSAGES_IN_PROGRESS) == 0:
         time.sleep(0.05)
-    assert stack.metric(worker, "worker_messages_in_progress") > 0, f"{worker} held no message"
+    assert stack.metric(worker, names.WORKER_MESSAGES_IN_PROGRESS) > 0, f"{worker} held no message"
 
 
 def test_a_run_counts_across_a_worker_killed_mid_run(stack: RunningStack, tmp_path: Path) -> None:

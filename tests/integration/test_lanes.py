@@ -14,6 +14,7 @@ import requests
 from harness.binaries import find_binary
 from harness.collect import wait_drained
 from harness.smoke import send_orders, wait_fulfilled
+from model import metric_names as names
 from model.faults import FaultSpec
 from tests.integration.conftest import RunningStack
 
@@ -89,11 +90,11 @@ def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
 
     def watch() -> None:
         while not done.is_set():
-            busy_seen.append(stack.metric("order-sync", "thread_pool_busy", lane="sync"))
+            busy_seen.append(stack.metric("order-sync", names.THREAD_POOL_BUSY, lane="sync"))
             time.sleep(0.1)
 
     watcher = threading.Thread(target=watch)
-    rejected_before = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync")
+    rejected_before = stack.metric("order-sync", names.THREAD_POOL_REJECTED, lane="sync")
     watcher.start()
     try:
         statuses, latencies, _ = asyncio.run(send_orders(stack.url("sync"), capacity + 40, capacity + 40))
@@ -103,7 +104,7 @@ def test_more_orders_than_threads_and_queue_get_503_while_every_thread_is_busy(
     assert statuses.count(503) >= 30, sorted(set(statuses))
     assert statuses.count(200) >= capacity - 5
     assert max(busy_seen) == settings.threads
-    rejected = stack.metric("order-sync", "thread_pool_rejected_total", lane="sync") - rejected_before
+    rejected = stack.metric("order-sync", names.THREAD_POOL_REJECTED, lane="sync") - rejected_before
     assert rejected == statuses.count(503)
     # A 503 for a full pool is immediate: it never waits behind the queue.
     fast = [lat for st, lat in zip(statuses, latencies, strict=True) if st == 503]
@@ -167,7 +168,7 @@ def test_bad_order_bodies_get_4xx_with_a_message(stack: RunningStack) -> None:
 def test_a_retried_payment_that_timed_out_charges_twice_without_idempotency_keys(stack: RunningStack) -> None:
     """The toxic delays payment's answer, not its work: the client gives up at 5 s and
     retries, and every attempt charges the card again."""
-    before = stack.metric("downstream-sync-payment", "payment_duplicate_charges_total", lane="sync")
+    before = stack.metric("downstream-sync-payment", names.PAYMENT_DUPLICATE_CHARGES, lane="sync")
     stack.chaos.add(
         FaultSpec(dependency="payment", type="latency", attributes={"latency": 5500}, lanes=("sync",))
     )
@@ -175,7 +176,7 @@ def test_a_retried_payment_that_timed_out_charges_twice_without_idempotency_keys
     assert response.status_code == 504
     assert (response.json()["dependency"], response.json()["attempts"]) == ("payment", 3)
     time.sleep(1)
-    after = stack.metric("downstream-sync-payment", "payment_duplicate_charges_total", lane="sync")
+    after = stack.metric("downstream-sync-payment", names.PAYMENT_DUPLICATE_CHARGES, lane="sync")
     assert after - before == 2  # three attempts, three charges, two of them duplicates
 
 

@@ -18,6 +18,7 @@ import requests
 from harness.chaos import Chaos
 from harness.stack import Stack
 from harness.state import StateDir
+from model import metric_names as names
 from model.faults import FaultSpec
 from model.headers import DEADLINE_HEADER
 from model.settings import StackSettings
@@ -70,7 +71,7 @@ async def _orders(url: str, n: int, deadline_ms: int) -> list[tuple[int, dict[st
 def test_no_email_work_outlives_its_callers_deadline(deadline_stack: tuple[Topology, Chaos]) -> None:
     topology, chaos = deadline_stack
     email = "downstream-sync-email"
-    dropped_before = _metric(topology, email, "downstream_deadline_dropped_total")
+    dropped_before = _metric(topology, email, names.DOWNSTREAM_DEADLINE_DROPPED)
     # 3 s more per email request, the downstream's own delay (retry-storm's trigger, larger)
     chaos.add(FaultSpec(dependency="email", type="http_delay", attributes={"latency": 3000}, lanes=("sync",)))
     answers = asyncio.run(_orders(topology.order_service("sync").url, 10, deadline_ms=2500))
@@ -85,12 +86,12 @@ def test_no_email_work_outlives_its_callers_deadline(deadline_stack: tuple[Topol
         f"{topology.endpoint(email).url}/ledger/check", json={"order_ids": order_ids}, timeout=5
     ).json()
     assert check["applied"] == dict.fromkeys(order_ids, 0)  # no email for a shopper who left
-    dropped = _metric(topology, email, "downstream_deadline_dropped_total") - dropped_before
-    attempts = _metric(topology, "order-sync", "downstream_call_attempts_total", dependency="email")
+    dropped = _metric(topology, email, names.DOWNSTREAM_DEADLINE_DROPPED) - dropped_before
+    attempts = _metric(topology, "order-sync", names.DOWNSTREAM_CALL_ATTEMPTS, dependency="email")
     refused = _metric(
         topology,
         "order-sync",
-        "downstream_call_attempts_total",
+        names.DOWNSTREAM_CALL_ATTEMPTS,
         dependency="email",
         outcome="deadline_exceeded",
     )

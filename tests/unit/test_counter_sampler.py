@@ -55,26 +55,26 @@ def worker_page(started: float, attempts: float, redelivered: float) -> str:
     return f"""# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.
 # TYPE process_start_time_seconds gauge
 process_start_time_seconds {started}
-# HELP downstream_call_attempts_total Attempts to call a dependency, by outcome.
-# TYPE downstream_call_attempts_total counter
-downstream_call_attempts_total{{lane="async",dependency="email",outcome="ok"}} {attempts}
-downstream_call_attempts_total{{lane="async",dependency="email",outcome="timeout"}} 1.0
+# HELP doorbuster_downstream_call_attempts_total Attempts to call a dependency, by outcome.
+# TYPE doorbuster_downstream_call_attempts_total counter
+doorbuster_downstream_call_attempts_total{{lane="async",dependency="email",outcome="ok"}} {attempts}
+doorbuster_downstream_call_attempts_total{{lane="async",dependency="email",outcome="timeout"}} 1.0
 downstream_call_attempts_created{{lane="async",dependency="email",outcome="ok"}} {started}
-# HELP worker_messages_redelivered_total Messages the broker delivered again.
-# TYPE worker_messages_redelivered_total counter
-worker_messages_redelivered_total{{lane="async",dependency="email"}} {redelivered}
-# HELP downstream_call_duration_seconds Call time.
-# TYPE downstream_call_duration_seconds histogram
-downstream_call_duration_seconds_bucket{{lane="async",dependency="email",le="+Inf"}} 99.0
-downstream_call_duration_seconds_count{{lane="async",dependency="email"}} 99.0
+# HELP doorbuster_worker_messages_redelivered_total Messages the broker delivered again.
+# TYPE doorbuster_worker_messages_redelivered_total counter
+doorbuster_worker_messages_redelivered_total{{lane="async",dependency="email"}} {redelivered}
+# HELP doorbuster_downstream_call_duration_seconds Call time.
+# TYPE doorbuster_downstream_call_duration_seconds histogram
+doorbuster_downstream_call_duration_seconds_bucket{{lane="async",dependency="email",le="+Inf"}} 99.0
+doorbuster_downstream_call_duration_seconds_count{{lane="async",dependency="email"}} 99.0
 """
 
 
 def order_page(started: float, posts: float) -> str:
     return f"""process_start_time_seconds {started}
-order_requests_total{{lane="async",method="POST",code="202"}} {posts}
-order_requests_total{{lane="async",method="GET",code="200"}} 500.0
-downstream_call_attempts_total{{lane="async",dependency="payment",outcome="ok"}} {posts}
+doorbuster_order_requests_total{{lane="async",method="POST",code="202"}} {posts}
+doorbuster_order_requests_total{{lane="async",method="GET",code="200"}} 500.0
+doorbuster_downstream_call_attempts_total{{lane="async",dependency="payment",outcome="ok"}} {posts}
 """
 
 
@@ -133,10 +133,10 @@ def test_a_restart_is_counted_from_zero_and_a_process_gone_at_the_end_is_missing
 
 def sync_page(started: float, ok: float, timeouts: float, refused: float) -> str:
     return f"""process_start_time_seconds {started}
-downstream_call_attempts_total{{lane="sync",dependency="email",outcome="ok"}} {ok}
-downstream_call_attempts_total{{lane="sync",dependency="email",outcome="timeout"}} {timeouts}
-downstream_call_attempts_total{{lane="sync",dependency="email",outcome="circuit_open"}} {refused}
-downstream_call_attempts_total{{lane="sync",dependency="payment",outcome="ok"}} {ok}
+doorbuster_downstream_call_attempts_total{{lane="sync",dependency="email",outcome="ok"}} {ok}
+doorbuster_downstream_call_attempts_total{{lane="sync",dependency="email",outcome="timeout"}} {timeouts}
+doorbuster_downstream_call_attempts_total{{lane="sync",dependency="email",outcome="circuit_open"}} {refused}
+doorbuster_downstream_call_attempts_total{{lane="sync",dependency="payment",outcome="ok"}} {ok}
 """
 
 

@@ -11,8 +11,9 @@ from harness.counters import ProcessReading, Reading, RunCounters, increase
 from harness.report import write_report
 from harness.scenario import load_scenario
 from harness.shootout import shootout_summary, write_shootout
+from model import metric_names as names
 
-SERIES = ("worker_messages_redelivered_total", "async")
+SERIES = (names.WORKER_MESSAGES_REDELIVERED, "async")
 SINCE = 1000.0
 
 
@@ -103,13 +104,13 @@ def test_a_process_without_the_series_counts_zero() -> None:
 
 def test_run_counters_mark_each_figure_that_lacks_a_process() -> None:
     def proc(started_at: float, **values: float) -> ProcessReading:
-        names = {
-            "attempts": "downstream_call_attempts_total",
-            "orders": "order_requests_total",
-            "redelivered": "worker_messages_redelivered_total",
+        metric = {
+            "attempts": names.DOWNSTREAM_CALL_ATTEMPTS,
+            "orders": names.ORDER_REQUESTS,
+            "redelivered": names.WORKER_MESSAGES_REDELIVERED,
         }
         return ProcessReading(
-            started_at=started_at, values={(names[k], "async"): v for k, v in values.items()}
+            started_at=started_at, values={(metric[k], "async"): v for k, v in values.items()}
         )
 
     readings: list[Reading] = [

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from model import metric_names as names
 from model.settings import DependencySettings
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
 from targets.metrics import DownstreamServerMetrics
@@ -52,7 +53,7 @@ async def test_beyond_capacity_and_queue_it_answers_503_at_once(
         statuses = await asyncio.gather(*(post(i) for i in range(6)))
     assert sorted(statuses) == [200, 200, 200, 503, 503, 503]
     assert (
-        registry.get_sample_value("downstream_rejected_total", {"lane": "sync", "dependency": "payment"}) == 3
+        registry.get_sample_value(names.DOWNSTREAM_REJECTED, {"lane": "sync", "dependency": "payment"}) == 3
     )
 
 
@@ -70,10 +71,10 @@ async def test_same_key_is_charged_once_no_key_is_charged_twice(
                 assert r.status == 200
     assert _service(server).ledger.applied_many(["a", "b", "c"]) == {"a": 1, "b": 2, "c": 0}
     labels = {"lane": "sync"}
-    assert registry.get_sample_value("payment_duplicate_charges_total", labels) == 1
+    assert registry.get_sample_value(names.PAYMENT_DUPLICATE_CHARGES, labels) == 1
     assert (
         registry.get_sample_value(
-            "downstream_idempotent_replays_total", {"lane": "sync", "dependency": "payment"}
+            names.DOWNSTREAM_IDEMPOTENT_REPLAYS, {"lane": "sync", "dependency": "payment"}
         )
         == 1
     )

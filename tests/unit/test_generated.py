@@ -16,6 +16,7 @@ from harness.generate import generated_files
 from harness.panels import DASHBOARDS, PANELS, RECORDING_RULES
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
+from model import metric_names as names
 from model.settings import BROKERS, StackSettings
 from model.target_config import TargetConfigs, resolve_target_config
 from model.topology import Topology
@@ -38,7 +39,7 @@ def test_every_panel_is_on_exactly_one_dashboard_with_its_queries() -> None:
     for key in DASHBOARDS:
         board = json.loads(files[f"grafana/dashboards/{key}.json"])
         assert board["uid"] == f"doorbuster-{key}"
-        assert "toxic_active" in board["annotations"]["list"][0]["expr"]
+        assert names.TOXIC_ACTIVE in board["annotations"]["list"][0]["expr"]
         for panel in board["panels"]:
             seen[panel["title"]] = seen.get(panel["title"], 0) + 1
             assert panel["targets"], panel["title"]

@@ -8,9 +8,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.latency_histogram import LatencyHistogram
+from model import metric_names as names
 from model.buckets import LATENCY_BUCKETS
 
-NAME = "locust_request_duration_seconds"
+NAME = names.LOCUST_REQUEST_DURATION
 
 
 class _Exporter:

@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
 from harness.cli import load_settings
+from model import metric_names as names
 from model.errors import ConfigError
 from model.headers import DEADLINE_HEADER
 from model.settings import (
@@ -299,7 +300,7 @@ async def email() -> AsyncIterator[tuple[TestServer, CollectorRegistry]]:
 
 def _dropped(registry: CollectorRegistry) -> float | None:
     return registry.get_sample_value(
-        "downstream_deadline_dropped_total", {"lane": "sync", "dependency": "email"}
+        names.DOWNSTREAM_DEADLINE_DROPPED, {"lane": "sync", "dependency": "email"}
     )
 
 

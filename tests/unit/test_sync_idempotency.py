@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from model import metric_names as names
 from model.settings import DependencySettings, StackSettings
 from model.target_config import resolve_target_config
 from model.topology import Topology
@@ -117,7 +118,7 @@ async def test_duplicates_of_a_failed_attempt_hear_its_failure_and_a_retry_reuse
     assert [status for status, _, _ in failed] == [502] * 5
     assert len({location for _, location, _ in failed}) == 1
     labels = {"lane": "sync", "dependency": "payment", "outcome": "http_5xx"}
-    assert keyed_lane.registry.get_sample_value("downstream_call_attempts_total", labels) == 3  # one chain
+    assert keyed_lane.registry.get_sample_value(names.DOWNSTREAM_CALL_ATTEMPTS, labels) == 3  # one chain
     keyed_lane.payment.faults = HttpFaults()
     retried = await _post(keyed_lane, 1)
     assert retried[0][:2] == (200, failed[0][1]) and not retried[0][2]

@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 
+from model import metric_names as names
 from model.headers import DEADLINE_HEADER
 from model.settings import DependencySettings, StackSettings
 from model.target_config import TargetConfig, resolve_target_config
@@ -56,7 +57,7 @@ class Email:
 
     def received(self, code: str) -> float:
         labels = {"lane": "sync", "dependency": "email", "code": code}
-        return self.registry.get_sample_value("downstream_requests_total", labels) or 0.0
+        return self.registry.get_sample_value(names.DOWNSTREAM_REQUESTS, labels) or 0.0
 
 
 @asynccontextmanager
@@ -113,12 +114,12 @@ async def test_each_policy_sends_a_failing_dependency_what_it_promises(policy: s
             with pytest.raises(CallFailed):
                 await asyncio.to_thread(client.call, "email", {"order_id": f"o{i}"})
         assert email.received("503") == sent
-    assert _calls(registry, "downstream_call_attempts_total", outcome="http_5xx") == sent
-    assert _calls(registry, "downstream_call_attempts_total", outcome="circuit_open") == refused.get(
+    assert _calls(registry, names.DOWNSTREAM_CALL_ATTEMPTS, outcome="http_5xx") == sent
+    assert _calls(registry, names.DOWNSTREAM_CALL_ATTEMPTS, outcome="circuit_open") == refused.get(
         "circuit_open", 0
     )
     for reason in ("budget", "token_bucket"):
-        assert _calls(registry, "downstream_retries_denied_total", reason=reason) == refused.get(reason, 0)
+        assert _calls(registry, names.DOWNSTREAM_RETRIES_DENIED, reason=reason) == refused.get(reason, 0)
 
 
 class FakeClock:
@@ -149,7 +150,7 @@ async def test_adaptive_throttling_keeps_most_attempts_from_a_dependency_that_ac
         sent = email.received("503")
         throttled = _throttled(registry)
         # the seed would send 120; after n requests and no accept p = n / (n + 1)
-        assert sent == _calls(registry, "downstream_call_attempts_total", outcome="http_5xx")
+        assert sent == _calls(registry, names.DOWNSTREAM_CALL_ATTEMPTS, outcome="http_5xx")
         assert sent < 20 and throttled >= 35, (sent, throttled)
         email.service.faults = HttpFaults()  # it heals, but the window still holds the failures
         with pytest.raises(CallFailed) as failed:
@@ -165,7 +166,7 @@ async def test_adaptive_throttling_keeps_most_attempts_from_a_dependency_that_ac
 
 
 def _throttled(registry: CollectorRegistry) -> float:
-    return _calls(registry, "downstream_call_attempts_total", outcome="throttled")
+    return _calls(registry, names.DOWNSTREAM_CALL_ATTEMPTS, outcome="throttled")
 
 
 async def test_the_deadline_policy_sends_the_remaining_time_and_stops_at_the_orders_deadline() -> None:
@@ -196,10 +197,10 @@ async def test_the_deadline_policy_sends_the_remaining_time_and_stops_at_the_ord
         assert email.service.ledger.applied_many(["holder", "late"]) == {"holder": 1, "late": 0}
     assert failed.value.outcome == "deadline_exceeded" and failed.value.http_status == 504
     assert 0.25 <= took < 0.45, took  # the 0.5 s timeout capped to the 0.3 s left, no retry
-    assert _calls(registry, "downstream_call_attempts_total", outcome="timeout") == 1
-    assert _calls(registry, "downstream_call_attempts_total", outcome="deadline_exceeded") == 1
+    assert _calls(registry, names.DOWNSTREAM_CALL_ATTEMPTS, outcome="timeout") == 1
+    assert _calls(registry, names.DOWNSTREAM_CALL_ATTEMPTS, outcome="deadline_exceeded") == 1
     dropped = email.registry.get_sample_value(
-        "downstream_deadline_dropped_total", {"lane": "sync", "dependency": "email"}
+        names.DOWNSTREAM_DEADLINE_DROPPED, {"lane": "sync", "dependency": "email"}
     )
     assert dropped == 1
 

@@ -12,6 +12,7 @@ import yaml
 
 from harness.scenario import load_scenario
 from harness.systems import check_hosts, default_system, for_settings, load_system, shipped_systems
+from model import metric_names as names
 from model.errors import ConfigError
 from model.faults import FaultSpec
 from model.settings import PortSettings, StackSettings
@@ -284,7 +285,7 @@ def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_fo
     # what they query comes from the load generator and the supervisor, which every stack runs
     for p in universal:
         for q in p.queries:
-            assert "locust" in q.expr or "toxic_active" in q.expr, (p.key, q.expr)
+            assert "locust" in q.expr or names.TOXIC_ACTIVE in q.expr, (p.key, q.expr)
     assert panels_for(builtin=True) == PANELS
     board = system_dashboard(load_system("kinto"))
     assert board["uid"] == "doorbuster-system-kinto"

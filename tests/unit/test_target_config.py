@@ -106,7 +106,7 @@ def test_a_target_started_with_only_its_configuration_in_the_environment_serves_
                 assert time.monotonic() < deadline, "the target never answered"
                 time.sleep(0.1)
         # Its capacity and its ledger's place come from the configuration it was given.
-        assert 'downstream_capacity{dependency="email",lane="sync"} 7.0' in metrics
+        assert 'doorbuster_downstream_capacity{dependency="email",lane="sync"} 7.0' in metrics
         assert (tmp_path / "downstream-sync-email.sqlite3").exists()
     finally:
         proc.terminate()

@@ -25,6 +25,7 @@ from harness.leases import FaultLease, sweep_leftovers
 from harness.processes import process_record
 from harness.state import StateDir
 from harness.supervisor import FaultCollector
+from model import metric_names as names
 from model.errors import ExitCode, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.settings import PortSettings, StackSettings
@@ -153,7 +154,7 @@ def test_the_supervisors_fault_exporter_answers_without_faults_in_bounded_time(
     families: list[Any] = []
     raised, took = _run_with_deadline(lambda: families.extend(collector.collect()), DEADLINE_S)
     assert raised is None
-    assert [family.name for family in families] == ["toxic_active"]
+    assert [family.name for family in families] == [names.TOXIC_ACTIVE]
     assert families[0].samples == []
     assert black_hole.held
     # Its own short deadline: the scrape must still be answered within Prometheus' timeout.
