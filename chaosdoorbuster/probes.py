@@ -149,7 +149,9 @@ def lane_figures(
     """The lane's figures over the last ``window`` from the stack's Prometheus, drawn from the
     panel catalogue's queries: ``throughput_rps`` (2xx answers a second, averaged),
     ``errors_per_s`` (5xx), ``error_rate`` (5xx over 2xx + 5xx), ``p50_s`` ... ``p99_s`` (the
-    window's worst); None where the window has no data."""
+    window's worst, None if no 2xx answer); ActivityFailed if the lane answered no order in the
+    window.  Prometheus' recording rules lag the orders by a second or two: a probe right after
+    load wants ``"pauses": {"before": 3}``."""
     lane = lane_arg(lane)
     window_s = duration_arg("window", window, most_s=MOST_WINDOW_S)
     if window_s < 2:
@@ -164,6 +166,12 @@ def lane_figures(
         for query in panel("latency").queries:
             quantile = query.legend.rsplit(" ", 1)[-1]
             figures[f"{quantile}_s"] = _lane_value(client, query, lane, window_s, "max")
+    if throughput is None and errors is None:
+        # Not a figure of None that a tolerance would trip over: say why there is none.
+        raise ActivityFailed(
+            f"lane_figures: Prometheus has no answered orders on the {lane} lane in the last "
+            f"{window_s:g}s; is load going (probe_lane, doorbuster run)? Rules lag a scrape or two."
+        )
     answered = (throughput or 0.0) + (errors or 0.0)
     figures.update(
         throughput_rps=throughput,
