@@ -3,7 +3,8 @@
 Everything is checked before the stack is looked at; a bad argument raises chaoslib's
 ``InvalidActivity`` naming the argument and what was expected, and doorbuster's own errors
 (a stack not running, Toxiproxy not answering) become ``ActivityFailed`` with doorbuster's
-message, so an experiment's journal says what went wrong, not where deep inside it did.
+message, so an experiment's journal says what went wrong, not where deep inside it did (the
+journal keeps the traceback of what an activity raises: these are raised ``from None``).
 """
 
 from __future__ import annotations
@@ -134,6 +135,6 @@ def doorbuster_errors(activity: str) -> Iterator[None]:
     try:
         yield
     except ConfigError as exc:
-        raise InvalidActivity(f"{activity}: {exc}") from exc
+        raise InvalidActivity(f"{activity}: {exc}") from None
     except DoorbusterError as exc:
-        raise ActivityFailed(f"{activity}: {type(exc).__name__}: {exc}") from exc
+        raise ActivityFailed(f"{activity}: {type(exc).__name__}: {exc}") from None
