@@ -36,7 +36,7 @@ from harness.run_dir import RunDir
 from harness.verdicts import outcome_of, overall
 from model.topology import Topology, is_loopback
 
-__all__ = ["active_faults", "lane_figures", "probe_lane", "run_verdicts"]
+__all__ = ["active_faults", "lane_figures", "probe_lane", "run_outcome", "run_verdicts"]
 
 MOST_REQUESTS = 1000
 MOST_RATE = 100.0
@@ -198,6 +198,14 @@ def active_faults(configuration: dict[str, Any] | None = None) -> dict[str, Any]
 
 
 # -- a finished run -----------------------------------------------------------------------------
+def run_outcome(run_dir: str) -> str:
+    """A run directory's outcome alone, ``pass``, ``fail`` or ``undetermined``: a steady-state
+    probe's tolerance can be the literal ``"pass"`` (a range tolerance's ``target`` reads only
+    a top-level key, and a JSON path one needs ``chaostoolkit-lib[jsonpath]``)."""
+    outcome: str = run_verdicts(run_dir)["outcome"]
+    return outcome
+
+
 def run_verdicts(run_dir: str) -> dict[str, Any]:
     """A run directory's verdicts and each lane's figures (from its ``summary.json``):
     ``outcome`` (pass, fail or undetermined), ``verdicts`` (expectation, outcome, observed,

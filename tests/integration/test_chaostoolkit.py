@@ -50,6 +50,7 @@ class ChaosStack:
              "--journal-path", str(journal), str(experiment)],
             env=self.env, cwd=workdir, capture_output=True, text=True, timeout=150,
         )  # fmt: skip
+        assert journal.exists(), f"chaos wrote no journal: {done.stdout[-2000:]}{done.stderr[-2000:]}"
         return done, json.loads(journal.read_text())
 
     def toxic_list(self) -> list[dict[str, Any]]:
@@ -186,3 +187,60 @@ def test_a_fault_ends_with_its_duration_when_the_experiment_dies(stack: ChaosSta
     assert time.monotonic() - applied_at >= 5.0, "removed before its duration was over"
     assert stack.chaostoolkit_leases() == []
     assert stack.toxic_list() == []
+
+
+TINY_RUN = """
+name: chaostoolkit-tiny
+stack:
+  time_scale: 0.2
+load:
+  stages:
+    - {name: steady, duration: 6s, rate: 5}
+  poll: {initial: 0.2s, max: 1s, give_up: 20s}
+expectations:
+  - "async.checkout.p50 < 0.5s"
+  - "async.checkout.p50 < 1ms"
+drain_timeout: 20s
+"""
+
+
+def test_a_runs_verdicts_as_a_steady_state(stack: ChaosStack, tmp_path: Path) -> None:
+    scenario, run_dir = tmp_path / "tiny.yaml", tmp_path / "run"
+    scenario.write_text(TINY_RUN)
+    ran = stack.doorbuster("run", str(scenario), "--base-port", str(BASE_PORT),
+                           "--toxiproxy-port", str(TOXIPROXY_PORT), "--out", str(run_dir))  # fmt: skip
+    assert ran.returncode == 1, ran.stdout + ran.stderr  # the second expectation fails, on purpose
+    summary = json.loads((run_dir / "summary.json").read_text())
+    verdicts = {
+        "type": "python", "module": "chaosdoorbuster.probes", "func": "run_verdicts",
+        "arguments": {"run_dir": str(run_dir)},
+    }  # fmt: skip
+    experiment = {
+        "title": "a run's verdicts",
+        "description": "the first expectation passed, the run as a whole did not",
+        "steady-state-hypothesis": {
+            "title": "the run failed, as its second expectation means it to",
+            "probes": [
+                {"type": "probe", "name": "the-run-failed", "tolerance": "fail",
+                 "provider": {**verdicts, "func": "run_outcome"}},
+            ],
+        },
+        "method": [{"type": "probe", "name": "verdicts", "provider": verdicts}],
+    }  # fmt: skip
+    path = tmp_path / "verdicts.json"
+    path.write_text(json.dumps(experiment))
+    done, journal = stack.chaos_run(path, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    read = _activity(journal, journal["run"], "verdicts")["output"]
+    assert read["outcome"] == "fail"
+    assert [(v["expectation"], v["outcome"]) for v in read["verdicts"]] == [
+        ("async.checkout.p50 < 0.5s", "pass"), ("async.checkout.p50 < 1ms", "fail"),
+    ]  # fmt: skip
+    assert [v["observed"] for v in read["verdicts"]] == [v["observed"] for v in summary["verdicts"]]
+    lane = summary["lanes"]["async"]
+    assert read["lanes"]["async"] == {
+        "requests": lane["requests"], "error_rate": lane["error_rate"], "throughput_rps": lane["throughput_rps"],
+        "p50_ms": lane["latency_ms"]["p50"], "p95_ms": lane["latency_ms"]["p95"], "p99_ms": lane["latency_ms"]["p99"],
+    }  # fmt: skip
+    assert read["lanes"]["async"]["requests"] > 0
+    assert journal["steady_states"]["before"]["steady_state_met"] is True

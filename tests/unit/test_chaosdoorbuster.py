@@ -22,7 +22,7 @@ from chaosdoorbuster.arguments import (
     state_dir,
 )
 from chaosdoorbuster.holder import HeldFault
-from chaosdoorbuster.probes import probe_lane, run_verdicts, send_orders
+from chaosdoorbuster.probes import probe_lane, run_outcome, run_verdicts, send_orders
 from harness.state import default_state_dir
 from model.errors import StackNotRunning
 from model.settings import StackSettings
@@ -185,6 +185,7 @@ def _summary() -> dict[str, Any]:
 def test_run_verdicts_reads_a_runs_summary(tmp_path: Path) -> None:
     (tmp_path / "summary.json").write_text(json.dumps(_summary()))
     read = run_verdicts(str(tmp_path))
+    assert run_outcome(str(tmp_path)) == "undetermined"
     assert read == {
         "outcome": "undetermined",
         "verdicts": [
@@ -211,5 +212,5 @@ def test_discovery_lists_every_activity() -> None:
     found = {(a["type"], a["name"]) for a in discover(discover_system=False)["activities"]}
     assert found == {
         ("action", "add_fault"), ("action", "remove_faults"), ("probe", "probe_lane"),
-        ("probe", "lane_figures"), ("probe", "active_faults"), ("probe", "run_verdicts"),
+        ("probe", "lane_figures"), ("probe", "active_faults"), ("probe", "run_verdicts"), ("probe", "run_outcome"),
     }  # fmt: skip
