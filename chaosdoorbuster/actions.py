@@ -8,6 +8,7 @@ whatever becomes of the experiment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -15,7 +16,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,6 @@ MOST_DURATION_S = 3600.0
 # How long the holder may take to apply the fault (every Toxiproxy call is bounded by 5 s).
 APPLY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
-
-HolderStart = Callable[[HeldFault], dict[str, Any]]
 
 
 def add_fault(
@@ -68,10 +66,10 @@ def add_fault(
     with doorbuster_errors("add_fault"):
         topology = running_stack(root)
         spec.validate(topology)
-    return start_holder(HeldFault(state_dir=root, spec=spec, duration_s=seconds))
+    return _start_holder(HeldFault(state_dir=root, spec=spec, duration_s=seconds))
 
 
-def start_holder(held: HeldFault, *, timeout_s: float = APPLY_TIMEOUT_S) -> dict[str, Any]:
+def _start_holder(held: HeldFault, *, timeout_s: float = APPLY_TIMEOUT_S) -> dict[str, Any]:
     """Start the holder in a session of its own and wait for its word that the fault is in force."""
     log = held.state_dir / "logs" / "chaostoolkit-holder.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -95,9 +93,13 @@ def start_holder(held: HeldFault, *, timeout_s: float = APPLY_TIMEOUT_S) -> dict
             f"add_fault: the fault holder said nothing in {timeout_s:g}s (its log: {log}); "
             "whatever it applied is removed when it stops"
         )
-    answer: dict[str, Any] = json.loads(line)
+    try:
+        answer: dict[str, Any] = json.loads(line)
+    except ValueError:
+        raise ActivityFailed(f"add_fault: the fault holder said {line[:200]!r} (its log: {log})") from None
     if "error" in answer:
-        proc.wait(timeout_s)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout_s)
         failure = InvalidActivity if answer.get("kind") == "ConfigError" else ActivityFailed
         raise failure(f"add_fault: {answer.get('kind')}: {answer['error']}")
     return {
@@ -123,16 +125,15 @@ def remove_faults(
             raise InvalidActivity(f"remove_faults: {key}: expected a name or null, got {value!r}")
     root = state_dir(configuration)
     with doorbuster_errors("remove_faults"):
-        return remove_held(root, running_stack(root), dependency=dependency, name=name)
+        return _remove_held(root, running_stack(root), dependency=dependency, name=name)
 
 
-def remove_held(
+def _remove_held(
     root: Path,
     topology: Topology,
     *,
     dependency: str | None = None,
     name: str | None = None,
-    signal_holder: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     chaos = Chaos(topology)
     ours = [
@@ -144,7 +145,7 @@ def remove_held(
     ]  # fmt: skip
     holders = sorted({owned.owner_pid for owned in ours if owned.owner_pid is not None})
     for pid in holders:
-        (signal_holder or _terminate)(pid)
+        _terminate(pid)
     # A holder that did not get to remove its fault is gone now: the sweep removes what it held.
     sweep_leftovers(root, chaos)
     forget_removed_faults(root, chaos)
@@ -160,10 +161,12 @@ def _terminate(pid: int) -> None:
     start = start_ticks(pid)
     if start is None:
         return
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT_S
     while time.monotonic() < deadline:
         if not pid_alive(pid) or start_ticks(pid) != start:
             return
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
