@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from chaosdoorbuster.actions import add_fault
 from chaosdoorbuster.holder import OWNER
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
@@ -244,3 +245,23 @@ def test_a_runs_verdicts_as_a_steady_state(stack: ChaosStack, tmp_path: Path) ->
     }  # fmt: skip
     assert read["lanes"]["async"]["requests"] > 0
     assert journal["steady_states"]["before"]["steady_state_met"] is True
+
+
+def test_a_killed_holders_fault_is_removed_by_the_next_command(stack: ChaosStack) -> None:
+    added = add_fault(
+        "email", "latency", "60s", lanes="async", attributes={"latency": 500},
+        configuration={"doorbuster_state_dir": str(stack.state_dir)},
+    )  # fmt: skip
+    assert [(f["lane"], f["dependency"]) for f in added["applied"]] == [("async", "email")]
+    assert len(stack.toxics()) == 1
+    os.kill(added["holder_pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and pid_alive(added["holder_pid"]):
+        time.sleep(0.05)
+    assert len(stack.toxics()) == 1  # nobody removed it yet
+    listed = stack.doorbuster("toxic", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "removed a leftover fault: async-email doorbuster_latency_downstream" in listed.stderr
+    assert OWNER in listed.stderr
+    assert json.loads(listed.stdout) == []
+    assert stack.toxics() == [] and stack.chaostoolkit_leases() == []
