@@ -24,8 +24,8 @@ installed:
 		exit 3; }
 
 lint: installed
-	$(VENV)/ruff check model harness targets tests bench locustfiles
-	$(VENV)/ruff format --check model harness targets tests bench locustfiles
+	$(VENV)/ruff check model harness targets tests bench locustfiles chaosdoorbuster
+	$(VENV)/ruff format --check model harness targets tests bench locustfiles chaosdoorbuster
 
 types: installed
 	$(VENV)/mypy

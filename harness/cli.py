@@ -7,7 +7,6 @@ configuration error, 3 environment error.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shlex
 import sys
@@ -22,9 +21,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import systems
-from harness.chaos import ActiveFault, Chaos, parse_attributes
+from harness.chaos import Chaos, parse_attributes
 from harness.files import read_yaml
-from harness.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
+from harness.leases import (
+    FaultLease,
+    Leftover,
+    add_held,
+    fault_owners,
+    forget_removed_faults,
+    sweep_leftovers,
+)
 from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
@@ -329,10 +335,10 @@ def toxic_add(
     # One added for good is the stack's: doorbuster's, not foreign, for as long as the stack runs.
     if duration is not None:
         lease = FaultLease(_ctx.state_dir, owner="doorbuster toxic add --for")
-        applied = _add_held(chaos, spec, lease, by=None)
+        applied = add_held(chaos, spec, lease, by=None)
     else:
         lease = _stack_lease()
-        applied = _add_held(chaos, spec, lease, by="doorbuster toxic add")
+        applied = add_held(chaos, spec, lease, by="doorbuster toxic add")
     for fault in applied:
         out.print(f"added {fault.type} on {fault.lane}-{fault.dependency} {fault.attributes}")
     if duration is None:
@@ -344,33 +350,6 @@ def toxic_add(
         removed = chaos.remove(spec.dependency, spec.lanes, fault_name)
         lease.close()
         out.print(f"removed {removed} fault(s)")
-
-
-def _lanes_with(chaos: Chaos, dependency: str, name: str) -> set[str]:
-    """The lanes where a fault of that name (or type) is in force on ``dependency``."""
-    return {f.lane for f in chaos.active() if f.dependency == dependency and name in (f.name, f.type)}
-
-
-def _add_held(chaos: Chaos, spec: FaultSpec, lease: FaultLease, *, by: str | None) -> list[ActiveFault]:
-    """Apply ``spec`` held by ``lease``; if it fails, the lease does not claim what this
-    command did not apply (a toxic of that name someone else had added, say)."""
-    name = spec.type if spec.is_http else spec.toxic_name
-    held_before, there_before = set(lease.faults), _lanes_with(chaos, spec.dependency, name)
-    lease.hold(spec.lanes, spec.dependency, name, by=by)
-    try:
-        return chaos.add(spec)
-    except DoorbusterError:
-        there_now: set[str] = set()
-        with contextlib.suppress(DoorbusterError):
-            there_now = _lanes_with(chaos, spec.dependency, name)
-        not_ours = tuple(
-            lane
-            for lane in spec.lanes
-            if f"{lane}/{spec.dependency}/{name}" not in held_before
-            and (lane in there_before or lane not in there_now)
-        )
-        lease.release(not_ours, spec.dependency, name)
-        raise
 
 
 @toxic_app.command("list")

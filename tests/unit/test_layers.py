@@ -4,6 +4,7 @@
     harness      the control plane; may import model (and start the others as processes)
     targets      the system under test; may import model, never harness or locustfiles
     locustfiles  traffic; may import model, never targets
+    chaosdoorbuster  the Chaos Toolkit extension; may import harness and model, none imports it
 
 Every ``import`` counts, those inside functions too: a deferred import is still a dependency.
 """
@@ -19,13 +20,14 @@ import pytest
 
 from harness.binaries import PROJECT_ROOT
 
-PACKAGES = ("model", "harness", "targets", "locustfiles", "bench")
+PACKAGES = ("model", "harness", "targets", "locustfiles", "bench", "chaosdoorbuster")
 
 # Which of the project's packages a layer must not import.
 FORBIDDEN: dict[str, frozenset[str]] = {
-    "model": frozenset({"harness", "targets", "locustfiles", "bench"}),
-    "targets": frozenset({"harness", "locustfiles", "bench"}),
-    "locustfiles": frozenset({"targets", "bench"}),
+    "model": frozenset({"harness", "targets", "locustfiles", "bench", "chaosdoorbuster"}),
+    "harness": frozenset({"chaosdoorbuster"}),
+    "targets": frozenset({"harness", "locustfiles", "bench", "chaosdoorbuster"}),
+    "locustfiles": frozenset({"targets", "bench", "chaosdoorbuster"}),
 }
 
 # Modules that do I/O; a model module importing one is no longer a pure definition.
