@@ -7,7 +7,6 @@ configuration error, 3 environment error.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shlex
 import sys
@@ -22,7 +21,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from harness import systems
-from harness.chaos import ActiveFault, Chaos, parse_attributes
+from harness.chaos import Chaos, parse_attributes
+from harness.fault_actions import add_held, remove_faults
 from harness.files import read_yaml
 from harness.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.scenario import load_scenario
@@ -232,6 +232,7 @@ def up(
     for lane in topology.lanes:
         out.print(f"  {lane:<6} orders  {topology.lane_url(lane)}")
     out.print(f"  toxiproxy      {topology.toxiproxy.url}")
+    out.print(f"  live view      {topology.endpoint('live').url}/")
     if topology.has_broker:
         out.print(f"  broker         {topology.settings.broker} at {topology.broker.address}")
 
@@ -267,6 +268,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             str(p.restarts),
         )
     out.print(table)
+    out.print(f"live view: {snapshot.topology.endpoint('live').url}/")
     out.print(f"faults active: {len(snapshot.faults)}")
     for fault in snapshot.faults:
         line = escape(f"  {fault['lane']}-{fault['dependency']}: {fault['type']} {fault['attributes']}")
@@ -329,10 +331,10 @@ def toxic_add(
     # One added for good is the stack's: doorbuster's, not foreign, for as long as the stack runs.
     if duration is not None:
         lease = FaultLease(_ctx.state_dir, owner="doorbuster toxic add --for")
-        applied = _add_held(chaos, spec, lease, by=None)
+        applied = add_held(chaos, spec, lease, by=None)
     else:
         lease = _stack_lease()
-        applied = _add_held(chaos, spec, lease, by="doorbuster toxic add")
+        applied = add_held(chaos, spec, lease, by="doorbuster toxic add")
     for fault in applied:
         out.print(f"added {fault.type} on {fault.lane}-{fault.dependency} {fault.attributes}")
     if duration is None:
@@ -344,33 +346,6 @@ def toxic_add(
         removed = chaos.remove(spec.dependency, spec.lanes, fault_name)
         lease.close()
         out.print(f"removed {removed} fault(s)")
-
-
-def _lanes_with(chaos: Chaos, dependency: str, name: str) -> set[str]:
-    """The lanes where a fault of that name (or type) is in force on ``dependency``."""
-    return {f.lane for f in chaos.active() if f.dependency == dependency and name in (f.name, f.type)}
-
-
-def _add_held(chaos: Chaos, spec: FaultSpec, lease: FaultLease, *, by: str | None) -> list[ActiveFault]:
-    """Apply ``spec`` held by ``lease``; if it fails, the lease does not claim what this
-    command did not apply (a toxic of that name someone else had added, say)."""
-    name = spec.type if spec.is_http else spec.toxic_name
-    held_before, there_before = set(lease.faults), _lanes_with(chaos, spec.dependency, name)
-    lease.hold(spec.lanes, spec.dependency, name, by=by)
-    try:
-        return chaos.add(spec)
-    except DoorbusterError:
-        there_now: set[str] = set()
-        with contextlib.suppress(DoorbusterError):
-            there_now = _lanes_with(chaos, spec.dependency, name)
-        not_ours = tuple(
-            lane
-            for lane in spec.lanes
-            if f"{lane}/{spec.dependency}/{name}" not in held_before
-            and (lane in there_before or lane not in there_now)
-        )
-        lease.release(not_ours, spec.dependency, name)
-        raise
 
 
 @toxic_app.command("list")
@@ -409,13 +384,7 @@ def toxic_remove(
     lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
 ) -> None:
     """Remove one fault, or every fault, from a dependency."""
-    topology = _running()
-    lanes = _lanes(lane)
-    for each in lanes:
-        topology.proxy(each, dependency)
-    chaos = Chaos(topology)
-    removed = chaos.remove(dependency, lanes, name)
-    _forget_removed(chaos)
+    removed = remove_faults(_ctx.state_dir, _running(), dependency, _lanes(lane), name)
     out.print(f"removed {removed} fault(s)")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import ActiveFault, Chaos
-from harness.cli import _add_held
+from harness.fault_actions import add_held
 from harness.leases import FaultLease, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.run import clear_faults
 from model.errors import ForeignFaults, ToxiproxyUnavailable
@@ -188,7 +188,7 @@ def test_toxic_add_that_is_refused_does_not_claim_the_fault_already_there(tmp_pa
     there = _toxic("sync", "email", spec.toxic_name)
     chaos, lease = FakeChaos(there, refuse_add=True), FaultLease.of_stack(tmp_path, os.getpid())
     with pytest.raises(ToxiproxyUnavailable):
-        _add_held(chaos, spec, lease, by="doorbuster toxic add")
+        add_held(chaos, spec, lease, by="doorbuster toxic add")
     assert lease.faults == ()
     assert fault_owners(tmp_path, chaos.active())[0].foreign
 
@@ -196,7 +196,7 @@ def test_toxic_add_that_is_refused_does_not_claim_the_fault_already_there(tmp_pa
 def test_toxic_add_holds_what_it_applied(tmp_path: Path) -> None:
     spec = FaultSpec(dependency="email", type="latency", attributes={"latency": 900})
     chaos, lease = FakeChaos(), FaultLease.of_stack(tmp_path, os.getpid())
-    _add_held(chaos, spec, lease, by="doorbuster toxic add")
+    add_held(chaos, spec, lease, by="doorbuster toxic add")
     owned = fault_owners(tmp_path, chaos.active())
     assert [(o.fault.lane, o.origin, o.owner) for o in owned] == [
         ("sync", "doorbuster", "doorbuster toxic add"),
