@@ -439,7 +439,12 @@ class Topology:
     def _live_process(self) -> ProcessSpec:
         """The live view: a page drawn from Prometheus, never part of the system under test."""
         return ProcessSpec(
-            name="live", kind="live", lane=None, dependency=None, endpoint=self.endpoint("live"), http_health=True
+            name="live",
+            kind="live",
+            lane=None,
+            dependency=None,
+            endpoint=self.endpoint("live"),
+            http_health=True,
         )
 
     def _system_processes(self, system: SystemSpec) -> tuple[ProcessSpec, ...]:
