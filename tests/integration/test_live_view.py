@@ -1,0 +1,144 @@
+"""The live view in a real headless Chromium during a short real run: every chart of the page
+draws data from the stack's Prometheus, the run's stage and then its verdicts show, a fault is
+added and removed from the page, a request from another origin changes nothing, and a
+screenshot is saved (``DOORBUSTER_LIVE_SCREENSHOT=docs/live-view.png`` copies it there)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+from playwright.sync_api import Page
+
+from tests.browser import headless_chromium
+from tests.integration.conftest import RunningStack
+from tests.integration.test_run import SHORT
+
+_FOREVER_S = 90  # bound on every wait below
+
+
+def _wait(what: str, check: Callable[[], bool], timeout_s: float = _FOREVER_S) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.5)
+
+
+@contextmanager
+def _run(stack: RunningStack, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(SHORT)
+    log = tmp_path / "run.log"
+    cmd = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir), "run", str(scenario),
+           "--out", str(tmp_path / "run")]  # fmt: skip
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        print(log.read_text(errors="replace")[-2000:])
+
+
+def _charts(page: Page) -> dict[str, int]:
+    points: dict[str, int] = page.eval_on_selector_all(
+        ".chart",
+        "els => Object.fromEntries(els.map(e => [e.dataset.panel + '/' + (e.dataset.lane || 'all'),"
+        " Number(e.dataset.points)]))",
+    )
+    return points
+
+
+def _faults(stack: RunningStack) -> set[str]:
+    return {f"{f.lane}-{f.dependency}:{f.type}" for f in stack.chaos.active()}
+
+
+def test_the_live_page_draws_every_panel_of_a_run_and_changes_faults_from_its_own_origin_only(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    url = stack.stack.status().as_json()["live"]["url"]
+    assert url == f"http://127.0.0.1:{stack.topology.ports['live']}/"
+    with _run(stack, tmp_path) as run, headless_chromium() as browser:
+        page = browser.new_page(viewport={"width": 1500, "height": 1000})
+        page.goto(url)
+        page.select_option("#range", "120")
+        _wait(
+            "the run's load stage on the page",
+            lambda: page.get_attribute("#run-stage", "data-stage") == "load",
+        )
+        assert "short" in page.inner_text("#run-stage")
+
+        # A fault from the page: through the CLI's path, on the real Toxiproxy, listed on the page.
+        page.select_option("#fault-form [name=dependency]", "inventory")
+        page.select_option("#fault-form [name=type]", "latency")
+        page.select_option("#fault-form [name=lane]", "sync")
+        page.fill("#fault-form [name=attributes]", "latency=1")
+        page.click("#fault-form button[type=submit]")
+        _wait("the fault added from the page", lambda: "sync-inventory:latency" in _faults(stack))
+        item = page.locator("#fault-list li.fault[data-dependency=inventory]")
+        item.wait_for(timeout=20_000)
+        assert "applied by doorbuster live view" in item.inner_text()
+        # A page's bad fault: the server's message, shown, and nothing applied.
+        page.fill("#fault-form [name=attributes]", "latency=fast")
+        page.click("#fault-form button[type=submit]")
+        _wait("the refusal shown", lambda: "expected a finite number" in page.inner_text("#fault-message"))
+        item.locator("button").click()
+        _wait("the fault removed from the page", lambda: "sync-inventory:latency" not in _faults(stack))
+
+        # Another origin (Prometheus' page, another port on loopback) posting with the token:
+        # the browser sends its Origin, and the server refuses it.
+        token = page.get_attribute("body", "data-token")
+        other = browser.new_page()
+        other.goto(f"{stack.topology.prometheus.url}/graph")
+        body = json.dumps({"dependency": "inventory", "type": "latency", "attributes": {"latency": 1}})
+        other.evaluate(
+            "([url, body]) => fetch(url, {method: 'POST', mode: 'no-cors', body}).catch(() => null)",
+            [f"{url}api/faults", body],
+        )
+        refused = requests.post(
+            f"{url}api/faults", data=body, timeout=10,
+            headers={"Origin": stack.topology.prometheus.url, "X-Doorbuster-Token": str(token)},
+        )  # fmt: skip
+        assert refused.status_code == 403 and "refused" in refused.json()["error"]
+        assert "sync-inventory:latency" not in _faults(stack) and "async-inventory:latency" not in _faults(
+            stack
+        )
+        other.close()
+
+        # Every chart of every panel has data from the run (the email fault included).
+        _wait("every chart to have data", lambda: _charts(page) and min(_charts(page).values()) > 0)
+        charts = _charts(page)
+        assert len(charts) >= 19, charts
+        assert {
+            "latency/sync",
+            "latency/async",
+            "faults/sync",
+            "faults/async",
+            "pool/sync",
+            "backlog/async",
+        } <= set(charts)
+        _wait("the run to finish", lambda: run.poll() is not None, timeout_s=120)
+        _wait("the verdicts on the page", lambda: page.locator("#verdicts tr.verdict").count() > 0)
+        assert page.get_attribute("#run-stage", "data-stage") == "done"
+        outcomes = page.eval_on_selector_all(
+            "#verdicts tr.verdict", "rows => rows.map(r => r.dataset.outcome)"
+        )
+        assert "fail" in outcomes and "pass" in outcomes  # SHORT has one expectation false on purpose
+        page.evaluate("window.doorbusterLive.refresh()")
+        page.wait_for_timeout(1500)
+        shot = tmp_path / "live-view.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 50_000
+        copy_to = os.environ.get("DOORBUSTER_LIVE_SCREENSHOT")
+        if copy_to:
+            shutil.copyfile(shot, copy_to)
