@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,9 +19,10 @@ from pathlib import Path
 import requests
 from playwright.sync_api import Page
 
+from locustfiles.live_tab import TAB_KEY
 from tests.browser import headless_chromium
 from tests.integration.conftest import RunningStack
-from tests.integration.test_run import SHORT
+from tests.integration.test_run import SHORT, _web_locust
 
 _FOREVER_S = 90  # bound on every wait below
 
@@ -142,3 +144,50 @@ def test_the_live_page_draws_every_panel_of_a_run_and_changes_faults_from_its_ow
         copy_to = os.environ.get("DOORBUSTER_LIVE_SCREENSHOT")
         if copy_to:
             shutil.copyfile(shot, copy_to)
+
+
+def test_locusts_own_web_ui_has_the_live_view_as_a_tab(stack: RunningStack, tmp_path: Path) -> None:
+    port = 23189
+    locust = _web_locust(stack, tmp_path, port)
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        assert requests.post(f"{ui}/swarm", data={"user_count": 1, "spawn_rate": 1}, timeout=10).ok
+        with headless_chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{ui}/?tab={TAB_KEY}")
+            page.get_by_role("tab", name="Live view (doorbuster)").wait_for(timeout=30_000)
+            page.locator("#doorbuster-live-frame").wait_for(timeout=30_000)
+            frame = page.frame_locator("#doorbuster-live-frame")
+            chart = frame.locator(".chart[data-panel=arrivals][data-lane=sync]")
+            chart.wait_for(timeout=30_000)
+            _wait(
+                "Locust's arrivals in the tab's chart",
+                lambda: int(chart.get_attribute("data-points") or 0) > 0,
+            )
+
+            # The tab's page changes faults too, through Locust's origin, checked, then the live server.
+            frame.locator("#fault-form [name=dependency]").select_option("inventory")
+            frame.locator("#fault-form [name=type]").select_option("latency")
+            frame.locator("#fault-form [name=lane]").select_option("async")
+            frame.locator("#fault-form [name=attributes]").fill("latency=1")
+            frame.locator("#fault-form button[type=submit]").click()
+            _wait("the fault added from Locust's tab", lambda: "async-inventory:latency" in _faults(stack))
+            frame.locator("#fault-list li.fault[data-dependency=inventory] button").click()
+            _wait(
+                "the fault removed from Locust's tab", lambda: "async-inventory:latency" not in _faults(stack)
+            )
+            page.screenshot(path=str(tmp_path / "locust-tab.png"))
+        token = requests.get(f"{ui}/{TAB_KEY}/", timeout=10).text.split('data-token="')[1].split('"')[0]
+        body = {"dependency": "inventory", "type": "latency", "attributes": {"latency": 1}}
+        refused = requests.post(
+            f"{ui}/{TAB_KEY}/api/faults", json=body, timeout=10,
+            headers={"Origin": "http://evil.example", "X-Doorbuster-Token": token},
+        )  # fmt: skip
+        assert refused.status_code == 403 and "refused" in refused.json()["error"]
+        assert not any(
+            f.startswith("sync-inventory") or f.startswith("async-inventory") for f in _faults(stack)
+        )
+    finally:
+        requests.post(f"{ui}/stop", timeout=10)
+        os.killpg(locust.pid, signal.SIGTERM)
+        locust.wait(30)

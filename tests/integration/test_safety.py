@@ -157,7 +157,9 @@ def _listeners(sockets: Iterable[BoundSocket], process: str) -> set[str]:
 WEB_UI_PORT = 8089  # Locust's default
 MASTER_PORT = 5557  # Locust's default
 LOCUSTFILES = sorted(
-    path.name for path in (PROJECT_ROOT / "locustfiles").glob("*.py") if path.name != "loopback.py"
+    path.name
+    for path in (PROJECT_ROOT / "locustfiles").glob("*.py")
+    if path.name not in ("loopback.py", "live_tab.py")
 )
 
 
