@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import requests
 from flask import Blueprint, Response, request
+
+if TYPE_CHECKING:
+    from locust.web import WebUI
 
 __all__ = ["TAB_KEY", "add_live_tab"]
 
@@ -65,7 +68,11 @@ def live_blueprint(live_url: str) -> Blueprint:
     def proxied(path: str) -> Response:
         try:
             if request.method == "GET":
-                return _answer(requests.get(f"{live_url}/{path}", params=request.args, timeout=15))
+                return _answer(
+                    requests.get(
+                        f"{live_url}/{path}", params=list(request.args.items(multi=True)), timeout=15
+                    )
+                )
             if path not in _STATE_CHANGES:
                 return _error(404, f"no {path} here")
             refusal = _from_this_page()
@@ -86,16 +93,20 @@ def live_blueprint(live_url: str) -> Blueprint:
     return tab
 
 
-def add_live_tab(web_ui: Any, live_url: str) -> None:
+def _with_tab_script(response: Response) -> Response:
+    """Locust's own page (``/``) loads the script that shows the live page in the tab."""
+    if request.path.rstrip("/") == request.script_root and response.content_type.startswith("text/html"):
+        page = response.get_data(as_text=True)
+        script = f'<script src=".{PREFIX}/locust_tab.js"></script></body>'
+        response.set_data(page.replace("</body>", script, 1))
+    return response
+
+
+def add_live_tab(web_ui: WebUI, live_url: str) -> None:
     """Add the tab to Locust's web UI (``environment.web_ui``)."""
+    if web_ui.app is None:
+        return
     web_ui.app.register_blueprint(live_blueprint(live_url))
+    web_ui.app.after_request(_with_tab_script)
     web_ui.template_args["extended_tabs"] = [{"title": "Live view (doorbuster)", "key": TAB_KEY}]
     web_ui.template_args["extended_tables"] = [{"key": TAB_KEY, "structure": []}]
-
-    @web_ui.app.after_request
-    def with_tab_script(response: Response) -> Response:
-        if request.path.rstrip("/") == request.script_root and response.content_type.startswith("text/html"):
-            page = response.get_data(as_text=True)
-            script = f'<script src=".{PREFIX}/locust_tab.js"></script></body>'
-            response.set_data(page.replace("</body>", script, 1))
-        return response
