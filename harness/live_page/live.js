@@ -237,4 +237,10 @@ api("api/config").then((c) => {
   setInterval(refresh, REFRESH_MS);
 }, (e) => { document.getElementById("updated").textContent = `could not load: ${e.message}`; });
 
+window.addEventListener("resize", () => {
+  for (const chart of charts) {
+    if (chart.plot) chart.plot.setSize({width: Math.max(200, chart.el.clientWidth - 8), height: 170});
+  }
+});
+
 window.doorbusterLive = {refresh};
