@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from harness.chaos import Chaos
 from harness.fault_actions import add_held, remove_faults
 from harness.leases import FaultLease, fault_owners
 from harness.live import LiveView, build_live_app, new_token
+from harness.processes import pid_alive
 from harness.prometheus import PrometheusClient
-from harness.run_status import read_run_status
+from harness.run_status import RunStatus, read_run_status
 from harness.state import StateDir
 from model.errors import DoorbusterError, StackNotRunning
 from model.faults import FaultSpec
@@ -63,8 +65,15 @@ def stack_view(state_root: Path, token: str) -> LiveView:
         token=token,
         series=PrometheusClient(topology.prometheus.url, timeout_s=5.0),
         faults=StackFaults(state, topology),
-        run_status=lambda: read_run_status(state.root),
+        run_status=lambda: _current(read_run_status(state.root)),
     )
+
+
+def _current(status: RunStatus | None) -> RunStatus | None:
+    """A run killed before it could say so (kill -9) is shown as ended, not as still running."""
+    if status is None or status.stage in ("done", "ended") or pid_alive(status.pid):
+        return status
+    return replace(status, stage="ended", faults=())
 
 
 def main(argv: list[str] | None = None) -> int:
