@@ -24,7 +24,8 @@ from types import FrameType
 from typing import Any
 
 from harness.chaos import Chaos
-from harness.leases import FaultLease, add_held
+from harness.fault_actions import add_held
+from harness.leases import FaultLease
 from harness.stack import Stack
 from harness.state import StateDir
 from model.errors import DoorbusterError

@@ -22,15 +22,9 @@ from rich.table import Table
 
 from harness import systems
 from harness.chaos import Chaos, parse_attributes
+from harness.fault_actions import add_held, remove_faults
 from harness.files import read_yaml
-from harness.leases import (
-    FaultLease,
-    Leftover,
-    add_held,
-    fault_owners,
-    forget_removed_faults,
-    sweep_leftovers,
-)
+from harness.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
@@ -238,6 +232,7 @@ def up(
     for lane in topology.lanes:
         out.print(f"  {lane:<6} orders  {topology.lane_url(lane)}")
     out.print(f"  toxiproxy      {topology.toxiproxy.url}")
+    out.print(f"  live view      {topology.endpoint('live').url}/")
     if topology.has_broker:
         out.print(f"  broker         {topology.settings.broker} at {topology.broker.address}")
 
@@ -273,6 +268,7 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] 
             str(p.restarts),
         )
     out.print(table)
+    out.print(f"live view: {snapshot.topology.endpoint('live').url}/")
     out.print(f"faults active: {len(snapshot.faults)}")
     for fault in snapshot.faults:
         line = escape(f"  {fault['lane']}-{fault['dependency']}: {fault['type']} {fault['attributes']}")
@@ -388,13 +384,7 @@ def toxic_remove(
     lane: Annotated[str, typer.Option(help="sync, async or both.")] = "both",
 ) -> None:
     """Remove one fault, or every fault, from a dependency."""
-    topology = _running()
-    lanes = _lanes(lane)
-    for each in lanes:
-        topology.proxy(each, dependency)
-    chaos = Chaos(topology)
-    removed = chaos.remove(dependency, lanes, name)
-    _forget_removed(chaos)
+    removed = remove_faults(_ctx.state_dir, _running(), dependency, _lanes(lane), name)
     out.print(f"removed {removed} fault(s)")
 
 

@@ -16,7 +16,6 @@ Toxiproxy's API, which a run will not silently remove).
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
@@ -29,14 +28,12 @@ from typing import Any, Literal
 from harness.chaos import ActiveFault, Chaos
 from harness.processes import start_ticks, still_ours
 from model.errors import DoorbusterError
-from model.faults import FaultSpec
 
 __all__ = [
     "FaultLease",
     "FaultOrigin",
     "Leftover",
     "OwnedFault",
-    "add_held",
     "fault_owners",
     "forget_removed_faults",
     "sweep_leftovers",
@@ -197,33 +194,6 @@ class FaultLease:
     def close(self) -> None:
         with _locked(self.root):
             self._write({})
-
-
-def _lanes_with(chaos: Chaos, dependency: str, name: str) -> set[str]:
-    """The lanes where a fault of that name (or type) is in force on ``dependency``."""
-    return {f.lane for f in chaos.active() if f.dependency == dependency and name in (f.name, f.type)}
-
-
-def add_held(chaos: Chaos, spec: FaultSpec, lease: FaultLease, *, by: str | None) -> list[ActiveFault]:
-    """Apply ``spec`` held by ``lease``; if it fails, the lease does not claim what this
-    command did not apply (a toxic of that name someone else had added, say)."""
-    name = spec.type if spec.is_http else spec.toxic_name
-    held_before, there_before = set(lease.faults), _lanes_with(chaos, spec.dependency, name)
-    lease.hold(spec.lanes, spec.dependency, name, by=by)
-    try:
-        return chaos.add(spec)
-    except DoorbusterError:
-        there_now: set[str] = set()
-        with contextlib.suppress(DoorbusterError):
-            there_now = _lanes_with(chaos, spec.dependency, name)
-        not_ours = tuple(
-            lane
-            for lane in spec.lanes
-            if f"{lane}/{spec.dependency}/{name}" not in held_before
-            and (lane in there_before or lane not in there_now)
-        )
-        lease.release(not_ours, spec.dependency, name)
-        raise
 
 
 def _lease_files(root: Path) -> list[_LeaseFile]:

@@ -28,6 +28,7 @@ from harness.locust_group import LocustGroup, locust_commands, locust_env
 from harness.run_dir import RunDir
 from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run_progress import LiveTail, RunProgress
+from harness.run_status import PublishedProgress
 from harness.stack import Stack
 from model.errors import DoorbusterError, EnvironmentProblem, ForeignFaults
 from model.scenario import Scenario
@@ -166,6 +167,17 @@ def clear_faults(root: Path, chaos: Chaos, progress: RunProgress, *, reset_fault
 
 
 def _run_one(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
+    published = PublishedProgress(
+        progress, stack.state.root, scenario=plan.scenario.name, run_dir=plan.run_dir
+    )
+    try:
+        result = _run_published(plan, stack, published)
+    finally:
+        published.ended()
+    return result
+
+
+def _run_published(plan: RunPlan, stack: Stack, progress: PublishedProgress) -> RunResult:
     scenario = plan.scenario
     refuse_foreign_faults(stack, reset_faults=plan.reset_faults)
     topology = ensure_stack(stack, scenario, progress)
@@ -219,8 +231,11 @@ def _run_one(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
             drained_at, drain_cut_short, interrupted = None, True, True
             progress.note("stopped waiting for the drain: orders not finished yet are reported in flight")
     counters.read()
-    return collect_run(
+    progress.collecting()
+    result = collect_run(
         run_dir, scenario, topology,
         times=LoadTimes(started=started, load_end=load_end, drained_at=drained_at),
         counters=counters.counters(), interrupted=interrupted, drain_cut_short=drain_cut_short,
     )  # fmt: skip
+    progress.judged(result.summary)
+    return result

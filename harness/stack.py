@@ -63,6 +63,7 @@ class StackStatus:
                 for lane in topo.lanes
             },
             "prometheus": {"url": topo.prometheus.url},
+            "live": {"url": f"{topo.endpoint('live').url}/"},
             "toxiproxy": {
                 "url": topo.toxiproxy.url,
                 "proxies": [

@@ -92,6 +92,8 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
         env = rabbitmq_environment(topology, state)
     elif spec.kind == "service" and spec.service is not None:
         cmd, env = start_command(spec.service, topology, state)
+    elif spec.kind == "live":
+        cmd = [sys.executable, "-m", "harness.live_server", "--state-dir", str(state.root)]
     else:
         # A target is told everything it needs, resolved: it never reads the stack file.
         target = resolve_target_config(topology, spec, data_dir=state.data_dir)

@@ -47,6 +47,7 @@ import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import loopback  # noqa: E402, F401 - Locust's web UI and master bind 127.0.0.1 by default
 from geventhttpclient import HTTPClient  # noqa: E402
+from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
@@ -670,6 +671,8 @@ def _on_init(environment: Environment, **_: Any) -> None:
     LOG.open()
     if TOPOLOGY is None:
         return  # no stack: no exporter port to use, and no chaos to run
+    if environment.web_ui is not None:
+        add_live_tab(environment.web_ui, TOPOLOGY.endpoint("live").url)
     registry = CollectorRegistry()
     _control.collector = LocustCollector(environment)
     registry.register(_control.collector)

@@ -12,14 +12,15 @@ Port layout, from ``ports.base`` (default 21000)::
     base + 40 + i         async worker for deferred dependency i (/metrics, /health)
     base + 50 / 51        Locust's Prometheus exporter / Locust master (distributed runs)
     base + 90 / 91        Prometheus / the supervisor's own /metrics (doorbuster_toxic_active)
+    base + 92             the live view (a page of every panel, both lanes; harness.live)
     base + 100 + i        Toxiproxy proxy sync-<dependency i>
     base + 120 + i        Toxiproxy proxy async-<dependency i>
     base + 140            Toxiproxy proxy async-broker
     base + 200 / 201      broker (through its proxy) / RabbitMQ's Erlang distribution port
     base + 202 / 203      Kafka's direct listener (benchmarks, tests) / its KRaft controller
 
-A system of the user's own (:mod:`model.system`) keeps Toxiproxy, Prometheus, the supervisor
-and Locust's ports; its proxies take base + 100 + i (sync) and base + 120 + i (async), and
+A system of the user's own (:mod:`model.system`) keeps Toxiproxy, Prometheus, the supervisor,
+the live view and Locust's ports; its proxies take base + 100 + i (sync) and base + 120 + i (async), and
 each service doorbuster starts ``service-<name>``, base + 300 + i, unless it names its port.
 
 Any of them can be moved with ``ports.overrides[<name>]``; every port must lie outside the
@@ -99,8 +100,8 @@ class ProcessSpec:
     """A process the supervisor runs. ``kind`` picks how it is started and checked."""
 
     name: str
-    # "toxiproxy" | "broker" | "prometheus" | "order" | "downstream" | "worker" (the built-in
-    # checkout), or "service" (a system's, doorbuster starts it) | "external" (the user runs it)
+    # "toxiproxy" | "broker" | "prometheus" | "live" | "order" | "downstream" | "worker" (the
+    # built-in checkout), or "service" (a system's, doorbuster starts it) | "external" (the user runs it)
     kind: str
     lane: str | None
     dependency: str | None
@@ -152,6 +153,7 @@ class Topology:
             "locust-master": base + 51,
             "prometheus": base + 90,
             "supervisor": base + 91,
+            "live": base + 92,
         }
         for i, dep in enumerate(chain):
             ports[f"downstream-sync-{dep}"] = base + 10 + i
@@ -176,6 +178,7 @@ class Topology:
             "locust-master": base + 51,
             "prometheus": base + 90,
             "supervisor": base + 91,
+            "live": base + 92,
         }
         for lane, offset in (("sync", 100), ("async", 120)):
             deps = [d for d in system.dependencies if d.lane == lane]
@@ -430,7 +433,19 @@ class Topology:
                     http_health=True,
                 )
             )
+        procs.append(self._live_process())
         return tuple(procs)
+
+    def _live_process(self) -> ProcessSpec:
+        """The live view: a page drawn from Prometheus, never part of the system under test."""
+        return ProcessSpec(
+            name="live",
+            kind="live",
+            lane=None,
+            dependency=None,
+            endpoint=self.endpoint("live"),
+            http_health=True,
+        )
 
     def _system_processes(self, system: SystemSpec) -> tuple[ProcessSpec, ...]:
         procs = [
@@ -455,6 +470,7 @@ class Topology:
                     service=service,
                 )
             )
+        procs.append(self._live_process())
         return tuple(procs)
 
     def process(self, name: str) -> ProcessSpec:

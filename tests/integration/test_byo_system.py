@@ -54,7 +54,7 @@ def test_kinto_on_postgres_slowed_then_cut(tmp_path: Path, capsys: pytest.Captur
         assert status["system"] == "kinto" and list(status["lanes"]) == ["sync"]
         assert [p["name"] for p in status["toxiproxy"]["proxies"]] == ["sync-db"]
         assert {p["name"]: p["healthy"] for p in status["processes"]} == {
-            "toxiproxy": True, "prometheus": True, "db": True, "api": True,
+            "toxiproxy": True, "prometheus": True, "db": True, "api": True, "live": True,
         }  # fmt: skip
         # A fault by dependency name reaches the one lane with that hop.
         assert _cli(state, "toxic", "add", "db", "latency", "--attr", "latency=50") == ExitCode.OK

@@ -5,7 +5,8 @@ short real ``doorbuster run`` with one Locust worker is sent through it.  During
 every process of the stack's process groups, of the run's and of Locust's, and Erlang's port
 mapper (``epmd`` daemonises out of RabbitMQ's group) is read with psutil: every TCP socket
 (listening or connected) and every bound UDP socket must have a local address in 127.0.0.0/8
-or ::1, and the listeners each process is meant to have must be among them.  Plain
+or ::1, and the listeners each process is meant to have must be among them (the live view's
+page, a process of the stack, included).  Plain
 ``locust -f`` is checked the same way: its web UI and master bind 127.0.0.1 unless the user
 says otherwise.
 """
@@ -156,7 +157,9 @@ def _listeners(sockets: Iterable[BoundSocket], process: str) -> set[str]:
 WEB_UI_PORT = 8089  # Locust's default
 MASTER_PORT = 5557  # Locust's default
 LOCUSTFILES = sorted(
-    path.name for path in (PROJECT_ROOT / "locustfiles").glob("*.py") if path.name != "loopback.py"
+    path.name
+    for path in (PROJECT_ROOT / "locustfiles").glob("*.py")
+    if path.name not in ("loopback.py", "live_tab.py")
 )
 
 
@@ -318,6 +321,7 @@ def test_every_socket_of_the_stack_and_of_a_running_load_test_is_on_loopback(
         assert spec.endpoint.address in _listeners(sockets, spec.name), spec.name
     assert {p.listen for p in topology.proxies} <= _listeners(sockets, "toxiproxy")
     assert topology.endpoint("supervisor").address in _listeners(sockets, "supervisor")
+    assert _listeners(sockets, "live") == {topology.endpoint("live").address}  # the page, and nothing else
     master = _listeners(sockets, "locust-master")
     assert {
         topology.endpoint("locust-master").address,

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.chaos import ActiveFault, Chaos
-from harness.leases import FaultLease, add_held, fault_owners, forget_removed_faults, sweep_leftovers
+from harness.fault_actions import add_held
+from harness.leases import FaultLease, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.run import clear_faults
 from model.errors import ForeignFaults, ToxiproxyUnavailable
 from model.faults import FaultSpec

@@ -69,7 +69,7 @@ def test_a_system_gets_its_ports_proxies_and_processes_from_the_layout() -> None
     assert topo.ports["service-db"] == 21300 and topo.ports["service-api"] == 21301
     (proxy,) = topo.proxies
     assert (proxy.name, proxy.listen, proxy.upstream) == ("sync-db", "127.0.0.1:21100", "127.0.0.1:21300")
-    assert [p.name for p in topo.processes] == ["toxiproxy", "prometheus", "db", "api"]
+    assert [p.name for p in topo.processes] == ["toxiproxy", "prometheus", "db", "api", "live"]
     api = topo.process("api")
     assert (api.kind, api.health_path, api.metrics_path, api.http_health) == (
         "service",
