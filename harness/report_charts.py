@@ -59,6 +59,9 @@ class Chart:
     file: str
     title: str
     caption: str = ""
+    # "" for lanes side by side; "left" or "right" for one lane's chart, under that lane's side
+    # of the paired ones (sync left, async right), or "left" on a system with one lane.
+    side: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,14 +84,17 @@ def time_axis(summary: dict[str, Any], rows: Sequence[Row], series: dict[str, An
 
 def _lanes_figure(lanes: Sequence[str], height: float = 2.6) -> tuple[Any, list[Any]]:
     fig, axes = plt.subplots(
-        1, len(lanes), figsize=(12 if len(lanes) > 1 else 8, height), squeeze=False, sharey=True
+        1, len(lanes), figsize=(6 * len(lanes), height), squeeze=False, sharey=True
     )
     return fig, list(axes[0])
 
 
 def _finish(ax: Any, axis: TimeAxis, unit: str, title: str | None) -> None:
-    for i, (name, start, end) in enumerate(axis.faults):
-        ax.axvspan(start, end, color=_FAULT_COLOUR, alpha=0.25, label=f"fault: {name}" if i < 4 else None)
+    for name, start, end in axis.faults:
+        ax.axvspan(start, end, color=_FAULT_COLOUR, alpha=0.25)
+        # Named on the chart, not in the legend: the lines' legend stays short.
+        ax.text(start, 0.98, f" {name}", transform=ax.get_xaxis_transform(), fontsize=7, va="top",
+                color="#9c640c", clip_on=True)  # fmt: skip
     ax.set_xlim(0, axis.end)
     ax.set_xlabel("seconds into the run", fontsize=8)
     if unit:
@@ -224,7 +230,7 @@ def story_charts(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], axis:
 def _lane_of(legend: str, lanes: Sequence[str]) -> tuple[str | None, str]:
     """``("sync", "p95")`` for the legend ``sync p95``; ``(None, legend)`` for one with no lane."""
     first, _, rest = legend.partition(" ")
-    return (first, rest or first) if first in lanes else (None, legend)
+    return (first, rest) if first in lanes else (None, legend)
 
 
 def _panel_chart(run_dir: Path, panel: Panel, lines: list[dict[str, Any]], lanes: Sequence[str],
@@ -243,11 +249,20 @@ def _panel_chart(run_dir: Path, panel: Panel, lines: list[dict[str, Any]], lanes
         # A line with no lane (the users panel's count) belongs to every lane's side.
         drawn = by_lane.get(lane, []) + (by_lane.get(None, []) if lane is not None else [])
         for legend, xs, ys in drawn[:12]:
-            ax.plot(xs, ys, label=legend)
+            ax.plot(xs, ys, label=legend or None)  # a lane's only line: its side names it
         _finish(ax, axis, unit, lane)
     name = f"panel-{panel.key}.png"
     _save(fig, run_dir, name)
-    return Chart(file=name, title=panel.title, caption=panel.description)
+    lane = columns[0] if len(columns) == 1 else None
+    if lane is None and len(columns) == 1 and panel.dashboard in lanes:
+        lane = panel.dashboard  # a lane's own dashboard: its queries name no lane
+    return Chart(file=name, title=panel.title, caption=panel.description, side=_side(lane, columns, lanes))
+
+
+def _side(lane: str | None, columns: Sequence[str | None], lanes: Sequence[str]) -> str:
+    if len(columns) > 1:
+        return ""
+    return "right" if len(lanes) > 1 and lane == lanes[-1] else "left"
 
 
 def detail_charts(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], series: dict[str, Any],
@@ -284,4 +299,5 @@ def _fulfilment_chart(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], 
         title="Time from arrival to fulfilment, p50 and p95, by when it was fulfilled",
         caption="Sync: a checkout answered 2xx is its fulfilment. Async: the shopper's polling "
         "saw the order fulfilled.",
+        side=_side(None, lanes, lanes),
     )
