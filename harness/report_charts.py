@@ -83,9 +83,7 @@ def time_axis(summary: dict[str, Any], rows: Sequence[Row], series: dict[str, An
 
 
 def _lanes_figure(lanes: Sequence[str], height: float = 2.6) -> tuple[Any, list[Any]]:
-    fig, axes = plt.subplots(
-        1, len(lanes), figsize=(6 * len(lanes), height), squeeze=False, sharey=True
-    )
+    fig, axes = plt.subplots(1, len(lanes), figsize=(6 * len(lanes), height), squeeze=False, sharey=True)
     return fig, list(axes[0])
 
 
