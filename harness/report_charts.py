@@ -217,12 +217,22 @@ def story_charts(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], axis:
         Chart(
             file="story-backlog.png",
             title="Orders offered and not yet fulfilled",
-            caption="Sync: an order is in flight in the chain until its checkout answers (its "
-            "fulfilment) or fails. Async: from arrival until its shopper saw it fulfilled; an "
-            "accepted order never seen fulfilled stays counted to the end.",
+            caption=_per_lane(
+                lanes,
+                sync="an order is in flight in the chain until its checkout answers (its "
+                "fulfilment) or fails.",
+                async_="from arrival until its shopper saw it fulfilled; an accepted order never "
+                "seen fulfilled stays counted to the end.",
+            ),
         )
     )
     return charts
+
+
+def _per_lane(lanes: Sequence[str], *, sync: str, async_: str) -> str:
+    """A caption's words for each lane the run has, ``Sync: ... Async: ...``."""
+    words = {"sync": sync, "async": async_}
+    return " ".join(f"{lane.capitalize()}: {words[lane]}" for lane in lanes if lane in words)
 
 
 def _lane_of(legend: str, lanes: Sequence[str]) -> tuple[str | None, str]:
@@ -295,7 +305,10 @@ def _fulfilment_chart(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], 
     return Chart(
         file="fulfillment.png",
         title="Time from arrival to fulfilment, p50 and p95, by when it was fulfilled",
-        caption="Sync: a checkout answered 2xx is its fulfilment. Async: the shopper's polling "
-        "saw the order fulfilled.",
+        caption=_per_lane(
+            lanes,
+            sync="a checkout answered 2xx is its fulfilment.",
+            async_="the shopper's polling saw the order fulfilled.",
+        ),
         side=_side(None, lanes, lanes),
     )
