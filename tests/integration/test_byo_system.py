@@ -19,6 +19,8 @@ from harness.prometheus import PrometheusClient
 from harness.stack import Stack
 from harness.state import StateDir
 from model.errors import ExitCode
+from tests.browser import headless_chromium
+from tests.report_page import check_report_page
 
 BASE_PORT = 30400
 KINTO = Path(__file__).resolve().parents[2] / ".tools" / "venvs" / "kinto" / "bin" / "kinto"
@@ -82,7 +84,11 @@ def test_kinto_on_postgres_slowed_then_cut(tmp_path: Path, capsys: pytest.Captur
         )
         assert found and float(found[0]["value"][1]) > 0
         assert judge_run(out, write=False)["verdicts"] == summary["verdicts"]
-        assert (out / "report.html").stat().st_size > 0
+        # The report of a system with one lane and no ledger: its story still on the first screen.
+        with headless_chromium() as browser:
+            images = check_report_page(browser, out / "report.html", tmp_path / "first-screen.png")
+        story = {"story-arrivals.png", "story-latency.png", "story-backlog.png"}
+        assert {*story, "panel-faults.png"} <= set(images)
     finally:
         assert _cli(state, "down") == ExitCode.OK
     left = subprocess.run(["pgrep", "-f", f"{state}"], capture_output=True, text=True)

@@ -86,7 +86,8 @@ def test_a_short_run_writes_summary_report_and_verdicts(
     assert summary["passed"] is False
     page = (out / "report.html").read_text()
     assert "FAILED" in page and "UNDETERMINED" in page and "email was 2 s slow" in page
-    for png in ("latency.png", "throughput.png", "fulfillment.png", "panel-pool.png", "panel-backlog.png"):
+    for png in ("story-arrivals.png", "story-latency.png", "story-backlog.png", "fulfillment.png", "panel-pool.png",
+                "panel-backlog.png"):  # fmt: skip
         assert (out / png).stat().st_size > 5000, png
     assert (out / "locust_stats.csv").exists() and (out / "locust.html").exists()
     assert stack.chaos.active() == []
