@@ -127,7 +127,7 @@ def run_medians(
 def check_run(out: Path) -> tuple[bool, str]:
     """Whether a run's result files are complete, and a line saying so."""
     files = ["summary.json", "report.html", "requests.jsonl", "chaos.json", "series.json", "locust_stats.csv",
-             "locust.html", "latency.png", "panel-pool.png"]  # fmt: skip
+             "locust.html", "story-latency.png", "panel-pool.png"]  # fmt: skip
     missing = [f for f in files if not (out / f).exists() or (out / f).stat().st_size == 0]
     if missing:
         return False, f"{out.name}: MISSING {', '.join(missing)}"
