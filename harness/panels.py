@@ -92,8 +92,9 @@ RECORDING_RULES: dict[str, str] = {
     ORDER_REQUESTS_RATE: f"sum by (lane) ({ORDER_REQUESTS_BY_CODE})",
     CALL_ATTEMPTS_RATE: f"sum by (lane) (rate({names.DOWNSTREAM_CALL_ATTEMPTS}[{_W}]))",
     CALL_RETRIES_RATE: f"sum by (lane) (rate({names.DOWNSTREAM_CALL_RETRIES}[{_W}]))",
-    RETRIES_PER_ORDER: f"{CALL_RETRIES_RATE} / {ORDER_REQUESTS_RATE}",
-    ATTEMPTS_PER_ORDER: f"{CALL_ATTEMPTS_RATE} / {ORDER_REQUESTS_RATE}",
+    # "> 0": a window with no orders has no ratio, not +Inf (workers still draining the backlog).
+    RETRIES_PER_ORDER: f"{CALL_RETRIES_RATE} / ({ORDER_REQUESTS_RATE} > 0)",
+    ATTEMPTS_PER_ORDER: f"{CALL_ATTEMPTS_RATE} / ({ORDER_REQUESTS_RATE} > 0)",
     **{
         name: (
             f"histogram_quantile(0.{q}, sum by (lane, le) "

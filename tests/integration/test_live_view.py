@@ -21,7 +21,7 @@ from playwright.sync_api import Page
 
 from tests.browser import headless_chromium
 from tests.integration.conftest import RunningStack
-from tests.integration.test_run import SHORT, _web_locust
+from tests.integration.short_run import SHORT, start_web_locust
 
 _FOREVER_S = 90  # bound on every wait below
 TAB_KEY = "doorbuster-live"  # the tab's key and path in Locust's web UI, as a user sees them
@@ -150,7 +150,7 @@ def test_the_live_page_draws_every_panel_of_a_run_and_changes_faults_from_its_ow
 
 def test_locusts_own_web_ui_has_the_live_view_as_a_tab(stack: RunningStack, tmp_path: Path) -> None:
     port = 23189
-    locust = _web_locust(stack, tmp_path, port)
+    locust = start_web_locust(stack, tmp_path, port)
     ui = f"http://127.0.0.1:{port}"
     try:
         assert requests.post(f"{ui}/swarm", data={"user_count": 1, "spawn_rate": 1}, timeout=10).ok

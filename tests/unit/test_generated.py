@@ -13,7 +13,7 @@ import yaml
 
 from harness.binaries import PROJECT_ROOT
 from harness.generate import generated_files
-from harness.panels import DASHBOARDS, PANELS, RECORDING_RULES
+from harness.panels import ATTEMPTS_PER_ORDER, DASHBOARDS, PANELS, RECORDING_RULES
 from harness.prometheus import write_prometheus_config
 from harness.state import StateDir
 from model import metric_names as names
@@ -136,6 +136,42 @@ def test_promtool_accepts_the_generated_config_and_rules(tmp_path: Path, promtoo
         assert result.returncode == 0, result.stdout + result.stderr
     rules = yaml.safe_load((tmp_path / "rules.yml").read_text())["groups"][0]["rules"]
     assert {r["record"] for r in rules} == set(RECORDING_RULES)
+
+
+def test_attempts_per_order_has_no_sample_while_the_workers_drain_without_orders(
+    tmp_path: Path, promtool: str
+) -> None:
+    """Evaluated by Prometheus' own rule engine (promtool test rules) on the generated rules: a
+    lane whose workers still call downstream after its orders stopped has no ratio, not +Inf."""
+    # 1 s apart: orders stop at 60 s while downstream calls go on, as in a backlog's drain.
+    orders = "0+10x60 600+0x60"
+    attempts = "0+50x120"
+    tests = {
+        "rule_files": ["rules.yml"],
+        "evaluation_interval": "1s",
+        "tests": [{
+            "interval": "1s",
+            "input_series": [
+                {"series": f'{names.ORDER_REQUESTS}{{lane="async", method="POST", code="202"}}', "values": orders},
+                {"series": f'{names.DOWNSTREAM_CALL_ATTEMPTS}{{lane="async", dependency="email"}}', "values": attempts},
+            ],
+            "promql_expr_test": [
+                {"expr": ATTEMPTS_PER_ORDER, "eval_time": "30s",
+                 "exp_samples": [{"labels": f'{ATTEMPTS_PER_ORDER}{{lane="async"}}', "value": 5}]},
+                {"expr": ATTEMPTS_PER_ORDER, "eval_time": "100s", "exp_samples": []},
+            ],
+        }],
+    }  # fmt: skip
+    write_prometheus_config(TOPOLOGY, StateDir(tmp_path))
+    (tmp_path / "rules_test.yml").write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [promtool, "test", "rules", "rules_test.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_process_with_metrics_is_scraped() -> None:
