@@ -12,7 +12,7 @@ demo: setup
 	$(VENV)/doorbuster run black-friday
 
 test: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider
+	$(VENV)/python -m pytest -q -p no:cacheprovider --durations=15
 
 # Lint, types and the unit tests (with the modules' doctests), in seconds: it installs nothing.
 check: installed lint types
