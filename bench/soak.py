@@ -48,8 +48,8 @@ import requests
 from stack_bench import memory_bytes
 from targets_check import Target, report
 
+from harness.config.scenarios import load_scenario
 from harness.records import read_requests
-from harness.scenario import load_scenario
 from harness.state import StateDir
 from model.topology import Topology
 

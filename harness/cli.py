@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness import systems
 from harness.chaos import Chaos, parse_attributes
+from harness.config import systems
+from harness.config.files import read_yaml
+from harness.config.scenarios import load_scenario
 from harness.fault_actions import add_held, remove_faults
-from harness.files import read_yaml
 from harness.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
-from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
 from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed, StackNotRunning
@@ -836,7 +836,7 @@ def dashboards(
 @app.command()
 def scenarios() -> None:
     """List the shipped scenarios."""
-    from harness.scenario import shipped_scenarios
+    from harness.config.scenarios import shipped_scenarios
 
     for name in shipped_scenarios():
         scenario, _ = load_scenario(name)

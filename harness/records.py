@@ -7,7 +7,7 @@
   the :class:`AttemptTimeline` of attempts per dependency through the run).
 
 A reader refuses what a writer would not have written, with the reason; through
-:func:`harness.files.read_json_lines` that becomes ``requests.jsonl: line 3: not a request
+:func:`harness.config.files.read_json_lines` that becomes ``requests.jsonl: line 3: not a request
 record (...)``, exit 2::
 
     >>> rec = RequestRecord.made(lane="async", kind="checkout", intended_start=10.0, start=10.01,
@@ -25,7 +25,7 @@ from typing import Any
 
 import pydantic
 
-from harness.files import read_json, read_json_lines
+from harness.config.files import read_json, read_json_lines
 from model.errors import ConfigError
 from model.topology import LANES
 from model.validation import validation_problems

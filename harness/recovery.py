@@ -21,7 +21,7 @@ The same statistics tell whether the trigger *dipped* the lane at all (:func:`la
 of the observation window.  A lane that never dipped was stable under that trigger.
 
 A "second" here is ``resolution_s`` long: 1 s, or the time scale of a time-scaled run
-(harness.timescale), so that run is judged at the same resolution in its own time.
+(harness.config.timescale), so that run is judged at the same resolution in its own time.
 """
 
 from __future__ import annotations

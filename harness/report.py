@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from harness.analysis import Row
-from harness.files import read_json, read_json_lines
+from harness.config.files import read_json, read_json_lines
 from harness.records import RequestRecord
 from harness.report_charts import detail_charts, story_charts, time_axis
 from harness.report_parts import OUTCOME_WORDS, STYLE, run_status
@@ -175,7 +175,7 @@ def _lacking(summary: dict[str, Any], figure: str) -> str:
 
 
 def _scale_note(summary: dict[str, Any]) -> str:
-    """`` at time scale 0.5`` for a time-scaled run (harness.timescale), else nothing."""
+    """`` at time scale 0.5`` for a time-scaled run (harness.config.timescale), else nothing."""
     scale = summary.get("time_scale", 1.0)
     return "" if scale == 1 else f" at time scale {scale:g} (times x {scale:g}, rates x 1/{scale:g})"
 

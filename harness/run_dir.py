@@ -3,7 +3,7 @@
 The records themselves have one typed definition each: ``requests.jsonl`` lines are
 :class:`harness.records.RequestRecord`, ``ledger.json`` is :class:`harness.records.RunLedger`,
 ``chaos.json`` is :class:`harness.timeline.ChaosRecord`, ``scenario.json`` is the
-:class:`harness.scenario.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
+:class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
 ``summary.json`` is the analysis' summary as it made it.
 
     >>> RunDir(Path("runs/x")).ledger

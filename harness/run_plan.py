@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from harness.config.scenarios import load_scenario
+from harness.config.systems import check_hosts
+from harness.config.timescale import time_scaled
 from harness.run_dir import new_run_dir
-from harness.scenario import load_scenario
 from harness.stack import Stack
-from harness.systems import check_hosts
-from harness.timescale import time_scaled
 from model.errors import ConfigError, DoorbusterError
 from model.scenario import Scenario
 from model.settings import PortSettings
@@ -47,7 +47,7 @@ class RunOptions:
     workers: int = 0
     # The machine's concern, not the scenario's: by default those of the running stack.
     ports: PortSettings | None = None
-    # The whole experiment in this many times its time (harness.timescale), the stack with it.
+    # The whole experiment in this many times its time (harness.config.timescale), the stack with it.
     time_scale: float | None = None
     # lane -> base URL, instead of the stack's order services; off loopback only if allowed
     targets: dict[str, str] | None = None

@@ -29,7 +29,8 @@ import pydantic
 from harness.binaries import PROJECT_ROOT
 from harness.chaos import Chaos
 from harness.collect import RunResult
-from harness.files import read_json
+from harness.config.files import read_json
+from harness.config.timescale import time_scaled
 from harness.judge import judge_run
 from harness.run import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
 from harness.run_dir import LEDGER_FILE, SUMMARY_FILE
@@ -42,7 +43,6 @@ from harness.sweep_grid import Cell, grid_cells, grid_record, sweep_of, trial_sc
 from harness.sweep_outcomes import CellSummary
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
-from harness.timescale import time_scaled
 from model.errors import ConfigError, DoorbusterError, ForeignFaults
 from model.scenario import Scenario, SweepSection
 from model.topology import Topology

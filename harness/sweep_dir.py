@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.files import read_json
+from harness.config.files import read_json
 from harness.sweep_grid import Cell
 from model.errors import ConfigError
 

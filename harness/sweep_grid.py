@@ -12,7 +12,7 @@ The scenario's own expectations are about its own timeline (recovery within so l
 its faults), which a cell changes; a trial keeps only "no lost orders", which holds in every
 trial of a correct system, so a trial that loses an order is flagged.
 
->>> from harness.scenario import load_scenario
+>>> from harness.config.scenarios import load_scenario
 >>> storm = load_scenario("retry-storm")[0]
 >>> cell = Cell(load=9.0, value=1000.0, duration=30.0, policy=None)
 >>> trial = trial_scenario(storm, "latency", cell)

@@ -28,12 +28,12 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
+from harness.config.timescale import FAULT_TIMES
 from harness.ladder import ladder_table_html
 from harness.report_parts import STYLE
 from harness.sweep_dir import TrialRecord
 from harness.sweep_grid import Cell
 from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell
-from harness.timescale import FAULT_TIMES
 
 __all__ = [
     "COLOURS",
@@ -131,7 +131,7 @@ def sweep_data(
 
 def as_written(grid: Mapping[str, Any], load: float, trigger: Mapping[str, float]) -> dict[str, Any]:
     """A cell's load and trigger in the scenario's own time, as its section wrote them: a
-    sweep at time scale S runs loads / S and times x S (harness.timescale)."""
+    sweep at time scale S runs loads / S and times x S (harness.config.timescale)."""
     scale = float(grid.get("time_scale") or 1.0)
     types = [c.get("type") for c in grid["base"].get("chaos", ()) if c.get("name") == grid["step"]]
     times = FAULT_TIMES.get(str(types[0]) if types else "", frozenset()) | {"for"}

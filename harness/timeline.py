@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.chaos import Chaos
-from harness.files import read_json
+from harness.config.files import read_json
 from harness.leases import FaultLease
 from model.errors import ConfigError, DoorbusterError
 from model.scenario import ChaosStep

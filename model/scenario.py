@@ -1,7 +1,7 @@
 """Scenario files: the load, the chaos timeline and the expectations, in one YAML file.
 
 These are the pure definitions of a scenario file's sections; reading one from a file is
-the control plane's (harness.scenario.load_scenario).  A scenario is validated completely
+the control plane's (harness.config.scenarios.load_scenario).  A scenario is validated completely
 before anything starts.
 
 .. code-block:: yaml
@@ -279,7 +279,7 @@ class Scenario(_Model):
     expectations: tuple[Expectation, ...] = ()
     metastability: Metastability = Metastability()
     drain_timeout: float = 180.0
-    # The scale this scenario's times are in: 1 as written; harness.timescale.time_scaled sets
+    # The scale this scenario's times are in: 1 as written; harness.config.timescale.time_scaled sets
     # it (``doorbuster run --time-scale``), and the recovery detector's bins are this long.
     time_scale: float = Field(default=1.0, gt=0, le=10)
     # ``doorbuster sweep``'s grid; a run ignores it.

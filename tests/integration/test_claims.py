@@ -1,6 +1,6 @@
 """The claims the shipped scenarios make, each a real ``doorbuster run`` at a time scale.
 
-A run at ``--time-scale S`` is the same experiment in S times its time (harness.timescale): the
+A run at ``--time-scale S`` is the same experiment in S times its time (harness.config.timescale): the
 naive sync lane of retry-storm must still be metastable, the fixed one must recover, the async
 lane's fulfilment must recover in both, and black-friday's headline verdicts must pass.
 """
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.config.scenarios import load_scenario
 from harness.judge import judge_run
-from harness.scenario import load_scenario
 from model.errors import ExitCode
 
 # The smallest scales tried whose outcomes matched the scale-1 runs on a 2-core machine; at

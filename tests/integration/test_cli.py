@@ -217,7 +217,7 @@ def test_up_with_a_scenario_starts_the_scenario_stack(
     import requests
     from prometheus_client.parser import text_string_to_metric_families
 
-    from harness.scenario import load_scenario
+    from harness.config.scenarios import load_scenario
 
     state = tmp_path / "state"
     code = main(["--state-dir", str(state), "up", "--scenario", "retry-storm",

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from harness.cli import main
-from harness.scenario import SCENARIO_DIR
+from harness.config.scenarios import SCENARIO_DIR
 from model.errors import ExitCode
 
 PORT = 32200

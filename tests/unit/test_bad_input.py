@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from harness.analysis import Row, RunInputs, analyse
 from harness.cli import load_settings, main
-from harness.files import MAX_FILE_BYTES
+from harness.config.files import MAX_FILE_BYTES
+from harness.config.scenarios import load_scenario
 from harness.records import RequestRecord
-from harness.scenario import load_scenario
 from model.errors import ConfigError, ExitCode
 
 VALID: dict[str, Any] = {

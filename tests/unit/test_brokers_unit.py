@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.scenarios import load_scenario
 from harness.java_brokers import elasticmq_config, kafka_properties
-from harness.scenario import load_scenario
 from harness.shootout import broker_row, shootout_summary, write_shootout
 from model.errors import ConfigError
 from model.settings import BROKERS, Broker, StackSettings

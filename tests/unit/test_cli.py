@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.cli import load_settings
-from harness.scenario import load_scenario
+from harness.config.scenarios import load_scenario
 
 
 def test_a_settings_file_overlays_a_scenario_stack_section_by_section(tmp_path: Path) -> None:

@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import harness.counters
+from harness.config.scenarios import load_scenario
 from harness.counters import ProcessReading, Reading, RunCounters, increase
 from harness.report import write_report
-from harness.scenario import load_scenario
 from harness.shootout import shootout_summary, write_shootout
 from model import metric_names as names
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from harness.binaries import PROJECT_BIN
+from harness.config.systems import DEFAULT_SYSTEM, load_system, shipped_systems
 from harness.generate import dashboard, generated_files, system_dashboard
 from harness.panels import DASHBOARDS
-from harness.systems import DEFAULT_SYSTEM, load_system, shipped_systems
 
 CHECKER = PROJECT_BIN / "doorbuster-grafana-schema"
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.config.scenarios import load_scenario, shipped_scenarios
 from harness.run_plan import scaled
-from harness.scenario import load_scenario, shipped_scenarios
 from model.errors import ConfigError
 from model.expectations import parse_expectation
 from model.settings import RETRY_POLICIES

@@ -13,8 +13,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from harness.cli import main
 from harness.collect import RunResult
+from harness.config.scenarios import load_scenario
+from harness.config.timescale import time_scaled
 from harness.run_progress import RunProgress
-from harness.scenario import load_scenario
 from harness.stack import Stack
 from harness.sweep import TrialRunner, judge_sweep
 from harness.sweep_clean import busy_gauges
@@ -23,7 +24,6 @@ from harness.sweep_grid import Cell, grid_cells, grid_record, trial_scenario
 from harness.sweep_outcomes import TrialOutcome, classify_lane, summarise_cell
 from harness.sweep_plan import next_trials
 from harness.sweep_report import SweepTrial, as_written, cell_summaries, sweep_data, write_sweep
-from harness.timescale import time_scaled
 from model.errors import ConfigError, ExitCode
 from model.scenario import Scenario, SweepSection
 from model.topology import Topology

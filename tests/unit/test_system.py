@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.scenario import load_scenario
-from harness.systems import check_hosts, default_system, for_settings, load_system, shipped_systems
+from harness.config.scenarios import load_scenario
+from harness.config.systems import check_hosts, default_system, for_settings, load_system, shipped_systems
 from model import metric_names as names
 from model.errors import ConfigError
 from model.faults import FaultSpec

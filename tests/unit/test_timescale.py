@@ -1,4 +1,4 @@
-"""A time-scaled scenario is the same experiment in S times its time (harness.timescale)."""
+"""A time-scaled scenario is the same experiment in S times its time (harness.config.timescale)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
-from harness.scenario import load_scenario, shipped_scenarios
-from harness.timescale import time_scaled
+from harness.config.scenarios import load_scenario, shipped_scenarios
+from harness.config.timescale import time_scaled
 from model.errors import ConfigError
 from model.expectations import parse_expectation, time_scaled_expectation
 from model.scenario import Scenario

@@ -10,7 +10,7 @@ import pytest
 
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.cli import main
-from harness.scenario import load_scenario
+from harness.config.scenarios import load_scenario
 from model.errors import ConfigError, ExitCode
 from model.expectations import parse_expectation
 from model.scenario import Scenario

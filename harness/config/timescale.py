@@ -17,7 +17,7 @@ counts, unchanged) is used as much as at scale 1:
 The recovery detector's bins are ``scenario.time_scale`` seconds long, so a scaled run is
 judged at the same resolution in the experiment's time.
 
->>> from harness.scenario import load_scenario
+>>> from harness.config.scenarios import load_scenario
 >>> storm = time_scaled(load_scenario("retry-storm")[0], 0.5)
 >>> storm.load.stages[0].duration, storm.load.stages[0].rate, storm.chaos[0].attributes
 (30.0, 12.0, {'latency': 1000.0})

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import pydantic
 
 from harness.binaries import PROJECT_ROOT
-from harness.files import read_yaml, shipped, shipped_or_path
+from harness.config.files import read_yaml, shipped, shipped_or_path
 from model.errors import ConfigError
 from model.system import SystemSpec, placeholders
 from model.topology import is_loopback

@@ -12,9 +12,9 @@ from typing import Any
 
 import pydantic
 
-from harness import systems
 from harness.binaries import PROJECT_ROOT
-from harness.files import read_yaml, shipped, shipped_or_path
+from harness.config import systems
+from harness.config.files import read_yaml, shipped, shipped_or_path
 from model.errors import ConfigError
 from model.scenario import Scenario
 from model.topology import LANES
