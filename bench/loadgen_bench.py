@@ -43,7 +43,7 @@ import requests
 from targets_check import Target, report
 
 from harness.estimates import percentile
-from harness.records import read_requests
+from harness.records.schema import read_requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / ".tools" / "bin"

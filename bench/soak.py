@@ -49,7 +49,7 @@ from stack_bench import memory_bytes
 from targets_check import Target, report
 
 from harness.config.scenarios import load_scenario
-from harness.records import read_requests
+from harness.records.schema import read_requests
 from harness.state import StateDir
 from model.topology import Topology
 

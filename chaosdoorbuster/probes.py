@@ -32,7 +32,7 @@ from harness.estimates import percentile
 from harness.leases import fault_owners
 from harness.panels import Query, panel
 from harness.prometheus import PrometheusClient
-from harness.run_dir import RunDir
+from harness.records.run_dir import RunDir
 from harness.verdicts import outcome_of, overall
 from model.topology import Topology, is_loopback
 

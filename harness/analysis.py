@@ -39,7 +39,7 @@ from harness.estimates import (
     samples_to_bound,
 )
 from harness.ladder import Rung, rung
-from harness.records import AttemptTimeline, RequestRecord
+from harness.records.schema import AttemptTimeline, RequestRecord
 from harness.recovery import Dip, Recovery, lane_dip, lane_recovery, recovery_verdict
 from harness.verdicts import Outcome, Verdict
 from model.expectations import Expectation

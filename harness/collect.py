@@ -21,8 +21,8 @@ from harness.counters import RunCounters
 from harness.judge import recorded_run, summarise, write_run_scenario
 from harness.panels import panels_for
 from harness.prometheus import PrometheusClient
-from harness.records import IncompleteCounters, RunLedger
-from harness.run_dir import PanelLine, RunDir, RunSeries
+from harness.records.run_dir import PanelLine, RunDir, RunSeries
+from harness.records.schema import IncompleteCounters, RunLedger
 from model.errors import EnvironmentProblem
 from model.scenario import Scenario
 from model.topology import LANES, Topology

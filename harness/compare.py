@@ -31,8 +31,8 @@ from typing import Any, Literal
 from harness.analysis import LaneFigures, format_figure, lane_figures
 from harness.estimates import Estimate, samples_to_bound
 from harness.judge import judged_load_end, read_run_scenario, recorded_run, summarise
-from harness.records import read_ledger
-from harness.run_dir import LEDGER_FILE
+from harness.records.run_dir import LEDGER_FILE
+from harness.records.schema import read_ledger
 from harness.verdicts import outcome_of
 from model.errors import ConfigError
 from model.scenario import Scenario

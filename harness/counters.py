@@ -24,7 +24,7 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.records import AttemptTimeline
+from harness.records.schema import AttemptTimeline
 from model import metric_names as names
 from model.topology import LANES, Topology
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.amplification import Bound, async_bound, policy_bound, window_amplification
-from harness.records import AttemptTimeline
+from harness.records.schema import AttemptTimeline
 from harness.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
 from model.scenario import Scenario
 

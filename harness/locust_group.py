@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import IO
 
 from harness.binaries import PROJECT_ROOT
-from harness.run_dir import RunDir
+from harness.records.run_dir import RunDir
 from harness.state import StateDir
 from model.errors import EnvironmentProblem
 from model.topology import Topology

@@ -18,7 +18,7 @@ import jinja2
 
 from harness.analysis import Row
 from harness.config.files import read_json, read_json_lines
-from harness.records import RequestRecord
+from harness.records.schema import RequestRecord
 from harness.report_charts import detail_charts, story_charts, time_axis
 from harness.report_parts import OUTCOME_WORDS, STYLE, run_status
 from harness.shootout import write_shootout

@@ -6,7 +6,7 @@ to remove them); then it brings the stack up (with the scenario's settings) if n
 leftover faults, starts Locust (:mod:`harness.locust_group`), reports its progress
 (:mod:`harness.run_progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
 for the async backlog to drain, and collects (:mod:`harness.collect`) into the run directory
-(:mod:`harness.run_dir`): Locust's CSV and HTML, ``requests.jsonl``, ``chaos.json``,
+(:mod:`harness.records.run_dir`): Locust's CSV and HTML, ``requests.jsonl``, ``chaos.json``,
 ``ledger.json`` and ``scenario.json`` (what :mod:`harness.judge` decides the verdicts from),
 ``series.json`` (every report panel, from Prometheus), ``summary.json`` and ``report.html``.
 """
@@ -25,7 +25,7 @@ from harness.counters import CounterSampler
 from harness.judge import write_run_scenario
 from harness.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.locust_group import LocustGroup, locust_commands, locust_env
-from harness.run_dir import RunDir
+from harness.records.run_dir import RunDir
 from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run_progress import LiveTail, RunProgress
 from harness.run_status import PublishedProgress

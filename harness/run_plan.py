@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from harness.config.scenarios import load_scenario
 from harness.config.systems import check_hosts
 from harness.config.timescale import time_scaled
-from harness.run_dir import new_run_dir
+from harness.records.run_dir import new_run_dir
 from harness.stack import Stack
 from model.errors import ConfigError, DoorbusterError
 from model.scenario import Scenario

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from harness.analysis import percentile
-from harness.records import RequestRecord
-from harness.run_dir import RunDir
+from harness.records.run_dir import RunDir
+from harness.records.schema import RequestRecord
 from model.scenario import Scenario
 from model.topology import LANES
 

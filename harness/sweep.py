@@ -32,8 +32,8 @@ from harness.collect import RunResult
 from harness.config.files import read_json
 from harness.config.timescale import time_scaled
 from harness.judge import judge_run
+from harness.records.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
-from harness.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run_plan import machine_scenario
 from harness.run_progress import RunProgress
 from harness.stack import Stack

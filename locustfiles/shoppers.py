@@ -64,7 +64,7 @@ from harness.config.scenarios import load_scenario  # noqa: E402
 from harness.config.systems import default_system  # noqa: E402
 from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.leases import FaultLease  # noqa: E402
-from harness.records import RequestRecord  # noqa: E402
+from harness.records.schema import RequestRecord  # noqa: E402
 from harness.stack import Stack  # noqa: E402
 from harness.state import StateDir, default_state_dir  # noqa: E402
 from harness.timeline import ChaosTimeline  # noqa: E402

@@ -27,7 +27,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.records import read_requests
+from harness.records.schema import read_requests
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 

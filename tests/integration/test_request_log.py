@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from harness.binaries import PROJECT_ROOT
-from harness.records import read_requests
+from harness.records.schema import read_requests
 
 # No chaos, so no stack is needed: the load goes to DOORBUSTER_TARGETS.
 SCENARIO = """\

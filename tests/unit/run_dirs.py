@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.judge import write_run_scenario
-from harness.records import RequestRecord, RunLedger
+from harness.records.schema import RequestRecord, RunLedger
 from model.scenario import Scenario
 
 __all__ = ["T0", "steady_records", "steady_scenario", "write_run_dir"]

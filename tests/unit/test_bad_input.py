@@ -17,7 +17,7 @@ from harness.analysis import Row, RunInputs, analyse
 from harness.cli import load_settings, main
 from harness.config.files import MAX_FILE_BYTES
 from harness.config.scenarios import load_scenario
-from harness.records import RequestRecord
+from harness.records.schema import RequestRecord
 from model.errors import ConfigError, ExitCode
 
 VALID: dict[str, Any] = {

@@ -11,7 +11,7 @@ import pytest
 
 from harness.cli import main
 from harness.judge import recorded_run, summarise, write_run_scenario
-from harness.records import RequestRecord, RunLedger
+from harness.records.schema import RequestRecord, RunLedger
 from harness.timeline import FaultRecord
 from model.errors import ExitCode
 from model.scenario import Scenario

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.analysis import Row
-from harness.records import (
+from harness.records.schema import (
     AttemptTimeline,
     IncompleteCounters,
     RequestRecord,

@@ -10,8 +10,8 @@ import pytest
 
 from harness.binaries import PROJECT_ROOT
 from harness.cli import main
+from harness.records.run_dir import new_run_dir
 from harness.run import run_scenario
-from harness.run_dir import new_run_dir
 from harness.run_plan import RunOptions
 from harness.stack import Stack
 from model.errors import ConfigError, ExitCode

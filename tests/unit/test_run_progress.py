@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 from harness.console_progress import ConsoleProgress
-from harness.records import RequestRecord
+from harness.records.run_dir import RunDir
+from harness.records.schema import RequestRecord
 from harness.run import drive_load, ensure_stack
-from harness.run_dir import RunDir
 from harness.run_progress import LiveFigures, LiveTail
 from model.errors import EnvironmentProblem
 from model.scenario import Scenario

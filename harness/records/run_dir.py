@@ -1,7 +1,7 @@
 """A run's directory: which files a run writes and reads, each under one name.
 
 The records themselves have one typed definition each: ``requests.jsonl`` lines are
-:class:`harness.records.RequestRecord`, ``ledger.json`` is :class:`harness.records.RunLedger`,
+:class:`harness.records.schema.RequestRecord`, ``ledger.json`` is :class:`harness.records.schema.RunLedger`,
 ``chaos.json`` is :class:`harness.timeline.ChaosRecord`, ``scenario.json`` is the
 :class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
 ``summary.json`` is the analysis' summary as it made it.
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NotRequired, TypedDict
 
 from harness.binaries import PROJECT_ROOT
-from harness.records import RunLedger
+from harness.records.schema import RunLedger
 from model.errors import ConfigError
 
 __all__ = [

@@ -1,0 +1,1 @@
+"""The typed records of a run directory, and where each one lives."""
