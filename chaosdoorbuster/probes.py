@@ -30,8 +30,8 @@ from chaosdoorbuster.stack import running_stack
 from harness.chaos import Chaos
 from harness.estimates import percentile
 from harness.leases import fault_owners
-from harness.panels import Query, panel
-from harness.prometheus import PrometheusClient
+from harness.metrics.panels import Query, panel
+from harness.metrics.prometheus import PrometheusClient
 from harness.records.run_dir import RunDir
 from harness.verdicts import outcome_of, overall
 from model.topology import Topology, is_loopback

@@ -17,10 +17,10 @@ from typing import Any
 import requests
 
 from harness.analysis import FaultWindow, Row
-from harness.counters import RunCounters
 from harness.judge import recorded_run, summarise, write_run_scenario
-from harness.panels import panels_for
-from harness.prometheus import PrometheusClient
+from harness.metrics.counters import RunCounters
+from harness.metrics.panels import panels_for
+from harness.metrics.prometheus import PrometheusClient
 from harness.records.run_dir import PanelLine, RunDir, RunSeries
 from harness.records.schema import IncompleteCounters, RunLedger
 from model.errors import EnvironmentProblem

@@ -18,8 +18,8 @@ import yaml
 
 from harness.binaries import PROJECT_ROOT
 from harness.java_brokers import elasticmq_config, kafka_properties
-from harness.panels import DASHBOARDS, PANELS, Panel, panel, panels_for
-from harness.prometheus import scrape_config
+from harness.metrics.panels import DASHBOARDS, PANELS, Panel, panel, panels_for
+from harness.metrics.prometheus import scrape_config
 from model.settings import BROKERS, StackSettings
 from model.system import SystemSpec
 from model.target_config import resolve_target_configs
@@ -232,7 +232,7 @@ def _broker_services(topology: Topology) -> dict[str, Any]:
 
 def compose_files(topology: Topology) -> dict[str, str]:
     """docker-compose.yml and the files it mounts, for the default topology."""
-    from harness.panels import recording_rules
+    from harness.metrics.panels import recording_rules
 
     host = topology.host
     services: dict[str, Any] = {

@@ -22,7 +22,7 @@ import pydantic
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
-from harness.counters import RunCounters
+from harness.metrics.counters import RunCounters
 from harness.records.run_dir import CHAOS_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE, RunDir
 from harness.records.schema import RunLedger, read_ledger, read_requests
 from harness.timeline import ChaosRecord, read_chaos_record

@@ -1,7 +1,7 @@
 """The live view's charts, from the panel catalogue: how each panel is laid out by lane, and its
 series over a recent window, queried server-side from the stack's Prometheus.
 
-Only the catalogue's queries are ever sent (:mod:`harness.panels`); the page names a panel by
+Only the catalogue's queries are ever sent (:mod:`harness.metrics.panels`); the page names a panel by
 its key and a window in seconds, never PromQL.
 """
 
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from harness.panels import Panel
+from harness.metrics.panels import Panel
 from model.topology import LANES
 
 __all__ = [
@@ -33,7 +33,7 @@ _LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 class SeriesSource(Protocol):
-    """Prometheus' range queries (:class:`harness.prometheus.PrometheusClient`)."""
+    """Prometheus' range queries (:class:`harness.metrics.prometheus.PrometheusClient`)."""
 
     def query_range(self, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]: ...
 

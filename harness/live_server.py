@@ -17,8 +17,8 @@ from harness.chaos import Chaos
 from harness.fault_actions import add_held, remove_faults
 from harness.leases import FaultLease, fault_owners
 from harness.live import LiveView, build_live_app, new_token
+from harness.metrics.prometheus import PrometheusClient
 from harness.processes import pid_alive
-from harness.prometheus import PrometheusClient
 from harness.run_status import RunStatus, read_run_status
 from harness.state import StateDir
 from model.errors import DoorbusterError, StackNotRunning

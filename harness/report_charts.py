@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 
 from harness.analysis import Row
 from harness.estimates import percentile
-from harness.panels import DASHBOARDS, PANELS, Panel
+from harness.metrics.panels import DASHBOARDS, PANELS, Panel
 
 __all__ = ["Chart", "ChartGroup", "TimeAxis", "detail_charts", "story_charts", "time_axis"]
 

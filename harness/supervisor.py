@@ -32,8 +32,8 @@ from prometheus_client.core import GaugeMetricFamily
 from harness.binaries import find_binary
 from harness.chaos import Chaos
 from harness.java_brokers import elasticmq_command, kafka_command
+from harness.metrics.prometheus import write_prometheus_config
 from harness.processes import kill_group, process_record
-from harness.prometheus import write_prometheus_config
 from harness.stack import probe
 from harness.state import StateDir
 from harness.system_commands import setup_commands, start_command

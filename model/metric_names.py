@@ -1,7 +1,7 @@
 """The name of every metric doorbuster's own processes export, each defined once.
 
 The targets and the load generator export them; the supervisor exports the faults in force;
-the panel catalogue (:mod:`harness.panels`), the recording rules, the run's counters and the
+the panel catalogue (:mod:`harness.metrics.panels`), the recording rules, the run's counters and the
 tests read them.  Names follow the Prometheus naming guide
 (https://prometheus.io/docs/practices/naming/): the application prefix ``doorbuster_``, base
 units (``_seconds``), ``_total`` on counters and only on them.  Counters are spelled here with

@@ -183,7 +183,7 @@ class AttemptTimeline(pydantic.BaseModel):
     """Downstream attempts that went out, per lane and dependency, through the run.
 
     ``attempts[lane][dependency][i]`` is how many had gone out from the first counter reading
-    to the one taken at ``times[i]`` (epoch seconds), counted reset-aware (harness.counters);
+    to the one taken at ``times[i]`` (epoch seconds), counted reset-aware (harness.metrics.counters);
     None where a process that counts them did not answer.
     """
 

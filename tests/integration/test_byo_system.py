@@ -15,7 +15,7 @@ import yaml
 
 from harness.cli import main
 from harness.judge import judge_run
-from harness.prometheus import PrometheusClient
+from harness.metrics.prometheus import PrometheusClient
 from harness.stack import Stack
 from harness.state import StateDir
 from model.errors import ExitCode

@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from harness.binaries import PROJECT_ROOT
-from harness.counters import CounterSampler
+from harness.metrics.counters import CounterSampler
 from harness.smoke import wait_fulfilled
 from harness.state import StateDir
 from model import metric_names as names

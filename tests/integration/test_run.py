@@ -16,7 +16,7 @@ import requests
 
 from harness.binaries import PROJECT_ROOT, find_binary
 from harness.cli import main
-from harness.panels import PANELS
+from harness.metrics.panels import PANELS
 from model.errors import ExitCode
 from tests.integration.conftest import RunningStack
 from tests.integration.short_run import SHORT, start_web_locust

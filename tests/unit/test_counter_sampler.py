@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from harness.counters import CounterSampler
+from harness.metrics.counters import CounterSampler
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 

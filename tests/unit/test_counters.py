@@ -6,9 +6,9 @@ import doctest
 import json
 from pathlib import Path
 
-import harness.counters
+import harness.metrics.counters
 from harness.config.scenarios import load_scenario
-from harness.counters import ProcessReading, Reading, RunCounters, increase
+from harness.metrics.counters import ProcessReading, Reading, RunCounters, increase
 from harness.report import write_report
 from harness.shootout import shootout_summary, write_shootout
 from model import metric_names as names
@@ -142,7 +142,7 @@ def test_run_counters_mark_each_figure_that_lacks_a_process() -> None:
 
 
 def test_docstring_example() -> None:
-    result = doctest.testmod(harness.counters)
+    result = doctest.testmod(harness.metrics.counters)
     assert result.attempted > 0 and result.failed == 0
 
 

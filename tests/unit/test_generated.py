@@ -13,8 +13,8 @@ import yaml
 
 from harness.binaries import PROJECT_ROOT
 from harness.generate import generated_files
-from harness.panels import ATTEMPTS_PER_ORDER, DASHBOARDS, PANELS, RECORDING_RULES
-from harness.prometheus import write_prometheus_config
+from harness.metrics.panels import ATTEMPTS_PER_ORDER, DASHBOARDS, PANELS, RECORDING_RULES
+from harness.metrics.prometheus import write_prometheus_config
 from harness.state import StateDir
 from model import metric_names as names
 from model.settings import BROKERS, StackSettings
@@ -175,7 +175,7 @@ def test_attempts_per_order_has_no_sample_while_the_workers_drain_without_orders
 
 
 def test_every_process_with_metrics_is_scraped() -> None:
-    from harness.prometheus import scrape_config
+    from harness.metrics.prometheus import scrape_config
 
     config = scrape_config(TOPOLOGY)
     addresses = {t["targets"][0] for job in config["scrape_configs"] for t in job["static_configs"]}

@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from harness.live import TOKEN_HEADER, LiveView, build_live_app
 from harness.live_series import fault_windows, layout_of
-from harness.panels import PANELS, panel, panels_for
+from harness.metrics.panels import PANELS, panel, panels_for
 from harness.run_status import RunStatus, VerdictLine
 from model.faults import FaultSpec
 from model.settings import StackSettings

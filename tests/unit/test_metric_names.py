@@ -23,7 +23,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from harness.binaries import PROJECT_ROOT
-from harness.panels import PANELS, RECORDING_RULES
+from harness.metrics.panels import PANELS, RECORDING_RULES
 from model import metric_names
 from targets.metrics import BrokerLoss, DownstreamServerMetrics, OrderMetrics, SyncChainMetrics, WorkerMetrics
 

@@ -240,7 +240,7 @@ def test_faults_on_a_system_go_to_the_lanes_that_have_the_hop_and_http_faults_ar
 
 
 def test_prometheus_scrapes_a_system_service_at_its_own_metrics_path() -> None:
-    from harness.prometheus import scrape_config
+    from harness.metrics.prometheus import scrape_config
 
     config = scrape_config(topology_of(SystemSpec.model_validate(shop(name="shop"))))
     targets = {t["labels"]["process"]: t for job in config["scrape_configs"] for t in job["static_configs"]}
@@ -278,7 +278,7 @@ def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_fo
 
     from harness.cli import main
     from harness.generate import system_dashboard
-    from harness.panels import PANELS, panels_for
+    from harness.metrics.panels import PANELS, panels_for
 
     universal = panels_for(builtin=False)
     assert {p.key for p in universal} == {"faults", "client_latency", "arrivals", "users"}

@@ -57,7 +57,7 @@ def scrape_config(topology: Topology) -> dict[str, Any]:
 
 
 def write_prometheus_config(topology: Topology, state: StateDir) -> Path:
-    from harness.panels import recording_rules
+    from harness.metrics.panels import recording_rules
 
     path = state.root / "prometheus.yml"
     path.write_text(yaml.safe_dump(scrape_config(topology), sort_keys=False))

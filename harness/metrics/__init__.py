@@ -1,0 +1,1 @@
+"""The panel catalogue, Prometheus' configuration and queries, and a run's counters."""
