@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from targets_check import Target, report
 
 from harness.binaries import find_binary
-from harness.chaos import Chaos
 from harness.estimates import percentile
+from harness.faults.chaos import Chaos
 from harness.processes import stop_group
 from harness.state import StateDir
 from harness.supervisor import command_for

@@ -24,8 +24,8 @@ from chaoslib.exceptions import ActivityFailed, InvalidActivity
 from chaosdoorbuster.arguments import doorbuster_errors, duration_arg, fault_spec, state_dir
 from chaosdoorbuster.holder import OWNER, HeldFault
 from chaosdoorbuster.stack import running_stack
-from harness.chaos import Chaos
-from harness.leases import fault_owners, forget_removed_faults, sweep_leftovers
+from harness.faults.chaos import Chaos
+from harness.faults.leases import fault_owners, forget_removed_faults, sweep_leftovers
 from harness.processes import pid_alive, start_ticks
 from model.topology import Topology
 

@@ -23,9 +23,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness.chaos import Chaos
-from harness.fault_actions import add_held
-from harness.leases import FaultLease
+from harness.faults.actions import add_held
+from harness.faults.chaos import Chaos
+from harness.faults.leases import FaultLease
 from harness.stack import Stack
 from harness.state import StateDir
 from model.errors import DoorbusterError

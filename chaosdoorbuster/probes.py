@@ -27,9 +27,9 @@ from chaosdoorbuster.arguments import (
 )
 from chaosdoorbuster.holder import OWNER
 from chaosdoorbuster.stack import running_stack
-from harness.chaos import Chaos
 from harness.estimates import percentile
-from harness.leases import fault_owners
+from harness.faults.chaos import Chaos
+from harness.faults.leases import fault_owners
 from harness.metrics.panels import Query, panel
 from harness.metrics.prometheus import PrometheusClient
 from harness.records.run_dir import RunDir

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.chaos import Chaos
-from harness.leases import forget_removed_faults, sweep_leftovers
+from harness.faults.chaos import Chaos
+from harness.faults.leases import forget_removed_faults, sweep_leftovers
 from harness.stack import Stack
 from harness.state import StateDir
 from model.topology import Topology

@@ -20,12 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harness.chaos import Chaos, parse_attributes
 from harness.config import systems
 from harness.config.files import read_yaml
 from harness.config.scenarios import load_scenario
-from harness.fault_actions import add_held, remove_faults
-from harness.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
+from harness.faults.actions import add_held, remove_faults
+from harness.faults.chaos import Chaos, parse_attributes
+from harness.faults.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.stack import Stack
 from harness.state import StateDir, default_state_dir
 from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed, StackNotRunning

@@ -22,10 +22,10 @@ import pydantic
 from harness.analysis import FaultWindow, Row, RunInputs, analyse
 from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
+from harness.faults.timeline import ChaosRecord, read_chaos_record
 from harness.metrics.counters import RunCounters
 from harness.records.run_dir import CHAOS_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE, RunDir
 from harness.records.schema import RunLedger, read_ledger, read_requests
-from harness.timeline import ChaosRecord, read_chaos_record
 from model.errors import ConfigError
 from model.expectations import time_scaled_expectation
 from model.scenario import Scenario

@@ -57,7 +57,7 @@ _REMOVE_FIELDS = {"dependency", "lane", "name"}
 
 
 class FaultDesk(Protocol):
-    """The stack's faults, through the CLI's own code path (:mod:`harness.fault_actions`)."""
+    """The stack's faults, through the CLI's own code path (:mod:`harness.faults.actions`)."""
 
     def active(self) -> list[dict[str, Any]]: ...
     def add(self, spec: FaultSpec) -> list[dict[str, Any]]: ...

@@ -13,9 +13,9 @@ from typing import Any
 
 from aiohttp import web
 
-from harness.chaos import Chaos
-from harness.fault_actions import add_held, remove_faults
-from harness.leases import FaultLease, fault_owners
+from harness.faults.actions import add_held, remove_faults
+from harness.faults.chaos import Chaos
+from harness.faults.leases import FaultLease, fault_owners
 from harness.live import LiveView, build_live_app, new_token
 from harness.metrics.prometheus import PrometheusClient
 from harness.processes import pid_alive

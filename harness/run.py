@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from harness.chaos import Chaos
 from harness.collect import LoadTimes, RunResult, collect_run, wait_drained
+from harness.faults.chaos import Chaos
+from harness.faults.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.judge import write_run_scenario
-from harness.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.locust_group import LocustGroup, locust_commands, locust_env
 from harness.metrics.counters import CounterSampler
 from harness.records.run_dir import RunDir

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiohttp
 
-from harness.chaos import Chaos
-from harness.leases import FaultLease
+from harness.faults.chaos import Chaos
+from harness.faults.leases import FaultLease
 from model.faults import FaultSpec
 from model.topology import LANES, Topology
 

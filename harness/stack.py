@@ -15,8 +15,8 @@ from typing import Any
 import requests
 
 from harness.binaries import find_binary, find_jars
-from harness.chaos import Chaos
-from harness.leases import fault_owners
+from harness.faults.chaos import Chaos
+from harness.faults.leases import fault_owners
 from harness.processes import kill_group, pid_alive, still_ours, stop_group
 from harness.state import StateDir
 from harness.system_commands import check_programs

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 
 from harness.binaries import find_binary
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.java_brokers import elasticmq_command, kafka_command
 from harness.metrics.prometheus import write_prometheus_config
 from harness.processes import kill_group, process_record

@@ -18,7 +18,7 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.stack import probe
 from model import metric_names as names
 from model.errors import DoorbusterError

@@ -3,7 +3,7 @@
 Every fault is validated here, before anything reaches Toxiproxy or a service: every Toxiproxy
 toxic type and attribute is accepted under its Toxiproxy name, and unknown names, missing or
 negative values are refused with a message that names them.  Applying them is the control
-plane's (harness.chaos).
+plane's (harness.faults.chaos).
 """
 
 from __future__ import annotations

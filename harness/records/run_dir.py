@@ -2,7 +2,7 @@
 
 The records themselves have one typed definition each: ``requests.jsonl`` lines are
 :class:`harness.records.schema.RequestRecord`, ``ledger.json`` is :class:`harness.records.schema.RunLedger`,
-``chaos.json`` is :class:`harness.timeline.ChaosRecord`, ``scenario.json`` is the
+``chaos.json`` is :class:`harness.faults.timeline.ChaosRecord`, ``scenario.json`` is the
 :class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
 ``summary.json`` is the analysis' summary as it made it.
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.stack import Stack
 from harness.state import StateDir
 from model.settings import PortSettings, StackSettings

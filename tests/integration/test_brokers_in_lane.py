@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.smoke import wait_fulfilled
 from harness.stack import Stack
 from harness.state import StateDir

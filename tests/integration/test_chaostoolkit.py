@@ -20,7 +20,7 @@ import pytest
 from chaosdoorbuster.actions import add_fault
 from chaosdoorbuster.holder import OWNER
 from harness.binaries import PROJECT_ROOT
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.processes import pid_alive
 from harness.stack import Stack
 from harness.state import StateDir

@@ -247,7 +247,7 @@ def test_status_names_and_removes_a_fault_whose_owner_is_gone(
     """What a run killed with kill -9 leaves: its lease and its fault in force."""
     import subprocess
 
-    from harness.leases import FaultLease
+    from harness.faults.leases import FaultLease
     from model.faults import FaultSpec
 
     owner = subprocess.Popen(["true"])

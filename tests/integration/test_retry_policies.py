@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import requests
 
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.stack import Stack
 from harness.state import StateDir
 from model import metric_names as names

@@ -28,7 +28,7 @@ import psutil
 import pytest
 
 from harness.binaries import PROJECT_ROOT
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.processes import stop_group
 from harness.stack import Stack
 from harness.state import StateDir

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from harness.binaries import find_binary
-from harness.chaos import Chaos
+from harness.faults.chaos import Chaos
 from harness.processes import stop_group
 from model.errors import ToxiproxyUnavailable
 from model.faults import FaultSpec

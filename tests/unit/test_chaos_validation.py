@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.chaos import parse_attributes
+from harness.faults.chaos import parse_attributes
 from model.errors import ConfigError
 from model.faults import TOXIC_TYPES, FaultSpec
 from model.settings import StackSettings

@@ -1,4 +1,4 @@
-"""Who applied each active fault (harness.leases.fault_owners), and what a run does about faults
+"""Who applied each active fault (harness.faults.leases.fault_owners), and what a run does about faults
 doorbuster did not apply (harness.run.clear_faults): refuse, or remove them when told to."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.chaos import ActiveFault, Chaos
-from harness.fault_actions import add_held
-from harness.leases import FaultLease, fault_owners, forget_removed_faults, sweep_leftovers
+from harness.faults.actions import add_held
+from harness.faults.chaos import ActiveFault, Chaos
+from harness.faults.leases import FaultLease, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.run import clear_faults
 from model.errors import ForeignFaults, ToxiproxyUnavailable
 from model.faults import FaultSpec

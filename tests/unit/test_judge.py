@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from harness.cli import main
+from harness.faults.timeline import FaultRecord
 from harness.judge import recorded_run, summarise, write_run_scenario
 from harness.records.schema import RequestRecord, RunLedger
-from harness.timeline import FaultRecord
 from model.errors import ExitCode
 from model.scenario import Scenario
 

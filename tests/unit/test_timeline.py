@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from harness.analysis import Row, RunInputs, analyse
+from harness.faults.timeline import ChaosTimeline, read_chaos_record
 from harness.judge import fault_windows as _faults
-from harness.timeline import ChaosTimeline, read_chaos_record
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.scenario import ChaosStep, Scenario

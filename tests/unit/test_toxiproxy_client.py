@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from harness.chaos import Chaos
-from harness.leases import FaultLease, sweep_leftovers
+from harness.faults.chaos import Chaos
+from harness.faults.leases import FaultLease, sweep_leftovers
 from harness.processes import process_record
 from harness.state import StateDir
 from harness.supervisor import FaultCollector

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.chaos import Chaos
 from harness.config.files import read_json
-from harness.leases import FaultLease
+from harness.faults.chaos import Chaos
+from harness.faults.leases import FaultLease
 from model.errors import ConfigError, DoorbusterError
 from model.scenario import ChaosStep
 

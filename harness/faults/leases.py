@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.chaos import ActiveFault, Chaos
+from harness.faults.chaos import ActiveFault, Chaos
 from harness.processes import start_ticks, still_ours
 from model.errors import DoorbusterError
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
-from harness.chaos import ActiveFault, Chaos
-from harness.leases import FaultLease, forget_removed_faults
+from harness.faults.chaos import ActiveFault, Chaos
+from harness.faults.leases import FaultLease, forget_removed_faults
 from model.errors import DoorbusterError
 from model.faults import FaultSpec
 from model.topology import Topology

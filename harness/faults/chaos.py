@@ -3,7 +3,7 @@
 What a fault is, and its validation before anything reaches Toxiproxy or a service, is
 :class:`~model.faults.FaultSpec`'s; this module applies and removes them.
 
-Toxiproxy is driven through :class:`~harness.toxiproxy_client.ToxiproxyClient`, one per
+Toxiproxy is driven through :class:`~harness.faults.toxiproxy_client.ToxiproxyClient`, one per
 server address, every call bounded in time; it translates Toxiproxy's errors (and
 ``requests``') into the harness's own.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from harness.toxiproxy_client import ToxiproxyClient
+from harness.faults.toxiproxy_client import ToxiproxyClient
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.topology import Topology

@@ -1,0 +1,1 @@
+"""Faults: Toxiproxy's API, faults applied and removed, who holds each, and the chaos timeline."""
