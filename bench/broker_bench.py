@@ -43,8 +43,8 @@ from harness.binaries import find_binary
 from harness.estimates import percentile
 from harness.faults.chaos import Chaos
 from harness.processes import stop_group
-from harness.state import StateDir
-from harness.supervisor import command_for
+from harness.stack.state import StateDir
+from harness.stack.supervisor import command_for
 from model.settings import BROKERS, PortSettings, StackSettings
 from model.settings import Broker as BrokerName
 from model.topology import Topology

@@ -50,7 +50,7 @@ from targets_check import Target, report
 
 from harness.config.scenarios import load_scenario
 from harness.records.schema import read_requests
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent

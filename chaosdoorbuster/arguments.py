@@ -16,7 +16,7 @@ from typing import Any
 
 from chaoslib.exceptions import ActivityFailed, InvalidActivity
 
-from harness.state import default_state_dir
+from harness.stack.state import default_state_dir
 from model.errors import ConfigError, DoorbusterError
 from model.faults import FaultSpec
 from model.scenario import parse_seconds

@@ -26,8 +26,8 @@ from typing import Any
 from harness.faults.actions import add_held
 from harness.faults.chaos import Chaos
 from harness.faults.leases import FaultLease
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model.errors import DoorbusterError
 from model.faults import FaultSpec
 from model.topology import Topology

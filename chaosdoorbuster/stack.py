@@ -6,8 +6,8 @@ from pathlib import Path
 
 from harness.faults.chaos import Chaos
 from harness.faults.leases import forget_removed_faults, sweep_leftovers
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model.topology import Topology
 
 __all__ = ["running_stack"]

@@ -26,8 +26,8 @@ from harness.config.scenarios import load_scenario
 from harness.faults.actions import add_held, remove_faults
 from harness.faults.chaos import Chaos, parse_attributes
 from harness.faults.leases import FaultLease, Leftover, fault_owners, forget_removed_faults, sweep_leftovers
-from harness.stack import Stack
-from harness.state import StateDir, default_state_dir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir, default_state_dir
 from model.errors import ConfigError, DoorbusterError, ExitCode, ExpectationFailed, StackNotRunning
 from model.faults import FaultSpec
 from model.scenario import parse_seconds
@@ -808,7 +808,7 @@ def dashboards(
 ) -> None:
     """Regenerate grafana/ (dashboards, provisioning) and the docker-compose files; or, with
     --system, write the dashboard of a system of your own (the panels it has data for)."""
-    from harness.generate import system_dashboard, write_generated
+    from harness.stack.generated import system_dashboard, write_generated
 
     if system is not None:
         spec = systems.load_system(system)

@@ -20,7 +20,7 @@ from harness.live import LiveView, build_live_app, new_token
 from harness.metrics.prometheus import PrometheusClient
 from harness.processes import pid_alive
 from harness.run_status import RunStatus, read_run_status
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model.errors import DoorbusterError, StackNotRunning
 from model.faults import FaultSpec
 from model.topology import Topology, is_loopback

@@ -22,7 +22,7 @@ from typing import IO
 
 from harness.binaries import PROJECT_ROOT
 from harness.records.run_dir import RunDir
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model.errors import EnvironmentProblem
 from model.topology import Topology
 

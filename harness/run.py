@@ -29,7 +29,7 @@ from harness.records.run_dir import RunDir
 from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run_progress import LiveTail, RunProgress
 from harness.run_status import PublishedProgress
-from harness.stack import Stack
+from harness.stack.control import Stack
 from model.errors import DoorbusterError, EnvironmentProblem, ForeignFaults
 from model.scenario import Scenario
 from model.topology import Topology

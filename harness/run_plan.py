@@ -17,7 +17,7 @@ from harness.config.scenarios import load_scenario
 from harness.config.systems import check_hosts
 from harness.config.timescale import time_scaled
 from harness.records.run_dir import new_run_dir
-from harness.stack import Stack
+from harness.stack.control import Stack
 from model.errors import ConfigError, DoorbusterError
 from model.scenario import Scenario
 from model.settings import PortSettings

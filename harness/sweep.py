@@ -36,7 +36,7 @@ from harness.records.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
 from harness.run_plan import machine_scenario
 from harness.run_progress import RunProgress
-from harness.stack import Stack
+from harness.stack.control import Stack
 from harness.sweep_clean import first_reasons, stack_dirt
 from harness.sweep_dir import GRID_FILE, SweepDir, TrialRecord
 from harness.sweep_grid import Cell, grid_cells, grid_record, sweep_of, trial_scenario

@@ -19,7 +19,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.faults.chaos import Chaos
-from harness.stack import probe
+from harness.stack.control import probe
 from model import metric_names as names
 from model.errors import DoorbusterError
 from model.topology import Topology

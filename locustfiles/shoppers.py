@@ -66,8 +66,8 @@ from harness.faults.leases import FaultLease  # noqa: E402
 from harness.faults.timeline import ChaosTimeline  # noqa: E402
 from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.records.schema import RequestRecord  # noqa: E402
-from harness.stack import Stack  # noqa: E402
-from harness.state import StateDir, default_state_dir  # noqa: E402
+from harness.stack.control import Stack  # noqa: E402
+from harness.stack.state import StateDir, default_state_dir  # noqa: E402
 from model import metric_names as names  # noqa: E402
 from model.buckets import LATENCY_BUCKETS  # noqa: E402
 from model.errors import DoorbusterError  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 import requests
 import yaml
 
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model.errors import EnvironmentProblem
 from model.topology import Topology
 

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 from harness.faults.chaos import Chaos
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 

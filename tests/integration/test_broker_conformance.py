@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from harness.processes import stop_group
-from harness.state import StateDir
-from harness.supervisor import command_for
+from harness.stack.state import StateDir
+from harness.stack.supervisor import command_for
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 from targets.brokers import make_broker

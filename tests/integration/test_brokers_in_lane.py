@@ -20,8 +20,8 @@ import pytest
 
 from harness.faults.chaos import Chaos
 from harness.smoke import wait_fulfilled
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model import metric_names as names
 from model.settings import BROKERS, PortSettings, StackSettings
 from tests.integration.conftest import RunningStack

@@ -16,8 +16,8 @@ import yaml
 from harness.cli import main
 from harness.judge import judge_run
 from harness.metrics.prometheus import PrometheusClient
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model.errors import ExitCode
 from tests.browser import headless_chromium
 from tests.report_page import check_report_page

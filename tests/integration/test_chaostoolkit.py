@@ -22,8 +22,8 @@ from chaosdoorbuster.holder import OWNER
 from harness.binaries import PROJECT_ROOT
 from harness.faults.chaos import Chaos
 from harness.processes import pid_alive
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 
 BASE_PORT = 29000
 TOXIPROXY_PORT = 29474

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from harness.cli import main
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model import metric_names as names
 from model.errors import ExitCode
 from model.settings import PortSettings, StackSettings

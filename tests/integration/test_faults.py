@@ -24,7 +24,7 @@ import requests
 from harness.binaries import PROJECT_ROOT
 from harness.metrics.counters import CounterSampler
 from harness.smoke import wait_fulfilled
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model import metric_names as names
 from model.faults import FaultSpec
 from tests.integration.conftest import RunningStack
@@ -79,7 +79,7 @@ def _kill(stack: RunningStack, name: str) -> int:
 
 
 def _wait_restarted(stack: RunningStack, name: str, old_pid: int, timeout: float = 60) -> None:
-    from harness.stack import probe
+    from harness.stack.control import probe
 
     spec = stack.topology.process(name)
     deadline = time.time() + timeout

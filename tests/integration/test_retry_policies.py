@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from harness.faults.chaos import Chaos
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model import metric_names as names
 from model.faults import FaultSpec
 from model.headers import DEADLINE_HEADER

@@ -30,8 +30,8 @@ import pytest
 from harness.binaries import PROJECT_ROOT
 from harness.faults.chaos import Chaos
 from harness.processes import stop_group
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 from model.settings import BROKERS, PortSettings, StackSettings
 from model.topology import Topology
 from tests.integration.conftest import RunningStack

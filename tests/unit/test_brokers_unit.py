@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.config.scenarios import load_scenario
-from harness.java_brokers import elasticmq_config, kafka_properties
 from harness.shootout import broker_row, shootout_summary, write_shootout
+from harness.stack.java_brokers import elasticmq_config, kafka_properties
 from model.errors import ConfigError
 from model.settings import BROKERS, Broker, StackSettings
 from model.topology import Topology
@@ -180,7 +180,7 @@ def test_a_pubsub_message_handed_back_is_lost_and_counted_once() -> None:
 
 
 def test_a_failed_kafka_format_is_cleared_and_tried_once_more(tmp_path: Path) -> None:
-    from harness.java_brokers import _format_kafka
+    from harness.stack.java_brokers import _format_kafka
     from model.errors import StartFailed
 
     data, props, tries = tmp_path / "data", tmp_path / "server.properties", tmp_path / "tries"
@@ -203,7 +203,7 @@ def test_a_kafka_cluster_id_never_looks_like_an_option() -> None:
     one in 64 of 5000 would, without the check."""
     import base64
 
-    from harness.java_brokers import kafka_cluster_id
+    from harness.stack.java_brokers import kafka_cluster_id
 
     ids = [kafka_cluster_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]

@@ -23,7 +23,7 @@ from chaosdoorbuster.arguments import (
 )
 from chaosdoorbuster.holder import HeldFault
 from chaosdoorbuster.probes import probe_lane, run_outcome, run_verdicts, send_orders
-from harness.state import default_state_dir
+from harness.stack.state import default_state_dir
 from model.errors import StackNotRunning
 from model.settings import StackSettings
 from model.topology import Topology

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from harness.binaries import PROJECT_ROOT
-from harness.generate import generated_files
 from harness.metrics.panels import ATTEMPTS_PER_ORDER, DASHBOARDS, PANELS, RECORDING_RULES
 from harness.metrics.prometheus import write_prometheus_config
-from harness.state import StateDir
+from harness.stack.generated import generated_files
+from harness.stack.state import StateDir
 from model import metric_names as names
 from model.settings import BROKERS, StackSettings
 from model.target_config import TargetConfigs, resolve_target_config

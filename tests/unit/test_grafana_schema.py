@@ -16,8 +16,8 @@ import pytest
 
 from harness.binaries import PROJECT_BIN
 from harness.config.systems import DEFAULT_SYSTEM, load_system, shipped_systems
-from harness.generate import dashboard, generated_files, system_dashboard
 from harness.metrics.panels import DASHBOARDS
+from harness.stack.generated import dashboard, generated_files, system_dashboard
 
 CHECKER = PROJECT_BIN / "doorbuster-grafana-schema"
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.processes import pid_alive, process_record, start_ticks, still_ours
-from harness.stack import Stack
-from harness.state import StateDir
+from harness.stack.control import Stack
+from harness.stack.state import StateDir
 
 
 @pytest.fixture

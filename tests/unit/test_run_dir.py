@@ -13,7 +13,7 @@ from harness.cli import main
 from harness.records.run_dir import new_run_dir
 from harness.run import run_scenario
 from harness.run_plan import RunOptions
-from harness.stack import Stack
+from harness.stack.control import Stack
 from model.errors import ConfigError, ExitCode
 from tests.unit.progress_recorder import ProgressRecorder
 

@@ -16,7 +16,7 @@ from harness.collect import RunResult
 from harness.config.scenarios import load_scenario
 from harness.config.timescale import time_scaled
 from harness.run_progress import RunProgress
-from harness.stack import Stack
+from harness.stack.control import Stack
 from harness.sweep import TrialRunner, judge_sweep
 from harness.sweep_clean import busy_gauges
 from harness.sweep_dir import SweepDir, TrialRecord

@@ -255,8 +255,8 @@ def test_prometheus_scrapes_a_system_service_at_its_own_metrics_path() -> None:
 
 
 def test_a_program_the_system_names_must_exist_before_anything_starts(tmp_path: Path) -> None:
-    from harness.state import StateDir
-    from harness.system_commands import check_programs, start_command
+    from harness.stack.state import StateDir
+    from harness.stack.system_commands import check_programs, start_command
     from model.errors import MissingBinary
 
     topo = topology_of(SystemSpec.model_validate(shop()))
@@ -277,8 +277,8 @@ def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_fo
     import json
 
     from harness.cli import main
-    from harness.generate import system_dashboard
     from harness.metrics.panels import PANELS, panels_for
+    from harness.stack.generated import system_dashboard
 
     universal = panels_for(builtin=False)
     assert {p.key for p in universal} == {"faults", "client_latency", "arrivals", "users"}

@@ -23,8 +23,8 @@ import pytest
 from harness.faults.chaos import Chaos
 from harness.faults.leases import FaultLease, sweep_leftovers
 from harness.processes import process_record
-from harness.state import StateDir
-from harness.supervisor import FaultCollector
+from harness.stack.state import StateDir
+from harness.stack.supervisor import FaultCollector
 from model import metric_names as names
 from model.errors import ExitCode, ToxiproxyUnavailable
 from model.faults import FaultSpec

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 
 from harness.binaries import PROJECT_ROOT
-from harness.java_brokers import elasticmq_config, kafka_properties
 from harness.metrics.panels import DASHBOARDS, PANELS, Panel, panel, panels_for
 from harness.metrics.prometheus import scrape_config
+from harness.stack.java_brokers import elasticmq_config, kafka_properties
 from model.settings import BROKERS, StackSettings
 from model.system import SystemSpec
 from model.target_config import resolve_target_configs

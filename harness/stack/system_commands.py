@@ -11,7 +11,7 @@ import shutil
 import sys
 
 from harness.binaries import PROJECT_ROOT
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model.errors import MissingBinary
 from model.system import ServiceSpec, expand
 from model.topology import Topology

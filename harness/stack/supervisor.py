@@ -1,6 +1,6 @@
 """The supervisor: one detached process that owns every server of a running stack.
 
-``doorbuster up`` starts it (``python -m harness.supervisor --state-dir DIR``) and returns
+``doorbuster up`` starts it (``python -m harness.stack.supervisor --state-dir DIR``) and returns
 once everything is healthy.  It starts Toxiproxy first and creates the proxies, then the
 broker and the target processes; it restarts any child that dies (putting Toxiproxy's proxies
 back after Toxiproxy itself restarted); on SIGTERM it stops them all, newest first.
@@ -31,12 +31,12 @@ from prometheus_client.core import GaugeMetricFamily
 
 from harness.binaries import find_binary
 from harness.faults.chaos import Chaos
-from harness.java_brokers import elasticmq_command, kafka_command
 from harness.metrics.prometheus import write_prometheus_config
 from harness.processes import kill_group, process_record
-from harness.stack import probe
-from harness.state import StateDir
-from harness.system_commands import setup_commands, start_command
+from harness.stack.control import probe
+from harness.stack.java_brokers import elasticmq_command, kafka_command
+from harness.stack.state import StateDir
+from harness.stack.system_commands import setup_commands, start_command
 from model import metric_names as names
 from model.errors import DoorbusterError
 from model.target_config import TARGET_CONFIG_ENV, resolve_target_config
@@ -347,7 +347,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m harness.stack.supervisor")
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")

@@ -31,7 +31,7 @@ import uuid
 from pathlib import Path
 
 from harness.binaries import find_binary, find_jars
-from harness.state import StateDir
+from harness.stack.state import StateDir
 from model.errors import StartFailed
 from model.topology import BROKER, Topology
 
@@ -167,7 +167,7 @@ queues-storage {{
   enabled = true
   path = "{home}/queues.conf"
 }}
-# Messages stay in memory: the SQL store fails under load (doorbuster: harness/java_brokers.py).
+# Messages stay in memory: the SQL store fails under load (doorbuster: harness/stack/java_brokers.py).
 messages-storage {{
   enabled = false
 }}

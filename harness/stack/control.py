@@ -18,8 +18,8 @@ from harness.binaries import find_binary, find_jars
 from harness.faults.chaos import Chaos
 from harness.faults.leases import fault_owners
 from harness.processes import kill_group, pid_alive, still_ours, stop_group
-from harness.state import StateDir
-from harness.system_commands import check_programs
+from harness.stack.state import StateDir
+from harness.stack.system_commands import check_programs
 from model.errors import ConfigError, DoorbusterError, PortBusy, StackNotRunning, StartFailed
 from model.settings import StackSettings
 from model.topology import ProcessSpec, Topology
@@ -187,7 +187,7 @@ class Stack:
         log = open(self.state.log_path("supervisor"), "ab")  # noqa: SIM115 - handed to the child
         with log:
             supervisor = subprocess.Popen(
-                [sys.executable, "-m", "harness.supervisor", "--state-dir", str(self.state.root)],
+                [sys.executable, "-m", "harness.stack.supervisor", "--state-dir", str(self.state.root)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
