@@ -3,7 +3,7 @@
 The run is planned first (:mod:`harness.run_plan`: every option checked before anything
 starts); it refuses to start when faults applied outside doorbuster are in force (unless told
 to remove them); then it brings the stack up (with the scenario's settings) if needed, removes
-leftover faults, starts Locust (:mod:`harness.locust_group`), reports its progress
+leftover faults, starts Locust (:mod:`harness.load.locust_group`), reports its progress
 (:mod:`harness.run_progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
 for the async backlog to drain, and collects (:mod:`harness.collect`) into the run directory
 (:mod:`harness.records.run_dir`): Locust's CSV and HTML, ``requests.jsonl``, ``chaos.json``,
@@ -23,7 +23,7 @@ from harness.collect import LoadTimes, RunResult, collect_run, wait_drained
 from harness.faults.chaos import Chaos
 from harness.faults.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.judge import write_run_scenario
-from harness.locust_group import LocustGroup, locust_commands, locust_env
+from harness.load.locust_group import LocustGroup, locust_commands, locust_env
 from harness.metrics.counters import CounterSampler
 from harness.records.run_dir import RunDir
 from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial

@@ -57,14 +57,14 @@ from prometheus_client.core import (  # noqa: E402
     GaugeMetricFamily,
 )
 
-from harness.arrivals import arrival_times  # noqa: E402
 from harness.config.files import read_text  # noqa: E402
 from harness.config.scenarios import load_scenario  # noqa: E402
 from harness.config.systems import default_system  # noqa: E402
 from harness.faults.chaos import Chaos  # noqa: E402
 from harness.faults.leases import FaultLease  # noqa: E402
 from harness.faults.timeline import ChaosTimeline  # noqa: E402
-from harness.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
+from harness.load.arrivals import arrival_times  # noqa: E402
+from harness.load.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
 from harness.records.schema import RequestRecord  # noqa: E402
 from harness.stack.control import Stack  # noqa: E402
 from harness.stack.state import StateDir, default_state_dir  # noqa: E402

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.arrivals import arrival_times
+from harness.load.arrivals import arrival_times
 
 
 def test_the_rate_holds_exactly_over_each_stage() -> None:

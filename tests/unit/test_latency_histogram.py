@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.latency_histogram import LatencyHistogram
+from harness.load.latency_histogram import LatencyHistogram
 from model import metric_names as names
 from model.buckets import LATENCY_BUCKETS
 

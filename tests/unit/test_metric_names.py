@@ -45,7 +45,7 @@ KIND_OF = {
     "Enum": "stateset",
     "StateSetMetricFamily": "stateset",
 }
-# harness.latency_histogram.LatencyHistogram.metric_family(name, ...) makes a histogram.
+# harness.load.latency_histogram.LatencyHistogram.metric_family(name, ...) makes a histogram.
 METHOD_KINDS = {"metric_family": "histogram"}
 
 BASE_UNITS = frozenset(

@@ -1,0 +1,1 @@
+"""The load generator's parts: arrival times, latency histograms, Locust's process group."""
