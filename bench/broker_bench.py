@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from targets_check import Target, report
 
+from harness.analysis.estimates import percentile
 from harness.binaries import find_binary
-from harness.estimates import percentile
 from harness.faults.chaos import Chaos
 from harness.processes import stop_group
 from harness.stack.state import StateDir

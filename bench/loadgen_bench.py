@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests
 from targets_check import Target, report
 
-from harness.estimates import percentile
+from harness.analysis.estimates import percentile
 from harness.records.schema import read_requests
 
 ROOT = Path(__file__).resolve().parent.parent

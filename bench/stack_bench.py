@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from targets_check import Target, report
 
-from harness.estimates import percentile
+from harness.analysis.estimates import percentile
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
 from model.settings import PortSettings, StackSettings

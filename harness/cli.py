@@ -540,7 +540,7 @@ _OUTCOME_STYLE = {
 
 def verdict_lines(summary: dict[str, Any]) -> Table:
     """The verdicts for the terminal; an undetermined one says what more data would decide it."""
-    from harness.verdicts import outcome_of
+    from harness.analysis.verdicts import outcome_of
 
     scale = summary.get("time_scale", 1.0)
     title = f"{summary['scenario']}{'' if scale == 1 else f' at time scale {scale:g}'}: verdicts"
@@ -556,7 +556,7 @@ def verdict_lines(summary: dict[str, Any]) -> Table:
 
 def verdict_count(verdicts: list[dict[str, Any]]) -> str:
     """``1 expectation failed, 2 undetermined (of 7)``: the message of exit 1."""
-    from harness.verdicts import outcome_of
+    from harness.analysis.verdicts import outcome_of
 
     outcomes = [outcome_of(v) for v in verdicts]
     parts = [f"{outcomes.count('fail')} expectation(s) failed"] if "fail" in outcomes else []
@@ -602,7 +602,7 @@ def judge(
     """Decide a run's expectations again from its files alone, with no stack; rewrites
     summary.json and report.html.  On a sweep's directory: every trial, and the sweep's
     sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
-    from harness.judge import judge_run
+    from harness.analysis.recorded import judge_run
     from harness.junit import check_junit_path, write_junit
     from harness.sweep_dir import SweepDir
 
@@ -660,7 +660,7 @@ def compare(
     a figure of NEW (p50/p95/p99 latency, error rate, throughput, per lane) regressed beyond
     --max-regression by the two runs' 95% intervals; a figure they can not decide is listed
     as undetermined, not a regression (exit 0, said so)."""
-    from harness.compare import compare_runs, parse_bound
+    from harness.analysis.compare import compare_runs, parse_bound
     from harness.compare_page import check_page_path, write_compare_page
 
     bound = parse_bound(max_regression)
@@ -713,7 +713,7 @@ def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
             table.add_row(lane, e["policy"] or "", f"{written['load']:.3g}", trigger, e["outcome"], share)
     out.print(table)
     if result.data["grid"].get("policies"):
-        from harness.ladder import LADDER_COLUMNS, ladder_cells
+        from harness.analysis.ladder import LADDER_COLUMNS, ladder_cells
         from harness.sweep_report import ladder_entries
 
         for lane in result.data["lanes"]:

@@ -16,8 +16,8 @@ from typing import Any
 
 import requests
 
-from harness.analysis import FaultWindow, Row
-from harness.judge import recorded_run, summarise, write_run_scenario
+from harness.analysis.lanes import FaultWindow, Row
+from harness.analysis.recorded import recorded_run, summarise, write_run_scenario
 from harness.metrics.counters import RunCounters
 from harness.metrics.panels import panels_for
 from harness.metrics.prometheus import PrometheusClient

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jinja2
 
-from harness.compare import RunComparison
+from harness.analysis.compare import RunComparison
 from harness.report_parts import OUTCOME_WORDS, STYLE
 from model.errors import ConfigError
 

@@ -7,7 +7,7 @@ leftover faults, starts Locust (:mod:`harness.load.locust_group`), reports its p
 (:mod:`harness.run_progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
 for the async backlog to drain, and collects (:mod:`harness.collect`) into the run directory
 (:mod:`harness.records.run_dir`): Locust's CSV and HTML, ``requests.jsonl``, ``chaos.json``,
-``ledger.json`` and ``scenario.json`` (what :mod:`harness.judge` decides the verdicts from),
+``ledger.json`` and ``scenario.json`` (what :mod:`harness.analysis.recorded` decides the verdicts from),
 ``series.json`` (every report panel, from Prometheus), ``summary.json`` and ``report.html``.
 """
 
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from harness.analysis.recorded import write_run_scenario
 from harness.collect import LoadTimes, RunResult, collect_run, wait_drained
 from harness.faults.chaos import Chaos
 from harness.faults.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
-from harness.judge import write_run_scenario
 from harness.load.locust_group import LocustGroup, locust_commands, locust_env
 from harness.metrics.counters import CounterSampler
 from harness.records.run_dir import RunDir

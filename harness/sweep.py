@@ -26,12 +26,12 @@ from typing import Any, Protocol
 
 import pydantic
 
+from harness.analysis.recorded import judge_run
 from harness.binaries import PROJECT_ROOT
 from harness.collect import RunResult
 from harness.config.files import read_json
 from harness.config.timescale import time_scaled
 from harness.faults.chaos import Chaos
-from harness.judge import judge_run
 from harness.records.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
 from harness.run_plan import machine_scenario

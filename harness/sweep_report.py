@@ -28,8 +28,8 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
+from harness.analysis.ladder import ladder_table_html
 from harness.config.timescale import FAULT_TIMES
-from harness.ladder import ladder_table_html
 from harness.report_parts import STYLE
 from harness.sweep_dir import TrialRecord
 from harness.sweep_grid import Cell

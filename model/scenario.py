@@ -195,7 +195,7 @@ class ChaosStep(_Model):
 class Metastability(_Model):
     """A lane recovered once its success rate per offered arrival, over every ``smoothing``
     window until ``window`` after the trigger's removal, is at least ``fraction`` of its
-    pre-trigger rate (harness.recovery)."""
+    pre-trigger rate (harness.analysis.recovery)."""
 
     window: float = 60.0
     fraction: float = Field(default=0.8, gt=0, le=1.5)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.analysis.recorded import judge_run
 from harness.cli import main
-from harness.judge import judge_run
 from harness.metrics.prometheus import PrometheusClient
 from harness.stack.control import Stack
 from harness.stack.state import StateDir

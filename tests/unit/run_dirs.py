@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from harness.judge import write_run_scenario
+from harness.analysis.recorded import write_run_scenario
 from harness.records.schema import RequestRecord, RunLedger
 from model.scenario import Scenario
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.amplification import (
+from harness.analysis.amplification import (
     POLICIES,
     async_bound,
     attempts_between,

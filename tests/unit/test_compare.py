@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from harness.analysis.compare import decide, parse_bound
+from harness.analysis.estimates import Estimate
 from harness.cli import main
-from harness.compare import decide, parse_bound
-from harness.estimates import Estimate
 from model.errors import ConfigError, ExitCode
 from tests.unit.run_dirs import steady_records, steady_scenario, write_run_dir
 

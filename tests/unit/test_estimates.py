@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from harness.estimates import (
+from harness.analysis.estimates import (
     count_rate_interval,
     percentile,
     percentile_interval,
@@ -84,7 +84,7 @@ def test_proportion_and_count_rate_intervals() -> None:
 def test_a_mean_of_a_handful_of_values_gets_students_interval_not_the_normal_one() -> None:
     """Two values 1.0 and 1.6: the normal quantile would bound the mean under 1.89, a bound of
     2 s decided on two samples; Student's t with one degree of freedom reaches 5.1."""
-    from harness.estimates import mean_interval
+    from harness.analysis.estimates import mean_interval
 
     est = mean_interval([1.0, 1.6])
     assert est.high > 5.0 and est.low < -2.0

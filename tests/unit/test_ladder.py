@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import Row, RunInputs, analyse
-from harness.judge import RecordedRun, summarise
-from harness.ladder import ladder_cells, ladder_table_html
+from harness.analysis.ladder import ladder_cells, ladder_table_html
+from harness.analysis.lanes import Row, RunInputs, analyse
+from harness.analysis.recorded import RecordedRun, summarise
 from harness.records.schema import AttemptTimeline, RunLedger
 from harness.report import write_report
 from tests.unit.test_recovery import RATE, _async, _fault, _scenario, _sync

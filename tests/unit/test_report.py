@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.analysis import Row
+from harness.analysis.lanes import Row
 from harness.cli import main
 from harness.report_charts import time_axis
 from model.errors import ExitCode

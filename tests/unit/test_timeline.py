@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis import Row, RunInputs, analyse
+from harness.analysis.lanes import Row, RunInputs, analyse
+from harness.analysis.recorded import fault_windows as _faults
 from harness.faults.timeline import ChaosTimeline, read_chaos_record
-from harness.judge import fault_windows as _faults
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.scenario import ChaosStep, Scenario

@@ -2,7 +2,7 @@
 
 For each lane with a trigger (the last fault on it, as the recovery detector takes it):
 the lane's policy, the slow hop (the trigger's dependency), the amplification there (attempts
-that went out per offered arrival, :mod:`harness.amplification`) during the trigger and over
+that went out per offered arrival, :mod:`harness.analysis.amplification`) during the trigger and over
 the observation window after its removal, against the most the policy allows; the shoppers
 who did not get what they came for over the whole run (the recovery detector's success rule,
 impatient retries included); and the recovery outcome.  ``summary["ladder"][lane]`` is
@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from harness.amplification import Bound, async_bound, policy_bound, window_amplification
+from harness.analysis.amplification import Bound, async_bound, policy_bound, window_amplification
+from harness.analysis.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
 from harness.records.schema import AttemptTimeline
-from harness.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
 from model.scenario import Scenario
 
 __all__ = [

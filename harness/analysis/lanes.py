@@ -9,7 +9,7 @@ successful ones only); error rates are over every checkout attempt; goodput is s
 checkouts per second by the time they completed.
 
 Every verdict is pass, fail or undetermined, decided by the figures' 95% intervals
-(:mod:`harness.estimates`).  ``p99 < 1s`` passes when the whole interval is under 1 s, fails
+(:mod:`harness.analysis.estimates`).  ``p99 < 1s`` passes when the whole interval is under 1 s, fails
 when none of it is, and is undetermined otherwise (and says why: too few samples to bound the
 p99 from above, or an interval straddling the bound).  Against the baseline each side is
 taken at its own interval, so a decision is wrong at most 5% of the time: ``at most 20% above
@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.estimates import (
+from harness.analysis.estimates import (
     Estimate,
     count_rate_interval,
     mean_interval,
@@ -38,10 +38,10 @@ from harness.estimates import (
     proportion_interval,
     samples_to_bound,
 )
-from harness.ladder import Rung, rung
+from harness.analysis.ladder import Rung, rung
+from harness.analysis.recovery import Dip, Recovery, lane_dip, lane_recovery, recovery_verdict
+from harness.analysis.verdicts import Outcome, Verdict
 from harness.records.schema import AttemptTimeline, RequestRecord
-from harness.recovery import Dip, Recovery, lane_dip, lane_recovery, recovery_verdict
-from harness.verdicts import Outcome, Verdict
 from model.expectations import Expectation
 from model.scenario import Scenario
 
@@ -174,7 +174,7 @@ class LaneFigures:
         return self.fulfillments if successes_only else self.fulfillment_waits
 
     def estimate(self, metric: str, stat: str | None, successes_only: bool = False) -> Estimate:
-        """The figure with its 95% interval (see :mod:`harness.estimates`)."""
+        """The figure with its 95% interval (see :mod:`harness.analysis.estimates`)."""
         if metric == "error_rate":
             return proportion_interval(self.errors, self.requests)
         if metric in ("throughput", "goodput"):
@@ -554,7 +554,7 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
         for lane, (attempts, orders) in inputs.attempts.items()
         if scenario.stack.builtin
     }
-    # -- recovery (harness.recovery): after the last fault on each lane --
+    # -- recovery (harness.analysis.recovery): after the last fault on each lane --
     metastability = {}
     rungs: list[Rung] = []
     for lane in scenario.load.lanes:

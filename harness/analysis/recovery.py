@@ -31,8 +31,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from harness.estimates import proportion_interval
-from harness.verdicts import Outcome
+from harness.analysis.estimates import proportion_interval
+from harness.analysis.verdicts import Outcome
 from model.scenario import Metastability
 
 __all__ = [
@@ -53,7 +53,7 @@ RecoveryOutcome = Literal["recovered", "metastable", "not_recovered", "undetermi
 
 
 class RequestRecord(Protocol):
-    """One request of the log, as ``harness.analysis.Row`` has it (seconds since t0)."""
+    """One request of the log, as ``harness.analysis.lanes.Row`` has it (seconds since t0)."""
 
     @property
     def intended(self) -> float: ...
@@ -70,7 +70,7 @@ class RequestRecord(Protocol):
 
 
 class AppliedFault(Protocol):
-    """A fault as it was applied (``harness.analysis.FaultWindow``)."""
+    """A fault as it was applied (``harness.analysis.lanes.FaultWindow``)."""
 
     @property
     def name(self) -> str: ...

@@ -1,8 +1,8 @@
 """Two runs side by side: did NEW regress against BASE?  (``doorbuster compare``)
 
 Each run's figures are computed again from its own files, as ``doorbuster judge`` computes
-them (:mod:`harness.judge`): per lane, over the load, the checkout latency's p50, p95 and p99,
-the error rate and the throughput, each with its 95% interval (:mod:`harness.estimates`), and
+them (:mod:`harness.analysis.recorded`): per lane, over the load, the checkout latency's p50, p95 and p99,
+the error rate and the throughput, each with its 95% interval (:mod:`harness.analysis.estimates`), and
 the run's verdicts.  A figure is decided the way a verdict ``at most N% above baseline`` is,
 BASE standing for the baseline and each side taken at its own interval:
 
@@ -28,12 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.analysis import LaneFigures, format_figure, lane_figures
-from harness.estimates import Estimate, samples_to_bound
-from harness.judge import judged_load_end, read_run_scenario, recorded_run, summarise
+from harness.analysis.estimates import Estimate, samples_to_bound
+from harness.analysis.lanes import LaneFigures, format_figure, lane_figures
+from harness.analysis.recorded import judged_load_end, read_run_scenario, recorded_run, summarise
+from harness.analysis.verdicts import outcome_of
 from harness.records.run_dir import LEDGER_FILE
 from harness.records.schema import read_ledger
-from harness.verdicts import outcome_of
 from model.errors import ConfigError
 from model.scenario import Scenario
 from model.topology import LANES

@@ -1,0 +1,1 @@
+"""From a run's records to what they mean: figures with their intervals, recovery, verdicts."""
