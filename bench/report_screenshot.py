@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from harness.report import write_report
+from harness.report.run_page import write_report
 from tests.browser import headless_chromium
 from tests.report_page import check_report_page
 

@@ -476,7 +476,7 @@ def run(
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.console_progress import ConsoleProgress
-    from harness.junit import check_junit_path, write_junit
+    from harness.report.junit import check_junit_path, write_junit
     from harness.run import run_scenario
     from harness.run_plan import RunOptions
     from model.settings import PortSettings
@@ -570,7 +570,7 @@ def verdict_count(verdicts: list[dict[str, Any]]) -> str:
 @app.command()
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
     """Rebuild a run's report.html from the files in its directory."""
-    from harness.report import write_report
+    from harness.report.run_page import write_report
 
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir} is not a directory")
@@ -603,7 +603,7 @@ def judge(
     summary.json and report.html.  On a sweep's directory: every trial, and the sweep's
     sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
     from harness.analysis.recorded import judge_run
-    from harness.junit import check_junit_path, write_junit
+    from harness.report.junit import check_junit_path, write_junit
     from harness.sweep_dir import SweepDir
 
     if SweepDir(run_dir).is_sweep():
@@ -661,7 +661,7 @@ def compare(
     --max-regression by the two runs' 95% intervals; a figure they can not decide is listed
     as undetermined, not a regression (exit 0, said so)."""
     from harness.analysis.compare import compare_runs, parse_bound
-    from harness.compare_page import check_page_path, write_compare_page
+    from harness.report.compare_page import check_page_path, write_compare_page
 
     bound = parse_bound(max_regression)
     page = html_file if html_file is not None else new_run / "compare.html"

@@ -160,7 +160,7 @@ def collect_run(
     drain_cut_short: bool = False,
 ) -> RunResult:
     """Read the ledgers and the series, write the run's records, summary and report."""
-    from harness.report import write_report  # matplotlib: only once there is a report to draw
+    from harness.report.run_page import write_report  # matplotlib: only once there is a report to draw
 
     run = recorded_run(run_dir.root, scenario)
     statuses, side_effects, drains = (

@@ -104,7 +104,7 @@ def run_trial(
 
 def _shootout(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
     """The same load and faults on each broker in turn; one row per broker, one table."""
-    from harness.shootout import shootout_summary, write_shootout
+    from harness.report.shootout import shootout_summary, write_shootout
 
     brokers = plan.scenario.brokers
     summaries = []

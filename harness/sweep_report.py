@@ -30,7 +30,7 @@ from matplotlib.patches import Rectangle
 
 from harness.analysis.ladder import ladder_table_html
 from harness.config.timescale import FAULT_TIMES
-from harness.report_parts import STYLE
+from harness.report.parts import STYLE
 from harness.sweep_dir import TrialRecord
 from harness.sweep_grid import Cell
 from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell

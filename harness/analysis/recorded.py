@@ -196,7 +196,7 @@ def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = 
     except ValueError as exc:  # records that passed their own checks but not together
         raise ConfigError(f"{run_dir}: the recorded files do not make one run ({exc})") from exc
     if write:
-        from harness.report import write_report
+        from harness.report.run_page import write_report
 
         RunDir(run_dir).write_summary(summary)
         write_report(run_dir)

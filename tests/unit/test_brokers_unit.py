@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.scenarios import load_scenario
-from harness.shootout import broker_row, shootout_summary, write_shootout
+from harness.report.shootout import broker_row, shootout_summary, write_shootout
 from harness.stack.java_brokers import elasticmq_config, kafka_properties
 from model.errors import ConfigError
 from model.settings import BROKERS, Broker, StackSettings

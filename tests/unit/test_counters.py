@@ -9,8 +9,8 @@ from pathlib import Path
 import harness.metrics.counters
 from harness.config.scenarios import load_scenario
 from harness.metrics.counters import ProcessReading, Reading, RunCounters, increase
-from harness.report import write_report
-from harness.shootout import shootout_summary, write_shootout
+from harness.report.run_page import write_report
+from harness.report.shootout import shootout_summary, write_shootout
 from model import metric_names as names
 
 SERIES = (names.WORKER_MESSAGES_REDELIVERED, "async")

@@ -13,7 +13,7 @@ from harness.analysis.ladder import ladder_cells, ladder_table_html
 from harness.analysis.lanes import Row, RunInputs, analyse
 from harness.analysis.recorded import RecordedRun, summarise
 from harness.records.schema import AttemptTimeline, RunLedger
-from harness.report import write_report
+from harness.report.run_page import write_report
 from tests.unit.test_recovery import RATE, _async, _fault, _scenario, _sync
 
 T0 = 1_700_000_000.0

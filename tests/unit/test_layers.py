@@ -250,13 +250,13 @@ def test_a_cycle_is_found_through_relative_and_deferred_imports(tmp_path: Path) 
     root = _project(
         tmp_path,
         {
-            "harness/report.py": "from . import shootout\n",
-            "harness/shootout.py": "def f():\n    import harness.report\n",
-            "harness/run.py": "from harness.report import x\n",
+            "harness/report/run_page.py": "from . import shootout\n",
+            "harness/report/shootout.py": "def f():\n    import harness.report.run_page\n",
+            "harness/run.py": "from harness.report.run_page import x\n",
         },
     )
     imports = project_imports(root)
     assert [str(cycle) for cycle in import_cycles(imports, module_files(root))] == [
-        "harness.report -> harness.shootout -> harness.report"
-        " (the cycle's modules: harness.report, harness.shootout)"
+        "harness.report.run_page -> harness.report.shootout -> harness.report.run_page"
+        " (the cycle's modules: harness.report.run_page, harness.report.shootout)"
     ]

@@ -9,7 +9,7 @@ from PIL import Image
 
 from harness.analysis.lanes import Row
 from harness.cli import main
-from harness.report_charts import time_axis
+from harness.report.charts import time_axis
 from model.errors import ExitCode
 from tests.browser import headless_chromium
 from tests.report_page import check_report_page

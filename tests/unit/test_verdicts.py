@@ -180,7 +180,7 @@ def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
     from rich.console import Console
 
     from harness.cli import verdict_count, verdict_lines
-    from harness.report_parts import run_status, verdict_table
+    from harness.report.parts import run_status, verdict_table
 
     rows = _checkouts("sync", [i * 1.5 for i in range(12)], 0.2, 200)
     texts = ["sync.checkout.p99 < 1s at baseline", "sync.checkout.p50 < 0.1s at baseline"]

@@ -20,9 +20,9 @@ from harness.analysis.lanes import Row
 from harness.analysis.verdicts import outcome_of
 from harness.config.files import read_json, read_json_lines
 from harness.records.schema import RequestRecord
-from harness.report_charts import detail_charts, story_charts, time_axis
-from harness.report_parts import OUTCOME_WORDS, STYLE, run_status
-from harness.shootout import write_shootout
+from harness.report.charts import detail_charts, story_charts, time_axis
+from harness.report.parts import OUTCOME_WORDS, STYLE, run_status
+from harness.report.shootout import write_shootout
 from model.errors import ConfigError
 
 __all__ = ["write_report"]

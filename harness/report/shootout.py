@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.report_parts import STYLE, run_status, verdict_table
+from harness.report.parts import STYLE, run_status, verdict_table
 from model.scenario import Scenario
 
 __all__ = ["COLUMNS", "broker_row", "shootout_summary", "write_shootout"]

@@ -1,5 +1,5 @@
 """``compare.html``: two runs' figures and verdicts side by side, rendered from a Jinja2
-template (``harness/templates/compare.html``) filled with a :class:`RunComparison`."""
+template (``harness/report/templates/compare.html``) filled with a :class:`RunComparison`."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import jinja2
 
 from harness.analysis.compare import RunComparison
-from harness.report_parts import OUTCOME_WORDS, STYLE
+from harness.report.parts import OUTCOME_WORDS, STYLE
 from model.errors import ConfigError
 
 __all__ = ["check_page_path", "compare_page", "write_compare_page"]

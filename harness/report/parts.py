@@ -1,6 +1,6 @@
 """What every report page shares: its style, the run's status line and the verdict table.
 
-The run report (harness.report), the broker shootout's (harness.shootout) and the sweep's
+The run report (harness.report.run_page), the broker shootout's (harness.report.shootout) and the sweep's
 (harness.sweep_report) each import these, and none of them another page's module.
 """
 
