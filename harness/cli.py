@@ -477,8 +477,8 @@ def run(
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.console_progress import ConsoleProgress
     from harness.report.junit import check_junit_path, write_junit
-    from harness.run import run_scenario
-    from harness.run_plan import RunOptions
+    from harness.run.plan import RunOptions
+    from harness.run.runner import run_scenario
     from model.settings import PortSettings
 
     ports = None
@@ -852,7 +852,7 @@ def smoke(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Send the same orders to both lanes, at baseline and with email 3 s slow; compare."""
-    from harness.smoke import run_smoke
+    from harness.run.smoke import run_smoke
 
     topology = _running()
     if topology.system is not None:

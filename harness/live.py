@@ -39,7 +39,7 @@ from aiohttp import web
 from harness.binaries import PROJECT_ROOT
 from harness.live_series import MAX_RANGE_S, MIN_RANGE_S, SeriesSource, fault_windows, layout_of, panel_series
 from harness.metrics.panels import Panel, panels_for
-from harness.run_status import RunStatus
+from harness.run.status import RunStatus
 from model.errors import ConfigError, DoorbusterError
 from model.faults import HTTP_FAULTS, STREAMS, TOXIC_TYPES, FaultSpec
 from model.topology import LANES, Topology

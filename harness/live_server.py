@@ -1,6 +1,6 @@
 """The live view's process: ``python -m harness.live_server --state-dir DIR`` serves the page
 (:mod:`harness.live`) of a running stack, from its Prometheus, its faults (the CLI's own path)
-and the status its runs publish (:mod:`harness.run_status`), on the stack's ``live`` port."""
+and the status its runs publish (:mod:`harness.run.status`), on the stack's ``live`` port."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from harness.faults.leases import FaultLease, fault_owners
 from harness.live import LiveView, build_live_app, new_token
 from harness.metrics.prometheus import PrometheusClient
 from harness.processes import pid_alive
-from harness.run_status import RunStatus, read_run_status
+from harness.run.status import RunStatus, read_run_status
 from harness.stack.state import StateDir
 from model.errors import DoorbusterError, StackNotRunning
 from model.faults import FaultSpec

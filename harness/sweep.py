@@ -2,7 +2,7 @@
 
 The grid comes from the scenario's ``sweep:`` section (model.scenario.SweepSection; cells
 and trial scenarios in harness.sweep_grid, what to run next in harness.sweep_plan).  Each
-trial is a ``doorbuster run`` of the cell's trial scenario (harness.run.run_trial) into
+trial is a ``doorbuster run`` of the cell's trial scenario (harness.run.runner.run_trial) into
 ``trials/<cell-id>/<repeat>/``.  Before each, the stack is brought to a clean state
 (harness.sweep_clean): faults removed, then a bounded wait (``settle``) for every pool,
 downstream, worker and breaker to go idle; if it does not, the stack is restarted; a trial
@@ -28,14 +28,14 @@ import pydantic
 
 from harness.analysis.recorded import judge_run
 from harness.binaries import PROJECT_ROOT
-from harness.collect import RunResult
 from harness.config.files import read_json
 from harness.config.timescale import time_scaled
 from harness.faults.chaos import Chaos
 from harness.records.run_dir import LEDGER_FILE, SUMMARY_FILE
-from harness.run import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
-from harness.run_plan import machine_scenario
-from harness.run_progress import RunProgress
+from harness.run.collect import RunResult
+from harness.run.plan import machine_scenario
+from harness.run.progress import RunProgress
+from harness.run.runner import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
 from harness.stack.control import Stack
 from harness.sweep_clean import first_reasons, stack_dirt
 from harness.sweep_dir import GRID_FILE, SweepDir, TrialRecord
@@ -122,7 +122,7 @@ def _trials(sweep_dir: SweepDir) -> list[SweepTrial]:
     return found
 
 
-# What is dirty on a stack (harness.sweep_clean), and one run of a trial (harness.run).
+# What is dirty on a stack (harness.sweep_clean), and one run of a trial (harness.run.runner).
 Inspect = Callable[[Topology, float], list[str]]
 RunTrial = Callable[[Scenario, Path, Stack, RunProgress], RunResult]
 

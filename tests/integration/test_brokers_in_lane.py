@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from harness.faults.chaos import Chaos
-from harness.smoke import wait_fulfilled
+from harness.run.smoke import wait_fulfilled
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
 from model import metric_names as names

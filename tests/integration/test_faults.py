@@ -23,7 +23,7 @@ import requests
 
 from harness.binaries import PROJECT_ROOT
 from harness.metrics.counters import CounterSampler
-from harness.smoke import wait_fulfilled
+from harness.run.smoke import wait_fulfilled
 from harness.stack.state import StateDir
 from model import metric_names as names
 from model.faults import FaultSpec

@@ -12,8 +12,8 @@ import aiohttp
 import requests
 
 from harness.binaries import find_binary
-from harness.collect import wait_drained
-from harness.smoke import send_orders, wait_fulfilled
+from harness.run.collect import wait_drained
+from harness.run.smoke import send_orders, wait_fulfilled
 from model import metric_names as names
 from model.faults import FaultSpec
 from tests.integration.conftest import RunningStack

@@ -198,12 +198,12 @@ def test_ctrl_c_stops_the_run_removes_every_fault_and_still_reports(
 def test_ctrl_c_while_waiting_for_the_drain_stops_waiting_and_still_reports(
     stack: RunningStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import harness.run
+    import harness.run.runner
 
     def ctrl_c(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # what Python raises when Ctrl-C comes during the wait
 
-    monkeypatch.setattr(harness.run, "wait_drained", ctrl_c)
+    monkeypatch.setattr(harness.run.runner, "wait_drained", ctrl_c)
     scenario = tmp_path / "short.yaml"
     scenario.write_text(SHORT)
     out = tmp_path / "run"

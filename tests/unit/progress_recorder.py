@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.run_progress import LiveFigures, RunStage
+from harness.run.progress import LiveFigures, RunStage
 from harness.sweep_grid import Cell
 
 

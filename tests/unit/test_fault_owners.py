@@ -1,5 +1,5 @@
 """Who applied each active fault (harness.faults.leases.fault_owners), and what a run does about faults
-doorbuster did not apply (harness.run.clear_faults): refuse, or remove them when told to."""
+doorbuster did not apply (harness.run.runner.clear_faults): refuse, or remove them when told to."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from harness.faults.actions import add_held
 from harness.faults.chaos import ActiveFault, Chaos
 from harness.faults.leases import FaultLease, fault_owners, forget_removed_faults, sweep_leftovers
-from harness.run import clear_faults
+from harness.run.runner import clear_faults
 from model.errors import ForeignFaults, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.settings import StackSettings

@@ -226,16 +226,16 @@ def test_a_forbidden_import_is_named_with_its_module_and_line(tmp_path: Path) ->
     root = _project(
         tmp_path,
         {
-            "targets/app.py": "import json\n\ndef f():\n    from harness.run import x\n",
+            "targets/app.py": "import json\n\ndef f():\n    from harness.run.runner import x\n",
             "locustfiles/users.py": "from targets import app\n",
             "model/thing.py": "import subprocess\n",
-            "harness/run.py": "from targets.app import f\nfrom model import thing\n",
+            "harness/run/runner.py": "from targets.app import f\nfrom model import thing\n",
         },
     )
     assert sorted(layering_violations(project_imports(root))) == [
         "locustfiles.users (line 1) imports targets.app: locustfiles/ must not import targets/",
         "model.thing (line 1) imports subprocess: model/ holds pure definitions and does no I/O",
-        "targets.app (line 4) imports harness.run: targets/ must not import harness/",
+        "targets.app (line 4) imports harness.run.runner: targets/ must not import harness/",
     ]
 
 
@@ -252,7 +252,7 @@ def test_a_cycle_is_found_through_relative_and_deferred_imports(tmp_path: Path) 
         {
             "harness/report/run_page.py": "from . import shootout\n",
             "harness/report/shootout.py": "def f():\n    import harness.report.run_page\n",
-            "harness/run.py": "from harness.report.run_page import x\n",
+            "harness/run/runner.py": "from harness.report.run_page import x\n",
         },
     )
     imports = project_imports(root)

@@ -1,5 +1,5 @@
 """rich stays at the CLI's edge: runs, sweeps and collection report progress through
-harness.run_progress.RunProgress, and only the CLI's modules import rich."""
+harness.run.progress.RunProgress, and only the CLI's modules import rich."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_only_the_cli_edge_imports_rich() -> None:
 def test_a_run_and_a_sweep_load_no_rich() -> None:
     # Not even through another module: the run's whole import graph, in a fresh interpreter.
     code = (
-        "import sys, harness.run, harness.sweep, harness.collect, harness.load.locust_group; "
+        "import sys, harness.run.runner, harness.sweep, harness.run.collect, harness.load.locust_group; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
     )
     answer = subprocess.run(

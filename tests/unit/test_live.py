@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from harness.live import TOKEN_HEADER, LiveView, build_live_app
 from harness.live_series import fault_windows, layout_of
 from harness.metrics.panels import PANELS, panel, panels_for
-from harness.run_status import RunStatus, VerdictLine
+from harness.run.status import RunStatus, VerdictLine
 from model.faults import FaultSpec
 from model.settings import StackSettings
 from model.system import SystemSpec

@@ -11,8 +11,8 @@ import pytest
 from harness.binaries import PROJECT_ROOT
 from harness.cli import main
 from harness.records.run_dir import new_run_dir
-from harness.run import run_scenario
-from harness.run_plan import RunOptions
+from harness.run.plan import RunOptions
+from harness.run.runner import run_scenario
 from harness.stack.control import Stack
 from model.errors import ConfigError, ExitCode
 from tests.unit.progress_recorder import ProgressRecorder

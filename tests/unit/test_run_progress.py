@@ -1,4 +1,4 @@
-"""A run's progress through harness.run_progress.RunProgress: the stages a run step reports, the
+"""A run's progress through harness.run.progress.RunProgress: the stages a run step reports, the
 live figures made from the run directory, and the CLI's edge showing them."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from rich.console import Console
 from harness.console_progress import ConsoleProgress
 from harness.records.run_dir import RunDir
 from harness.records.schema import RequestRecord
-from harness.run import drive_load, ensure_stack
-from harness.run_progress import LiveFigures, LiveTail
+from harness.run.progress import LiveFigures, LiveTail
+from harness.run.runner import drive_load, ensure_stack
 from model.errors import EnvironmentProblem
 from model.scenario import Scenario
 from tests.unit.fake_stack import FakeStack

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.run_progress import LaneFigures, LiveFigures
-from harness.run_status import RUN_STATUS_FILE, PublishedProgress, read_run_status
+from harness.run.progress import LaneFigures, LiveFigures
+from harness.run.status import RUN_STATUS_FILE, PublishedProgress, read_run_status
 from tests.unit.progress_recorder import ProgressRecorder
 
 

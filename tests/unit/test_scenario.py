@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from harness.config.scenarios import load_scenario, shipped_scenarios
-from harness.run_plan import scaled
+from harness.run.plan import scaled
 from model.errors import ConfigError
 from model.expectations import parse_expectation
 from model.settings import RETRY_POLICIES
@@ -200,7 +200,7 @@ def test_bad_expectations_are_refused(text: str) -> None:
 def test_load_goes_to_loopback_unless_a_host_is_allowed(
     targets: dict[str, str], allow: tuple[str, ...], ok: bool
 ) -> None:
-    from harness.run_plan import check_targets
+    from harness.run.plan import check_targets
 
     if ok:
         check_targets(targets, allow)

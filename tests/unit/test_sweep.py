@@ -12,10 +12,10 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
 from harness.cli import main
-from harness.collect import RunResult
 from harness.config.scenarios import load_scenario
 from harness.config.timescale import time_scaled
-from harness.run_progress import RunProgress
+from harness.run.collect import RunResult
+from harness.run.progress import RunProgress
 from harness.stack.control import Stack
 from harness.sweep import TrialRunner, judge_sweep
 from harness.sweep_clean import busy_gauges

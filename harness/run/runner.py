@@ -1,11 +1,11 @@
 """``doorbuster run``: one scenario, both lanes, the same traffic and the same faults.
 
-The run is planned first (:mod:`harness.run_plan`: every option checked before anything
+The run is planned first (:mod:`harness.run.plan`: every option checked before anything
 starts); it refuses to start when faults applied outside doorbuster are in force (unless told
 to remove them); then it brings the stack up (with the scenario's settings) if needed, removes
 leftover faults, starts Locust (:mod:`harness.load.locust_group`), reports its progress
-(:mod:`harness.run_progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
-for the async backlog to drain, and collects (:mod:`harness.collect`) into the run directory
+(:mod:`harness.run.progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
+for the async backlog to drain, and collects (:mod:`harness.run.collect`) into the run directory
 (:mod:`harness.records.run_dir`): Locust's CSV and HTML, ``requests.jsonl``, ``chaos.json``,
 ``ledger.json`` and ``scenario.json`` (what :mod:`harness.analysis.recorded` decides the verdicts from),
 ``series.json`` (every report panel, from Prometheus), ``summary.json`` and ``report.html``.
@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Protocol
 
 from harness.analysis.recorded import write_run_scenario
-from harness.collect import LoadTimes, RunResult, collect_run, wait_drained
 from harness.faults.chaos import Chaos
 from harness.faults.leases import OwnedFault, fault_owners, forget_removed_faults, sweep_leftovers
 from harness.load.locust_group import LocustGroup, locust_commands, locust_env
 from harness.metrics.counters import CounterSampler
 from harness.records.run_dir import RunDir
-from harness.run_plan import RunOptions, RunPlan, plan_run, plan_trial
-from harness.run_progress import LiveTail, RunProgress
-from harness.run_status import PublishedProgress
+from harness.run.collect import LoadTimes, RunResult, collect_run, wait_drained
+from harness.run.plan import RunOptions, RunPlan, plan_run, plan_trial
+from harness.run.progress import LiveTail, RunProgress
+from harness.run.status import PublishedProgress
 from harness.stack.control import Stack
 from model.errors import DoorbusterError, EnvironmentProblem, ForeignFaults
 from model.scenario import Scenario

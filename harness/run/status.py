@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from harness.run_progress import LiveFigures, RunProgress, RunStage
+    from harness.run.progress import LiveFigures, RunProgress, RunStage
 
 __all__ = [
     "RUN_STATUS_FILE",
@@ -102,7 +102,7 @@ def read_run_status(state_root: Path) -> RunStatus | None:
 
 
 class PublishedProgress:
-    """A :class:`~harness.run_progress.RunProgress` that passes everything on to ``inner`` and
+    """A :class:`~harness.run.progress.RunProgress` that passes everything on to ``inner`` and
     publishes the run's status for the live view."""
 
     def __init__(self, inner: RunProgress, state_root: Path, *, scenario: str, run_dir: Path) -> None:
