@@ -604,10 +604,10 @@ def judge(
     sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
     from harness.analysis.recorded import judge_run
     from harness.report.junit import check_junit_path, write_junit
-    from harness.sweep_dir import SweepDir
+    from harness.sweep.directory import SweepDir
 
     if SweepDir(run_dir).is_sweep():
-        from harness.sweep import judge_sweep
+        from harness.sweep.runner import judge_sweep
 
         if scenario is not None or as_json or junit is not None:
             raise ConfigError(
@@ -699,7 +699,7 @@ def compare(
 
 
 def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
-    from harness.sweep import SweepResult
+    from harness.sweep.runner import SweepResult
 
     assert isinstance(result, SweepResult)
     scale = result.data["grid"].get("time_scale") or 1
@@ -714,7 +714,7 @@ def _sweep_done(result: Any, resume: list[str] | None = None) -> None:
     out.print(table)
     if result.data["grid"].get("policies"):
         from harness.analysis.ladder import LADDER_COLUMNS, ladder_cells
-        from harness.sweep_report import ladder_entries
+        from harness.sweep.report import ladder_entries
 
         for lane in result.data["lanes"]:
             ladder = Table(*LADDER_COLUMNS, title=f"retry-policy ladder, {lane} lane", title_justify="left")
@@ -772,7 +772,7 @@ def sweep(
     when the sweep finished with every cell determined, 1 when a cell is undetermined or not run
     (a time or trial bound), 130 on Ctrl-C (resume with --out), 2 bad input, 3 environment."""
     from harness.console_progress import ConsoleProgress
-    from harness.sweep import SweepOptions, run_sweep
+    from harness.sweep.runner import SweepOptions, run_sweep
 
     loaded, _ = load_scenario(scenario)
     if config is not None:

@@ -1,7 +1,7 @@
 """The CLI's edge for progress: a run's and a sweep's progress shown with rich on a console.
 
 This and :mod:`harness.cli` are the only modules that import rich; runs and sweeps report
-through :class:`harness.run.progress.RunProgress` and :class:`harness.sweep.SweepEvents`.
+through :class:`harness.run.progress.RunProgress` and :class:`harness.sweep.runner.SweepEvents`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from rich.status import Status
 from rich.table import Table
 
 from harness.run.progress import LiveFigures, RunStage
-from harness.sweep_grid import Cell
+from harness.sweep.grid import Cell
 
 __all__ = ["ConsoleProgress", "live_table"]
 

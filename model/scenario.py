@@ -220,7 +220,7 @@ def _positive_seconds(values: Any) -> Any:
 
 
 class SweepSection(_Model):
-    """``doorbuster sweep``'s grid (harness.sweep): offered loads by one chaos step's size
+    """``doorbuster sweep``'s grid (harness.sweep.runner): offered loads by one chaos step's size
     and/or duration, with trials per cell, the observation window after the trigger's removal,
     and optionally named sync-lane policies."""
 

@@ -1,7 +1,7 @@
 """What every report page shares: its style, the run's status line and the verdict table.
 
 The run report (harness.report.run_page), the broker shootout's (harness.report.shootout) and the sweep's
-(harness.sweep_report) each import these, and none of them another page's module.
+(harness.sweep.report) each import these, and none of them another page's module.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from harness.run.progress import LiveFigures, RunStage
-from harness.sweep_grid import Cell
+from harness.sweep.grid import Cell
 
 
 class ProgressRecorder:

@@ -35,7 +35,7 @@ def test_only_the_cli_edge_imports_rich() -> None:
 def test_a_run_and_a_sweep_load_no_rich() -> None:
     # Not even through another module: the run's whole import graph, in a fresh interpreter.
     code = (
-        "import sys, harness.run.runner, harness.sweep, harness.run.collect, harness.load.locust_group; "
+        "import sys, harness.run.runner, harness.sweep.runner, harness.run.collect, harness.load.locust_group; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'rich'))"
     )
     answer = subprocess.run(

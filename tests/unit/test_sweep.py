@@ -17,13 +17,13 @@ from harness.config.timescale import time_scaled
 from harness.run.collect import RunResult
 from harness.run.progress import RunProgress
 from harness.stack.control import Stack
-from harness.sweep import TrialRunner, judge_sweep
-from harness.sweep_clean import busy_gauges
-from harness.sweep_dir import SweepDir, TrialRecord
-from harness.sweep_grid import Cell, grid_cells, grid_record, trial_scenario
-from harness.sweep_outcomes import TrialOutcome, classify_lane, summarise_cell
-from harness.sweep_plan import next_trials
-from harness.sweep_report import SweepTrial, as_written, cell_summaries, sweep_data, write_sweep
+from harness.sweep.clean import busy_gauges
+from harness.sweep.directory import SweepDir, TrialRecord
+from harness.sweep.grid import Cell, grid_cells, grid_record, trial_scenario
+from harness.sweep.outcomes import TrialOutcome, classify_lane, summarise_cell
+from harness.sweep.plan import next_trials
+from harness.sweep.report import SweepTrial, as_written, cell_summaries, sweep_data, write_sweep
+from harness.sweep.runner import TrialRunner, judge_sweep
 from model.errors import ConfigError, ExitCode
 from model.scenario import Scenario, SweepSection
 from model.topology import Topology

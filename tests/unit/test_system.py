@@ -297,7 +297,7 @@ def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_fo
 
 
 def test_a_sweeps_clean_check_on_a_system_reads_no_ledger_and_no_checkout_gauges() -> None:
-    from harness.sweep_clean import stack_dirt
+    from harness.sweep.clean import stack_dirt
 
     asked: list[str] = []
 

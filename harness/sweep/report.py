@@ -31,9 +31,9 @@ from matplotlib.patches import Rectangle
 from harness.analysis.ladder import ladder_table_html
 from harness.config.timescale import FAULT_TIMES
 from harness.report.parts import STYLE
-from harness.sweep_dir import TrialRecord
-from harness.sweep_grid import Cell
-from harness.sweep_outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell
+from harness.sweep.directory import TrialRecord
+from harness.sweep.grid import Cell
+from harness.sweep.outcomes import CellSummary, TrialOutcome, classify_lane, summarise_cell
 
 __all__ = [
     "COLOURS",

@@ -3,7 +3,7 @@
 .. code-block:: text
 
     runs/<time>-sweep-<name>/
-      grid.json                   the grid (harness.sweep_grid.grid_record): resume refuses another
+      grid.json                   the grid (harness.sweep.grid.grid_record): resume refuses another
       trials/<cell-id>/<repeat>/  one trial's run directory (doorbuster run's files) and
         trial.json                written last: a directory without it is a partial trial, removed
       sweep.json, map.png, sweep.html
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness.config.files import read_json
-from harness.sweep_grid import Cell
+from harness.sweep.grid import Cell
 from model.errors import ConfigError
 
 __all__ = ["GRID_FILE", "TRIAL_FILE", "SweepDir", "TrialRecord"]

@@ -1,10 +1,10 @@
 """``doorbuster sweep``: the vulnerable-region map, one short trial per cell and repeat.
 
 The grid comes from the scenario's ``sweep:`` section (model.scenario.SweepSection; cells
-and trial scenarios in harness.sweep_grid, what to run next in harness.sweep_plan).  Each
+and trial scenarios in harness.sweep.grid, what to run next in harness.sweep.plan).  Each
 trial is a ``doorbuster run`` of the cell's trial scenario (harness.run.runner.run_trial) into
 ``trials/<cell-id>/<repeat>/``.  Before each, the stack is brought to a clean state
-(harness.sweep_clean): faults removed, then a bounded wait (``settle``) for every pool,
+(harness.sweep.clean): faults removed, then a bounded wait (``settle``) for every pool,
 downstream, worker and breaker to go idle; if it does not, the stack is restarted; a trial
 whose stack is still not clean is recorded as dirty, not counted, and tried once more.
 
@@ -37,12 +37,12 @@ from harness.run.plan import machine_scenario
 from harness.run.progress import RunProgress
 from harness.run.runner import clear_faults, ensure_stack, refuse_foreign_faults, run_trial
 from harness.stack.control import Stack
-from harness.sweep_clean import first_reasons, stack_dirt
-from harness.sweep_dir import GRID_FILE, SweepDir, TrialRecord
-from harness.sweep_grid import Cell, grid_cells, grid_record, sweep_of, trial_scenario
-from harness.sweep_outcomes import CellSummary
-from harness.sweep_plan import next_trials
-from harness.sweep_report import SweepTrial, cell_summaries, sweep_data, write_sweep
+from harness.sweep.clean import first_reasons, stack_dirt
+from harness.sweep.directory import GRID_FILE, SweepDir, TrialRecord
+from harness.sweep.grid import Cell, grid_cells, grid_record, sweep_of, trial_scenario
+from harness.sweep.outcomes import CellSummary
+from harness.sweep.plan import next_trials
+from harness.sweep.report import SweepTrial, cell_summaries, sweep_data, write_sweep
 from model.errors import ConfigError, DoorbusterError, ForeignFaults
 from model.scenario import Scenario, SweepSection
 from model.topology import Topology
@@ -122,7 +122,7 @@ def _trials(sweep_dir: SweepDir) -> list[SweepTrial]:
     return found
 
 
-# What is dirty on a stack (harness.sweep_clean), and one run of a trial (harness.run.runner).
+# What is dirty on a stack (harness.sweep.clean), and one run of a trial (harness.run.runner).
 Inspect = Callable[[Topology, float], list[str]]
 RunTrial = Callable[[Scenario, Path, Stack, RunProgress], RunResult]
 

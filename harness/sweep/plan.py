@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from harness.sweep_grid import Cell, grid_cells
-from harness.sweep_outcomes import DETERMINED, CellSummary
+from harness.sweep.grid import Cell, grid_cells
+from harness.sweep.outcomes import DETERMINED, CellSummary
 from model.scenario import SweepSection
 
 __all__ = ["Plan", "next_trials"]

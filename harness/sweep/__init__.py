@@ -1,0 +1,1 @@
+"""``doorbuster sweep``: the vulnerable-region map, one short trial per cell."""
