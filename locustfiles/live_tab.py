@@ -25,7 +25,7 @@ __all__ = ["TAB_KEY", "add_live_tab"]
 
 TAB_KEY = "doorbuster-live"
 PREFIX = f"/{TAB_KEY}"
-TAB_SCRIPT = Path(__file__).resolve().parent.parent / "harness" / "live_page" / "locust_tab.js"
+TAB_SCRIPT = Path(__file__).resolve().parent.parent / "harness" / "live" / "page" / "locust_tab.js"
 _TOKEN_HEADER = "X-Doorbuster-Token"
 _STATE_CHANGES = ("api/faults", "api/faults/remove")
 _PASSED_HEADERS = ("Content-Type", "Cache-Control")

@@ -12,7 +12,7 @@ Port layout, from ``ports.base`` (default 21000)::
     base + 40 + i         async worker for deferred dependency i (/metrics, /health)
     base + 50 / 51        Locust's Prometheus exporter / Locust master (distributed runs)
     base + 90 / 91        Prometheus / the supervisor's own /metrics (doorbuster_toxic_active)
-    base + 92             the live view (a page of every panel, both lanes; harness.live)
+    base + 92             the live view (a page of every panel, both lanes; harness.live.app)
     base + 100 + i        Toxiproxy proxy sync-<dependency i>
     base + 120 + i        Toxiproxy proxy async-<dependency i>
     base + 140            Toxiproxy proxy async-broker

@@ -93,7 +93,7 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
     elif spec.kind == "service" and spec.service is not None:
         cmd, env = start_command(spec.service, topology, state)
     elif spec.kind == "live":
-        cmd = [sys.executable, "-m", "harness.live_server", "--state-dir", str(state.root)]
+        cmd = [sys.executable, "-m", "harness.live.server", "--state-dir", str(state.root)]
     else:
         # A target is told everything it needs, resolved: it never reads the stack file.
         target = resolve_target_config(topology, spec, data_dir=state.data_dir)

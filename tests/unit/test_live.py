@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from harness.live import TOKEN_HEADER, LiveView, build_live_app
-from harness.live_series import fault_windows, layout_of
+from harness.live.app import TOKEN_HEADER, LiveView, build_live_app
+from harness.live.series import fault_windows, layout_of
 from harness.metrics.panels import PANELS, panel, panels_for
 from harness.run.status import RunStatus, VerdictLine
 from model.faults import FaultSpec

@@ -1,10 +1,10 @@
 """The live view: a page on loopback of every panel of the catalogue, both lanes side by side,
 drawn live from the stack's Prometheus, with the faults in force, the run's stage and verdicts.
 
-The supervisor runs it as a process of the stack (:mod:`harness.live_server`, ``live`` in
+The supervisor runs it as a process of the stack (:mod:`harness.live.server`, ``live`` in
 :attr:`model.topology.Topology.processes`); it is never part of the system under test.  Endpoints::
 
-    GET  /                    the page (harness/live_page), with this server's token in it
+    GET  /                    the page (harness/live/page), with this server's token in it
     GET  /assets/NAME         the page's script and style, and uPlot from .tools/npm
     GET  /health              200 once serving
     GET  /api/config          lanes, panels (their layout), dependencies, fault types
@@ -37,7 +37,7 @@ import jinja2
 from aiohttp import web
 
 from harness.binaries import PROJECT_ROOT
-from harness.live_series import MAX_RANGE_S, MIN_RANGE_S, SeriesSource, fault_windows, layout_of, panel_series
+from harness.live.series import MAX_RANGE_S, MIN_RANGE_S, SeriesSource, fault_windows, layout_of, panel_series
 from harness.metrics.panels import Panel, panels_for
 from harness.run.status import RunStatus
 from model.errors import ConfigError, DoorbusterError
@@ -46,7 +46,7 @@ from model.topology import LANES, Topology
 
 __all__ = ["FaultDesk", "LiveView", "build_live_app", "fault_spec_of", "new_token", "removal_of"]
 
-PAGE_DIR = Path(__file__).parent / "live_page"
+PAGE_DIR = Path(__file__).parent / "page"
 UPLOT_DIR = PROJECT_ROOT / ".tools" / "npm" / "node_modules" / "uplot" / "dist"
 TOKEN_HEADER = "X-Doorbuster-Token"
 _PAGE_ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}

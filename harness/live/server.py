@@ -1,5 +1,5 @@
-"""The live view's process: ``python -m harness.live_server --state-dir DIR`` serves the page
-(:mod:`harness.live`) of a running stack, from its Prometheus, its faults (the CLI's own path)
+"""The live view's process: ``python -m harness.live.server --state-dir DIR`` serves the page
+(:mod:`harness.live.app`) of a running stack, from its Prometheus, its faults (the CLI's own path)
 and the status its runs publish (:mod:`harness.run.status`), on the stack's ``live`` port."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from aiohttp import web
 from harness.faults.actions import add_held, remove_faults
 from harness.faults.chaos import Chaos
 from harness.faults.leases import FaultLease, fault_owners
-from harness.live import LiveView, build_live_app, new_token
+from harness.live.app import LiveView, build_live_app, new_token
 from harness.metrics.prometheus import PrometheusClient
 from harness.processes import pid_alive
 from harness.run.status import RunStatus, read_run_status
@@ -33,7 +33,7 @@ _APPLIED_BY = "doorbuster live view"
 
 
 class StackFaults:
-    """:class:`harness.live.FaultDesk` on the running stack: a fault added from the page is
+    """:class:`harness.live.app.FaultDesk` on the running stack: a fault added from the page is
     held by the stack's lease (as ``doorbuster toxic add`` without ``--for``)."""
 
     def __init__(self, state: StateDir, topology: Topology) -> None:
@@ -77,7 +77,7 @@ def _current(status: RunStatus | None) -> RunStatus | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.live_server")
+    parser = argparse.ArgumentParser(prog="python -m harness.live.server")
     parser.add_argument("--state-dir", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s live %(levelname)s %(message)s")
