@@ -158,7 +158,7 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="doorbuster-soak-"))
     state = work / "state"
-    cli = [sys.executable, "-m", "harness.cli", "--state-dir", str(state)]
+    cli = [sys.executable, "-m", "harness.cli.main", "--state-dir", str(state)]
     subprocess.run([*cli, "up", "--base-port", "27000", "--toxiproxy-port", "27474"], check=True, cwd=ROOT)
     samples: list[tuple[float, int, dict[str, tuple[int, int]]]] = []  # time, run, memory
     ends: list[tuple[Path, int, dict[str, tuple[int, int]]]] = []  # each run: dir, exit code, memory

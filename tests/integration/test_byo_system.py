@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from harness.analysis.recorded import judge_run
-from harness.cli import main
+from harness.cli.main import main
 from harness.metrics.prometheus import PrometheusClient
 from harness.stack.control import Stack
 from harness.stack.state import StateDir

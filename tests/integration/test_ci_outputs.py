@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from harness.analysis.verdicts import outcome_of
-from harness.cli import main
+from harness.cli.main import main
 from model.errors import ExitCode
 from tests.integration.conftest import RunningStack
 

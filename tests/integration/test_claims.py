@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from harness.analysis.recorded import judge_run
-from harness.cli import main
+from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from model.errors import ExitCode
 

@@ -195,7 +195,7 @@ def test_a_run_counts_across_a_worker_killed_mid_run(stack: RunningStack, tmp_pa
     scenario = tmp_path / "steady.yaml"
     scenario.write_text(STEADY)
     out = tmp_path / "run"
-    cli = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir)]
+    cli = [sys.executable, "-m", "harness.cli.main", "--state-dir", str(stack.state_dir)]
     run = subprocess.Popen([*cli, "run", str(scenario), "--out", str(out)], cwd=PROJECT_ROOT,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
@@ -298,7 +298,7 @@ def test_kill_9_a_run_mid_fault_the_next_command_cleans_up_and_down_leaves_no_or
     """On a stack of its own, since it ends with `doorbuster down`."""
     state = tmp_path / "state"
     base = ["--state-dir", str(state)]
-    cli = [sys.executable, "-m", "harness.cli", *base]
+    cli = [sys.executable, "-m", "harness.cli.main", *base]
     ports = ["--base-port", "24000", "--toxiproxy-port", "24474"]
     subprocess.run([*cli, "up", *ports], check=True, capture_output=True, timeout=180, cwd=PROJECT_ROOT)
     try:

@@ -39,7 +39,7 @@ def _run(stack: RunningStack, tmp_path: Path) -> Iterator[subprocess.Popen[bytes
     scenario = tmp_path / "short.yaml"
     scenario.write_text(SHORT)
     log = tmp_path / "run.log"
-    cmd = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir), "run", str(scenario),
+    cmd = [sys.executable, "-m", "harness.cli.main", "--state-dir", str(stack.state_dir), "run", str(scenario),
            "--out", str(tmp_path / "run")]  # fmt: skip
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)

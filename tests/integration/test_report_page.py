@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.cli import main
+from harness.cli.main import main
 from model.errors import ExitCode
 from tests.browser import headless_chromium
 from tests.integration.conftest import RunningStack

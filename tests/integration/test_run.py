@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from harness.binaries import PROJECT_ROOT, find_binary
-from harness.cli import main
+from harness.cli.main import main
 from harness.metrics.panels import PANELS
 from model.errors import ExitCode
 from tests.integration.conftest import RunningStack
@@ -172,7 +172,7 @@ def test_ctrl_c_stops_the_run_removes_every_fault_and_still_reports(
     scenario = tmp_path / "long.yaml"
     scenario.write_text(SHORT.replace("duration: 14s", "duration: 120s").replace("for: 6s", "for: 100s"))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir), "run", str(scenario),
+    cmd = [sys.executable, "-m", "harness.cli.main", "--state-dir", str(stack.state_dir), "run", str(scenario),
            "--out", str(out)]  # fmt: skip
     # As from a terminal: a suite started in the background (`make test &`) would hand its
     # children SIGINT ignored, and Python then installs no KeyboardInterrupt for it.

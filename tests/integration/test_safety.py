@@ -268,7 +268,7 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
     scenario = tmp_path / "loopback.yaml"
     scenario.write_text(SCENARIO.format(broker=stack.topology.settings.broker))
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "harness.cli", "--state-dir", str(stack.state_dir), "run", str(scenario),
+    cmd = [sys.executable, "-m", "harness.cli.main", "--state-dir", str(stack.state_dir), "run", str(scenario),
            "--out", str(out), "--workers", "1"]  # fmt: skip
     log = tmp_path / "run.log"
     with log.open("wb") as fh:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from harness.cli import main
+from harness.cli.main import main
 from model.errors import ExitCode
 
 SHOOTOUT = """

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.config.scenarios import SCENARIO_DIR
 from model.errors import ExitCode
 

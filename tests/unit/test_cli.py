@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli import load_settings
+from harness.cli.main import load_settings
 from harness.config.scenarios import load_scenario
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from harness.analysis.compare import decide, parse_bound
 from harness.analysis.estimates import Estimate
-from harness.cli import main
+from harness.cli.main import main
 from model.errors import ConfigError, ExitCode
 from tests.unit.run_dirs import steady_records, steady_scenario, write_run_dir
 

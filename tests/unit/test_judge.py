@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from harness.analysis.recorded import recorded_run, summarise, write_run_scenario
-from harness.cli import main
+from harness.cli.main import main
 from harness.faults.timeline import FaultRecord
 from harness.records.schema import RequestRecord, RunLedger
 from model.errors import ExitCode

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.report.junit import junit_xml
 from model.errors import ExitCode
 from tests.unit.run_dirs import steady_records, steady_scenario, write_run_dir

@@ -10,7 +10,7 @@ import sys
 from harness.binaries import PROJECT_ROOT
 
 PACKAGES = ("model", "harness", "targets", "locustfiles", "bench")
-CLI_EDGE = {"harness/cli.py", "harness/console_progress.py"}
+CLI_EDGE = {"harness/cli/main.py", "harness/cli/progress.py"}
 
 
 def _imports_rich(source: str) -> bool:

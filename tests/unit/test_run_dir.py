@@ -9,7 +9,7 @@ from typing import Any, cast
 import pytest
 
 from harness.binaries import PROJECT_ROOT
-from harness.cli import main
+from harness.cli.main import main
 from harness.records.run_dir import new_run_dir
 from harness.run.plan import RunOptions
 from harness.run.runner import run_scenario

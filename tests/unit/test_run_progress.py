@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from harness.console_progress import ConsoleProgress
+from harness.cli.progress import ConsoleProgress
 from harness.records.run_dir import RunDir
 from harness.records.schema import RequestRecord
 from harness.run.progress import LiveFigures, LiveTail

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from harness.config.timescale import time_scaled
 from harness.run.collect import RunResult

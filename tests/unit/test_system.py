@@ -276,7 +276,7 @@ def test_a_program_the_system_names_must_exist_before_anything_starts(tmp_path: 
 def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_for(tmp_path: Path) -> None:
     import json
 
-    from harness.cli import main
+    from harness.cli.main import main
     from harness.metrics.panels import PANELS, panels_for
     from harness.stack.generated import system_dashboard
 

@@ -184,7 +184,7 @@ def test_toxic_list_against_a_silent_toxiproxy_exits_3_with_a_message(
     started = time.monotonic()
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "harness.cli", "--state-dir", str(tmp_path), "toxic", "list"],
+            [sys.executable, "-m", "harness.cli.main", "--state-dir", str(tmp_path), "toxic", "list"],
             capture_output=True,
             text=True,
             timeout=60,

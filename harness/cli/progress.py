@@ -1,6 +1,6 @@
 """The CLI's edge for progress: a run's and a sweep's progress shown with rich on a console.
 
-This and :mod:`harness.cli` are the only modules that import rich; runs and sweeps report
+This and :mod:`harness.cli.main` are the only modules that import rich; runs and sweeps report
 through :class:`harness.run.progress.RunProgress` and :class:`harness.sweep.runner.SweepEvents`.
 """
 

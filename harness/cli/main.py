@@ -475,7 +475,7 @@ def run(
     ] = False,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
-    from harness.console_progress import ConsoleProgress
+    from harness.cli.progress import ConsoleProgress
     from harness.report.junit import check_junit_path, write_junit
     from harness.run.plan import RunOptions
     from harness.run.runner import run_scenario
@@ -771,7 +771,7 @@ def sweep(
     or undetermined; sweep.json, map.png and sweep.html.  A measurement, not a pass/fail: exit 0
     when the sweep finished with every cell determined, 1 when a cell is undetermined or not run
     (a time or trial bound), 130 on Ctrl-C (resume with --out), 2 bad input, 3 environment."""
-    from harness.console_progress import ConsoleProgress
+    from harness.cli.progress import ConsoleProgress
     from harness.sweep.runner import SweepOptions, run_sweep
 
     loaded, _ = load_scenario(scenario)
