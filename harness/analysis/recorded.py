@@ -24,7 +24,7 @@ from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
 from harness.faults.timeline import ChaosRecord, read_chaos_record
 from harness.metrics.counters import RunCounters
-from harness.records.run_dir import CHAOS_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE, RunDir
+from harness.records.run_dir import CHAOS_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE
 from harness.records.schema import RunLedger, read_ledger, read_requests
 from model.errors import ConfigError
 from model.expectations import time_scaled_expectation
@@ -34,8 +34,8 @@ from model.validation import validation_problems
 __all__ = [
     "RecordedRun",
     "fault_windows",
-    "judge_run",
     "judged_load_end",
+    "judged_summary",
     "read_run_scenario",
     "recorded_run",
     "summarise",
@@ -179,9 +179,8 @@ def _with_expectations_of(recorded: Scenario, scenario_file: str, run_dir: Path)
     return _validated(data, f"{path}: its expectations against the run in {run_dir}")
 
 
-def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = True) -> dict[str, Any]:
-    """The run's summary decided again from its files (another file's expectations, if
-    given); with ``write``, ``summary.json`` and ``report.html`` are rewritten."""
+def judged_summary(run_dir: Path, *, scenario_file: str | None = None) -> dict[str, Any]:
+    """The run's summary decided again from its files (another file's expectations, if given)."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a directory (a run directory of doorbuster run)")
     shootout = any(p.is_dir() and (p / LEDGER_FILE).exists() for p in run_dir.iterdir())
@@ -192,12 +191,6 @@ def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = 
     if scenario_file is not None:
         scenario = _with_expectations_of(scenario, scenario_file, run_dir)
     try:
-        summary = summarise(scenario, recorded_run(run_dir, scenario, ledger.t0), ledger)
+        return summarise(scenario, recorded_run(run_dir, scenario, ledger.t0), ledger)
     except ValueError as exc:  # records that passed their own checks but not together
         raise ConfigError(f"{run_dir}: the recorded files do not make one run ({exc})") from exc
-    if write:
-        from harness.report.run_page import write_report
-
-        RunDir(run_dir).write_summary(summary)
-        write_report(run_dir)
-    return summary

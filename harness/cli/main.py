@@ -602,8 +602,8 @@ def judge(
     """Decide a run's expectations again from its files alone, with no stack; rewrites
     summary.json and report.html.  On a sweep's directory: every trial, and the sweep's
     sweep.json, map.png and sweep.html (exit codes as doorbuster sweep's)."""
-    from harness.analysis.recorded import judge_run
     from harness.report.junit import check_junit_path, write_junit
+    from harness.run.judge import judge_run
     from harness.sweep.directory import SweepDir
 
     if SweepDir(run_dir).is_sweep():

@@ -13,7 +13,6 @@ from typing import Any
 import requests
 import yaml
 
-from harness.stack.state import StateDir
 from model.errors import EnvironmentProblem
 from model.topology import Topology
 
@@ -56,12 +55,12 @@ def scrape_config(topology: Topology) -> dict[str, Any]:
     }
 
 
-def write_prometheus_config(topology: Topology, state: StateDir) -> Path:
+def write_prometheus_config(topology: Topology, state_root: Path) -> Path:
     from harness.metrics.panels import recording_rules
 
-    path = state.root / "prometheus.yml"
+    path = state_root / "prometheus.yml"
     path.write_text(yaml.safe_dump(scrape_config(topology), sort_keys=False))
-    (state.root / "rules.yml").write_text(yaml.safe_dump(recording_rules(), sort_keys=False))
+    (state_root / "rules.yml").write_text(yaml.safe_dump(recording_rules(), sort_keys=False))
     return path
 
 

@@ -65,7 +65,7 @@ def command_for(spec: ProcessSpec, topology: Topology, state: StateDir) -> tuple
             "-runtime-metrics",
         ]  # fmt: skip
     elif spec.kind == "prometheus":
-        config = write_prometheus_config(topology, state)
+        config = write_prometheus_config(topology, state.root)
         cmd = [
             str(find_binary("prometheus")),
             f"--config.file={config}",

@@ -26,13 +26,13 @@ from typing import Any, Protocol
 
 import pydantic
 
-from harness.analysis.recorded import judge_run
 from harness.binaries import PROJECT_ROOT
 from harness.config.files import read_json
 from harness.config.timescale import time_scaled
 from harness.faults.chaos import Chaos
 from harness.records.run_dir import LEDGER_FILE, SUMMARY_FILE
 from harness.run.collect import RunResult
+from harness.run.judge import judge_run
 from harness.run.plan import machine_scenario
 from harness.run.progress import RunProgress
 from harness.run.runner import clear_faults, ensure_stack, refuse_foreign_faults, run_trial

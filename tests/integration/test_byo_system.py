@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.analysis.recorded import judge_run
 from harness.cli.main import main
 from harness.metrics.prometheus import PrometheusClient
+from harness.run.judge import judge_run
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
 from model.errors import ExitCode

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.recorded import judge_run
 from harness.cli.main import main
 from harness.config.scenarios import load_scenario
+from harness.run.judge import judge_run
 from model.errors import ExitCode
 
 # The smallest scales tried whose outcomes matched the scale-1 runs on a 2-core machine; at

@@ -129,7 +129,7 @@ def promtool() -> str:
 
 def test_promtool_accepts_the_generated_config_and_rules(tmp_path: Path, promtool: str) -> None:
     state = StateDir(tmp_path)
-    config = write_prometheus_config(TOPOLOGY, state)
+    config = write_prometheus_config(TOPOLOGY, state.root)
     for args in (["check", "config", str(config)], ["check", "rules", str(tmp_path / "rules.yml")],
                  ["check", "rules", str(PROJECT_ROOT / "docker" / "rules.yml")]):  # fmt: skip
         result = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=60)
@@ -162,7 +162,7 @@ def test_attempts_per_order_has_no_sample_while_the_workers_drain_without_orders
             ],
         }],
     }  # fmt: skip
-    write_prometheus_config(TOPOLOGY, StateDir(tmp_path))
+    write_prometheus_config(TOPOLOGY, tmp_path)
     (tmp_path / "rules_test.yml").write_text(yaml.safe_dump(tests))
     result = subprocess.run(
         [promtool, "test", "rules", "rules_test.yml"],

@@ -6,6 +6,9 @@
     locustfiles  traffic; may import model, never targets
     chaosdoorbuster  the Chaos Toolkit extension; may import harness and model, none imports it
 
+Inside ``harness`` each package imports only the packages before it in ``HARNESS_ORDER``
+(and itself): the CLI sits on everything, nothing sits on the CLI.
+
 Every ``import`` counts, those inside functions too: a deferred import is still a dependency.
 """
 
@@ -29,6 +32,27 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "targets": frozenset({"harness", "locustfiles", "bench", "chaosdoorbuster"}),
     "locustfiles": frozenset({"targets", "bench", "chaosdoorbuster"}),
 }
+
+# harness's packages (and its two top-level modules), lowest first.
+HARNESS_ORDER = (
+    "binaries",
+    "processes",
+    "config",
+    "records",
+    "metrics",
+    "faults",
+    "stack",
+    "load",
+    "analysis",
+    "report",
+    "run",
+    "sweep",
+    "live",
+    "cli",
+)
+# Modules of one concept stay short enough to read in one sitting.
+MAX_MODULE_LINES = 500
+MAX_TOP_LEVEL_MODULES = 12
 
 # Modules that do I/O; a model module importing one is no longer a pure definition.
 # Modules of those packages that only compute: splitting a URL is not reading one.
@@ -96,6 +120,36 @@ def layering_violations(imports: list[Import]) -> list[str]:
             found.append(f"{imp}: {layer}/ must not import {top}/")
         elif layer == "model" and top in IO_MODULES and imp.target not in PURE_MODULES:
             found.append(f"{imp}: model/ holds pure definitions and does no I/O")
+    return found
+
+
+def harness_order_violations(imports: list[Import], modules: dict[str, Path]) -> list[str]:
+    """Each import inside harness that goes up or across ``HARNESS_ORDER``, and each module of
+    harness that belongs to no package of it."""
+    rank = {name: i for i, name in enumerate(HARNESS_ORDER)}
+    found = [
+        f"{name}: not in a package of harness's order {HARNESS_ORDER}"
+        for name in modules
+        if name.startswith("harness.") and name.split(".")[1] not in rank
+    ]
+    for imp in imports:
+        source, target = imp.module.split("."), imp.target.split(".")
+        if source[0] != "harness" or len(source) < 2 or source[1] not in rank:
+            continue
+        if target[0] != "harness" or len(target) < 2 or target[1] == source[1]:
+            continue
+        if target[1] not in rank or rank[target[1]] > rank[source[1]]:
+            found.append(f"{imp}: harness.{source[1]} must not import harness.{target[1]} (above it)")
+    return sorted(set(found))
+
+
+def long_modules(modules: dict[str, Path]) -> list[str]:
+    found = []
+    for name, path in modules.items():
+        if name.split(".")[0] in ("harness", "locustfiles"):
+            lines = len(path.read_text().splitlines())
+            if lines > MAX_MODULE_LINES:
+                found.append(f"{name}: {lines} lines (at most {MAX_MODULE_LINES})")
     return found
 
 
@@ -202,6 +256,19 @@ def test_every_layer_imports_only_what_it_may(imports: list[Import]) -> None:
     assert not violations, "\n".join(violations)
 
 
+def test_harness_packages_import_only_downward(imports: list[Import], modules: dict[str, Path]) -> None:
+    violations = harness_order_violations(imports, modules)
+    assert not violations, "\n".join(violations)
+
+
+def test_modules_are_short_and_harness_has_few_top_level_modules(modules: dict[str, Path]) -> None:
+    long = long_modules(modules)
+    assert not long, "\n".join(long)
+    top = [name for name, path in modules.items() if name.count(".") == 1 and name.startswith("harness.")]
+    top = [name for name in top if modules[name].name != "__init__.py"]
+    assert len(top) <= MAX_TOP_LEVEL_MODULES, f"harness/ has {len(top)} top-level modules: {top}"
+
+
 def test_the_model_reads_and_writes_no_files(modules: dict[str, Path]) -> None:
     calls = io_calls_in_model(modules)
     assert not calls, "\n".join(calls)
@@ -218,7 +285,11 @@ def _project(tmp_path: Path, files: dict[str, str]) -> Path:
         (tmp_path / package).mkdir()
         (tmp_path / package / "__init__.py").write_text("")
     for name, text in files.items():
-        (tmp_path / name).write_text(text)
+        path = tmp_path / name
+        for folder in reversed(path.relative_to(tmp_path).parents[:-2]):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            (tmp_path / folder / "__init__.py").touch()
+        path.write_text(text)
     return tmp_path
 
 
@@ -237,6 +308,27 @@ def test_a_forbidden_import_is_named_with_its_module_and_line(tmp_path: Path) ->
         "model.thing (line 1) imports subprocess: model/ holds pure definitions and does no I/O",
         "targets.app (line 4) imports harness.run.runner: targets/ must not import harness/",
     ]
+
+
+def test_an_upward_import_inside_harness_is_named(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "harness/analysis/figures.py": "def f():\n    from harness.report.page import x\n",
+            "harness/report/page.py": "from harness.analysis.figures import f\n",
+            "harness/loose.py": "",
+        },
+    )
+    assert harness_order_violations(project_imports(root), module_files(root)) == [
+        "harness.analysis.figures (line 2) imports harness.report.page:"
+        " harness.analysis must not import harness.report (above it)",
+        f"harness.loose: not in a package of harness's order {HARNESS_ORDER}",
+    ]
+
+
+def test_a_long_module_is_named(tmp_path: Path) -> None:
+    root = _project(tmp_path, {"harness/big.py": "x = 1\n" * (MAX_MODULE_LINES + 1)})
+    assert long_modules(module_files(root)) == [f"harness.big: {MAX_MODULE_LINES + 1} lines (at most 500)"]
 
 
 def test_file_io_in_the_model_is_named(tmp_path: Path) -> None:
