@@ -94,7 +94,8 @@ def test_one_lane_and_a_list_of_lanes() -> None:
     with pytest.raises(ConfigError, match=r"^lane: expected one of sync, async, got 'both'"):
         parse_lane("both")
     assert parse_lane_list(["async", "sync", "async"]) == ("async", "sync")
-    for bad in ([], {}, 3):
+    bad_values: tuple[Any, ...] = ([], {}, 3)
+    for bad in bad_values:
         with pytest.raises(ConfigError, match=r"^lanes: expected both, sync, async or a list of lanes"):
             parse_lane_list(bad)
 
