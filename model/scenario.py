@@ -49,6 +49,7 @@ __all__ = [
     "Stage",
     "SweepPolicy",
     "SweepSection",
+    "parse_duration",
     "parse_seconds",
 ]
 
@@ -68,6 +69,24 @@ def parse_seconds(value: Any) -> float:
         seconds = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
     if seconds < 0:
         raise ValueError("a duration can not be negative")
+    return seconds
+
+
+def parse_duration(value: Any, *, most_s: float | None = None) -> float:
+    """A positive duration given as an option or an argument: ``"90s"``, ``"2m"``, ``"500ms"``,
+    ``"1.5"`` or ``1.5`` (seconds) -> seconds, at most ``most_s`` if given; else ConfigError.
+
+    >>> parse_duration("2m"), parse_duration("500ms")
+    (120.0, 0.5)
+    """
+    try:
+        seconds = parse_seconds(value)
+    except ValueError as exc:
+        raise ConfigError(f"duration {value!r}: {exc}") from None
+    if not seconds > 0:  # NaN too
+        raise ConfigError(f"duration {value!r} must be positive")
+    if most_s is not None and seconds > most_s:
+        raise ConfigError(f"duration {value!r} must be at most {most_s:g}s")
     return seconds
 
 

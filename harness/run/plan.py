@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pydantic
+
 from harness.config.scenarios import load_scenario
 from harness.config.systems import check_hosts
 from harness.config.timescale import time_scaled
@@ -28,8 +30,10 @@ __all__ = [
     "RunPlan",
     "check_targets",
     "machine_scenario",
+    "parse_targets",
     "plan_run",
     "plan_trial",
+    "port_settings",
     "scaled",
 ]
 
@@ -81,6 +85,30 @@ class RunPlan:
             update={"brokers": (), "stack": self.scenario.stack.model_copy(update={"broker": broker})}
         )
         return replace(self, scenario=scenario, run_dir=self.run_dir / broker)
+
+
+def port_settings(base_port: int | None, toxiproxy_port: int | None) -> PortSettings | None:
+    """``--base-port`` and ``--toxiproxy-port`` as the run's ports (None: the running stack's)."""
+    if base_port is None and toxiproxy_port is None:
+        return None
+    try:
+        return PortSettings(
+            base=base_port or PortSettings().base,
+            toxiproxy_api=toxiproxy_port or PortSettings().toxiproxy_api,
+        )
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"ports: {exc.errors()[0]['msg']}") from None
+
+
+def parse_targets(items: list[str]) -> dict[str, str]:
+    """``--target LANE=URL`` options as lane -> URL (checked by :func:`check_targets`)."""
+    targets: dict[str, str] = {}
+    for item in items:
+        lane, sep, url = item.partition("=")
+        if not sep or not url:
+            raise ConfigError(f"--target {item!r}: expected LANE=URL, like sync=http://127.0.0.1:9000")
+        targets[lane] = url
+    return targets
 
 
 def check_targets(targets: dict[str, str], allow_hosts: tuple[str, ...]) -> None:

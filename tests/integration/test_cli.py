@@ -198,7 +198,7 @@ def test_a_bad_config_file_names_the_field(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_settings_file_and_flags_combine(tmp_path: Path) -> None:
-    from harness.cli.main import load_settings
+    from harness.config.settings import load_settings
 
     config = tmp_path / "s.yaml"
     config.write_text("sync: {threads: 4}\nasync: {prefetch: 3}\n")

@@ -179,7 +179,7 @@ def test_of_successes_leaves_failures_out_of_a_latency() -> None:
 def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
     from rich.console import Console
 
-    from harness.cli.main import verdict_count, verdict_lines
+    from harness.cli.verdicts import verdict_count, verdict_lines
     from harness.report.parts import run_status, verdict_table
 
     rows = _checkouts("sync", [i * 1.5 for i in range(12)], 0.2, 200)
