@@ -21,7 +21,11 @@ schedule's start (test start, or once every worker is ready); every fault it app
 removed at test stop and on quit.  Every request is recorded, with its
 intended start, in ``requests.jsonl`` in the run directory (workers send theirs to the
 master), and Locust's figures, with a latency histogram counted from those records, are
-exported to Prometheus on the topology's exporter port.
+exported to Prometheus on the topology's exporter port.  Each generator process (each worker,
+or the single process) also watches its own health, its arrivals' send lag, its event loop's
+lag, its CPU share and its arrivals due but not sent, into ``generator.jsonl`` and the exporter.
+
+The parts live in ``harness/load`` (none imports Locust or gevent): this file is the glue.
 """
 
 from __future__ import annotations
@@ -43,13 +47,15 @@ from geventhttpclient import HTTPClient  # noqa: E402
 from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
-from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
 
 from harness.faults.chaos import Chaos  # noqa: E402
 from harness.faults.leases import FaultLease  # noqa: E402
 from harness.faults.timeline import ChaosTimeline  # noqa: E402
 from harness.load.exporter import LoadCollector  # noqa: E402
+from harness.load.generator_health import CpuReading, GeneratorHealth, due_at  # noqa: E402
+from harness.load.generator_log import GeneratorLog  # noqa: E402
 from harness.load.journeys import Journeys  # noqa: E402
 from harness.load.request_log import WORKER_REPORT, RequestLog  # noqa: E402
 from harness.load.schedule import (  # noqa: E402
@@ -61,6 +67,7 @@ from harness.load.schedule import (  # noqa: E402
     schedule_start,
 )
 from harness.load.settings import GeneratorRefused, GeneratorSettings, read_settings  # noqa: E402
+from harness.records.generator import GeneratorSample  # noqa: E402
 from harness.records.run_dir import RunDir  # noqa: E402
 from harness.stack.state import default_state_dir  # noqa: E402
 
@@ -88,6 +95,15 @@ SCENARIO, TOPOLOGY, LOAD, WORKERS = SETTINGS.scenario, SETTINGS.topology, SETTIN
 RUN_DIR = RunDir(SETTINGS.run_dir)
 LOG = RequestLog(LOAD.lanes, RUN_DIR.requests, is_worker=SETTINGS.is_worker)
 SCHEDULE = ArrivalSchedule(gevent.event.Event())
+# This process's health as a generator ("0" until a worker learns its index); the master's
+# (or the single process's) log of every generator's samples.
+HEALTH = GeneratorHealth("0", reading=CpuReading.now(), now=time.time())
+GENERATORS = GeneratorLog(RUN_DIR.generator)
+_unsent: list[GeneratorSample] = []  # a worker's samples, for its next report to the master
+# The sampling greenlet: a timer every TICK_S measures how late the hub wakes it; a sample of
+# the generator's health every SAMPLE_S while the test runs, and one when it stops.
+TICK_S = 0.1
+SAMPLE_S = 1.0
 
 
 class _Control:
@@ -118,7 +134,7 @@ def _fire(
 
 # geventhttpclient raises socket timeouts as OSError, and gevent's own as gevent.Timeout.
 JOURNEYS = Journeys(
-    load=LOAD, requests=SETTINGS.requests, log=LOG, listener=_fire,
+    load=LOAD, requests=SETTINGS.requests, log=LOG, health=HEALTH, listener=_fire,
     sleep=gevent.sleep, spawn=gevent.spawn, no_answer=(OSError, gevent.Timeout),
 )  # fmt: skip
 
@@ -237,8 +253,12 @@ def _on_init(environment: Environment, **_: Any) -> None:
         runner.register_message(WORKER_READY, _on_worker_ready)
     if isinstance(runner, WorkerRunner):
         _take_segment(runner)
+        HEALTH.worker = str(SCHEDULE.segment)
         runner.register_message(SCHEDULE_MESSAGE, _on_schedule)
         gevent.spawn(_report_forever, runner)
+    if runner is not None and not isinstance(runner, MasterRunner):
+        gevent.spawn(_watch_generator, runner)  # a master sends no load: it has no health to watch
+    if isinstance(runner, WorkerRunner):
         return
     LOG.open()
     if TOPOLOGY is None:
@@ -246,7 +266,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if environment.web_ui is not None:
         add_live_tab(environment.web_ui, TOPOLOGY.endpoint("live").url)
     registry = CollectorRegistry()
-    _control.collector = LoadCollector(environment, LOAD, LOG)
+    _control.collector = LoadCollector(environment, LOAD, LOG, GENERATORS)
     registry.register(_control.collector)
     exporter = TOPOLOGY.endpoint("locust-exporter")
     try:
@@ -289,11 +309,55 @@ def _on_worker_ready(environment: Environment, msg: Any, **_: Any) -> None:
 
 def _on_worker_report(msg: Any, **_: Any) -> None:
     LOG.take_worker_report(msg.data)
+    GENERATORS.take_worker_rows(msg.data["generator"], msg.data["send_lag"], str(msg.data["worker"]))
 
 
 def _report_to_master(runner: WorkerRunner) -> None:
+    if SCHEDULE.claimed and not SCHEDULE.generating and not any(LOG.in_flight.values()):
+        # Through its schedule with every journey done: the test's last sample goes with the
+        # report that lets the master stop, so it is in before the master quits.
+        _stop_sampling()
     report = LOG.worker_report(generating=SCHEDULE.generating, worker_id=runner.client_id)
-    runner.send_message(WORKER_REPORT, report)
+    samples = [sample.to_json() for sample in _unsent]
+    _unsent.clear()
+    health = {"generator": samples, "send_lag": HEALTH.send_lag.snapshot(), "worker": HEALTH.worker}
+    runner.send_message(WORKER_REPORT, {**report, **health})
+
+
+def _watch_generator(runner: Runner) -> None:
+    """How late a timer set every TICK_S fires (the hub was busy or blocked that long), and a
+    sample of this generator's health every SAMPLE_S while the test runs."""
+    last_sample = time.monotonic()
+    while True:
+        running = runner.state in (STATE_SPAWNING, STATE_RUNNING)
+        before = time.monotonic()
+        gevent.sleep(TICK_S)
+        now = time.monotonic()
+        if not running:  # between tests: no window to count it in (the next starts afresh)
+            last_sample = now
+            continue
+        HEALTH.on_timer(max(0.0, now - before - TICK_S))
+        if now - last_sample >= SAMPLE_S and not HEALTH.stopped:
+            last_sample = now
+            _take_sample(stopped=False)
+
+
+def _stop_sampling() -> None:
+    """The test's last sample, once."""
+    if not HEALTH.stopped:
+        _take_sample(stopped=True)
+
+
+def _take_sample(*, stopped: bool) -> None:
+    """The window since the last sample: to the master with the next report (a worker), or
+    into the run directory (the single process)."""
+    now = time.time()
+    due = due_at(LOAD, SCHEDULE.start, now, SCHEDULE.segment, SCHEDULE.segments)
+    sample = HEALTH.sample(now=now, reading=CpuReading.now(), due=due, stopped=stopped)
+    if SETTINGS.is_worker:
+        _unsent.append(sample)
+    else:
+        GENERATORS.add([sample], HEALTH.send_lag.snapshot(), HEALTH.worker)
 
 
 def _report_forever(runner: WorkerRunner) -> None:
@@ -305,6 +369,7 @@ def _report_forever(runner: WorkerRunner) -> None:
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     SCHEDULE.reset()
+    HEALTH.reset(reading=CpuReading.now(), now=time.time())
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         return  # the master sends the start once every worker's generator is ready
@@ -345,6 +410,18 @@ def _stop_timeline() -> None:
         _control.timeline.stop()  # whatever is still applied, even if the greenlet died
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    """The generator's last sample if it was stopped before it was through, sent at once: a
+    worker that reports after its users have stopped may find the master gone."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return
+    _stop_sampling()
+    if isinstance(runner, WorkerRunner):
+        _report_to_master(runner)
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
@@ -361,3 +438,4 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         return
     _stop_timeline()
     LOG.close()
+    GENERATORS.close()

@@ -1,5 +1,6 @@
 """The load generator's figures for Prometheus, per lane: Locust's counts from its merged
-stats (so workers count too), and the latency histogram counted from the request records.
+stats (so workers count too), and the latency histogram counted from the request records;
+and the generators' own health, per worker, from their latest samples.
 
 What it reads of Locust is typed by small protocols (Locust's ``Environment`` is a
 :class:`LocustView`), so this module imports no Locust; a test passes a fake.
@@ -13,6 +14,7 @@ from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from harness.load.generator_log import GeneratorLog
 from harness.load.request_log import RequestLog, lane_and_kind
 from model import metric_names as names
 from model.scenario import LoadSpec
@@ -57,10 +59,13 @@ class LocustView(Protocol):
 class LoadCollector:
     """Locust's client-side figures, per lane, from its merged stats (so workers count too)."""
 
-    def __init__(self, environment: LocustView, load: LoadSpec, log: RequestLog) -> None:
+    def __init__(
+        self, environment: LocustView, load: LoadSpec, log: RequestLog, generators: GeneratorLog | None = None
+    ) -> None:
         self.environment = environment
         self.load = load
         self.log = log
+        self.generators = generators
         self.started = time.time()  # the schedule's start, once known: the target rate's clock
 
     def collect(self) -> Iterator[Metric]:
@@ -98,3 +103,34 @@ class LoadCollector:
         users = GaugeMetricFamily(names.LOCUST_USERS, "Locust users running.")
         users.add_metric([], runner.user_count if runner is not None else 0)
         yield users
+        if self.generators is not None:
+            yield from _generator_families(self.generators)
+
+
+def _generator_families(generators: GeneratorLog) -> Iterator[Metric]:
+    """Each generator's health, labelled by ``worker`` (its segment: bounded by --workers)."""
+    yield generators.send_lag_histogram().metric_family(
+        names.GENERATOR_SEND_LAG, "Arrivals' send lag: start - intended start.", labels=("worker", "lane")
+    )
+    loop = GaugeMetricFamily(
+        names.GENERATOR_EVENT_LOOP_LAG, "Most a 100 ms timer fired late, last window.", labels=["worker"]
+    )
+    cpu = GaugeMetricFamily(
+        names.GENERATOR_CPU_SHARE, "CPU time over wall time, last window.", labels=["worker"]
+    )
+    counts = {
+        "due": CounterMetricFamily(names.GENERATOR_ARRIVALS_DUE, "Arrivals due.", labels=["worker"]),
+        "sent": CounterMetricFamily(names.GENERATOR_ARRIVALS_SENT, "Arrivals sent.", labels=["worker"]),
+        "dropped": CounterMetricFamily(
+            names.GENERATOR_ARRIVALS_DROPPED, "Arrivals dropped at max_in_flight.", labels=["worker"]
+        ),
+        "never_sent": CounterMetricFamily(
+            names.GENERATOR_ARRIVALS_NEVER_SENT, "Arrivals due, never sent.", labels=["worker"]
+        ),
+    }
+    for worker, sample in sorted(generators.latest.items()):
+        loop.add_metric([worker], sample.loop_lag_max_s)
+        cpu.add_metric([worker], sample.cpu_share)
+        for field, family in counts.items():
+            family.add_metric([worker], getattr(sample, field))
+    yield from (loop, cpu, *counts.values())

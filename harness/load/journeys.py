@@ -2,7 +2,9 @@
 with where to follow the order, following it with back-off until it is done.
 
 Every request is recorded (:class:`harness.load.request_log.RequestLog`) and reported to
-whoever counts requests (Locust's stats) with the same times.  The HTTP client, the sleep,
+whoever counts requests (Locust's stats) with the same times; each arrival's send lag and
+each dropped arrival is counted for the generator's health
+(:class:`harness.load.generator_health.GeneratorHealth`).  The HTTP client, the sleep,
 the spawn of a journey and the errors that mean "no answer" are passed in: Locust's gevent
 ones in the locustfile, fakes in the tests, so nothing here imports Locust or gevent.
 """
@@ -19,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from harness.load.generator_health import GeneratorHealth
 from harness.load.request_log import RequestLog
 from harness.load.settings import LaneRequest
 from model.headers import DEADLINE_HEADER
@@ -73,6 +76,7 @@ class Journeys:
     load: LoadSpec
     requests: Mapping[str, LaneRequest]
     log: RequestLog
+    health: GeneratorHealth
     listener: RequestListener
     sleep: Callable[[float], None]
     spawn: Callable[[JourneyRun, HttpClient, str, float], object]
@@ -92,6 +96,7 @@ class Journeys:
         """An open-model arrival: its journey on its own, or dropped if its lane has
         ``max_in_flight`` journeys already."""
         if self.log.in_flight[lane] >= self.load.max_in_flight:
+            self.health.on_dropped()
             ended = self.log.record(intended, lane, "dropped", 0, 0, "", start=None)
             self._report(f"{lane} arrival dropped", intended, ended, 0, error="max_in_flight")
             return
@@ -111,6 +116,8 @@ class Journeys:
             for attempt in range(self.load.impatient.retries + 1):
                 name = f"{lane} checkout" if attempt == 0 else f"{lane} checkout retry"
                 sent = self.clock()
+                if attempt == 0:
+                    self.health.on_sent(lane, sent - intended)
                 code, location, order_id, error, length = self._send(client, lane, intended)
                 ended = self.log.record(intended, lane, "checkout", code, attempt, order_id, start=sent)
                 self._report(name, intended, ended, code, length, error)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.load.generator_health import CpuReading, GeneratorHealth
 from harness.load.journeys import HttpClient, Journeys
 from harness.load.request_log import RequestLog
 from harness.load.settings import LaneRequest
@@ -112,7 +113,8 @@ def _journeys(
             "sync": LaneRequest(spec=SYNC, path="/orders"),
             "async": LaneRequest(spec=ASYNC, path="/orders?x=1"),
         },
-        log=log, listener=heard, sleep=clock.sleep, spawn=spawn, clock=clock,
+        log=log, health=GeneratorHealth("0", reading=CpuReading(cpu_s=0.0, wall_s=0.0), now=clock.now),
+        listener=heard, sleep=clock.sleep, spawn=spawn, clock=clock,
     )  # fmt: skip
     return journeys, log, heard
 
@@ -143,6 +145,8 @@ def test_a_checkout_is_recorded_and_heard_with_the_same_times(tmp_path: Path) ->
     assert body is not None and json.loads(body)["sku"]
     assert log.in_flight == {"sync": 0, "async": 0}
     assert log.latency.buckets("sync", "checkout")[-1] == ("+Inf", 1)
+    assert journeys.health.sent == 1
+    assert journeys.health.send_lag.sum_s("0", "sync") == 0.5  # sent half a second late
 
 
 def test_an_impatient_shopper_retries_only_a_request_with_no_answer(tmp_path: Path) -> None:
@@ -152,6 +156,7 @@ def test_an_impatient_shopper_retries_only_a_request_with_no_answer(tmp_path: Pa
     journeys.journey(client, "sync", 100.0)
     records = _records(log, tmp_path)
     assert [(r.attempt, r.status) for r in records] == [(0, 0), (1, 503)]  # a 503 is an answer
+    assert journeys.health.sent == 1  # one arrival sent, whatever its retries
     assert [(name, error) for name, _, _, error in heard.calls] == [
         ("sync checkout", "no answer: TimeoutError"),
         ("sync checkout retry", "HTTP 503"),
@@ -212,6 +217,7 @@ def test_an_arrival_runs_on_its_own_or_is_dropped_at_max_in_flight(tmp_path: Pat
     clock.now = 100.5
     journeys.arrive(client, "sync", 100.5)  # the first is in flight: the lane is full
     assert log.in_flight["sync"] == 1 and len(spawned) == 1
+    assert (journeys.health.dropped, journeys.health.sent) == (1, 0)  # the spawned one has not run
     assert heard.calls == [("sync arrival dropped", 0.0, 0, "max_in_flight")]
     run, args = spawned[0]
     run(*args)  # the spawned journey, counted in flight before it ran, uncounts itself
