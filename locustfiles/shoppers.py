@@ -31,6 +31,7 @@ The parts live in ``harness/load`` (none imports Locust or gevent): this file is
 from __future__ import annotations
 
 import os
+import random
 import sys
 import time
 from pathlib import Path
@@ -54,7 +55,7 @@ from harness.faults.chaos import Chaos  # noqa: E402
 from harness.faults.leases import FaultLease  # noqa: E402
 from harness.faults.timeline import ChaosTimeline  # noqa: E402
 from harness.load.exporter import LoadCollector  # noqa: E402
-from harness.load.generator_health import CpuReading, GeneratorHealth, due_at  # noqa: E402
+from harness.load.generator_health import CpuReading, GeneratorHealth  # noqa: E402
 from harness.load.generator_log import GeneratorLog  # noqa: E402
 from harness.load.journeys import Journeys  # noqa: E402
 from harness.load.request_log import WORKER_REPORT, RequestLog  # noqa: E402
@@ -94,7 +95,7 @@ SETTINGS = _settings()
 SCENARIO, TOPOLOGY, LOAD, WORKERS = SETTINGS.scenario, SETTINGS.topology, SETTINGS.load, SETTINGS.workers
 RUN_DIR = RunDir(SETTINGS.run_dir)
 LOG = RequestLog(LOAD.lanes, RUN_DIR.requests, is_worker=SETTINGS.is_worker)
-SCHEDULE = ArrivalSchedule(gevent.event.Event())
+SCHEDULE = ArrivalSchedule(gevent.event.Event(), seed=SETTINGS.seed, replay=SETTINGS.replay)
 # This process's health as a generator ("0" until a worker learns its index); the master's
 # (or the single process's) log of every generator's samples.
 HEALTH = GeneratorHealth("0", reading=CpuReading.now(), now=time.time())
@@ -133,9 +134,11 @@ def _fire(
 
 
 # geventhttpclient raises socket timeouts as OSError, and gevent's own as gevent.Timeout.
+# The shoppers' choices draw from the run's seed (a worker reseeds with its segment).
 JOURNEYS = Journeys(
     load=LOAD, requests=SETTINGS.requests, log=LOG, health=HEALTH, listener=_fire,
     sleep=gevent.sleep, spawn=gevent.spawn, no_answer=(OSError, gevent.Timeout),
+    rng=random.Random(f"{SETTINGS.seed}:0"),
 )  # fmt: skip
 
 
@@ -254,6 +257,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if isinstance(runner, WorkerRunner):
         _take_segment(runner)
         HEALTH.worker = str(SCHEDULE.segment)
+        JOURNEYS.rng.seed(f"{SETTINGS.seed}:{SCHEDULE.segment}")
         runner.register_message(SCHEDULE_MESSAGE, _on_schedule)
         gevent.spawn(_report_forever, runner)
     if runner is not None and not isinstance(runner, MasterRunner):
@@ -352,7 +356,7 @@ def _take_sample(*, stopped: bool) -> None:
     """The window since the last sample: to the master with the next report (a worker), or
     into the run directory (the single process)."""
     now = time.time()
-    due = due_at(LOAD, SCHEDULE.start, now, SCHEDULE.segment, SCHEDULE.segments)
+    due = SCHEDULE.due(LOAD, now)
     sample = HEALTH.sample(now=now, reading=CpuReading.now(), due=due, stopped=stopped)
     if SETTINGS.is_worker:
         _unsent.append(sample)

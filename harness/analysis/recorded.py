@@ -128,6 +128,8 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[s
     )
     summary = analyse(inputs)
     summary["t0"] = run.t0
+    summary["seed"] = scenario.seed
+    summary["arrivals"] = scenario.load.arrivals
     summary["interrupted"] = ledger.interrupted
     summary["drain_cut_short"] = ledger.drain_cut_short
     if ledger.broker is not None:

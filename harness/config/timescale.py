@@ -97,6 +97,8 @@ def time_scaled(scenario: Scenario, scale: float) -> Scenario:
         if load["model"] == "open":  # closed: the rate is a number of users
             stage["rate"] /= scale
     load["think_time"] *= scale
+    if load.get("replay") is not None:  # the log's gaps, in the new time too
+        load["replay"]["speed"] /= scale
     load["impatient"]["timeout"] *= scale
     for key in ("initial", "max", "give_up"):
         load["poll"][key] *= scale

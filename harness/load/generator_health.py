@@ -7,8 +7,6 @@ against those sent.  The computations are pure functions; :class:`GeneratorHealt
 what the journeys tell it (one append and two additions per arrival sent, no more), and the
 locustfile's sampling greenlet feeds it timer readings and takes the samples.
 
-    >>> arrivals_due([(1.0, 4.0)], 0.5)  # at 0, 0.25 and 0.5 s
-    3
     >>> cpu_share(CpuReading(cpu_s=1.0, wall_s=10.0), CpuReading(cpu_s=1.5, wall_s=11.0))
     0.5
 """
@@ -23,14 +21,11 @@ from dataclasses import dataclass
 from harness.load.latency_histogram import LatencyHistogram
 from harness.records.generator import GeneratorSample
 from model.buckets import SEND_LAG_BUCKETS
-from model.scenario import LoadSpec
 
 __all__ = [
     "CpuReading",
     "GeneratorHealth",
-    "arrivals_due",
     "cpu_share",
-    "due_at",
     "never_sent",
     "window_percentile",
 ]
@@ -66,35 +61,6 @@ def window_percentile(values: Sequence[float], q: float) -> float | None:
         return None
     ordered = sorted(values)
     return ordered[min(len(ordered), max(1, math.ceil(q * len(ordered)))) - 1]
-
-
-def arrivals_due(
-    stages: Sequence[tuple[float, float]], elapsed_s: float, segment: int = 0, segments: int = 1
-) -> int:
-    """How many arrival times of segment ``segment`` of ``segments`` are at most ``elapsed_s``
-    from the start, counted as :func:`harness.load.arrivals.arrival_times` places them
-    (without walking them: a sample at 5,000 arrivals/s costs no more than one at 5)."""
-    k = 0  # arrivals (of every segment) due so far
-    n_start, t_start = 0.0, 0.0
-    for duration, rate in stages:
-        if elapsed_s < t_start:
-            break
-        n_end = n_start + rate * duration
-        if rate > 0:
-            stage_end = max(k, math.ceil(n_end - 1e-9))
-            reached = math.floor(n_start + (elapsed_s - t_start) * rate + 1e-9) + 1
-            k = max(k, min(stage_end, reached))
-        n_start, t_start = n_end, t_start + duration
-    return max(0, (k - segment + segments - 1) // segments)
-
-
-def due_at(load: LoadSpec, start: float | None, now: float, segment: int = 0, segments: int = 1) -> int:
-    """Arrivals (one per lane at each arrival time) of a segment due by ``now``: 0 for a
-    closed model (nothing is scheduled) or before the schedule has a start."""
-    if load.model != "open" or start is None:
-        return 0
-    stages = [(stage.duration, stage.rate) for stage in load.stages]
-    return arrivals_due(stages, now - start, segment, segments) * len(load.lanes)
 
 
 def never_sent(*, due: int, sent: int, dropped: int) -> int:

@@ -14,9 +14,10 @@ so nothing here imports gevent.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
+from harness.load.access_log import LogEntry, replay_arrivals
 from harness.load.arrivals import arrival_times
 from model.scenario import LoadSpec
 
@@ -26,7 +27,9 @@ __all__ = [
     "START_TIMEOUT_S",
     "WORKER_READY",
     "ArrivalSchedule",
+    "DueArrivals",
     "Flag",
+    "planned_arrivals",
     "schedule_start",
 ]
 
@@ -61,28 +64,96 @@ def schedule_start(after_s: float, *, start_at: float | None, now: float) -> flo
     return math.floor((start_at or now + after_s) * 10_000) / 10_000
 
 
+def planned_arrivals(
+    load: LoadSpec,
+    *,
+    seed: int,
+    replay: Sequence[LogEntry] = (),
+    segment: int = 0,
+    segments: int = 1,
+) -> Iterator[tuple[float, tuple[str, ...]]]:
+    """A segment's arrivals as ``(offset_s, lanes)``: at each arrival time of an evenly spaced
+    or Poisson schedule one arrival per lane of the load; replayed, one arrival to the lane
+    its log entry's path gives.  Bounded by the load's duration."""
+    if load.arrivals == "replay":
+        if load.replay is None:
+            raise ValueError("arrivals: replay needs its replay: section")
+        for offset, lane in replay_arrivals(
+            replay, load.replay.lanes, speed=load.replay.speed, duration_s=load.duration_s,
+            segment=segment, segments=segments,
+        ):  # fmt: skip
+            yield offset, (lane,)
+        return
+    stages = [(stage.duration, stage.rate) for stage in load.stages]
+    for offset in arrival_times(stages, segment, segments, process=load.arrivals, seed=seed):
+        yield offset, load.lanes
+
+
+class DueArrivals:
+    """How many arrivals of a schedule were due by a time: it walks its own copy of the
+    schedule as time goes on (each arrival once, whatever the sampling), so it knows what was
+    due even when the generator sending them has fallen behind.
+
+    >>> due = DueArrivals(iter([(0.0, ("sync", "async")), (0.5, ("sync",)), (2.0, ("async",))]))
+    >>> due.by(-1.0), due.by(0.5), due.by(1.9), due.by(60.0)
+    (0, 3, 3, 4)
+    """
+
+    def __init__(self, arrivals: Iterator[tuple[float, tuple[str, ...]]]) -> None:
+        self._arrivals = arrivals
+        self._next = next(arrivals, None)
+        self.due = 0
+
+    def by(self, elapsed_s: float) -> int:
+        """Arrivals (one per lane) at most ``elapsed_s`` from the start; never decreases."""
+        while self._next is not None and self._next[0] <= elapsed_s:
+            self.due += len(self._next[1])
+            self._next = next(self._arrivals, None)
+        return self.due
+
+
 class ArrivalSchedule:
     """This process's part of the one arrival schedule: which segment it runs, and when the
     schedule starts."""
 
-    def __init__(self, started: Flag) -> None:
+    def __init__(self, started: Flag, *, seed: int = 0, replay: Sequence[LogEntry] = ()) -> None:
         self.segment = 0
         self.segments = 1
         self.start: float | None = None
         self.started = started
+        self.seed = seed  # the run's: every segment draws the same Poisson schedule from it
+        self.replay = tuple(replay)
+        self._due: DueArrivals | None = None
         self.claimed = False  # one generator per process, however many Arrivals users land here
         self.generating = False  # claimed and not through the schedule yet
         self.ready: set[str] = set()  # in the master: workers whose generator waits for the start
 
     def reset(self) -> None:
         self.start = None
+        self._due = None
         self.started.clear()
         self.claimed = self.generating = False
         self.ready.clear()
 
     def begin(self, start: float) -> None:
         self.start = start
+        self._due = None
         self.started.set()
+
+    def arrivals(self, load: LoadSpec) -> Iterator[tuple[float, tuple[str, ...]]]:
+        """This process's segment of the schedule, as ``(offset_s, lanes)``."""
+        return planned_arrivals(
+            load, seed=self.seed, replay=self.replay, segment=self.segment, segments=self.segments
+        )
+
+    def due(self, load: LoadSpec, now: float) -> int:
+        """Arrivals (one per lane) of this segment due by ``now``: 0 for a closed model
+        (nothing is scheduled) or before the schedule has a start."""
+        if load.model != "open" or self.start is None:
+            return 0
+        if self._due is None:
+            self._due = DueArrivals(self.arrivals(load))
+        return self._due.by(now - self.start)
 
     def worker_ready(self, worker_id: str, workers: int) -> bool:
         """In the master: a worker's generator is ready; True when it is the last one awaited
@@ -104,14 +175,14 @@ class ArrivalSchedule:
         sleep: Callable[[float], None],
         clock: Callable[[], float],
     ) -> None:
-        """This process's segment, from the start: at each arrival time, one arrival per lane
-        handed to ``arrive(lane, intended_start)``; sleeps only when ahead of the schedule."""
+        """This process's segment, from the start: at each arrival time, its arrivals (one per
+        lane, or a replayed one's lane) handed to ``arrive(lane, intended_start)``; sleeps only
+        when ahead of the schedule."""
         start = self.wait_for_start(START_TIMEOUT_S)
-        stages = [(stage.duration, stage.rate) for stage in load.stages]
-        for offset in arrival_times(stages, self.segment, self.segments):
+        for offset, lanes in self.arrivals(load):
             intended = start + offset
             delay = intended - clock()
             if delay > 0:
                 sleep(delay)
-            for lane in load.lanes:
+            for lane in lanes:
                 arrive(lane, intended)

@@ -33,6 +33,7 @@ from harness.binaries import PROJECT_ROOT
 from harness.config.files import read_text
 from harness.config.scenarios import load_scenario
 from harness.config.systems import default_system
+from harness.load.access_log import LogEntry, read_access_log
 from harness.records.run_dir import REQUESTS_FILE
 from harness.stack.control import Stack
 from harness.stack.state import StateDir, default_state_dir
@@ -75,6 +76,10 @@ class GeneratorSettings:
     workers: int  # generators sharing the schedule (at least 1)
     start_at: float | None  # the schedule's start set from outside, as a Unix time
     is_worker: bool  # a Locust worker: it sends its records to the master
+    # The run's seed (``doorbuster run`` always sets one; a plain ``locust -f`` of a scenario
+    # without one draws from 0, so that its workers still share one Poisson schedule).
+    seed: int = 0
+    replay: tuple[LogEntry, ...] = ()  # the access log's entries, for ``arrivals: replay``
 
     @property
     def load(self) -> LoadSpec:
@@ -199,7 +204,14 @@ def read_settings(
     run_dir.mkdir(parents=True, exist_ok=True)
     workers = max(1, int(environ.get("DOORBUSTER_WORKERS", "1")))
     start_at = parse_start_at(environ.get("DOORBUSTER_START_AT", ""), now=now)
+    replay = scenario.load.replay
+    try:
+        entries = tuple(read_access_log(Path(replay.file), replay.format)) if replay else ()
+    except DoorbusterError as exc:
+        raise GeneratorRefused(f"{type(exc).__name__}: {exc}") from None
     return GeneratorSettings(
+        seed=scenario.seed or 0,
+        replay=entries,
         scenario=scenario,
         topology=topology,
         targets=targets,

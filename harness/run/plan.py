@@ -8,6 +8,7 @@ a request is sent.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pydantic
 from harness.config.scenarios import load_scenario
 from harness.config.systems import check_hosts
 from harness.config.timescale import time_scaled
+from harness.load.access_log import read_access_log
 from harness.records.run_dir import new_run_dir
 from harness.stack.control import Stack
 from model.errors import ConfigError, DoorbusterError
@@ -60,6 +62,9 @@ class RunOptions:
     system: str | None = None
     # Remove faults applied outside doorbuster instead of refusing to start (exit 3).
     reset_faults: bool = False
+    # Every random draw of the run (arrivals, shoppers' choices) from this; default: the
+    # scenario's, else one picked now and recorded.
+    seed: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,11 +178,14 @@ def plan_run(options: RunOptions, stack: Stack) -> RunPlan:
     base, _ = load_scenario(options.scenario, system=options.system)
     if base.stack.system is not None:
         check_hosts(base.stack.system, options.allow_hosts)
+    if base.load.arrivals == "replay" and options.peak_rps is not None:
+        raise ConfigError("--peak-rps scales the stages' rates; a replay's arrivals come from its log")
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
     if options.time_scale is not None:
         scenario = time_scaled(scenario, options.time_scale)
     if options.workers < 0 or options.workers > _MAX_WORKERS:
         raise ConfigError(f"--workers must be from 0 to {_MAX_WORKERS}")
+    scenario = seeded(scenario, options.seed)
     run_dir = new_run_dir(options.out, scenario.name)
     scenario = _with_machine_settings(scenario, options.ports, stack)
     if scenario.brokers and options.targets:
@@ -192,8 +200,19 @@ def plan_run(options: RunOptions, stack: Stack) -> RunPlan:
     )
 
 
+def seeded(scenario: Scenario, seed: int | None = None) -> Scenario:
+    """``scenario`` with its run's seed: ``seed``, else its own, else one picked now; and its
+    replayed log read and checked whole, before anything starts."""
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed: expected a whole number from 0 to 2**63 - 1, got {seed}")
+    if scenario.load.replay is not None:
+        read_access_log(Path(scenario.load.replay.file), scenario.load.replay.format)
+    chosen = seed if seed is not None else scenario.seed
+    return scenario.model_copy(update={"seed": secrets.randbits(63) if chosen is None else chosen})
+
+
 def plan_trial(scenario: Scenario, run_dir: Path, stack: Stack, *, reset_faults: bool = False) -> RunPlan:
     """A run of a scenario built by the caller (``doorbuster sweep``'s trials) into
     ``run_dir``, which must be new or empty."""
-    scenario = machine_scenario(scenario, stack)
+    scenario = machine_scenario(seeded(scenario), stack)
     return RunPlan(scenario=scenario, run_dir=new_run_dir(run_dir, scenario.name), reset_faults=reset_faults)

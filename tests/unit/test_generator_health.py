@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,14 +16,13 @@ from harness.load.exporter import LoadCollector
 from harness.load.generator_health import (
     CpuReading,
     GeneratorHealth,
-    arrivals_due,
     cpu_share,
-    due_at,
     never_sent,
     window_percentile,
 )
 from harness.load.generator_log import GeneratorLog
 from harness.load.request_log import RequestLog
+from harness.load.schedule import ArrivalSchedule, DueArrivals
 from harness.records.generator import GeneratorSample, read_generator_samples
 from model import metric_names as names
 from model.errors import ConfigError
@@ -32,6 +32,12 @@ from tests.unit.test_load_exporter import Stats, View
 
 def _brute_force_due(stages: list[tuple[float, float]], elapsed: float, segment: int, segments: int) -> int:
     return sum(1 for t in arrival_times(stages, segment, segments) if t <= elapsed)
+
+
+def _walked_due(stages: list[tuple[float, float]], elapsed: float, segment: int, segments: int) -> int:
+    due = DueArrivals((t, ("sync",)) for t in arrival_times(stages, segment, segments))
+    due.by(elapsed / 2)  # asked before, as the sampler does: counting goes on from there
+    return due.by(elapsed)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -46,17 +52,32 @@ def test_arrivals_due_counts_what_the_schedule_places_by_then(seed: int) -> None
     points = [rng.uniform(-1, total + 1) for _ in range(20)] + list(arrival_times(stages))[:20]
     for elapsed in points:
         for segment in range(segments):
-            assert arrivals_due(stages, elapsed, segment, segments) == _brute_force_due(
+            assert _walked_due(stages, elapsed, segment, segments) == _brute_force_due(
                 stages, elapsed, segment, segments
             ), (stages, elapsed, segment, segments)
 
 
+def _schedule(start: float | None) -> ArrivalSchedule:
+    schedule = ArrivalSchedule(threading.Event(), seed=5)
+    if start is not None:
+        schedule.begin(start)
+    return schedule
+
+
 def test_due_counts_one_arrival_per_lane_and_nothing_for_a_closed_model() -> None:
     load = LoadSpec(lanes=("sync", "async"), stages=(Stage(name="s", duration=10.0, rate=5.0),))
-    assert due_at(load, 100.0, 101.0) == 2 * 6  # 0, 0.2, ..., 1.0 s: six arrival times
-    assert due_at(load, 100.0, 1000.0) == 2 * 50  # never more than the schedule holds
-    assert due_at(load, None, 101.0) == 0  # no start yet
-    assert due_at(load.model_copy(update={"model": "closed"}), 100.0, 101.0) == 0
+    assert _schedule(100.0).due(load, 101.0) == 2 * 6  # 0, 0.2, ..., 1.0 s: six arrival times
+    assert _schedule(100.0).due(load, 1000.0) == 2 * 50  # never more than the schedule holds
+    assert _schedule(None).due(load, 101.0) == 0  # no start yet
+    assert _schedule(100.0).due(load.model_copy(update={"model": "closed"}), 101.0) == 0
+
+
+def test_due_follows_a_poisson_schedule_too() -> None:
+    load = LoadSpec(arrivals="poisson", lanes=("sync",), stages=(Stage(name="s", duration=10.0, rate=50.0),))
+    schedule = _schedule(100.0)
+    offsets = [t for t, _ in schedule.arrivals(load)]
+    assert schedule.due(load, 104.0) == sum(1 for t in offsets if t <= 4.0)
+    assert schedule.due(load, 200.0) == len(offsets)
 
 
 def test_cpu_share_is_cpu_time_over_wall_time() -> None:

@@ -62,6 +62,13 @@ def run(
             "refusing to start (exit 3).",
         ),
     ] = False,
+    seed: Annotated[
+        int | None,
+        typer.Option(
+            help="Seed of every random draw (arrivals, shoppers' choices); the same seed offers the "
+            "same arrivals. Default: the scenario's, else a new one (in summary.json)."
+        ),
+    ] = None,
 ) -> None:
     """Drive both lanes with the same traffic and faults; verdicts and a report."""
     from harness.cli.progress import ConsoleProgress
@@ -87,6 +94,7 @@ def run(
         allow_hosts=tuple(allow_host or ()),
         system=system,
         reset_faults=reset_faults,
+        seed=seed,
     )
     result = run_scenario(options, ctx.stack(), ConsoleProgress(err))
     summary = result.summary
