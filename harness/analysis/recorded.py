@@ -19,7 +19,7 @@ from typing import Any
 
 import pydantic
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse
 from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
 from harness.faults.timeline import ChaosRecord, read_chaos_record

@@ -53,7 +53,7 @@ RecoveryOutcome = Literal["recovered", "metastable", "not_recovered", "undetermi
 
 
 class RequestRecord(Protocol):
-    """One request of the log, as ``harness.analysis.lanes.Row`` has it (seconds since t0)."""
+    """One request of the log, as ``harness.analysis.evaluate.Row`` has it (seconds since t0)."""
 
     @property
     def intended(self) -> float: ...
@@ -70,7 +70,7 @@ class RequestRecord(Protocol):
 
 
 class AppliedFault(Protocol):
-    """A fault as it was applied (``harness.analysis.lanes.FaultWindow``)."""
+    """A fault as it was applied (``harness.analysis.evaluate.FaultWindow``)."""
 
     @property
     def name(self) -> str: ...

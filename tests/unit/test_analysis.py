@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile
+from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile
 from model.scenario import Scenario
 
 SCENARIO = Scenario.model_validate(

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.ladder import ladder_cells, ladder_table_html
-from harness.analysis.lanes import Row, RunInputs, analyse
+from harness.analysis.evaluate import Row, RunInputs, analyse
 from harness.analysis.recorded import RecordedRun, summarise
 from harness.records.schema import AttemptTimeline, RunLedger
 from harness.report.run_page import write_report

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse
 from model.scenario import Scenario
 
 RATE = 4

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.lanes import Row, RunInputs, analyse
+from harness.analysis.evaluate import Row, RunInputs, analyse
 from harness.analysis.recorded import fault_windows as _faults
 from harness.faults.timeline import ChaosTimeline, read_chaos_record
 from model.errors import ConfigError, ToxiproxyUnavailable

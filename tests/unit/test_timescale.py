@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse
 from harness.config.scenarios import load_scenario, shipped_scenarios
 from harness.config.timescale import time_scaled
 from model.errors import ConfigError

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse
 from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from model.errors import ConfigError, ExitCode
