@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from harness.analysis.evaluate import FaultWindow, Row
+from harness.analysis.inputs import FaultWindow, Row
 from harness.analysis.recorded import recorded_run, summarise, write_run_scenario
 from harness.metrics.counters import RunCounters
 from harness.metrics.panels import panels_for

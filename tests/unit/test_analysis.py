@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile
+from harness.analysis.estimates import percentile
+from harness.analysis.figures import goodput_series
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from model.scenario import Scenario
 
 SCENARIO = Scenario.model_validate(

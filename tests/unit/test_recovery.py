@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from model.scenario import Scenario
 
 RATE = 4

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.evaluate import Row, RunInputs, analyse
+from harness.analysis.inputs import Row, RunInputs
 from harness.analysis.recorded import fault_windows as _faults
+from harness.analysis.summary import analyse
 from harness.faults.timeline import ChaosTimeline, read_chaos_record
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.faults import FaultSpec

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.evaluate import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from model.errors import ConfigError, ExitCode
