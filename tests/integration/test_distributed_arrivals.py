@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
+from harness.metrics.scrape import MetricsPage, read_page
 from harness.records.schema import read_requests
+from model import metric_names as names
+from model.errors import MetricsUnreadable
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 
@@ -248,7 +249,7 @@ def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_p
     (tmp_path / "stack.json").write_text(stack.to_json())
     exporter = stack.endpoint("locust-exporter")
     port = _free_port()
-    scraped = ""
+    page: MetricsPage | None = None
     with _orders_server(1.51) as (url, _):
         env = {**_env(tmp_path, url, 2, rate, seconds), "DOORBUSTER_STACK_FILE": str(tmp_path / "stack.json")}
         procs = [_locust(_master(port, 2), env, tmp_path / "master.log")]
@@ -256,23 +257,17 @@ def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_p
             procs += [_locust(_worker(port), env, tmp_path / f"worker-{i}.log") for i in range(2)]
             deadline = time.time() + seconds + 60
             while procs[0].poll() is None and time.time() < deadline:
-                with contextlib.suppress(requests.RequestException):
-                    scraped = requests.get(f"{exporter.url}/metrics", timeout=2).text
+                with contextlib.suppress(MetricsUnreadable):
+                    page = read_page(f"{exporter.url}/metrics", process="locust-exporter", timeout_s=2)
                 time.sleep(0.25)
         finally:
             _stop(procs)
     assert procs[0].returncode == 0, (tmp_path / "master.log").read_text()[-2000:]
-    buckets, count, total = {}, 0.0, 0.0
-    for family in text_string_to_metric_families(scraped):
-        for sample in family.samples:
-            if sample.labels.get("lane") != "sync" or sample.labels.get("kind") != "checkout":
-                continue
-            if sample.name == "doorbuster_locust_request_duration_seconds_bucket":
-                buckets[sample.labels["le"]] = sample.value
-            elif sample.name == "doorbuster_locust_request_duration_seconds_count":
-                count = sample.value
-            elif sample.name == "doorbuster_locust_request_duration_seconds_sum":
-                total = sample.value
+    assert page is not None, "the exporter never answered"
+    histogram, checkout = names.LOCUST_REQUEST_DURATION, {"lane": "sync", "kind": "checkout"}
+    buckets = {s.labels["le"]: s.value for s in page.select(f"{histogram}_bucket", **checkout)}
+    count = page.value(f"{histogram}_count", **checkout)
+    total = page.value(f"{histogram}_sum", **checkout)
     assert count == rate * seconds, f"the last scrape counted {count} checkouts"
     assert buckets["1.5"] == 0
     assert buckets["1.85"] == count
