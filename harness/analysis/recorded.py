@@ -19,7 +19,8 @@ from typing import Any
 
 import pydantic
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
 from harness.faults.timeline import ChaosRecord, read_chaos_record

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from harness.faults.chaos import Chaos
+from harness.metrics.scrape import scrape
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
 from model.settings import PortSettings, StackSettings
@@ -35,19 +35,9 @@ class RunningStack:
         return self.topology.order_service(lane).url
 
     def metric(self, process: str, name: str, **labels: str) -> float:
-        """One sample of a process's /metrics, summed over label sets that match."""
-        endpoint = self.topology.endpoint(process)
-        text = requests.get(f"{endpoint.url}/metrics", timeout=5).text
-        total, found = 0.0, False
-        for line in text.splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-                found = True
-        if not found:
-            raise AssertionError(f"{name}{labels} not in {process}'s metrics")
-        return total
+        """One sample of a process's metrics page, summed over label sets that match (the
+        reader's rule for a missing metric: :mod:`harness.metrics.scrape`)."""
+        return scrape(self.topology.process(process)).value(name, **labels)
 
 
 def stack_settings(**overrides: object) -> StackSettings:

@@ -19,6 +19,8 @@ from typing import Any
 import requests
 
 from harness.binaries import PROJECT_ROOT
+from harness.metrics.scrape import MetricsPage, read_page
+from model.errors import MetricsUnreadable
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 from tests.integration.conftest import RunningStack
@@ -179,10 +181,10 @@ def open_model_env(tmp: Path, url: str, workers: int, *, rate: float, seconds: f
 
 def scraped_distributed_run(
     tmp: Path, url: str, workers: int, *, rate: float, seconds: float, base: int
-) -> str:
+) -> MetricsPage:
     """A distributed open-model run to ``url`` (a master and ``workers`` workers, the master's
     exporter on the ports of a stack file at ``base``): the exporter's last scrape before the
-    master ended, which must end well."""
+    master ended (None if it never answered), which must end well."""
     stack = Topology.from_settings(StackSettings(ports=PortSettings(base=base)))
     (tmp / "stack.json").write_text(stack.to_json())
     exporter = stack.endpoint("locust-exporter")
@@ -192,15 +194,16 @@ def scraped_distributed_run(
         "DOORBUSTER_STACK_FILE": str(tmp / "stack.json"),
     }
     procs = [start_locust(master_args(port, workers), env, tmp / "master.log")]
-    scraped = ""
+    page: MetricsPage | None = None
     try:
         procs += [start_locust(worker_args(port), env, tmp / f"worker-{i}.log") for i in range(workers)]
         deadline = time.time() + seconds + 60
         while procs[0].poll() is None and time.time() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                scraped = requests.get(f"{exporter.url}/metrics", timeout=2).text
+            with contextlib.suppress(MetricsUnreadable):
+                page = read_page(f"{exporter.url}/metrics", process="locust-exporter", timeout_s=2)
             time.sleep(0.25)
     finally:
         stop_all(procs)
     assert procs[0].returncode == 0, (tmp / "master.log").read_text()[-2000:]
-    return scraped
+    assert page is not None, "the exporter never answered"
+    return page

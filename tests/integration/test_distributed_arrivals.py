@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.records.schema import read_requests
+from model import metric_names as names
 from tests.integration.short_run import (
     free_port,
     master_args,
@@ -152,18 +152,11 @@ def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_p
     # to 1500 ms (up to 1.55 s) and a histogram rebuilt from its figures puts under le=1.5.
     rate, seconds = 4.0, 3.0
     with orders_server(1.51) as (url, _):
-        scraped = scraped_distributed_run(tmp_path, url, 2, rate=rate, seconds=seconds, base=24000)
-    buckets, count, total = {}, 0.0, 0.0
-    for family in text_string_to_metric_families(scraped):
-        for sample in family.samples:
-            if sample.labels.get("lane") != "sync" or sample.labels.get("kind") != "checkout":
-                continue
-            if sample.name == "doorbuster_locust_request_duration_seconds_bucket":
-                buckets[sample.labels["le"]] = sample.value
-            elif sample.name == "doorbuster_locust_request_duration_seconds_count":
-                count = sample.value
-            elif sample.name == "doorbuster_locust_request_duration_seconds_sum":
-                total = sample.value
+        page = scraped_distributed_run(tmp_path, url, 2, rate=rate, seconds=seconds, base=24000)
+    histogram, checkout = names.LOCUST_REQUEST_DURATION, {"lane": "sync", "kind": "checkout"}
+    buckets = {s.labels["le"]: s.value for s in page.select(f"{histogram}_bucket", **checkout)}
+    count = page.value(f"{histogram}_count", **checkout)
+    total = page.value(f"{histogram}_sum", **checkout)
     assert count == rate * seconds, f"the last scrape counted {count} checkouts"
     assert buckets["1.5"] == 0
     assert buckets["1.85"] == count

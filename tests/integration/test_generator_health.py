@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from harness.records.generator import GeneratorSample, read_generator_samples
 from harness.records.schema import read_requests
 from model import metric_names as names
@@ -47,13 +45,12 @@ def _check_each_worker(samples: list[GeneratorSample], workers: list[str], run_d
 
 def test_two_workers_each_write_their_health_and_export_it(tmp_path: Path) -> None:
     with orders_server(0.0) as (url, _):
-        scraped = scraped_distributed_run(tmp_path, url, 2, rate=RATE, seconds=SECONDS, base=24100)
+        page = scraped_distributed_run(tmp_path, url, 2, rate=RATE, seconds=SECONDS, base=24100)
     _check_each_worker(read_generator_samples(tmp_path / "generator.jsonl"), ["0", "1"], tmp_path)
 
     series = {
         (sample.name, sample.labels.get("worker"))
-        for family in text_string_to_metric_families(scraped)
-        for sample in family.samples
+        for sample in page.samples
         if sample.name.startswith("doorbuster_generator_")
     }
     for name in (

@@ -13,7 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.analysis.lanes import Row, RunInputs, analyse
+from harness.analysis.inputs import Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.cli.main import main
 from harness.config.files import MAX_FILE_BYTES
 from harness.config.scenarios import load_scenario
