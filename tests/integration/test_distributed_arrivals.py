@@ -244,7 +244,7 @@ def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_p
     # Answers after 1.51 s: latencies just above the 1.5 s bound, which Locust keeps rounded
     # to 1500 ms (up to 1.55 s) and a histogram rebuilt from its figures puts under le=1.5.
     rate, seconds = 4.0, 3.0
-    stack = Topology.from_settings(StackSettings(ports=PortSettings(base=24000)))
+    stack = Topology.from_settings(StackSettings(ports=PortSettings(base=21500)))
     (tmp_path / "stack.json").write_text(stack.to_json())
     exporter = stack.endpoint("locust-exporter")
     port = _free_port()

@@ -163,7 +163,7 @@ LOCUSTFILES = sorted(
 def locust_env(tmp_path: Path) -> dict[str, str]:
     """A stack file (a stack "run by other means") so a locustfile starts with no stack running:
     binding needs none."""
-    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=26500, toxiproxy_api=26974)))
+    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=21000, toxiproxy_api=21474)))
     (tmp_path / "stack.json").write_text(topology.to_json())
     return {
         **os.environ,
