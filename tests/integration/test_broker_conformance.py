@@ -209,6 +209,7 @@ CONSUMER = textwrap.dedent("""
         async def hold(delivery):  # takes messages and never acknowledges them
             print(delivery.message.message_id, flush=True)
         await broker.consume(queue, (key,), 100, hold)
+        print("consuming", flush=True)
         await asyncio.sleep(3600)
 
     asyncio.run(main(*sys.argv[1:5]))
@@ -229,7 +230,10 @@ def test_redelivery_after_a_worker_is_killed(broker_server: tuple[str, str], bin
     root = Path(__file__).resolve().parents[2]
     victim = subprocess.Popen([sys.executable, "-c", CONSUMER, name, url, binding.queue, binding.key],
                               stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
-    time.sleep(2.0)  # let it subscribe
+    # Subscribed before anything is published (Pub/Sub delivers only to who listens now): a
+    # fixed pause was too short on a loaded machine, and the test then waited for its timeout.
+    ready = victim.stdout.readline().decode().strip() if victim.stdout else ""
+    assert ready == "consuming", f"the consumer did not start: {ready!r}"
     asyncio.run(publish(10))
     held = [victim.stdout.readline().decode().strip() for _ in range(10)] if victim.stdout else []
     assert sorted(held) == sorted(f"m{i}-o" for i in range(10))
