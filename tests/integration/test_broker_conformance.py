@@ -230,15 +230,17 @@ def test_redelivery_after_a_worker_is_killed(broker_server: tuple[str, str], bin
     root = Path(__file__).resolve().parents[2]
     victim = subprocess.Popen([sys.executable, "-c", CONSUMER, name, url, binding.queue, binding.key],
                               stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
-    # Subscribed before anything is published (Pub/Sub delivers only to who listens now): a
-    # fixed pause was too short on a loaded machine, and the test then waited for its timeout.
-    ready = victim.stdout.readline().decode().strip() if victim.stdout else ""
-    assert ready == "consuming", f"the consumer did not start: {ready!r}"
-    asyncio.run(publish(10))
-    held = [victim.stdout.readline().decode().strip() for _ in range(10)] if victim.stdout else []
-    assert sorted(held) == sorted(f"m{i}-o" for i in range(10))
-    victim.send_signal(signal.SIGKILL)  # kill -9 with ten messages unacknowledged
-    victim.wait()
+    try:
+        # Subscribed before anything is published (Pub/Sub delivers only to who listens now): a
+        # fixed pause was too short on a loaded machine, and the test then waited for its timeout.
+        ready = victim.stdout.readline().decode().strip() if victim.stdout else ""
+        assert ready == "consuming", f"the consumer did not start: {ready!r}"
+        asyncio.run(publish(10))
+        held = [victim.stdout.readline().decode().strip() for _ in range(10)] if victim.stdout else []
+        assert sorted(held) == sorted(f"m{i}-o" for i in range(10))
+    finally:
+        victim.send_signal(signal.SIGKILL)  # kill -9 with ten messages unacknowledged
+        victim.wait()
 
     async def again() -> list[Delivery]:
         consumer = conformance_broker(name, url)
