@@ -1,7 +1,8 @@
-"""A real stack for the integration tests: real Toxiproxy, real RabbitMQ, real processes.
+"""Real stacks for the integration tests: real Toxiproxy, real brokers, real processes.
 
-It runs on its own ports (base 23000, Toxiproxy API 23474) and its own state directory, so it
-never meets a stack a developer has running, and it is always stopped at the end.
+The seed's stack runs on its own ports (base 23000, Toxiproxy API 23474), each broker's stack
+on others (base 28000, Toxiproxy API 28474), each with its own state directory, so they never
+meet a stack a developer has running; each is started once a session and always stopped.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from harness.faults.chaos import Chaos
 from harness.metrics.scrape import scrape
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
-from model.settings import PortSettings, StackSettings
+from model.settings import BROKERS, PortSettings, StackSettings
 from model.topology import Topology
 
 BASE_PORT = 23000
 TOXIPROXY_PORT = 23474
+BROKER_STACK_PORTS = PortSettings(base=28000, toxiproxy_api=28474)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,23 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     stack = Stack(StateDir(state_dir))
     # The seed's real latencies (time_scale 1): these tests check the seed's own numbers.
     topology = stack.up(stack_settings(), timeout_s=120)
+    try:
+        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """A whole stack on each broker (time scale 0.2), the broker's connection crossing Toxiproxy
+    like every other hop.  One a session: pytest runs every test of one broker, whichever
+    module it is in, before it starts the next broker's stack."""
+    state_dir: Path = tmp_path_factory.mktemp(f"stack-{request.param}")
+    stack = Stack(StateDir(state_dir))
+    settings = StackSettings(broker=request.param, time_scale=0.2, ports=BROKER_STACK_PORTS)
+    topology = stack.up(settings, timeout_s=180)
     try:
         yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
     finally:

@@ -45,7 +45,7 @@ def _check_each_worker(samples: list[GeneratorSample], workers: list[str], run_d
 
 def test_two_workers_each_write_their_health_and_export_it(tmp_path: Path) -> None:
     with orders_server(0.0) as (url, _):
-        page = scraped_distributed_run(tmp_path, url, 2, rate=RATE, seconds=SECONDS, base=24100)
+        page = scraped_distributed_run(tmp_path, url, 2, rate=RATE, seconds=SECONDS, base=21600)
     _check_each_worker(read_generator_samples(tmp_path / "generator.jsonl"), ["0", "1"], tmp_path)
 
     series = {
