@@ -22,6 +22,7 @@ from typing import Any
 from harness.analysis.estimates import Estimate, samples_to_bound
 from harness.analysis.figures import QUANTILES, lane_figures
 from harness.analysis.figures import format_figure as _fmt
+from harness.analysis.generator import judged_with_generator
 from harness.analysis.inputs import FaultWindow, RunInputs
 from harness.analysis.recovery import lane_recovery, recovery_verdict
 from harness.analysis.verdicts import Outcome, Verdict
@@ -232,8 +233,9 @@ def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any
 
 
 def judge(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any]) -> Verdict:
-    """:func:`evaluate`, and an undetermined verdict if the evaluation itself broke."""
+    """:func:`evaluate`, undetermined where the load generator was behind in the verdict's
+    window (:mod:`harness.analysis.generator`), and undetermined if the evaluation broke."""
     try:
-        return evaluate(expectation, inputs, summary)
+        return judged_with_generator(expectation, inputs, evaluate(expectation, inputs, summary))
     except Exception as exc:  # one broken verdict must not cost the run its summary and report
         return Verdict.undetermined(expectation.text, f"internal error: {type(exc).__name__}: {exc}")

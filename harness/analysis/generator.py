@@ -11,10 +11,12 @@ window the generator was *behind* when any of these held (the thresholds, and wh
   could mistake for the system's; below the 25 ms floor, gevent's own scheduling jitter on a
   busy machine would make every tight bound undecidable.  A quarter second late moves an
   arrival across the one-second bins the rates and the recovery are measured in.
-- **event loop lag**: a timer due every ~100 ms fired more than ``LOOP_LAG_LIMIT_S`` late:
-  the process's hub was blocked, so responses were read late too (their ``end`` is late).
-- **CPU**: a generator process used ``CPU_SHARE_LIMIT`` (90%) of its core or more, Locust's
-  own warning line: past it, the two signs above follow.
+- **event loop lag**: in most of the window's seconds (the median of each second's worst) a
+  timer due every ~100 ms fired more than ``LOOP_LAG_LIMIT_S`` late: the process's hub was
+  blocked, so responses were read late too (their ``end`` is late).  One stall (a garbage
+  collection, a start-up) is not "behind": what it did to the arrivals is in the send lag.
+- **CPU**: a generator process used ``CPU_SHARE_LIMIT`` (90%) of its core or more on average
+  over the window, Locust's own warning line: past it, the two signs above follow.
 - **arrivals never sent**: any arrival due in the window that was never sent.  It is counted
   here and never as the system's latency or error.
 
@@ -25,11 +27,17 @@ with more cores.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from harness.analysis.estimates import percentile
+from harness.analysis.inputs import RunInputs
 from harness.analysis.verdicts import Verdict
+from harness.analysis.windows import expectation_window
+from harness.records.generator import GeneratorSample
+from model.expectations import LATENCY_METRICS, Expectation
 
 __all__ = [
     "CPU_SHARE_LIMIT",
@@ -41,6 +49,9 @@ __all__ = [
     "ProcessHealth",
     "behind_reasons",
     "gated",
+    "generator_summary",
+    "generator_window",
+    "judged_with_generator",
     "send_lag_limit",
 ]
 
@@ -54,12 +65,12 @@ WHAT_WOULD_DECIDE = "more generator processes (--workers N), a lower rate, or a 
 
 @dataclass(frozen=True, kw_only=True)
 class ProcessHealth:
-    """One generator process's worst figures over a window (from its health samples)."""
+    """One generator process's figures over a window (from its health samples)."""
 
     worker: str
-    loop_lag_max_s: float
-    cpu_share_max: float
-    never_sent: int
+    loop_lag_max_s: float  # the median over the window's samples of each one's worst
+    cpu_share_max: float  # the mean over the window's samples
+    never_sent: int  # arrivals it never sent, when the window reaches its final backlog
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,7 +144,7 @@ def behind_reasons(window: GeneratorWindow, bound_s: float | None) -> list[str]:
         if p.never_sent:
             reasons.append(f"{p.worker} never sent {p.never_sent} arrivals that were due")
         if p.cpu_share_max >= CPU_SHARE_LIMIT:
-            reasons.append(f"{p.worker} used {p.cpu_share_max:.0%} of its CPU core")
+            reasons.append(f"{p.worker} used {p.cpu_share_max:.0%} of its CPU core on average")
         if p.loop_lag_max_s > LOOP_LAG_LIMIT_S:
             reasons.append(f"{p.worker}'s event loop ran {p.loop_lag_max_s * 1000:.0f} ms late")
     return reasons
@@ -151,9 +162,10 @@ def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> V
     span = f"{window.start:.1f}-{window.end:.1f} s"
     reason = (
         f"the load generator fell behind in {span}: {'; '.join(reasons)}; "
-        f"what this run measured is the generator, not the system "
-        f"(it would have been {verdict.outcome}). To decide it: {WHAT_WOULD_DECIDE}"
+        f"what this run measured there is the generator, not the system. To decide it: {WHAT_WOULD_DECIDE}"
     )
+    if verdict.outcome == "undetermined":
+        reason = f"{verdict.reason}; and {reason}"
     return Verdict(
         expectation=verdict.expectation,
         outcome="undetermined",
@@ -161,3 +173,93 @@ def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> V
         reason=reason,
         evidence=evidence,
     )
+
+
+def _worker_health(samples: Sequence[GeneratorSample], start: float, end: float) -> list[ProcessHealth]:
+    """Each generator process's figures over ``[start, end]`` (samples in run seconds)."""
+    found = []
+    for worker in sorted({s.worker for s in samples}):
+        mine = sorted((s for s in samples if s.worker == worker), key=lambda s: s.t)
+        inside = [s for s in mine if s.t > start and s.t - s.window_s < end]
+        final = next((s for s in reversed(mine) if s.stopped), None)
+        never = 0
+        if final is not None and final.never_sent:
+            # Never sent: due from the moment its backlog last began to grow, to the end.
+            caught_up = [s.t for s in mine if s.due - s.sent - s.dropped <= 0]
+            behind_from = max(caught_up, default=-math.inf)
+            never = final.never_sent if end >= behind_from else 0
+        if not inside and not never:
+            continue
+        found.append(
+            ProcessHealth(
+                worker=f"generator {worker}",
+                loop_lag_max_s=statistics.median(s.loop_lag_max_s for s in inside) if inside else 0.0,
+                cpu_share_max=statistics.fmean(s.cpu_share for s in inside) if inside else 0.0,
+                never_sent=never,
+            )
+        )
+    return found
+
+
+def generator_window(inputs: RunInputs, start: float, end: float) -> GeneratorWindow:
+    """How the generator kept up over ``[start, end)`` of run seconds: the send lag of the
+    checkouts' first attempts intended in it, and each generator process's health there."""
+    lags = [
+        (r.intended, r.start - r.intended)
+        for r in inputs.rows
+        if r.kind == "checkout" and r.attempt == 0 and r.start is not None
+    ]
+    return GeneratorWindow.of(lags, start, end, _worker_health(inputs.generator, start, end))
+
+
+def _span_and_bound(e: Expectation, inputs: RunInputs) -> tuple[float, float, float | None]:
+    """The run seconds a verdict rests on, and its latency bound (None: not a latency's)."""
+    if e.kind in ("compare", "relative"):
+        window, _ = expectation_window(inputs, e.window, e.mode)
+        latency = e.metric in LATENCY_METRICS and e.kind == "compare"
+        return window.start, window.end, e.value if latency else None
+    fault = next((f for f in inputs.faults if f.name == e.window), None)
+    if e.kind == "drains" and fault is not None:
+        return fault.start, fault.end, None
+    if e.kind == "recovers" and fault is not None and e.value is not None:
+        observe = max(e.value, inputs.scenario.metastability.window)
+        return fault.start, min(inputs.load_end, fault.end + observe), None
+    return 0.0, inputs.load_end, None
+
+
+def judged_with_generator(e: Expectation, inputs: RunInputs, verdict: Verdict) -> Verdict:
+    """``verdict`` with the generator's figures over its window, undetermined when the
+    generator was behind there."""
+    start, end, bound = _span_and_bound(e, inputs)
+    return gated(verdict, generator_window(inputs, start, end), bound)
+
+
+def generator_summary(inputs: RunInputs) -> dict[str, Any]:
+    """``summary.json``'s ``generator``: the limits, each stage's window and the whole run
+    (send lag, each process's figures, and whether it was behind), and each process's totals."""
+    windows = [("run", 0.0, inputs.load_end)]
+    start = 0.0
+    for stage in inputs.scenario.load.stages:
+        windows.append((stage.name, start, min(start + stage.duration, inputs.load_end)))
+        start += stage.duration
+    out: list[dict[str, Any]] = []
+    for name, w0, w1 in windows:
+        window = generator_window(inputs, w0, w1)
+        out.append({"name": name, **window.as_json(), "behind": behind_reasons(window, None)})
+    workers: dict[str, Any] = {}
+    for worker in sorted({s.worker for s in inputs.generator}):
+        mine = sorted((s for s in inputs.generator if s.worker == worker), key=lambda s: s.t)
+        last = mine[-1]
+        workers[worker] = {
+            "due": last.due, "sent": last.sent, "dropped": last.dropped,
+            "never_sent": max((s.never_sent for s in mine), default=0),
+            "cpu_share_max": round(max(s.cpu_share for s in mine), 3),
+            "loop_lag_max_ms": round(max(s.loop_lag_max_s for s in mine) * 1000, 1),
+            "send_lag_max_ms": round(max((s.send_lag_max_s or 0.0) for s in mine) * 1000, 1),
+        }  # fmt: skip
+    limits = {
+        "send_lag_floor_ms": SEND_LAG_FLOOR_S * 1000, "send_lag_share_of_bound": SEND_LAG_SHARE,
+        "send_lag_limit_ms": SEND_LAG_LIMIT_S * 1000, "loop_lag_ms": LOOP_LAG_LIMIT_S * 1000,
+        "cpu_share": CPU_SHARE_LIMIT,
+    }  # fmt: skip
+    return {"limits": limits, "windows": out, "workers": workers}

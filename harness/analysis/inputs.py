@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.analysis.recovery import RecoveryQuestion
+from harness.records.generator import GeneratorSample
 from harness.records.schema import AttemptTimeline, RequestRecord
 from model.scenario import Scenario
 
@@ -95,6 +96,8 @@ class RunInputs:
     drain_cut_short: bool = False
     # attempts that went out per lane and dependency through the run; times in run seconds
     attempt_timeline: AttemptTimeline | None = None
+    # the load generator's health samples (generator.jsonl), their t in run seconds
+    generator: tuple[GeneratorSample, ...] = ()
 
     @property
     def pre_fault_window(self) -> tuple[float, float]:

@@ -13,7 +13,7 @@ run's stages and chaos steps, and one it did not have is refused, exit 2).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
 from harness.faults.timeline import ChaosRecord, read_chaos_record
 from harness.metrics.counters import RunCounters
-from harness.records.run_dir import CHAOS_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE
+from harness.records.generator import GeneratorSample, read_generator_samples
+from harness.records.run_dir import CHAOS_FILE, GENERATOR_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE
 from harness.records.schema import RunLedger, read_ledger, read_requests
 from model.errors import ConfigError
 from model.expectations import time_scaled_expectation
@@ -51,6 +52,7 @@ class RecordedRun:
     t0: float  # the timeline's start (chaos.json), else the first intended start
     rows: tuple[Row, ...]
     faults: tuple[FaultWindow, ...]
+    generator: tuple[GeneratorSample, ...] = ()  # the generator's health, t in run seconds
 
 
 def _chaos_record(run_dir: Path) -> ChaosRecord | None:
@@ -70,7 +72,10 @@ def recorded_run(run_dir: Path, scenario: Scenario, t0: float | None = None) -> 
     if t0 is None:
         t0 = min((r.intended_start for r in records), default=time.time())
     rows = tuple(Row.from_record(r, t0) for r in records)
-    return RecordedRun(t0=t0, rows=rows, faults=fault_windows(run_dir, scenario, t0))
+    health = run_dir / GENERATOR_FILE
+    samples = read_generator_samples(health) if health.exists() else []
+    generator = tuple(replace(s, t=s.t - t0) for s in samples)
+    return RecordedRun(t0=t0, rows=rows, faults=fault_windows(run_dir, scenario, t0), generator=generator)
 
 
 def fault_windows(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
@@ -126,6 +131,7 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[s
         drains=ledger.drains,
         drain_cut_short=ledger.drain_cut_short,
         attempt_timeline=ledger.attempt_timeline.since(run.t0) if ledger.attempt_timeline else None,
+        generator=run.generator,
     )
     summary = analyse(inputs)
     summary["t0"] = run.t0

@@ -11,6 +11,7 @@ from harness.analysis.dip import lane_dip
 from harness.analysis.estimates import percentile
 from harness.analysis.evaluate import judge
 from harness.analysis.figures import QUANTILES, lane_figures
+from harness.analysis.generator import generator_summary
 from harness.analysis.inputs import RunInputs
 from harness.analysis.ladder import Rung, rung
 from harness.analysis.orders import reconcile
@@ -93,6 +94,7 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
         "drain_s": {name: (round(v, 1) if v is not None else None) for name, v in inputs.drains.items()},
         "metastability": metastability,
         "ladder": {r.lane: r.as_json() for r in rungs},
+        "generator": generator_summary(inputs),
     }
     verdicts = [judge(e, inputs, summary) for e in scenario.expectations]
     summary["verdicts"] = [v.as_json() for v in verdicts]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import pytest
 
 from harness.analysis.generator import (
@@ -12,7 +15,11 @@ from harness.analysis.generator import (
     gated,
     send_lag_limit,
 )
+from harness.analysis.inputs import Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.analysis.verdicts import Verdict
+from harness.records.generator import GeneratorSample
+from tests.unit.scenarios import made_up_scenario
 
 FAILED = Verdict(expectation="sync.checkout.p99 < 50ms at steady", outcome="fail", observed="p99 15.68 s")
 PASSED = Verdict(expectation="sync.checkout.p99 < 50ms at steady", outcome="pass", observed="p99 4 ms")
@@ -86,3 +93,81 @@ def test_only_the_window_s_arrivals_count() -> None:
     empty = GeneratorWindow.of(lags, 12.0, 15.0)
     assert empty.arrivals == 0 and empty.send_lag_p99_s is None
     assert behind_reasons(empty, 0.05) == []
+
+
+# -- The gate in the verdicts: made-up runs judged as a run is -----------------------------
+def _rows(lag_s: float, *, start: float = 0.0, end: float = 80.0, rate: float = 50.0) -> list[Row]:
+    """Sync checkouts answered 5 ms after they were sent, sent ``lag_s`` after intended."""
+    n = int((end - start) * rate)
+    times = [start + i / rate for i in range(n)]
+    return [
+        Row(t, t + lag_s + 0.005, "sync", "checkout", 200, 0, f"s{i}", t + lag_s) for i, t in enumerate(times)
+    ]
+
+
+def _sample(worker: str, t: float, *, cpu: float = 0.3, loop: float = 0.002, backlog: int = 0,
+            never: int = 0, stopped: bool = False) -> GeneratorSample:  # fmt: skip
+    due = int(t * 50)
+    return GeneratorSample(worker=worker, t=t, window_s=1.0, sends=50, send_lag_p99_s=0.001, send_lag_max_s=0.002,
+                           loop_lag_max_s=loop, cpu_share=cpu, due=due, sent=due - backlog, dropped=0,
+                           never_sent=never, stopped=stopped)  # fmt: skip
+
+
+EXPECTATIONS = ["sync.checkout.p99 < 50ms at baseline", "sync.checkout.p99 < 50ms at rest"]
+
+
+def _judged(rows: list[Row], samples: Sequence[GeneratorSample] = ()) -> dict[str, Any]:
+    inputs = RunInputs(scenario=made_up_scenario(rate=50, expectations=EXPECTATIONS), rows=tuple(rows),
+                       faults=(), load_end=80.0, generator=tuple(samples))  # fmt: skip
+    summary = analyse(inputs)
+    return {"summary": summary, **{v["expectation"]: v for v in summary["verdicts"]}}
+
+
+def test_a_run_whose_generator_kept_up_is_decided_with_its_figures_as_evidence() -> None:
+    judged = _judged(_rows(0.001), [_sample("0", float(t)) for t in range(1, 81)])
+    for text in EXPECTATIONS:
+        assert judged[text]["outcome"] == "pass", judged[text]
+        assert judged[text]["evidence"]["generator"]["processes"][0]["worker"] == "generator 0"
+    generator = judged["summary"]["generator"]
+    assert [w["name"] for w in generator["windows"]] == ["run", "baseline", "rest"]
+    assert all(w["behind"] == [] for w in generator["windows"])
+    assert generator["workers"]["0"]["due"] == 80 * 50
+
+
+def test_a_late_generator_makes_the_verdict_undetermined_where_it_was_late_only() -> None:
+    rows = _rows(0.001, end=20.0) + _rows(0.9, start=20.0)  # late from the rest stage on
+    judged = _judged(rows)
+    assert judged[EXPECTATIONS[0]]["outcome"] == "pass"
+    late = judged[EXPECTATIONS[1]]
+    assert late["outcome"] == "undetermined"
+    assert "load generator fell behind in 20.0-80.0 s" in late["reason"]
+    assert "send lag p99 was 900 ms (limit 25 ms)" in late["reason"]
+    rest = next(w for w in judged["summary"]["generator"]["windows"] if w["name"] == "rest")
+    assert rest["send_lag_p99_ms"] == 900.0 and rest["behind"]
+
+
+def test_arrivals_never_sent_count_for_the_windows_from_where_its_backlog_grew() -> None:
+    samples = [_sample("1", float(t)) for t in range(1, 40)]
+    samples += [_sample("1", float(t), backlog=(t - 39) * 10) for t in range(40, 80)]
+    samples.append(_sample("1", 80.0, backlog=410, never=410, stopped=True))
+    judged = _judged(_rows(0.001), samples)
+    assert judged[EXPECTATIONS[0]]["outcome"] == "pass"  # 0-20 s: it was keeping up then
+    assert judged[EXPECTATIONS[1]]["outcome"] == "undetermined"
+    assert "generator 1 never sent 410 arrivals that were due" in judged[EXPECTATIONS[1]]["reason"]
+
+
+def test_a_saturated_core_counts_on_average_and_one_stall_does_not() -> None:
+    stall = [_sample("0", float(t), loop=2.5 if t == 3 else 0.002) for t in range(1, 81)]
+    assert _judged(_rows(0.001), stall)[EXPECTATIONS[0]]["outcome"] == "pass"
+    busy = [_sample("0", float(t), cpu=0.95 if t > 20 else 0.3) for t in range(1, 81)]
+    judged = _judged(_rows(0.001), busy)
+    assert judged[EXPECTATIONS[0]]["outcome"] == "pass"
+    assert "generator 0 used 95% of its CPU core on average" in judged[EXPECTATIONS[1]]["reason"]
+
+
+def test_an_undetermined_verdict_keeps_its_own_reason_and_names_the_generator_too() -> None:
+    rows = _rows(0.03, end=2.0, rate=5)  # ten 35 ms checkouts: too few to bound a p99, and late
+    judged = _judged(rows)
+    reason = judged[EXPECTATIONS[0]]["reason"]
+    assert judged[EXPECTATIONS[0]]["outcome"] == "undetermined"
+    assert "load generator fell behind" in reason and not reason.startswith("the load generator")
