@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from chaosdoorbuster.actions import add_fault
+from chaosdoorbuster.actions import IMPORT_ROOTS, add_fault
 from chaosdoorbuster.holder import OWNER
 from harness.binaries import PROJECT_ROOT
 from harness.faults.chaos import Chaos
@@ -76,7 +76,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
     env = {
         **os.environ,
         "DOORBUSTER_STATE_DIR": str(state_dir),
-        "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTHONPATH": os.pathsep.join(map(str, IMPORT_ROOTS)),  # this checkout's extension and doorbuster
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the process probe's `doorbuster`
     }
     up = subprocess.run(
