@@ -24,8 +24,8 @@ installed:
 		exit 3; }
 
 lint: installed
-	$(VENV)/ruff check model harness targets tests bench locustfiles chaosdoorbuster
-	$(VENV)/ruff format --check model harness targets tests bench locustfiles chaosdoorbuster
+	$(VENV)/ruff check model harness targets tests bench locustfiles chaosdoorbuster docs/hooks
+	$(VENV)/ruff format --check model harness targets tests bench locustfiles chaosdoorbuster docs/hooks
 
 types: installed
 	$(VENV)/mypy

@@ -2,7 +2,8 @@
 
     PYTHONPATH=$PWD .venv/bin/python -m bench.report_screenshot RUN_DIR [docs/report-first-screen.png]
 
-The README's picture of the report is made this way from a real run's directory.
+The picture of the report in the README and docs/running/report.md is made this way from a real
+run's directory.
 """
 
 from __future__ import annotations

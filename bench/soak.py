@@ -32,6 +32,7 @@ files: every arrival in the request log, a summary with verdicts, a report.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -49,11 +50,14 @@ from stack_bench import memory_bytes
 from targets_check import Target, report
 
 from harness.config.scenarios import load_scenario
+from harness.metrics.scrape import MetricMissing, scrape
 from harness.records.schema import read_requests
 from harness.stack.state import StateDir
+from model.errors import MetricsUnreadable
 from model.topology import Topology
 
 ROOT = Path(__file__).resolve().parent.parent
+HEAD_FACTS = ("head_series", "head_chunks")  # prometheus_tsdb_<fact>: the head block's size
 
 
 def snapshot(state: Path) -> dict[str, tuple[int, int]]:
@@ -75,18 +79,18 @@ def prometheus_facts(state: Path) -> dict[str, int]:
     resident memory also holds heap the Go runtime has freed but keeps for reuse."""
     facts: dict[str, int] = {}
     try:
-        url = Topology.from_json((state / "stack.json").read_text()).prometheus.url
+        topology = Topology.from_json((state / "stack.json").read_text())
+        url = topology.prometheus.url
         heap = requests.get(f"{url}/debug/pprof/heap", params={"gc": 1, "debug": 1}, timeout=30).text
-        metrics = requests.get(f"{url}/metrics", timeout=5).text
-    except (OSError, ValueError, requests.RequestException):
+        page = scrape(topology.process("prometheus"), only=[f"prometheus_tsdb_{n}" for n in HEAD_FACTS])
+    except (OSError, ValueError, requests.RequestException, MetricsUnreadable):
         return facts
     for line in heap.splitlines():
         if line.startswith("# HeapAlloc = "):
             facts["live_heap"] = int(line.split("=")[1])
-    for line in metrics.splitlines():
-        for name in ("head_series", "head_chunks"):
-            if line.startswith(f"prometheus_tsdb_{name} "):
-                facts[name] = int(float(line.split()[1]))
+    for name in HEAD_FACTS:
+        with contextlib.suppress(MetricMissing):  # an older Prometheus: the figure is left out
+            facts[name] = int(page.value(f"prometheus_tsdb_{name}"))
     return facts
 
 

@@ -21,23 +21,21 @@ schedule's start (test start, or once every worker is ready); every fault it app
 removed at test stop and on quit.  Every request is recorded, with its
 intended start, in ``requests.jsonl`` in the run directory (workers send theirs to the
 master), and Locust's figures, with a latency histogram counted from those records, are
-exported to Prometheus on the topology's exporter port.
+exported to Prometheus on the topology's exporter port.  Each generator process (each worker,
+or the single process) also watches its own health, its arrivals' send lag, its event loop's
+lag, its CPU share and its arrivals due but not sent, into ``generator.jsonl`` and the exporter.
+
+The parts live in ``harness/load`` (none imports Locust or gevent): this file is the glue.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import os
 import random
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -50,31 +48,29 @@ from geventhttpclient import HTTPClient  # noqa: E402
 from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
-from locust.runners import MasterRunner, WorkerRunner  # noqa: E402
+from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
-from prometheus_client.core import (  # noqa: E402
-    CounterMetricFamily,
-    GaugeMetricFamily,
-)
 
-from harness.config.files import read_text  # noqa: E402
-from harness.config.scenarios import load_scenario  # noqa: E402
-from harness.config.systems import default_system  # noqa: E402
 from harness.faults.chaos import Chaos  # noqa: E402
 from harness.faults.leases import FaultLease  # noqa: E402
 from harness.faults.timeline import ChaosTimeline  # noqa: E402
-from harness.load.arrivals import arrival_times  # noqa: E402
-from harness.load.latency_histogram import LatencyHistogram, Snapshot  # noqa: E402
-from harness.records.schema import RequestRecord  # noqa: E402
-from harness.stack.control import Stack  # noqa: E402
-from harness.stack.state import StateDir, default_state_dir  # noqa: E402
-from model import metric_names as names  # noqa: E402
-from model.buckets import LATENCY_BUCKETS  # noqa: E402
-from model.errors import DoorbusterError  # noqa: E402
-from model.headers import DEADLINE_HEADER  # noqa: E402
-from model.scenario import Scenario  # noqa: E402
-from model.system import FollowSpec, LaneSpec, expand  # noqa: E402
-from model.topology import Topology, is_loopback  # noqa: E402
+from harness.load.exporter import LoadCollector  # noqa: E402
+from harness.load.generator_health import CpuReading, GeneratorHealth  # noqa: E402
+from harness.load.generator_log import GeneratorLog  # noqa: E402
+from harness.load.journeys import Journeys  # noqa: E402
+from harness.load.request_log import WORKER_REPORT, RequestLog  # noqa: E402
+from harness.load.schedule import (  # noqa: E402
+    SCHEDULE_MESSAGE,
+    START_ALLOWANCE_S,
+    START_TIMEOUT_S,
+    WORKER_READY,
+    ArrivalSchedule,
+    schedule_start,
+)
+from harness.load.settings import GeneratorRefused, GeneratorSettings, read_settings  # noqa: E402
+from harness.records.generator import GeneratorSample  # noqa: E402
+from harness.records.run_dir import RunDir  # noqa: E402
+from harness.stack.state import default_state_dir  # noqa: E402
 
 __all__ = [
     "Arrivals",
@@ -84,234 +80,50 @@ __all__ = [
 ]
 
 
-def _targets(topology: Topology | None) -> dict[str, tuple[str, int]]:
-    """Where each lane's orders go: the stack's order services, or ``$DOORBUSTER_TARGETS``
-    (``{"sync": "http://host:port", ...}``); hosts off loopback only when named in
-    ``$DOORBUSTER_ALLOW_HOSTS`` (comma-separated)."""
-    raw = os.environ.get("DOORBUSTER_TARGETS")
-    if not raw:
-        if topology is None:
-            raise SystemExit("doorbuster: no stack is running; start it with: doorbuster up")
-        return {
-            lane: (topology.order_service(lane).host, topology.order_service(lane).port)
-            for lane in topology.lanes
-        }
-    allowed = {h.strip() for h in os.environ.get("DOORBUSTER_ALLOW_HOSTS", "").split(",") if h.strip()}
+def _warn(message: str) -> None:
+    print(f"doorbuster: {message}", file=sys.stderr)
+
+
+def _settings() -> GeneratorSettings:
     try:
-        urls = {str(k): urlsplit(str(v)) for k, v in json.loads(raw).items()}
-        targets = {lane: (str(u.hostname), int(u.port or 80)) for lane, u in urls.items()}
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise SystemExit(f"doorbuster: DOORBUSTER_TARGETS: expected {{lane: url}} JSON ({exc})") from None
-    for lane, (host, _) in targets.items():
-        if not is_loopback(host) and host not in allowed:
-            raise SystemExit(
-                f"doorbuster: refusing to send load to {host} ({lane}): not a loopback address; "
-                "name it in DOORBUSTER_ALLOW_HOSTS to allow it"
-            )
-    return targets
+        return read_settings(os.environ, sys.argv, warn=_warn)
+    except GeneratorRefused as exc:
+        raise SystemExit(f"doorbuster: {exc}") from None
 
 
-def _start_at() -> float | None:
-    """``DOORBUSTER_START_AT``: when the arrival schedule starts, as a Unix time (optional)."""
-    text = os.environ.get("DOORBUSTER_START_AT")
-    if not text:
-        return None
-    try:
-        start = float(text)
-    except ValueError:
-        start = math.nan
-    if not math.isfinite(start) or abs(start - time.time()) > 3600:
-        raise SystemExit(f"doorbuster: DOORBUSTER_START_AT={text!r}: expected a Unix time within the hour")
-    return start
+SETTINGS = _settings()
+SCENARIO, TOPOLOGY, LOAD, WORKERS = SETTINGS.scenario, SETTINGS.topology, SETTINGS.load, SETTINGS.workers
+RUN_DIR = RunDir(SETTINGS.run_dir)
+LOG = RequestLog(LOAD.lanes, RUN_DIR.requests, is_worker=SETTINGS.is_worker)
+SCHEDULE = ArrivalSchedule(gevent.event.Event(), seed=SETTINGS.seed, replay=SETTINGS.replay)
+# This process's health as a generator ("0" until a worker learns its index); the master's
+# (or the single process's) log of every generator's samples.
+HEALTH = GeneratorHealth("0", reading=CpuReading.now(), now=time.time())
+GENERATORS = GeneratorLog(RUN_DIR.generator)
+_unsent: list[GeneratorSample] = []  # a worker's samples, for its next report to the master
+# The sampling greenlet: a timer every TICK_S measures how late the hub wakes it; a sample of
+# the generator's health every SAMPLE_S while the test runs, and one when it stops.
+TICK_S = 0.1
+SAMPLE_S = 1.0
 
 
-def _load() -> tuple[Scenario, Topology | None, dict[str, tuple[str, int]], Path, int]:
-    try:
-        scenario, _ = load_scenario(os.environ.get("DOORBUSTER_SCENARIO", "black-friday"))
-    except DoorbusterError as exc:
-        raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
-    topology: Topology | None = None
-    try:
-        stack_file = os.environ.get("DOORBUSTER_STACK_FILE")  # a stack run by other means (compose)
-        if stack_file:
-            topology = Topology.from_json(read_text(Path(stack_file)))
-        else:
-            topology = Stack(StateDir(default_state_dir())).running_topology()
-    except (DoorbusterError, OSError, ValueError) as exc:
-        # A worker only sends load (the master runs the chaos), so targets are all it needs.
-        needs_stack = scenario.chaos and "--worker" not in sys.argv
-        if needs_stack or not os.environ.get("DOORBUSTER_TARGETS"):
-            raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
-    if topology is not None:
-        running = topology.settings.model_copy(update={"ports": scenario.stack.ports})
-        if running != scenario.stack and "DOORBUSTER_RUN_DIR" not in os.environ:
-            print(
-                f"doorbuster: warning: the running stack's settings are not scenario {scenario.name}'s; "
-                f"restart it with: doorbuster down && doorbuster up --scenario {scenario.name}",
-                file=sys.stderr,
-            )
-    targets = _targets(topology)
-    missing = [lane for lane in scenario.load.lanes if lane not in targets]
-    if missing:
-        raise SystemExit(f"doorbuster: DOORBUSTER_TARGETS has no URL for lane(s) {missing}")
-    run_dir = Path(
-        os.environ.get("DOORBUSTER_RUN_DIR")
-        or ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{scenario.name}-locust"
-    )
-    if "--worker" not in sys.argv and (run_dir / "requests.jsonl").exists():
-        # Appending would mix two runs' records in one log, and the report would read both.
-        raise SystemExit(
-            f"doorbuster: {run_dir / 'requests.jsonl'} already exists (an earlier run's records); "
-            "set DOORBUSTER_RUN_DIR to a new directory, or remove that file"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return scenario, topology, targets, run_dir, max(1, int(os.environ.get("DOORBUSTER_WORKERS", "1")))
+class _Control:
+    environment: Environment | None = None
+    timeline: ChaosTimeline | None = None
+    greenlet: gevent.Greenlet[..., None] | None = None
+    stopped = False
+    collector: LoadCollector | None = None
 
 
-SCENARIO, TOPOLOGY, TARGETS, RUN_DIR, WORKERS = _load()
-START_AT = _start_at()
-LOAD = SCENARIO.load
-
-
-def _requests() -> dict[str, tuple[LaneSpec, str]]:
-    """Each lane's request (the system file's) and the path it goes to on its target."""
-    try:
-        system = SCENARIO.stack.system or default_system()
-    except DoorbusterError as exc:
-        raise SystemExit(f"doorbuster: {type(exc).__name__}: {exc}") from None
-    found: dict[str, tuple[LaneSpec, str]] = {}
-    for lane in LOAD.lanes:
-        spec = system.lanes.get(lane)  # type: ignore[call-overload]
-        if spec is None:
-            raise SystemExit(f"doorbuster: system {system.name} has no {lane} lane")
-        # Only the path is used: the target (the stack's, or DOORBUSTER_TARGETS) gives the host.
-        url = urlsplit(expand(spec.url, TOPOLOGY.address_values() if TOPOLOGY else system.url_stand_ins()))
-        found[lane] = (spec, (url.path or "/") + (f"?{url.query}" if url.query else ""))
-    return found
-
-
-REQUESTS = _requests()
-SKUS = ("tv-55", "console", "headphones", "laptop", "blender", "sneakers", "drone", "camera")
-# Returning shoppers: a customer may order again while their first order is still queued, so
-# whether a broker keeps one customer's orders in order is measurable (worker out-of-order).
-CUSTOMERS = 2000
-
-
-class RequestLog:
-    """Every request, with its intended start, and the latency histogram counted from the
-    same times; workers batch theirs to the master."""
-
-    def __init__(self) -> None:
-        self.environment: Environment | None = None
-        self._buffer: list[dict[str, Any]] = []
-        self._file: Any = None
-        self._created = False
-        self.in_flight: dict[str, int] = dict.fromkeys(LOAD.lanes, 0)
-        self.remote_in_flight: dict[str, dict[str, int]] = {}
-        self.latency = LatencyHistogram(LATENCY_BUCKETS)
-        self.remote_latency: dict[str, Snapshot] = {}
-        self.remote_generating: dict[str, bool] = {}
-
-    @property
-    def is_worker(self) -> bool:
-        return isinstance(self.environment and self.environment.runner, WorkerRunner)
-
-    def open(self) -> None:
-        if not self.is_worker and self._file is None:
-            # Created by this process ("x" fails on an existing log); only reopened for append.
-            mode = "a" if self._created else "x"
-            self._file = open(RUN_DIR / "requests.jsonl", mode, buffering=1)  # noqa: SIM115
-            self._created = True
-
-    def record(
-        self,
-        intended: float,
-        lane: str,
-        kind: str,
-        code: int,
-        attempt: int,
-        order_id: str,
-        *,
-        start: float | None,
-    ) -> float:
-        """Log one request; returns its end time, for the figures taken from the same record."""
-        end = time.time()
-        rec = RequestRecord.made(
-            lane=lane, kind=kind, intended_start=intended, start=start, end=end,
-            status=code, order_id=order_id, attempt=attempt,
-        )  # fmt: skip
-        if self._file is not None:
-            self._file.write(json.dumps(rec.to_json()) + "\n")
-        else:
-            self._buffer.append(rec.to_json())
-        return end
-
-    def flush_to_master(self) -> None:
-        if self.environment is None or not self.is_worker:
-            return
-        rows, self._buffer = self._buffer, []
-        runner = self.environment.runner
-        assert runner is not None
-        runner.send_message(
-            "doorbuster_log",
-            {
-                "rows": rows,
-                "in_flight": self.in_flight,
-                "latency": self.latency.snapshot(),  # the whole histogram so far: a lost batch heals
-                "generating": SCHEDULE.generating,
-                "id": runner.client_id,  # type: ignore[attr-defined]
-            },
-        )
-
-    def on_worker_rows(self, msg: Any, **_: Any) -> None:
-        self.open()
-        for row in msg.data["rows"]:
-            # A worker's records are the same objects, checked as any reader checks them.
-            self._file.write(json.dumps(RequestRecord.from_json(row).to_json()) + "\n")
-        self.remote_in_flight[msg.data["id"]] = msg.data["in_flight"]
-        self.remote_latency[msg.data["id"]] = msg.data["latency"]
-        self.remote_generating[msg.data["id"]] = msg.data["generating"]
-
-    def latency_histogram(self) -> LatencyHistogram:
-        """This process's latencies and every worker's, added up."""
-        return LatencyHistogram.merged(
-            LATENCY_BUCKETS, [self.latency.snapshot(), *self.remote_latency.values()]
-        )
-
-    def workers_generating(self) -> int:
-        """Workers whose last report said their arrivals were not all sent yet."""
-        return sum(self.remote_generating.values())
-
-    def total_in_flight(self) -> int:
-        return sum(self.in_flight.values()) + sum(sum(v.values()) for v in self.remote_in_flight.values())
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-LOG = RequestLog()
-
-
-def _lane_and_kind(name: str) -> tuple[str, str]:
-    """A request name ("sync checkout retry") as the exporter's labels (sync, checkout_retry)."""
-    lane, _, kind = name.partition(" ")
-    return lane, kind.replace(" ", "_")
+_control = _Control()
 
 
 def _fire(
-    env: Environment,
-    name: str,
-    started: float,
-    ended: float,
-    code: int,
-    length: int = 0,
-    error: str | None = None,
+    name: str, started: float, ended: float, code: int, length: int = 0, error: str | None = None
 ) -> None:
-    """Report one recorded request to Locust, and to the exact histogram with the same times."""
-    LOG.latency.observe(*_lane_and_kind(name), ended - started)
-    env.events.request.fire(
+    """Report one recorded request to Locust, with the record's times."""
+    assert _control.environment is not None
+    _control.environment.events.request.fire(
         request_type="POST" if "checkout" in name else "GET",
         name=name,
         response_time=(ended - started) * 1000.0,
@@ -321,8 +133,17 @@ def _fire(
     )
 
 
+# geventhttpclient raises socket timeouts as OSError, and gevent's own as gevent.Timeout.
+# The shoppers' choices draw from the run's seed (a worker reseeds with its segment).
+JOURNEYS = Journeys(
+    load=LOAD, requests=SETTINGS.requests, log=LOG, health=HEALTH, listener=_fire,
+    sleep=gevent.sleep, spawn=gevent.spawn, no_answer=(OSError, gevent.Timeout),
+    rng=random.Random(f"{SETTINGS.seed}:0"),
+)  # fmt: skip
+
+
 def _client(lane: str, concurrency: int) -> HTTPClient:
-    host, port = TARGETS[lane]
+    host, port = SETTINGS.targets[lane]
     return HTTPClient(
         host,
         port,
@@ -332,169 +153,11 @@ def _client(lane: str, concurrency: int) -> HTTPClient:
     )
 
 
-def _body(spec: LaneSpec) -> bytes | None:
-    """The lane's body template, with this request's draw of shopper, item and quantity."""
-    if spec.body is None:
-        return None
-    values = {
-        "request_id": uuid.uuid4().hex,
-        "customer": f"shopper-{random.randrange(CUSTOMERS)}",
-        "sku": random.choice(SKUS),
-        "qty": str(random.randint(1, 3)),
-    }
-    return expand(spec.body, values).encode()
-
-
-def journey(env: Environment, client: HTTPClient, lane: str, intended: float) -> None:
-    """One shopper's checkout (retried if impatient), then, for async, until fulfilled."""
-    LOG.in_flight[lane] += 1
-    _counted_journey(env, client, lane, intended)
-
-
-def _counted_journey(env: Environment, client: HTTPClient, lane: str, intended: float) -> None:
-    """A journey its caller already counted in flight."""
-    try:
-        for attempt in range(LOAD.impatient.retries + 1):
-            name = f"{lane} checkout" if attempt == 0 else f"{lane} checkout retry"
-            sent = time.time()
-            code, location, order_id, error, length = _send(client, lane, intended)
-            ended = LOG.record(intended, lane, "checkout", code, attempt, order_id, start=sent)
-            _fire(env, name, intended, ended, code, length, error)
-            spec = REQUESTS[lane][0]
-            if 200 <= code <= 299:
-                if spec.follow is not None and location:
-                    _follow(env, client, lane, intended, location, order_id, spec.follow)
-                return
-            if code != 0:  # an answer, even an error, is not what makes a shopper retry
-                return
-    finally:
-        LOG.in_flight[lane] -= 1
-
-
-def _send(client: HTTPClient, lane: str, intended: float) -> tuple[int, str, str, str | None, int]:
-    """The lane's request: (status, where to follow it, its id, error, answer length)."""
-    spec, path = REQUESTS[lane]
-    # The intended start travels with the request, so a server can measure the latency a
-    # shopper really saw, coordinated omission included; and so does how long the shopper waits
-    # for this answer, for a lane that propagates deadlines (sync.retry.policy: deadline).
-    headers = {
-        **spec.headers,
-        "X-Intended-Start": f"{intended:.6f}",
-        DEADLINE_HEADER: str(math.floor(LOAD.impatient.timeout * 1000)),
-    }
-    body = _body(spec)
-    try:
-        response = client.request(spec.method, path, body=body, headers=headers)
-        data = response.read()
-    except (OSError, gevent.Timeout) as exc:  # geventhttpclient raises socket timeouts as OSError
-        return 0, "", "", f"no answer: {type(exc).__name__}", 0
-    code = response.status_code
-    answer_id = _answer_id(spec, data)
-    if not 200 <= code <= 299:
-        # A failed order may still have an id (a sync 502): its side effects are counted.
-        return code, "", answer_id or "", f"HTTP {code}", len(data)
-    if spec.id_field is not None and answer_id is None:
-        return code, "", "", f"answer without {spec.id_field}", len(data)
-    return code, _location(spec, response, data), answer_id or uuid.uuid4().hex, None, len(data)
-
-
-def _answer_id(spec: LaneSpec, data: bytes) -> str | None:
-    if spec.id_field is None:
-        return None
-    try:
-        value = json.loads(data)[spec.id_field]
-    except (ValueError, KeyError, TypeError):
-        return None
-    return str(value)
-
-
-def _location(spec: LaneSpec, response: Any, data: bytes) -> str:
-    """Where to follow an accepted request: a header or a JSON field of the answer."""
-    if spec.follow is None:
-        return ""
-    source, _, name = spec.follow.location.partition(":")
-    if source == "header":
-        return str(response.get(name.lower()) or "")
-    with contextlib.suppress(ValueError, KeyError, TypeError):
-        return str(json.loads(data)[name])
-    return ""
-
-
-def _follow(
-    env: Environment,
-    client: HTTPClient,
-    lane: str,
-    intended: float,
-    location: str,
-    order_id: str,
-    rule: FollowSpec,
-) -> None:
-    delay = LOAD.poll.initial
-    following = time.time()
-    deadline = following + LOAD.poll.give_up
-    while time.time() < deadline:
-        gevent.sleep(delay)
-        delay = min(delay * 2, LOAD.poll.max)
-        try:
-            response = client.get(location)
-            status = json.loads(response.read()).get(rule.status_field)
-        except (OSError, ValueError, AttributeError, gevent.Timeout):
-            continue
-        if status in rule.done:
-            ended = LOG.record(intended, lane, "fulfillment", 200, 0, order_id, start=following)
-            _fire(env, f"{lane} fulfillment", intended, ended, 200)
-            return
-        if status in rule.failed:
-            ended = LOG.record(intended, lane, "fulfillment", 500, 0, order_id, start=following)
-            _fire(env, f"{lane} fulfillment", intended, ended, 500, error="order failed")
-            return
-    ended = LOG.record(intended, lane, "fulfillment", 0, 0, order_id, start=following)
-    _fire(env, f"{lane} fulfillment", intended, ended, 0, error="gave up waiting")
-
-
 # -- open model: arrival generators ----------------------------------------------------------
-# How long a distributed run waits for every worker's generator to be ready to start.
-START_TIMEOUT_S = 30.0
-# From the master's start message to the first arrival: time for the message to reach the
-# workers, so none of them starts late and sends its first arrivals in a catch-up burst.
-START_ALLOWANCE_S = 0.1
-
-
-class _Schedule:
-    """This process's part of the one arrival schedule: which segment it runs, and when the
-    schedule starts.  In a distributed run the master picks the start once every worker's
-    generator is ready and sends it to all, so the segments interleave from the first arrival
-    and the chaos timeline starts with them."""
-
-    def __init__(self) -> None:
-        self.segment = 0
-        self.segments = 1
-        self.start: float | None = None
-        self.started = gevent.event.Event()
-        self.claimed = False  # one generator per process, however many Arrivals users land here
-        self.generating = False  # claimed and not through the schedule yet
-        self.ready: set[str] = set()  # in the master: workers whose generator waits for the start
-
-    def reset(self) -> None:
-        self.start = None
-        self.started.clear()
-        self.claimed = self.generating = False
-        self.ready.clear()
-
-    def begin(self, start: float) -> None:
-        self.start = start
-        self.started.set()
-
-
-SCHEDULE = _Schedule()
-
-
 class Arrivals(User):
     """Generates this process's segment of the arrival schedule, one arrival per lane at each
     arrival time (one process for both lanes); each arrival runs as its own greenlet.
 
-    Worker i of N takes arrivals i, i + N, i + 2N, ... (k6's execution segments), so the
-    merged arrivals are exactly the single-process schedule, not N copies of it in phase.
     One user per process: Locust's dispatcher spreads the N users of one class one per worker.
     """
 
@@ -510,34 +173,18 @@ class Arrivals(User):
             return
         SCHEDULE.claimed = SCHEDULE.generating = True
         try:
-            self._generate()
+            runner = self.environment.runner
+            if isinstance(runner, WorkerRunner):
+                runner.send_message(WORKER_READY, {"id": runner.client_id})
+            clients = self.clients
+            SCHEDULE.send(
+                LOAD,
+                arrive=lambda lane, intended: JOURNEYS.arrive(clients[lane], lane, intended),
+                sleep=gevent.sleep,
+                clock=time.time,
+            )
         finally:
             SCHEDULE.generating = False
-
-    def _generate(self) -> None:
-        runner = self.environment.runner
-        if isinstance(runner, WorkerRunner):
-            runner.send_message("doorbuster_ready", {"id": runner.client_id})
-        if not SCHEDULE.started.wait(timeout=START_TIMEOUT_S) or SCHEDULE.start is None:
-            raise RuntimeError(
-                f"doorbuster: no arrival schedule start from the master within {START_TIMEOUT_S:g}s"
-            )
-        stages = [(stage.duration, stage.rate) for stage in LOAD.stages]
-        for offset in arrival_times(stages, SCHEDULE.segment, SCHEDULE.segments):
-            intended = SCHEDULE.start + offset
-            delay = intended - time.time()
-            if delay > 0:
-                gevent.sleep(delay)
-            for lane in LOAD.lanes:
-                if LOG.in_flight[lane] >= LOAD.max_in_flight:
-                    ended = LOG.record(intended, lane, "dropped", 0, 0, "", start=None)
-                    name = f"{lane} arrival dropped"
-                    _fire(self.environment, name, intended, ended, 0, error="max_in_flight")
-                    continue
-                # Counted before it runs, so no report to the master sees it neither generated
-                # nor in flight (the master would stop the test on it).
-                LOG.in_flight[lane] += 1
-                gevent.spawn(_counted_journey, self.environment, self.clients[lane], lane, intended)
 
 
 # -- closed model: users who wait for their answer -------------------------------------------
@@ -551,7 +198,7 @@ class _Shopper(User):
 
     @task
     def checkout(self) -> None:
-        journey(self.environment, self.client, self.lane, time.time())
+        JOURNEYS.journey(self.client, self.lane, time.time())
 
 
 class SyncShopper(_Shopper):
@@ -599,74 +246,23 @@ class BlackFridayShape(LoadTestShape):
         return None
 
 
-# -- Prometheus exporter ------------------------------------------------------------------------
-class LocustCollector:
-    """Locust's client-side figures, per lane, from its merged stats (so workers count too)."""
-
-    def __init__(self, environment: Environment) -> None:
-        self.environment = environment
-        self.started = time.time()
-
-    def collect(self) -> Iterator[Any]:
-        stats = self.environment.stats
-        requests = CounterMetricFamily(
-            names.LOCUST_REQUESTS, "Requests by lane and kind.", labels=["lane", "kind"]
-        )
-        failures = CounterMetricFamily(names.LOCUST_FAILURES, "Failed requests.", labels=["lane", "kind"])
-        arrivals = CounterMetricFamily(
-            names.LOCUST_ARRIVALS, "Shopper arrivals (first attempts).", labels=["lane"]
-        )
-        for entry in stats.entries.values():
-            lane, kind = _lane_and_kind(entry.name)
-            if lane not in ("sync", "async"):
-                continue
-            requests.add_metric([lane, kind], entry.num_requests)
-            failures.add_metric([lane, kind], entry.num_failures)
-            if kind in ("checkout", "arrival_dropped"):
-                arrivals.add_metric([lane], entry.num_requests)
-        # From the recorded times, not Locust's response times (rounded to 2 significant digits).
-        latency = LOG.latency_histogram().metric_family(
-            names.LOCUST_REQUEST_DURATION, "Latency from intended start, as the shopper saw it."
-        )
-        yield from (requests, failures, arrivals, latency)
-        target = GaugeMetricFamily(names.LOCUST_ARRIVAL_RATE_TARGET, "Set arrival rate.", labels=["lane"])
-        in_flight = GaugeMetricFamily(names.LOCUST_IN_FLIGHT, "Shopper journeys in flight.", labels=["lane"])
-        runner = self.environment.runner
-        running = runner is not None and runner.state in ("spawning", "running")
-        stage = LOAD.stage_at(time.time() - self.started) if running else None
-        for lane in LOAD.lanes:
-            target.add_metric([lane], stage.rate if stage and LOAD.model == "open" else 0.0)
-            remote = sum(v.get(lane, 0) for v in LOG.remote_in_flight.values())
-            in_flight.add_metric([lane], LOG.in_flight[lane] + remote)
-        yield target
-        yield in_flight
-        users = GaugeMetricFamily(names.LOCUST_USERS, "Locust users running.")
-        users.add_metric([], runner.user_count if runner is not None else 0)
-        yield users
-
-
 # -- wiring ---------------------------------------------------------------------------------------
-class _Control:
-    timeline: ChaosTimeline | None = None
-    greenlet: gevent.Greenlet[..., None] | None = None
-    stopped = False
-    collector: LocustCollector | None = None
-
-
-_control = _Control()
-
-
 @events.init.add_listener
 def _on_init(environment: Environment, **_: Any) -> None:
-    LOG.environment = environment
+    _control.environment = environment
     runner = environment.runner
     if isinstance(runner, MasterRunner):
-        runner.register_message("doorbuster_log", LOG.on_worker_rows)
-        runner.register_message("doorbuster_ready", _on_worker_ready)
+        runner.register_message(WORKER_REPORT, _on_worker_report)
+        runner.register_message(WORKER_READY, _on_worker_ready)
     if isinstance(runner, WorkerRunner):
         _take_segment(runner)
-        runner.register_message("doorbuster_schedule", _on_schedule)
-        gevent.spawn(_flush_forever)
+        HEALTH.worker = str(SCHEDULE.segment)
+        JOURNEYS.rng.seed(f"{SETTINGS.seed}:{SCHEDULE.segment}")
+        runner.register_message(SCHEDULE_MESSAGE, _on_schedule)
+        gevent.spawn(_report_forever, runner)
+    if runner is not None and not isinstance(runner, MasterRunner):
+        gevent.spawn(_watch_generator, runner)  # a master sends no load: it has no health to watch
+    if isinstance(runner, WorkerRunner):
         return
     LOG.open()
     if TOPOLOGY is None:
@@ -674,7 +270,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
     if environment.web_ui is not None:
         add_live_tab(environment.web_ui, TOPOLOGY.endpoint("live").url)
     registry = CollectorRegistry()
-    _control.collector = LocustCollector(environment)
+    _control.collector = LoadCollector(environment, LOAD, LOG, GENERATORS)
     registry.register(_control.collector)
     exporter = TOPOLOGY.endpoint("locust-exporter")
     try:
@@ -706,25 +302,78 @@ def _on_schedule(msg: Any, **_: Any) -> None:
 
 
 def _on_worker_ready(environment: Environment, msg: Any, **_: Any) -> None:
-    SCHEDULE.ready.add(str(msg.data["id"]))
-    if SCHEDULE.start is not None or len(SCHEDULE.ready) < WORKERS:
+    if not SCHEDULE.worker_ready(str(msg.data["id"]), WORKERS):
         return
     start = _schedule_start(START_ALLOWANCE_S)
     SCHEDULE.begin(start)
     assert environment.runner is not None
-    environment.runner.send_message("doorbuster_schedule", {"start": start})
+    environment.runner.send_message(SCHEDULE_MESSAGE, {"start": start})
     _start_timeline(start)
 
 
-def _flush_forever() -> None:
+def _on_worker_report(msg: Any, **_: Any) -> None:
+    LOG.take_worker_report(msg.data)
+    GENERATORS.take_worker_rows(msg.data["generator"], msg.data["send_lag"], str(msg.data["worker"]))
+
+
+def _report_to_master(runner: WorkerRunner) -> None:
+    if SCHEDULE.claimed and not SCHEDULE.generating and not any(LOG.in_flight.values()):
+        # Through its schedule with every journey done: the test's last sample goes with the
+        # report that lets the master stop, so it is in before the master quits.
+        _stop_sampling()
+    report = LOG.worker_report(generating=SCHEDULE.generating, worker_id=runner.client_id)
+    samples = [sample.to_json() for sample in _unsent]
+    _unsent.clear()
+    health = {"generator": samples, "send_lag": HEALTH.send_lag.snapshot(), "worker": HEALTH.worker}
+    runner.send_message(WORKER_REPORT, {**report, **health})
+
+
+def _watch_generator(runner: Runner) -> None:
+    """How late a timer set every TICK_S fires (the hub was busy or blocked that long), and a
+    sample of this generator's health every SAMPLE_S while the test runs."""
+    last_sample = time.monotonic()
+    while True:
+        running = runner.state in (STATE_SPAWNING, STATE_RUNNING)
+        before = time.monotonic()
+        gevent.sleep(TICK_S)
+        now = time.monotonic()
+        if not running:  # between tests: no window to count it in (the next starts afresh)
+            last_sample = now
+            continue
+        HEALTH.on_timer(max(0.0, now - before - TICK_S))
+        if now - last_sample >= SAMPLE_S and not HEALTH.stopped:
+            last_sample = now
+            _take_sample(stopped=False)
+
+
+def _stop_sampling() -> None:
+    """The test's last sample, once."""
+    if not HEALTH.stopped:
+        _take_sample(stopped=True)
+
+
+def _take_sample(*, stopped: bool) -> None:
+    """The window since the last sample: to the master with the next report (a worker), or
+    into the run directory (the single process)."""
+    now = time.time()
+    due = SCHEDULE.due(LOAD, now)
+    sample = HEALTH.sample(now=now, reading=CpuReading.now(), due=due, stopped=stopped)
+    if SETTINGS.is_worker:
+        _unsent.append(sample)
+    else:
+        GENERATORS.add([sample], HEALTH.send_lag.snapshot(), HEALTH.worker)
+
+
+def _report_forever(runner: WorkerRunner) -> None:
     while True:
         gevent.sleep(1.0)
-        LOG.flush_to_master()
+        _report_to_master(runner)
 
 
 @events.test_start.add_listener
 def _on_test_start(environment: Environment, **_: Any) -> None:
     SCHEDULE.reset()
+    HEALTH.reset(reading=CpuReading.now(), now=time.time())
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
         return  # the master sends the start once every worker's generator is ready
@@ -737,14 +386,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 
 
 def _schedule_start(after_s: float) -> float:
-    """``DOORBUSTER_START_AT`` if set, else a start ``after_s`` from now.
-
-    The start is a Unix time on a 0.1 ms tick: the log keeps intended starts to 0.1 ms,
-    and the first arrival, at the start itself, must not read as before the timeline's t0.
-    A start set from outside lets a benchmark know the schedule without asking the generator;
-    if it has passed by then, the arrivals due are sent at once, late, and measured so.
-    """
-    return math.floor((START_AT or time.time() + after_s) * 10_000) / 10_000
+    """``DOORBUSTER_START_AT`` if set, else a start ``after_s`` from now."""
+    return schedule_start(after_s, start_at=SETTINGS.start_at, now=time.time())
 
 
 def _start_timeline(at: float) -> None:
@@ -757,7 +400,7 @@ def _start_timeline(at: float) -> None:
     _control.timeline = ChaosTimeline(
         chaos=Chaos(TOPOLOGY),
         steps=SCENARIO.chaos,
-        record_path=RUN_DIR / "chaos.json",
+        record_path=RUN_DIR.chaos,
         lease=FaultLease(default_state_dir(), owner=f"locust run of {SCENARIO.name}"),
     )
     _control.greenlet = gevent.spawn(_control.timeline.run, gevent.sleep, lambda: _control.stopped, t0=at)
@@ -771,10 +414,22 @@ def _stop_timeline() -> None:
         _control.timeline.stop()  # whatever is still applied, even if the greenlet died
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Environment, **_: Any) -> None:
+    """The generator's last sample if it was stopped before it was through, sent at once: a
+    worker that reports after its users have stopped may find the master gone."""
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return
+    _stop_sampling()
+    if isinstance(runner, WorkerRunner):
+        _report_to_master(runner)
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
-        LOG.flush_to_master()
+        _report_to_master(environment.runner)
         return
     _stop_timeline()
     SCHEDULE.reset()  # the shape's next test (web UI) waits for a new start, not this one's
@@ -783,7 +438,8 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
     if isinstance(environment.runner, WorkerRunner):
-        LOG.flush_to_master()
+        _report_to_master(environment.runner)
         return
     _stop_timeline()
     LOG.close()
+    GENERATORS.close()

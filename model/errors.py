@@ -11,7 +11,8 @@
         ├── StartFailed                     a server did not become healthy (log tail attached)
         ├── StackNotRunning                 a command needs ``doorbuster up`` first
         ├── ForeignFaults                   faults applied outside doorbuster are in force
-        └── ToxiproxyUnavailable            Toxiproxy's API did not answer or refused a call
+        ├── ToxiproxyUnavailable            Toxiproxy's API did not answer or refused a call
+        └── MetricsUnreadable               a process's metrics page did not answer in time or is not one
 
 Errors of lower libraries are translated where they are caught, with ``raise ... from exc``;
 the CLI catches :class:`DoorbusterError` once and prints ``ErrorType: message``.
@@ -28,6 +29,7 @@ __all__ = [
     "ExitCode",
     "ExpectationFailed",
     "ForeignFaults",
+    "MetricsUnreadable",
     "MissingBinary",
     "PortBusy",
     "StackNotRunning",
@@ -80,4 +82,8 @@ class ForeignFaults(EnvironmentProblem):
 
 
 class ToxiproxyUnavailable(EnvironmentProblem):
+    pass
+
+
+class MetricsUnreadable(EnvironmentProblem):
     pass

@@ -74,3 +74,12 @@ LOCUST_REQUEST_DURATION = "doorbuster_locust_request_duration_seconds"
 LOCUST_ARRIVAL_RATE_TARGET = "doorbuster_locust_arrival_rate_target"
 LOCUST_IN_FLIGHT = "doorbuster_locust_in_flight"
 LOCUST_USERS = "doorbuster_locust_users"
+
+# -- the load generator's own health, per generator process (``worker``: "0" .. "N-1") ----------------
+GENERATOR_SEND_LAG = "doorbuster_generator_send_lag_seconds"  # start - intended start, by lane
+GENERATOR_EVENT_LOOP_LAG = "doorbuster_generator_event_loop_lag_seconds"  # the last window's most
+GENERATOR_CPU_SHARE = "doorbuster_generator_cpu_share_ratio"  # CPU time over wall time, last window
+GENERATOR_ARRIVALS_DUE = "doorbuster_generator_arrivals_due_total"
+GENERATOR_ARRIVALS_SENT = "doorbuster_generator_arrivals_sent_total"
+GENERATOR_ARRIVALS_DROPPED = "doorbuster_generator_arrivals_dropped_total"
+GENERATOR_ARRIVALS_NEVER_SENT = "doorbuster_generator_arrivals_never_sent_total"

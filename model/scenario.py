@@ -37,15 +37,19 @@ from model.topology import LANES, Topology
 from model.validation import overlay, validation_problems
 
 __all__ = [
+    "ArrivalProcess",
     "ChaosStep",
     "Impatience",
+    "LaneRule",
     "LoadSpec",
     "Metastability",
     "Polling",
+    "ReplaySpec",
     "Scenario",
     "Stage",
     "SweepPolicy",
     "SweepSection",
+    "parse_duration",
     "parse_seconds",
 ]
 
@@ -65,6 +69,24 @@ def parse_seconds(value: Any) -> float:
         seconds = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2) or "s"]
     if seconds < 0:
         raise ValueError("a duration can not be negative")
+    return seconds
+
+
+def parse_duration(value: Any, *, most_s: float | None = None) -> float:
+    """A positive duration given as an option or an argument: ``"90s"``, ``"2m"``, ``"500ms"``,
+    ``"1.5"`` or ``1.5`` (seconds) -> seconds, at most ``most_s`` if given; else ConfigError.
+
+    >>> parse_duration("2m"), parse_duration("500ms")
+    (120.0, 0.5)
+    """
+    try:
+        seconds = parse_seconds(value)
+    except ValueError as exc:
+        raise ConfigError(f"duration {value!r}: {exc}") from None
+    if not seconds > 0:  # NaN too
+        raise ConfigError(f"duration {value!r} must be positive")
+    if most_s is not None and seconds > most_s:
+        raise ConfigError(f"duration {value!r} must be at most {most_s:g}s")
     return seconds
 
 
@@ -100,8 +122,45 @@ class Polling(_Model):
     _seconds = field_validator("initial", "max", "give_up", mode="before")(parse_seconds)
 
 
+# How an open model's arrivals are spaced: evenly (k6's constant-arrival-rate), as a Poisson
+# process at the stages' rates (exponential gaps, as independent shoppers arrive), or as an
+# access log's requests were spaced (``replay``).
+ArrivalProcess = Literal["even", "poisson", "replay"]
+
+
+class LaneRule(_Model):
+    """A replayed request goes to ``lane`` when its path matches ``path`` (a regular
+    expression, searched); the first rule that matches wins."""
+
+    path: str
+    lane: str
+
+    @field_validator("path")
+    @classmethod
+    def _compiles(cls, path: str) -> str:
+        try:
+            re.compile(path)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {path!r} ({exc})") from None
+        return path
+
+
+class ReplaySpec(_Model):
+    """Arrivals at the times of an access log's requests (Common or Combined Log Format, or
+    JSON lines with ``timestamp``, ``method`` and ``path``), ``speed`` times as fast, each to
+    the lane of the first rule its path matches; a request no rule matches is not replayed.
+    The replay ends with the stages' total duration, like any load."""
+
+    file: str
+    format: Literal["auto", "clf", "jsonl"] = "auto"
+    speed: float = Field(default=1.0, gt=0, le=1000)
+    lanes: tuple[LaneRule, ...] = Field(min_length=1)
+
+
 class LoadSpec(_Model):
     model: Literal["open", "closed"] = "open"
+    arrivals: ArrivalProcess = "even"
+    replay: ReplaySpec | None = None
     lanes: tuple[str, ...] = LANES
     stages: tuple[Stage, ...] = Field(min_length=1)
     think_time: float = 1.0  # closed model: pause between a shopper's orders
@@ -124,6 +183,21 @@ class LoadSpec(_Model):
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
+        return self
+
+    @model_validator(mode="after")
+    def _arrivals_of_an_open_model(self) -> LoadSpec:
+        if self.arrivals != "even" and self.model != "open":
+            raise ValueError(
+                f"arrivals: {self.arrivals} spaces an open model's arrivals; this load is closed"
+            )
+        if (self.arrivals == "replay") != (self.replay is not None):
+            raise ValueError("arrivals: replay and a replay: section go together (the log to replay)")
+        for rule in self.replay.lanes if self.replay else ():
+            if rule.lane not in self.lanes:
+                raise ValueError(
+                    f"replay.lanes: {rule.lane!r} is not a lane of this load ({list(self.lanes)})"
+                )
         return self
 
     @property
@@ -284,6 +358,9 @@ class Scenario(_Model):
     time_scale: float = Field(default=1.0, gt=0, le=10)
     # ``doorbuster sweep``'s grid; a run ignores it.
     sweep: SweepSection | None = None
+    # Every random draw of a run (arrivals, shoppers' choices) comes from generators seeded
+    # from it; a run without one picks one and records it (``doorbuster run --seed``).
+    seed: int | None = Field(default=None, ge=0, lt=2**63)
 
     _seconds = field_validator("drain_timeout", mode="before")(parse_seconds)
 

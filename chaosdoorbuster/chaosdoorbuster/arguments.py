@@ -19,8 +19,8 @@ from chaoslib.exceptions import ActivityFailed, InvalidActivity
 from harness.stack.state import default_state_dir
 from model.errors import ConfigError, DoorbusterError
 from model.faults import FaultSpec
-from model.scenario import parse_seconds
-from model.topology import LANES
+from model.lanes import parse_lane, parse_lane_list
+from model.scenario import parse_duration
 
 __all__ = [
     "STATE_DIR_KEY",
@@ -49,44 +49,25 @@ def state_dir(configuration: Mapping[str, Any] | None) -> Path:
 
 
 def lane_arg(lane: Any) -> str:
-    if lane not in LANES:
-        raise InvalidActivity(f"lane: expected one of {', '.join(LANES)}, got {lane!r}")
-    return str(lane)
+    with _invalid():
+        return parse_lane(lane)
 
 
 def lanes_arg(lanes: Any) -> tuple[str, ...]:
     """``"both"``, ``"sync"``, ``"async"`` or a list of lanes."""
-    if lanes == "both":
-        return LANES
-    if isinstance(lanes, str):
-        return (lane_arg(lanes),)
-    if isinstance(lanes, list) and lanes:
-        return tuple(dict.fromkeys(lane_arg(lane) for lane in lanes))
-    raise InvalidActivity(f"lanes: expected both, sync, async or a list of lanes, got {lanes!r}")
+    with _invalid():
+        return parse_lane_list(lanes)
 
 
 def duration_arg(name: str, value: Any, *, most_s: float) -> float:
     """Seconds from ``30``, ``"30s"``, ``"2m"``, ``"500ms"``: positive and at most ``most_s``."""
-    try:
-        seconds = parse_seconds(value)
-    except ValueError as exc:
-        raise InvalidActivity(f"{name}: {exc}") from None
-    if not 0 < seconds <= most_s:
-        raise InvalidActivity(f"{name}: expected more than 0s and at most {most_s:g}s, got {value!r}")
-    return seconds
+    with _invalid(f"{name}: "):
+        return parse_duration(value, most_s=most_s)
 
 
 def positive_int_arg(name: str, value: Any, *, most: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= most:
         raise InvalidActivity(f"{name}: expected a whole number from 1 to {most}, got {value!r}")
-    return value
-
-
-def _number(name: str, value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidActivity(f"{name}: expected a number, got {value!r}")
-    if value != value or value in (float("inf"), float("-inf")):
-        raise InvalidActivity(f"{name}: expected a finite number, got {value!r}")
     return value
 
 
@@ -102,31 +83,20 @@ def fault_spec(
 ) -> FaultSpec:
     """A :class:`FaultSpec` from JSON values, checked as far as it can be without a stack
     (which dependencies exist is the running topology's: :meth:`FaultSpec.validate`)."""
-    if not isinstance(dependency, str) or not dependency:
-        raise InvalidActivity(
-            f"dependency: expected a dependency's name (payment, broker...), got {dependency!r}"
-        )
-    if not isinstance(type, str) or not type:
-        raise InvalidActivity(f"type: expected a fault type (latency, timeout, http_error...), got {type!r}")
-    if attributes is None:
-        attributes = {}
-    if not isinstance(attributes, dict):
-        raise InvalidActivity(f'attributes: expected an object like {{"latency": 1000}}, got {attributes!r}')
-    numbers = {str(key): _number(f"attributes.{key}", value) for key, value in attributes.items()}
-    if name is not None and (not isinstance(name, str) or not name):
-        raise InvalidActivity(f"name: expected a toxic name, got {name!r}")
-    if not isinstance(stream, str):
-        raise InvalidActivity(f"stream: expected upstream or downstream, got {stream!r}")
-    spec = FaultSpec(
-        dependency=dependency,
-        type=type,
-        lanes=lanes_arg(lanes),
-        attributes=numbers,
-        toxicity=float(_number("toxicity", toxicity)),
-        stream=stream,
-        name=name,
-    )
-    return spec
+    with _invalid():
+        return FaultSpec.from_json(
+            {"dependency": dependency, "type": type, "lanes": lanes, "attributes": attributes,
+             "toxicity": toxicity, "stream": stream, "name": name}
+        )  # fmt: skip
+
+
+@contextmanager
+def _invalid(prefix: str = "") -> Iterator[None]:
+    """A bad argument (model's ConfigError, which names it) as chaoslib's InvalidActivity."""
+    try:
+        yield
+    except ConfigError as exc:
+        raise InvalidActivity(f"{prefix}{exc}") from None
 
 
 @contextmanager

@@ -17,14 +17,13 @@ import json
 import os
 import signal
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from harness.faults.actions import add_held
 from harness.faults.chaos import Chaos
+from harness.faults.hold import FaultHold
 from harness.faults.leases import FaultLease
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
@@ -47,32 +46,18 @@ class HeldFault:
     duration_s: float
 
     def to_json(self) -> str:
-        spec = self.spec
         return json.dumps(
-            {
-                "state_dir": str(self.state_dir),
-                "duration_s": self.duration_s,
-                "fault": {
-                    "dependency": spec.dependency, "type": spec.type, "lanes": list(spec.lanes),
-                    "attributes": spec.attributes, "toxicity": spec.toxicity, "stream": spec.stream,
-                    "name": spec.name,
-                },
-            }
-        )  # fmt: skip
+            {"state_dir": str(self.state_dir), "duration_s": self.duration_s, "fault": self.spec.as_json()}
+        )
 
     @classmethod
     def from_json(cls, text: str) -> HeldFault:
         data = json.loads(text)
-        fault = data["fault"]
         return cls(
             state_dir=Path(data["state_dir"]),
             duration_s=float(data["duration_s"]),
-            spec=FaultSpec(
-                dependency=fault["dependency"], type=fault["type"], lanes=tuple(fault["lanes"]),
-                attributes=fault["attributes"], toxicity=fault["toxicity"], stream=fault["stream"],
-                name=fault["name"],
-            ),
-        )  # fmt: skip
+            spec=FaultSpec.from_json(data["fault"]),
+        )
 
 
 class _Stop(Exception):
@@ -94,30 +79,22 @@ def _say(message: dict[str, Any]) -> None:
 
 def hold(held: HeldFault, topology: Topology) -> None:
     """Apply the fault under this process's lease, wait out its duration (or a signal), remove it."""
-    chaos = Chaos(topology)
-    spec = held.spec.validate(topology)
-    lease = FaultLease(held.state_dir, owner=OWNER)
-    name = spec.type if spec.is_http else spec.toxic_name
+    fault = FaultHold(Chaos(topology), held.spec.validate(topology), FaultLease(held.state_dir, owner=OWNER))
     try:
-        applied = add_held(chaos, spec, lease, by=None)
+        applied = fault.apply()
     except DoorbusterError as exc:
         _say({"error": str(exc), "kind": type(exc).__name__})
         return
-    deadline = time.monotonic() + held.duration_s
-    _say({"applied": [fault.as_json() for fault in applied], "pid": os.getpid()})
+    _say({"applied": [each.as_json() for each in applied], "pid": os.getpid()})
     try:
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 1.0))
+        fault.wait(held.duration_s)
     except _Stop:
         pass
     finally:
         # Ignore further signals while removing: a second SIGTERM must not leave it half done.
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        chaos.remove(spec.dependency, spec.lanes, name)
-        # Only once it is gone: if removing failed, the lease of this (then dead) process
-        # leads the next doorbuster command to remove it.
-        lease.close()
+        fault.release()
 
 
 def main(argv: list[str]) -> int:

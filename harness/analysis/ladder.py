@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.analysis.amplification import Bound, async_bound, policy_bound, window_amplification
-from harness.analysis.recovery import AppliedFault, RequestRecord, offered_starts, shoppers_failed
+from harness.analysis.journeys import offered_starts, shoppers_failed
+from harness.analysis.recovery import RecoveryQuestion
 from harness.records.schema import AttemptTimeline
 from model.scenario import Scenario
 
@@ -122,22 +123,19 @@ def _theory(scenario: Scenario, lane: str, hop: str, window_s: float, arrivals: 
 
 def rung(
     scenario: Scenario,
-    rows: Sequence[RequestRecord],
-    lane: str,
-    trigger: AppliedFault,
+    question: RecoveryQuestion,
     *,
     slow_hop: str,
     timeline: AttemptTimeline | None,
-    pre_window: tuple[float, float],
-    load_end: float,
     recovery_s: float | None,
     outcome: str,
 ) -> Rung:
-    """The lane's rung under ``trigger`` at ``slow_hop``; ``timeline``'s times in run seconds,
-    ``pre_window`` and ``load_end`` as the recovery detector takes them."""
+    """The lane's rung under the question's trigger at ``slow_hop``, over the recovery
+    detector's own observation window; ``timeline``'s times in run seconds."""
+    rows, lane, trigger, load_end = question.rows, question.lane, question.trigger, question.load_end
     arrivals = offered_starts(rows, lane)
     notes: list[str] = []
-    after_end = min(trigger.end + scenario.metastability.window, load_end)
+    after_end = min(trigger.end + question.observe_s, load_end)
     windows = {"during": (trigger.start, trigger.end), "after": (trigger.end, after_end)}
     figures: dict[str, float | None] = {}
     counts = timeline.attempts.get(lane, {}).get(slow_hop) if timeline is not None else None
@@ -153,9 +151,7 @@ def rung(
     elif counts is None:
         notes.append(f"no {lane} attempts at {slow_hop} were counted")
     during_arrivals = sum(1 for t in arrivals if trigger.start <= t < trigger.end)
-    failed, shoppers = shoppers_failed(
-        rows, lane, last_attempt=scenario.load.impatient.retries, load_end=load_end
-    )
+    failed, shoppers = shoppers_failed(rows, lane, last_attempt=question.last_attempt, load_end=load_end)
     return Rung(
         lane=lane,
         policy=lane_policy(scenario, lane),

@@ -19,7 +19,8 @@ from typing import Any
 
 import pydantic
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
 from harness.faults.timeline import ChaosRecord, read_chaos_record
@@ -128,6 +129,8 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[s
     )
     summary = analyse(inputs)
     summary["t0"] = run.t0
+    summary["seed"] = scenario.seed
+    summary["arrivals"] = scenario.load.arrivals
     summary["interrupted"] = ledger.interrupted
     summary["drain_cut_short"] = ledger.drain_cut_short
     if ledger.broker is not None:

@@ -16,9 +16,8 @@ never faltered recovered at 0 s.  It is *metastable* only when the trigger was r
 offered arrival rate afterwards was at most its pre-trigger level (within counting noise:
 three standard deviations of a Poisson count), and every window stayed below the bar.
 
-The same statistics tell whether the trigger *dipped* the lane at all (:func:`lane_dip`): a
-``smoothing``-long window below the bar at any time from the trigger's application to the end
-of the observation window.  A lane that never dipped was stable under that trigger.
+The same statistics tell whether the trigger *dipped* the lane at all
+(:func:`harness.analysis.dip.lane_dip`); both detectors answer one :class:`RecoveryQuestion`.
 
 A "second" here is ``resolution_s`` long: 1 s, or the time scale of a time-scaled run
 (harness.config.timescale), so that run is judged at the same resolution in its own time.
@@ -27,50 +26,39 @@ A "second" here is ``resolution_s`` long: 1 s, or the time scale of a time-scale
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
 from harness.analysis.estimates import proportion_interval
+from harness.analysis.journeys import (
+    ArrivalOutcomes,
+    RequestRecord,
+    arrival_outcomes,
+    count_bins,
+    oldest_unfulfilled,
+    window_rates,
+)
 from harness.analysis.verdicts import Outcome
 from model.scenario import Metastability
 
 __all__ = [
-    "ArrivalOutcomes",
-    "Dip",
+    "AppliedFault",
+    "Baseline",
     "Recovery",
     "RecoveryEvidence",
     "RecoveryOutcome",
-    "arrival_outcomes",
-    "lane_dip",
+    "RecoveryQuestion",
     "lane_recovery",
-    "offered_starts",
+    "pre_trigger_baseline",
     "recovery_verdict",
-    "shoppers_failed",
 ]
 
 RecoveryOutcome = Literal["recovered", "metastable", "not_recovered", "undetermined"]
 
 
-class RequestRecord(Protocol):
-    """One request of the log, as ``harness.analysis.lanes.Row`` has it (seconds since t0)."""
-
-    @property
-    def intended(self) -> float: ...
-    @property
-    def end(self) -> float: ...
-    @property
-    def lane(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def code(self) -> int: ...
-    @property
-    def attempt(self) -> int: ...
-
-
 class AppliedFault(Protocol):
-    """A fault as it was applied (``harness.analysis.lanes.FaultWindow``)."""
+    """A fault as it was applied (``harness.analysis.inputs.FaultWindow``)."""
 
     @property
     def name(self) -> str: ...
@@ -82,6 +70,29 @@ class AppliedFault(Protocol):
     def applied(self) -> bool: ...
     @property
     def removed(self) -> bool: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryQuestion:
+    """Did ``lane`` recover within ``observe_s`` after ``trigger`` was removed, and did the
+    trigger dip it: everything the recovery and dip detectors take, built once per lane.
+
+    ``rows``: the request log (seconds since t0); ``pre_window``: arrivals that give the
+    pre-trigger success rate (before any fault); ``settings``: the scenario's ``fraction`` and
+    ``smoothing``; ``load_end``: when the scenario's arrivals stopped; ``last_attempt``: the
+    impatient shopper's last attempt number (0 when shoppers do not retry); ``resolution_s``:
+    the length of a bin (1 s, or the run's time scale).
+    """
+
+    rows: Sequence[RequestRecord]
+    lane: str
+    trigger: AppliedFault
+    pre_window: tuple[float, float]
+    settings: Metastability
+    observe_s: float
+    load_end: float
+    last_attempt: int
+    resolution_s: float = 1.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -167,132 +178,8 @@ class Recovery:
         }
 
 
-@dataclass
-class _Journey:
-    """One arrival and every request it made (its attempts, its order's fulfilment)."""
-
-    intended: float
-    rows: list[RequestRecord] = field(default_factory=list)
-
-    @property
-    def offered(self) -> bool:
-        return any(r.attempt == 0 and r.kind in ("checkout", "dropped") for r in self.rows)
-
-    @property
-    def retries(self) -> int:
-        return sum(1 for r in self.rows if r.kind == "checkout" and r.attempt > 0)
-
-    def checkout_outcome(self, last_attempt: int) -> bool | None:
-        """True: answered 2xx; False: dropped, refused, or its last attempt timed out; None:
-        still waiting when the records end."""
-        checkouts = [r for r in self.rows if r.kind == "checkout"]
-        if any(200 <= r.code <= 299 for r in checkouts):
-            return True
-        if any(r.kind == "dropped" for r in self.rows):
-            return False
-        # an answer, even an error, ends the journey; so does a timed-out last attempt
-        if any(r.code != 0 or r.attempt >= last_attempt for r in checkouts):
-            return False
-        return None
-
-    def fulfilment(self) -> RequestRecord | None:
-        return next((r for r in self.rows if r.kind == "fulfillment"), None)
-
-
-def _journeys(rows: Iterable[RequestRecord], lane: str) -> list[_Journey]:
-    by_start: dict[float, _Journey] = {}
-    for r in rows:
-        if r.lane == lane:
-            key = round(r.intended, 4)  # every row of a journey carries its intended start
-            by_start.setdefault(key, _Journey(key)).rows.append(r)
-    return sorted((j for j in by_start.values() if j.offered), key=lambda j: j.intended)
-
-
-def offered_starts(rows: Iterable[RequestRecord], lane: str) -> list[float]:
-    """The intended starts of the lane's offered arrivals (first attempts, dropped ones too),
-    in order; an impatient shopper's retry is not one."""
-    return [j.intended for j in _journeys(rows, lane)]
-
-
-def _oldest_unfulfilled(journeys: Sequence[_Journey], at: float) -> float:
-    """Age at ``at`` of the oldest accepted order whose fulfilment had not been seen yet."""
-    for j in journeys:  # sorted by intended start: the first pending one is the oldest
-        if j.intended > at:
-            break
-        if not any(r.kind == "checkout" and r.code == 202 and r.end <= at for r in j.rows):
-            continue
-        done = j.fulfilment()
-        if done is None or done.end > at:
-            return at - j.intended
-    return 0.0
-
-
 @dataclass(frozen=True, kw_only=True)
-class ArrivalOutcomes:
-    """A lane's offered arrivals and the detector's success rule for them.
-
-    An arrival succeeded when its shopper got what they came for in the end, retries
-    included: a 200 on the sync lane; on the async lane an order fulfilled within
-    ``deadline_s`` of its arrival (the slowest fulfilment seen before the trigger).
-    """
-
-    journeys: tuple[_Journey, ...]
-    last_attempt: int
-    deadline_s: float | None  # async: the slowest fulfilment before the trigger
-    records_end: float  # records end no earlier than the last one written
-
-    def outcome(self, j: _Journey) -> bool | None:
-        """True: succeeded; False: failed; None: not known when the records end."""
-        answered = j.checkout_outcome(self.last_attempt)
-        if self.deadline_s is None or answered is not True:
-            return answered
-        done = j.fulfilment()
-        if done is not None:
-            return done.code == 200 and done.end - j.intended <= self.deadline_s
-        return False if j.intended + self.deadline_s < self.records_end else None
-
-    def success(self, trigger: str) -> str:
-        """What counted as a success, in words."""
-        if self.deadline_s is None:
-            return "checkout answered 200, retries included"
-        return f"order fulfilled within {self.deadline_s:.1f} s of arrival (the slowest before {trigger})"
-
-
-def arrival_outcomes(
-    rows: Sequence[RequestRecord],
-    lane: str,
-    *,
-    last_attempt: int,
-    pre_window: tuple[float, float],
-    trigger_start: float,
-) -> ArrivalOutcomes | None:
-    """The lane's arrivals under the detector's success rule; None when the rule has no bar
-    (an async lane with no order fulfilled in ``pre_window`` before ``trigger_start``)."""
-    journeys = _journeys(rows, lane)
-    deadline: float | None = None
-    if lane == "async":
-        p0, p1 = pre_window
-        seen = [
-            f.end - j.intended
-            for j in journeys
-            if p0 <= j.intended < p1
-            and (f := j.fulfilment()) is not None
-            and f.code == 200
-            and f.end < trigger_start
-        ]
-        if not seen:
-            return None
-        deadline = max(seen)
-    return ArrivalOutcomes(
-        journeys=tuple(journeys),
-        last_attempt=last_attempt,
-        deadline_s=deadline,
-        records_end=max((r.end for r in rows), default=0.0),
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Baseline:
+class Baseline:
     """The pre-trigger success rate the detector compares with, and the evidence so far."""
 
     arrivals: ArrivalOutcomes
@@ -305,20 +192,21 @@ class _Baseline:
         return self.evidence.fraction * self.k / self.n
 
 
-def _baseline(
-    rows: Sequence[RequestRecord],
-    lane: str,
-    trigger: AppliedFault,
-    *,
-    pre_window: tuple[float, float],
-    settings: Metastability,
-    last_attempt: int,
-    resolution_s: float,
-) -> _Baseline | tuple[str, RecoveryEvidence | None]:
+def pre_trigger_baseline(question: RecoveryQuestion) -> Baseline | tuple[str, RecoveryEvidence | None]:
     """The baseline, or why there is none to compare with (and what evidence there is)."""
-    name = trigger.name
+    lane, trigger, pre_window, settings = (
+        question.lane,
+        question.trigger,
+        question.pre_window,
+        question.settings,
+    )
+    resolution_s, name = question.resolution_s, question.trigger.name
     arrivals = arrival_outcomes(
-        rows, lane, last_attempt=last_attempt, pre_window=pre_window, trigger_start=trigger.start
+        question.rows,
+        lane,
+        last_attempt=question.last_attempt,
+        pre_window=pre_window,
+        trigger_start=trigger.start,
     )
     if arrivals is None:
         return f"no async order was fulfilled before {name}: nothing to recover to", None
@@ -350,80 +238,18 @@ def _baseline(
             f"the pre-trigger success rate is too uncertain to compare: {k_pre}/{n_pre}, 95% CI "
             f"{ci[0]:.2f}-{ci[1]:.2f} reaches below {settings.fraction:.0%} of it"
         ), evidence
-    return _Baseline(arrivals=arrivals, evidence=evidence, n=n_pre, k=k_pre)
+    return Baseline(arrivals=arrivals, evidence=evidence, n=n_pre, k=k_pre)
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Bins:
-    """Offered arrivals and successes per bin from a start, and how far they could be judged."""
-
-    offered: tuple[int, ...]
-    succeeded: tuple[int, ...]
-    retries: int
-    judged_s: float
-    cut: str  # why the bins end where they do
-
-
-def _bins(arrivals: ArrivalOutcomes, start: float, horizon: float, cut: str, r: float) -> _Bins:
-    """Per bin of ``r`` s from ``start``, until ``horizon`` s later or an outcome is not known
-    yet (the records ended before its answer could come: not a failure)."""
-    offered: list[int] = []
-    succeeded: list[int] = []
-    retries = 0
-    for j in arrivals.journeys:
-        if j.intended < start:
-            continue
-        second = int((j.intended - start) / r)
-        if second * r >= horizon:
-            break
-        result = arrivals.outcome(j)
-        if result is None:
-            horizon, cut = second * r, "outcomes after it are not known yet when the records end"
-            break
-        while len(offered) <= second:
-            offered.append(0)
-            succeeded.append(0)
-        offered[second] += 1
-        succeeded[second] += int(result)
-        retries += j.retries
-    seconds = max(0, math.floor(horizon / r + 1e-9))  # bins judged
-    return _Bins(
-        offered=tuple((offered + [0] * seconds)[:seconds]),
-        succeeded=tuple((succeeded + [0] * seconds)[:seconds]),
-        retries=retries,
-        judged_s=round(seconds * r, 6),
-        cut=cut,
+def lane_recovery(question: RecoveryQuestion) -> Recovery:
+    """Whether the question's lane recovered within ``observe_s`` after its trigger was removed."""
+    lane, trigger, pre_window, settings = (
+        question.lane,
+        question.trigger,
+        question.pre_window,
+        question.settings,
     )
-
-
-def _window_rates(bins: _Bins, w: int) -> list[float | None]:
-    """The success rate of every ``w``-bin window (None where it holds no arrival)."""
-    rates: list[float | None] = []
-    for t in range(max(0, len(bins.offered) - w + 1)):
-        n = sum(bins.offered[t : t + w])
-        rates.append(sum(bins.succeeded[t : t + w]) / n if n else None)
-    return rates
-
-
-def lane_recovery(
-    rows: Sequence[RequestRecord],
-    lane: str,
-    trigger: AppliedFault,
-    *,
-    pre_window: tuple[float, float],
-    settings: Metastability,
-    observe_s: float,
-    load_end: float,
-    last_attempt: int,
-    resolution_s: float = 1.0,
-) -> Recovery:
-    """Whether ``lane`` recovered within ``observe_s`` after ``trigger`` was removed.
-
-    ``pre_window``: arrivals that give the pre-trigger success rate (before any fault);
-    ``load_end``: when the scenario's arrivals stopped; ``last_attempt``: the impatient
-    shopper's last attempt number (0 when shoppers do not retry); ``resolution_s``: the
-    length of a bin (1 s, or the run's time scale).
-    """
+    observe_s, load_end, resolution_s = question.observe_s, question.load_end, question.resolution_s
     name = trigger.name
 
     def undetermined(reason: str, evidence: RecoveryEvidence | None = None) -> Recovery:
@@ -433,11 +259,8 @@ def lane_recovery(
         return undetermined(f"fault {name} was never applied")
     if not trigger.removed:
         return undetermined(f"the removal of fault {name} was never acknowledged")
-    found = _baseline(
-        rows, lane, trigger, pre_window=pre_window, settings=settings,
-        last_attempt=last_attempt, resolution_s=resolution_s,
-    )  # fmt: skip
-    if not isinstance(found, _Baseline):
+    found = pre_trigger_baseline(question)
+    if not isinstance(found, Baseline):
         return undetermined(*found)
     evidence, n_pre, k_pre = found.evidence, found.n, found.k
     journeys = found.arrivals.journeys
@@ -451,10 +274,10 @@ def lane_recovery(
     cut = "the load ended"
     if observe_s <= load_end - end:
         cut = "the observation window ended"
-    bins = _bins(found.arrivals, end, horizon, cut, r)
+    bins = count_bins(found.arrivals, end, horizon, cut, r)
     offered, succeeded, judged_s, cut = list(bins.offered), list(bins.succeeded), bins.judged_s, bins.cut
     seconds = len(offered)
-    rates = _window_rates(bins, round(evidence.smoothing_s / r))
+    rates = window_rates(bins, round(evidence.smoothing_s / r))
     evidence = replace(
         evidence,
         observation_s=judged_s,
@@ -464,7 +287,7 @@ def lane_recovery(
         succeeded=tuple(succeeded),
         window_rates=tuple(rates),
         oldest_unfulfilled_s=(
-            tuple(_oldest_unfulfilled(journeys, end + s * r) for s in range(seconds + 1))
+            tuple(oldest_unfulfilled(journeys, end + s * r) for s in range(seconds + 1))
             if found.arrivals.deadline_s is not None
             else ()
         ),
@@ -511,98 +334,6 @@ def lane_recovery(
             "offered load"
         ),
     )  # fmt: skip
-
-
-@dataclass(frozen=True, kw_only=True)
-class Dip:
-    """Did the trigger push the lane below the detector's bar?  ``dipped`` None: can not tell."""
-
-    lane: str
-    trigger: str
-    dipped: bool | None
-    reason: str | None = None  # why it can not be told
-    at_s: float | None = None  # since t0: the start of the first smoothing window below the bar
-    lowest: float | None = None  # the lowest window success rate seen
-    bar: float | None = None  # fraction x the pre-trigger success rate
-
-
-def lane_dip(
-    rows: Sequence[RequestRecord],
-    lane: str,
-    trigger: AppliedFault,
-    *,
-    pre_window: tuple[float, float],
-    settings: Metastability,
-    observe_s: float,
-    load_end: float,
-    last_attempt: int,
-    resolution_s: float = 1.0,
-) -> Dip:
-    """Whether ``trigger`` pushed ``lane`` below the recovery detector's bar at any time from
-    its application to the end of the observation window (``observe_s`` after its removal).
-
-    The detector's own statistics: the same success rule and pre-trigger rate, the same bins
-    and ``smoothing`` windows, the same bar (``fraction`` x the pre-trigger rate); a window
-    below it is a dip. The arguments are :func:`lane_recovery`'s.
-    """
-    name = trigger.name
-
-    def unknown(reason: str) -> Dip:
-        return Dip(lane=lane, trigger=name, dipped=None, reason=reason)
-
-    if not trigger.applied:
-        return unknown(f"fault {name} was never applied")
-    found = _baseline(
-        rows, lane, trigger, pre_window=pre_window, settings=settings,
-        last_attempt=last_attempt, resolution_s=resolution_s,
-    )  # fmt: skip
-    if not isinstance(found, _Baseline):
-        return unknown(found[0])
-    r, start = resolution_s, trigger.start
-    window_end = trigger.end + observe_s
-    cut = "the observation window ended" if window_end <= load_end else "the load ended"
-    bins = _bins(found.arrivals, start, min(window_end, load_end) - start, cut, r)
-    rates = _window_rates(bins, round(found.evidence.smoothing_s / r))
-    seen = [rate for rate in rates if rate is not None]
-    lowest = min(seen, default=None)
-    below = [t for t, rate in enumerate(rates) if rate is not None and rate < found.bar]
-    if below:
-        at = round(start + below[0] * r, 6)
-        return Dip(lane=lane, trigger=name, dipped=True, at_s=at, lowest=lowest, bar=found.bar)
-    applied_bins = max(1, math.ceil((trigger.end - start) / r - 1e-9))
-    if sum(bins.offered[:applied_bins]) == 0:
-        return unknown(f"no {lane} arrivals were offered while {name} was applied")
-    # The detector judges whole bins: a removal acknowledged late leaves a part bin at the end.
-    needed = round(math.floor((window_end - start) / r + 1e-9) * r, 6)
-    if bins.judged_s < needed - 1e-9:
-        return unknown(
-            f"no dip in the {bins.judged_s:g} s from the application of {name} that could be judged "
-            f"({bins.cut}); {needed:g} s needed"
-        )
-    if not seen:
-        return unknown(
-            f"no {found.evidence.smoothing_s:g} s window from the application of {name} held arrivals"
-        )
-    return Dip(lane=lane, trigger=name, dipped=False, lowest=lowest, bar=found.bar)
-
-
-def shoppers_failed(
-    rows: Sequence[RequestRecord], lane: str, *, last_attempt: int, load_end: float
-) -> tuple[int, int]:
-    """``(failed, offered)``: the lane's offered arrivals intended before ``load_end``, and
-    those whose shopper did not get what they came for in the end, impatient retries
-    included: a 200 on the sync lane; on the async lane, the order fulfilled at all while the
-    shopper still polled (a slow fulfilment is the recovery detector's concern, not a failed
-    shopper). One whose outcome the records do not hold yet is not counted as failed.
-    """
-    arrivals = ArrivalOutcomes(
-        journeys=tuple(_journeys(rows, lane)),
-        last_attempt=last_attempt,
-        deadline_s=math.inf if lane == "async" else None,
-        records_end=max((r.end for r in rows), default=0.0),
-    )
-    offered = [j for j in arrivals.journeys if j.intended < load_end]
-    return sum(1 for j in offered if arrivals.outcome(j) is False), len(offered)
 
 
 def recovery_verdict(result: Recovery, within: float, negated: bool) -> tuple[Outcome, str]:

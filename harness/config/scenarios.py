@@ -42,6 +42,7 @@ def load_scenario(
     for key, value in (overrides or {}).items():
         _set_path(data, key, value)
     _put_system(data, path, system)
+    _put_replay_beside(data, path)
     try:
         return Scenario.model_validate(data), path
     except pydantic.ValidationError as exc:
@@ -70,6 +71,15 @@ def _put_system(data: dict[str, Any], path: Path, system: str | None) -> None:
     load = data.get("load")
     if isinstance(load, dict) and "lanes" not in load:
         load["lanes"] = [lane for lane in LANES if lane in spec.lanes]
+
+
+def _put_replay_beside(data: dict[str, Any], path: Path) -> None:
+    """A replayed access log named by a relative path is the one beside the scenario file."""
+    load = data.get("load")
+    replay = load.get("replay") if isinstance(load, dict) else None
+    named = replay.get("file") if isinstance(replay, dict) else None
+    if isinstance(named, str) and named and not Path(named).is_absolute():
+        replay["file"] = str((path.parent / named).resolve())  # type: ignore[index]
 
 
 def _set_path(data: dict[str, Any], dotted: str, value: Any) -> None:

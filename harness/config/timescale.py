@@ -35,7 +35,7 @@ from model.faults import TOXIC_TYPES
 from model.scenario import Scenario
 from model.validation import validation_problems
 
-__all__ = ["FAULT_RATES", "FAULT_TIMES", "time_scaled"]
+__all__ = ["FAULT_RATES", "FAULT_TIMES", "check_time_scale", "time_scaled"]
 
 # Fault attributes that are times (ms; slicer's delay in microseconds), by fault type.
 FAULT_TIMES: dict[str, frozenset[str]] = {
@@ -80,11 +80,16 @@ def _scale_sweep(
     sweep["settle"] *= scale
 
 
+def check_time_scale(scale: float | None) -> None:
+    """A ``--time-scale`` (None: not given) the settings accept; checked before anything runs."""
+    if scale is not None and not 0 < scale <= 10:
+        raise ConfigError(f"--time-scale must be more than 0 and at most 10, got {scale:g}")
+
+
 def time_scaled(scenario: Scenario, scale: float) -> Scenario:
     """``scenario`` run in ``scale`` times its time (0.5: in half the time, at twice the rate);
     the stack runs at the scenario's new scale too.  Scale 1 gives the scenario back as it was."""
-    if not 0 < scale <= 10:
-        raise ConfigError(f"--time-scale must be more than 0 and at most 10, got {scale:g}")
+    check_time_scale(scale)
     data: dict[str, Any] = scenario.model_dump(by_alias=True)
     load = data["load"]
     for stage in load["stages"]:
@@ -92,6 +97,8 @@ def time_scaled(scenario: Scenario, scale: float) -> Scenario:
         if load["model"] == "open":  # closed: the rate is a number of users
             stage["rate"] /= scale
     load["think_time"] *= scale
+    if load.get("replay") is not None:  # the log's gaps, in the new time too
+        load["replay"]["speed"] /= scale
     load["impatient"]["timeout"] *= scale
     for key in ("initial", "max", "give_up"):
         load["poll"][key] *= scale

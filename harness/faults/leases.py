@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from harness.faults.chaos import ActiveFault, Chaos
 from harness.processes import start_ticks, still_ours
-from model.errors import DoorbusterError
+from model.errors import DoorbusterError, StackNotRunning
 
 __all__ = [
     "FaultLease",
@@ -36,6 +36,8 @@ __all__ = [
     "OwnedFault",
     "fault_owners",
     "forget_removed_faults",
+    "remove_orphan_faults",
+    "stack_lease",
     "sweep_leftovers",
 ]
 
@@ -196,6 +198,14 @@ class FaultLease:
             self._write({})
 
 
+def stack_lease(root: Path, supervisor_pid: int | None) -> FaultLease:
+    """The lease of faults added for good, in the running supervisor's name (its pid, or None
+    when no supervisor runs: StackNotRunning)."""
+    if supervisor_pid is None:
+        raise StackNotRunning("the stack stopped meanwhile; run: doorbuster up")
+    return FaultLease.of_stack(root, supervisor_pid)
+
+
 def _lease_files(root: Path) -> list[_LeaseFile]:
     found = (_LeaseFile.read(path) for path in sorted((root / "leases").glob("*.json")))
     return [lease for lease in found if lease is not None]
@@ -349,3 +359,12 @@ def sweep_leftovers(root: Path, chaos: Chaos) -> list[Leftover]:
             kept = tuple(held for held in lease.faults if (lease.path, held.key) in failed)
             replace(lease, faults=kept).write()
     return found
+
+
+def remove_orphan_faults(root: Path, chaos: Chaos) -> list[Leftover]:
+    """What every command does first: remove the faults whose owner died (a run killed with
+    kill -9; :func:`sweep_leftovers`), and forget those removed without a doorbuster command
+    (a reset through Toxiproxy's API) before anything reads who applied what."""
+    leftovers = sweep_leftovers(root, chaos)
+    forget_removed_faults(root, chaos)
+    return leftovers

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import math
 import secrets
 import time
 from collections.abc import Callable
@@ -42,7 +41,9 @@ from harness.metrics.panels import Panel, panels_for
 from harness.run.status import RunStatus
 from model.errors import ConfigError, DoorbusterError
 from model.faults import HTTP_FAULTS, STREAMS, TOXIC_TYPES, FaultSpec
-from model.topology import LANES, Topology
+from model.json_values import object_of, refuse_unknown, text_value
+from model.lanes import parse_lanes
+from model.topology import Topology
 
 __all__ = ["FaultDesk", "LiveView", "build_live_app", "fault_spec_of", "new_token", "removal_of"]
 
@@ -52,7 +53,6 @@ TOKEN_HEADER = "X-Doorbuster-Token"
 _PAGE_ASSETS = {"live.js": "text/javascript", "live.css": "text/css"}
 _UPLOT_ASSETS = {"uPlot.iife.min.js": "text/javascript", "uPlot.min.css": "text/css"}
 _MAX_BODY = 16 * 1024
-_FAULT_FIELDS = {"dependency", "type", "lane", "attributes", "toxicity", "stream", "name"}
 _REMOVE_FIELDS = {"dependency", "lane", "name"}
 
 
@@ -98,68 +98,21 @@ def _error(status: int, message: str) -> web.Response:
 
 
 # -- request bodies --------------------------------------------------------------------------
-def _lanes_of(body: dict[str, Any]) -> tuple[str, ...]:
-    lane = body.get("lane", "both")
-    if lane == "both":
-        return LANES
-    if lane not in LANES:
-        raise ConfigError(f"lane: expected sync, async or both, got {lane!r}")
-    return (lane,)
-
-
-def _text(body: dict[str, Any], key: str, *, required: bool) -> str | None:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise ConfigError(f"{key}: required")
-        return None
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{key}: expected a non-empty string, got {value!r}")
-    return value
-
-
-def _number(key: str, value: Any) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{key}: expected a finite number, got {value!r}")
-    return value
-
-
-def _unknown(body: dict[str, Any], known: set[str]) -> None:
-    extra = sorted(set(body) - known)
-    if extra:
-        raise ConfigError(f"unknown field(s) {', '.join(extra)}; expected {', '.join(sorted(known))}")
-
-
 def fault_spec_of(body: Any, topology: Topology) -> FaultSpec:
     """A fault to add, from the page's JSON, validated as ``doorbuster toxic add`` validates it."""
-    if not isinstance(body, dict):
-        raise ConfigError("expected a JSON object")
-    _unknown(body, _FAULT_FIELDS)
-    attributes = body.get("attributes", {})
-    if not isinstance(attributes, dict):
-        raise ConfigError(f"attributes: expected an object of numbers, got {attributes!r}")
-    spec = FaultSpec(
-        dependency=str(_text(body, "dependency", required=True)),
-        type=str(_text(body, "type", required=True)),
-        lanes=_lanes_of(body),
-        attributes={str(k): _number(f"attributes.{k}", v) for k, v in attributes.items()},
-        toxicity=float(_number("toxicity", body.get("toxicity", 1.0))),
-        stream=_text(body, "stream", required=False) or "downstream",
-        name=_text(body, "name", required=False),
-    )
-    return spec.validate(topology)
+    return FaultSpec.from_json(body).validate(topology)
 
 
 def removal_of(body: Any, topology: Topology) -> tuple[str, tuple[str, ...], str | None]:
     """(dependency, lanes, name or None for every fault) to remove, from the page's JSON."""
-    if not isinstance(body, dict):
-        raise ConfigError("expected a JSON object")
-    _unknown(body, _REMOVE_FIELDS)
-    dependency = str(_text(body, "dependency", required=True))
-    lanes = _lanes_of(body)
+    body = object_of(body)
+    refuse_unknown(body, _REMOVE_FIELDS)
+    dependency = str(text_value(body, "dependency", expected="a dependency's name", required=True))
+    lanes = parse_lanes(body.get("lane", "both"))
     for lane in topology.lanes_with(dependency, lanes):
         topology.proxy(lane, dependency)
-    return dependency, topology.lanes_with(dependency, lanes), _text(body, "name", required=False)
+    name = text_value(body, "name", expected="a fault's name or type", required=False)
+    return dependency, topology.lanes_with(dependency, lanes), name
 
 
 # -- guards ----------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ its key and a window in seconds, never PromQL.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +28,6 @@ __all__ = [
 MIN_RANGE_S = 10
 MAX_RANGE_S = 3600
 _MAX_POINTS = 300  # per series: a step of range / 300, at least Prometheus' 1 s scrape
-_LEGEND = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 class SeriesSource(Protocol):
@@ -62,7 +60,7 @@ class PanelLayout:
 def layout_of(panel: Panel) -> PanelLayout:
     """A panel whose legends name the lane has a series per lane: a chart per lane, side by
     side; one of a lane's own dashboard (the sync pool, the async backlog) sits in that lane."""
-    split = any("{{lane}}" in q.legend.replace(" ", "") for q in panel.queries)
+    split = any("lane" in q.legend_labels for q in panel.queries)
     lane = None if split or panel.dashboard not in LANES else panel.dashboard
     return PanelLayout(key=panel.key, title=panel.title, unit=panel.unit, split=split, lane=lane)
 
@@ -79,10 +77,6 @@ class ChartSeries:
 
     def as_json(self) -> dict[str, Any]:
         return {"lane": self.lane, "label": self.label, "values": list(self.values), "points": self.points}
-
-
-def _label(legend: str, labels: dict[str, str]) -> str:
-    return _LEGEND.sub(lambda m: labels.get(m.group(1), ""), legend).strip() or "value"
 
 
 def window(range_s: float, now: float) -> tuple[float, float, float]:
@@ -108,7 +102,12 @@ def panel_series(source: SeriesSource, panel: Panel, range_s: float, now: float)
                 if i is not None and math.isfinite(value):
                     values[i] = value
             series.append(
-                ChartSeries(lane=labels.get("lane"), label=_label(query.legend, labels), values=tuple(values))
+                ChartSeries(
+                    lane=labels.get("lane"),
+                    # A legend whose every label is missing would leave the series unnamed here.
+                    label=query.legend_for(labels).strip() or "value",
+                    values=tuple(values),
+                )
             )
     return {
         "panel": panel.key,

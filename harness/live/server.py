@@ -15,13 +15,13 @@ from aiohttp import web
 
 from harness.faults.actions import add_held, remove_faults
 from harness.faults.chaos import Chaos
-from harness.faults.leases import FaultLease, fault_owners
+from harness.faults.leases import fault_owners, stack_lease
 from harness.live.app import LiveView, build_live_app, new_token
 from harness.metrics.prometheus import PrometheusClient
 from harness.processes import pid_alive
 from harness.run.status import RunStatus, read_run_status
 from harness.stack.state import StateDir
-from model.errors import DoorbusterError, StackNotRunning
+from model.errors import DoorbusterError
 from model.faults import FaultSpec
 from model.topology import Topology, is_loopback
 
@@ -48,9 +48,7 @@ class StackFaults:
 
     def add(self, spec: FaultSpec) -> list[dict[str, Any]]:
         record = self.state.read_supervisor()
-        if record is None:
-            raise StackNotRunning("the stack is stopping")
-        lease = FaultLease.of_stack(self.state.root, int(record["pid"]))
+        lease = stack_lease(self.state.root, None if record is None else int(record["pid"]))
         return [fault.as_json() for fault in add_held(self._chaos(), spec, lease, by=_APPLIED_BY)]
 
     def remove(self, dependency: str, lanes: tuple[str, ...], name: str | None) -> int:

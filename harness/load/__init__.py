@@ -1,1 +1,3 @@
-"""The load generator's parts: arrival times, latency histograms, Locust's process group."""
+"""The load generator's parts: its settings, arrival times and schedule, journeys, request log,
+latency histograms, exporter, and Locust's process group (none imports Locust but that one,
+which starts it as a subprocess; ``locustfiles/shoppers.py`` is the Locust glue)."""

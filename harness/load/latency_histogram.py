@@ -71,9 +71,11 @@ class LatencyHistogram:
     def sum_s(self, lane: str, kind: str) -> float:
         return self._at(lane, kind).total_s
 
-    def metric_family(self, name: str, documentation: str) -> HistogramMetricFamily:
-        """The histogram as one Prometheus family, labelled ``lane`` and ``kind``."""
-        family = HistogramMetricFamily(name, documentation, labels=["lane", "kind"])
+    def metric_family(
+        self, name: str, documentation: str, labels: tuple[str, str] = ("lane", "kind")
+    ) -> HistogramMetricFamily:
+        """The histogram as one Prometheus family, its two keys labelled ``labels``."""
+        family = HistogramMetricFamily(name, documentation, labels=list(labels))
         for lane, kind in self.series():
             family.add_metric([lane, kind], self.buckets(lane, kind), self.sum_s(lane, kind))
         return family

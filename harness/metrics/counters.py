@@ -21,12 +21,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-from prometheus_client.parser import text_string_to_metric_families
-
+from harness.metrics.scrape import scrape
 from harness.records.schema import AttemptTimeline
 from model import metric_names as names
-from model.topology import LANES, Topology
+from model.errors import MetricsUnreadable
+from model.topology import LANES, ProcessSpec, Topology
 
 __all__ = [
     "BROKER_COUNTERS",
@@ -280,7 +279,6 @@ class CounterSampler:
     """
 
     NAMES = (ATTEMPTS, ORDERS, *BROKER_COUNTERS.values())
-    PREFIXES = tuple(f"{name}{end}" for name in (*NAMES, START_TIME) for end in ("{", " "))
 
     def __init__(
         self,
@@ -304,7 +302,7 @@ class CounterSampler:
         self.last = now
         # All at once: a process that does not answer costs one timeout, not one each.
         with ThreadPoolExecutor(max_workers=max(1, len(self.processes))) as pool:
-            answers = pool.map(lambda spec: self._answer(spec.endpoint.url, timeout_s), self.processes)
+            answers = pool.map(lambda spec: self._answer(spec, timeout_s), self.processes)
             self.readings.append(dict(zip((spec.name for spec in self.processes), answers, strict=True)))
 
     def tick(self) -> None:
@@ -318,30 +316,26 @@ class CounterSampler:
         return RunCounters.from_readings(self.readings, lanes=lanes, broker=self.broker, since=self.since)
 
     @staticmethod
-    def _answer(url: str, timeout_s: float) -> ProcessReading | None:
+    def _answer(spec: ProcessSpec, timeout_s: float) -> ProcessReading | None:
+        """The process's counters now; a series its page lacks counts 0 here, as the sampler
+        sums a lane over processes that each count a part of it."""
         try:
-            text = requests.get(f"{url}/metrics", timeout=timeout_s).text
-            read_at = time.time()  # the page's counts are of about now, not of when it was asked
-            # Only the lines read here are parsed: the whole page, histograms and all, took
-            # most of each reading's time.
-            wanted = "\n".join(line for line in text.splitlines() if line.startswith(CounterSampler.PREFIXES))
-            families = list(text_string_to_metric_families(wanted + "\n"))
-        except (requests.RequestException, ValueError):
+            page = scrape(spec, timeout_s=timeout_s, only=(*CounterSampler.NAMES, START_TIME))
+        except MetricsUnreadable:
             return None
         started_at: float | None = None
         values: dict[Series, float] = {}
         sent: dict[tuple[str, str], float] = {}
-        for family in families:
-            for sample in family.samples:
-                if sample.name == START_TIME:
-                    started_at = sample.value
-                if sample.name not in CounterSampler.NAMES:
-                    continue
-                if sample.name == ATTEMPTS and sample.labels.get("outcome") in SENT_OUTCOMES:
-                    hop = (sample.labels.get("lane", ""), sample.labels.get("dependency", ""))
-                    sent[hop] = sent.get(hop, 0.0) + sample.value
-                if sample.name == ORDERS and sample.labels.get("method") != "POST":
-                    continue
-                key = (sample.name, sample.labels.get("lane", ""))
-                values[key] = values.get(key, 0.0) + sample.value
-        return ProcessReading(started_at=started_at, values=values, sent=sent, at=read_at)
+        for sample in page.samples:
+            if sample.name == START_TIME:
+                started_at = sample.value
+            if sample.name not in CounterSampler.NAMES:
+                continue
+            if sample.name == ATTEMPTS and sample.labels.get("outcome") in SENT_OUTCOMES:
+                hop = (sample.labels.get("lane", ""), sample.labels.get("dependency", ""))
+                sent[hop] = sent.get(hop, 0.0) + sample.value
+            if sample.name == ORDERS and sample.labels.get("method") != "POST":
+                continue
+            key = (sample.name, sample.labels.get("lane", ""))
+            values[key] = values.get(key, 0.0) + sample.value
+        return ProcessReading(started_at=started_at, values=values, sent=sent, at=page.read_at)

@@ -7,6 +7,8 @@ and a rule can not disagree about what a number means.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +17,27 @@ from model import metric_names as names
 __all__ = ["DASHBOARDS", "PANELS", "Panel", "Query", "panel", "panels_for", "recording_rules"]
 
 _W = "10s"  # rate window: ten 1 s scrapes
+_LEGEND_LABEL = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Query:
     expr: str
     legend: str  # Grafana legend format, e.g. "{{lane}} p95"
+
+    @property
+    def legend_labels(self) -> frozenset[str]:
+        """The labels the legend names."""
+        return frozenset(_LEGEND_LABEL.findall(self.legend))
+
+    def legend_for(self, labels: Mapping[str, str]) -> str:
+        """One series' legend as Grafana renders it: each ``{{label}}`` replaced by the series'
+        value of it, and by nothing when the series has no such label.
+
+        >>> Query(expr="x", legend="{{queue}} {{ lane }}").legend_for({"lane": "async"})
+        ' async'
+        """
+        return _LEGEND_LABEL.sub(lambda m: labels.get(m.group(1), ""), self.legend)
 
 
 @dataclass(frozen=True, kw_only=True)

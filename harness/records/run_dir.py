@@ -2,6 +2,7 @@
 
 The records themselves have one typed definition each: ``requests.jsonl`` lines are
 :class:`harness.records.schema.RequestRecord`, ``ledger.json`` is :class:`harness.records.schema.RunLedger`,
+``generator.jsonl`` lines are :class:`harness.records.generator.GeneratorSample`,
 ``chaos.json`` is :class:`harness.faults.timeline.ChaosRecord`, ``scenario.json`` is the
 :class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
 ``summary.json`` is the analysis' summary as it made it.
@@ -24,6 +25,7 @@ from model.errors import ConfigError
 
 __all__ = [
     "CHAOS_FILE",
+    "GENERATOR_FILE",
     "LEDGER_FILE",
     "REPORT_FILE",
     "REQUESTS_FILE",
@@ -38,6 +40,7 @@ __all__ = [
 
 REQUESTS_FILE = "requests.jsonl"
 CHAOS_FILE = "chaos.json"
+GENERATOR_FILE = "generator.jsonl"
 LEDGER_FILE = "ledger.json"
 SCENARIO_FILE = "scenario.json"
 SERIES_FILE = "series.json"
@@ -76,6 +79,10 @@ class RunDir:
     @property
     def chaos(self) -> Path:
         return self.root / CHAOS_FILE
+
+    @property
+    def generator(self) -> Path:
+        return self.root / GENERATOR_FILE
 
     @property
     def ledger(self) -> Path:

@@ -19,7 +19,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt
 
 from harness.analysis.estimates import percentile
-from harness.analysis.lanes import Row
+from harness.analysis.inputs import Row
 from harness.metrics.panels import DASHBOARDS, PANELS, Panel
 
 __all__ = ["Chart", "ChartGroup", "TimeAxis", "detail_charts", "story_charts", "time_axis"]

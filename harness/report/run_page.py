@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from harness.analysis.lanes import Row
+from harness.analysis.inputs import Row
 from harness.analysis.verdicts import outcome_of
 from harness.config.files import read_json, read_json_lines
 from harness.records.schema import RequestRecord

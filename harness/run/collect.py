@@ -16,7 +16,7 @@ from typing import Any
 
 import requests
 
-from harness.analysis.lanes import FaultWindow, Row
+from harness.analysis.inputs import FaultWindow, Row
 from harness.analysis.recorded import recorded_run, summarise, write_run_scenario
 from harness.metrics.counters import RunCounters
 from harness.metrics.panels import panels_for
@@ -141,9 +141,7 @@ def panel_series(topology: Topology, start: float, end: float) -> RunSeries:
                 series.setdefault("errors", []).append(str(exc))
                 continue
             for item in result:
-                legend = query.legend
-                for key, value in item["metric"].items():
-                    legend = legend.replace("{{" + key + "}}", value)
+                legend = query.legend_for(item["metric"])
                 lines.append({"legend": legend, "points": [[float(t), float(v)] for t, v in item["values"]]})
         series["panels"][panel.key] = lines
     return series

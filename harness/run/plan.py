@@ -8,14 +8,18 @@ a request is sent.
 from __future__ import annotations
 
 import contextlib
+import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pydantic
+
 from harness.config.scenarios import load_scenario
 from harness.config.systems import check_hosts
 from harness.config.timescale import time_scaled
+from harness.load.access_log import read_access_log
 from harness.records.run_dir import new_run_dir
 from harness.stack.control import Stack
 from model.errors import ConfigError, DoorbusterError
@@ -28,8 +32,10 @@ __all__ = [
     "RunPlan",
     "check_targets",
     "machine_scenario",
+    "parse_targets",
     "plan_run",
     "plan_trial",
+    "port_settings",
     "scaled",
 ]
 
@@ -56,6 +62,9 @@ class RunOptions:
     system: str | None = None
     # Remove faults applied outside doorbuster instead of refusing to start (exit 3).
     reset_faults: bool = False
+    # Every random draw of the run (arrivals, shoppers' choices) from this; default: the
+    # scenario's, else one picked now and recorded.
+    seed: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +90,30 @@ class RunPlan:
             update={"brokers": (), "stack": self.scenario.stack.model_copy(update={"broker": broker})}
         )
         return replace(self, scenario=scenario, run_dir=self.run_dir / broker)
+
+
+def port_settings(base_port: int | None, toxiproxy_port: int | None) -> PortSettings | None:
+    """``--base-port`` and ``--toxiproxy-port`` as the run's ports (None: the running stack's)."""
+    if base_port is None and toxiproxy_port is None:
+        return None
+    try:
+        return PortSettings(
+            base=base_port or PortSettings().base,
+            toxiproxy_api=toxiproxy_port or PortSettings().toxiproxy_api,
+        )
+    except pydantic.ValidationError as exc:
+        raise ConfigError(f"ports: {exc.errors()[0]['msg']}") from None
+
+
+def parse_targets(items: list[str]) -> dict[str, str]:
+    """``--target LANE=URL`` options as lane -> URL (checked by :func:`check_targets`)."""
+    targets: dict[str, str] = {}
+    for item in items:
+        lane, sep, url = item.partition("=")
+        if not sep or not url:
+            raise ConfigError(f"--target {item!r}: expected LANE=URL, like sync=http://127.0.0.1:9000")
+        targets[lane] = url
+    return targets
 
 
 def check_targets(targets: dict[str, str], allow_hosts: tuple[str, ...]) -> None:
@@ -145,11 +178,14 @@ def plan_run(options: RunOptions, stack: Stack) -> RunPlan:
     base, _ = load_scenario(options.scenario, system=options.system)
     if base.stack.system is not None:
         check_hosts(base.stack.system, options.allow_hosts)
+    if base.load.arrivals == "replay" and options.peak_rps is not None:
+        raise ConfigError("--peak-rps scales the stages' rates; a replay's arrivals come from its log")
     scenario = scaled(base, duration_s=options.duration_s, peak_rps=options.peak_rps)
     if options.time_scale is not None:
         scenario = time_scaled(scenario, options.time_scale)
     if options.workers < 0 or options.workers > _MAX_WORKERS:
         raise ConfigError(f"--workers must be from 0 to {_MAX_WORKERS}")
+    scenario = seeded(scenario, options.seed)
     run_dir = new_run_dir(options.out, scenario.name)
     scenario = _with_machine_settings(scenario, options.ports, stack)
     if scenario.brokers and options.targets:
@@ -164,8 +200,19 @@ def plan_run(options: RunOptions, stack: Stack) -> RunPlan:
     )
 
 
+def seeded(scenario: Scenario, seed: int | None = None) -> Scenario:
+    """``scenario`` with its run's seed: ``seed``, else its own, else one picked now; and its
+    replayed log read and checked whole, before anything starts."""
+    if seed is not None and not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed: expected a whole number from 0 to 2**63 - 1, got {seed}")
+    if scenario.load.replay is not None:
+        read_access_log(Path(scenario.load.replay.file), scenario.load.replay.format)
+    chosen = seed if seed is not None else scenario.seed
+    return scenario.model_copy(update={"seed": secrets.randbits(63) if chosen is None else chosen})
+
+
 def plan_trial(scenario: Scenario, run_dir: Path, stack: Stack, *, reset_faults: bool = False) -> RunPlan:
     """A run of a scenario built by the caller (``doorbuster sweep``'s trials) into
     ``run_dir``, which must be new or empty."""
-    scenario = machine_scenario(scenario, stack)
+    scenario = machine_scenario(seeded(scenario), stack)
     return RunPlan(scenario=scenario, run_dir=new_run_dir(run_dir, scenario.name), reset_faults=reset_faults)

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from harness.analysis.lanes import percentile
+from harness.analysis.estimates import percentile
 from harness.records.run_dir import RunDir
 from harness.records.schema import RequestRecord
 from model.scenario import Scenario

@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.faults.chaos import Chaos
+from harness.metrics.scrape import MetricsPage, scrape
 from harness.stack.control import probe
 from model import metric_names as names
-from model.errors import DoorbusterError
-from model.topology import Topology
+from model.errors import DoorbusterError, MetricsUnreadable
+from model.topology import ProcessSpec, Topology
 
 __all__ = ["BUSY_GAUGES", "busy_gauges", "stack_dirt"]
 
@@ -39,21 +39,18 @@ BUSY_GAUGES: dict[str, str] = {
 }
 
 
-def busy_gauges(process: str, exposition: str) -> list[str]:
-    """The non-zero idle gauges in one process's ``/metrics`` text, each as a reason.
+def busy_gauges(page: MetricsPage) -> list[str]:
+    """The non-zero idle gauges in one process's metrics page, each as a reason.
 
-    >>> busy_gauges("order-sync", 'doorbuster_thread_pool_busy{lane="sync"} 3.0\\n')
+    >>> from harness.metrics.scrape import parse_page
+    >>> busy_gauges(parse_page('doorbuster_thread_pool_busy{lane="sync"} 3.0\\n', process="order-sync"))
     ["order-sync: pool threads busy {'lane': 'sync'} = 3"]
     """
-    reasons = []
-    for family in text_string_to_metric_families(exposition):
-        meaning = BUSY_GAUGES.get(family.name)
-        if meaning is None:
-            continue
-        for sample in family.samples:
-            if sample.value != 0:
-                reasons.append(f"{process}: {meaning} {dict(sample.labels)} = {sample.value:g}")
-    return reasons
+    return [
+        f"{page.process}: {BUSY_GAUGES[sample.name]} {dict(sample.labels)} = {sample.value:g}"
+        for sample in page.samples
+        if sample.name in BUSY_GAUGES and sample.value != 0
+    ]
 
 
 def _get(url: str, **params: Any) -> requests.Response:
@@ -63,10 +60,15 @@ def _get(url: str, **params: Any) -> requests.Response:
 
 
 def stack_dirt(
-    topology: Topology, *, since: float, fetch: Callable[..., requests.Response] = _get
+    topology: Topology,
+    *,
+    since: float,
+    fetch: Callable[..., requests.Response] = _get,
+    read_metrics: Callable[[ProcessSpec], MetricsPage] = scrape,
 ) -> list[str]:
     """Why the stack is not clean now (empty: clean).  ``since``: the start of the last trial,
-    whose async orders must all have finished."""
+    whose async orders must all have finished; ``fetch`` reads the ledger, ``read_metrics`` a
+    process's metrics page."""
     reasons: list[str] = []
     try:
         chaos = Chaos(topology)
@@ -80,8 +82,8 @@ def stack_dirt(
         if spec.kind not in ("order", "downstream", "worker"):
             continue
         try:
-            reasons += busy_gauges(spec.name, fetch(f"{spec.endpoint.url}/metrics").text)
-        except (requests.RequestException, ValueError) as exc:
+            reasons += busy_gauges(read_metrics(spec))
+        except MetricsUnreadable as exc:
             reasons.append(f"{spec.name}: could not read its metrics ({exc})")
     if not topology.settings.keeps_ledger:
         return reasons  # a system of the user's: no ledger of unfinished orders to wait on

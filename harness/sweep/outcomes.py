@@ -1,6 +1,6 @@
 """What a sweep's trial and cell say: stable, recovered, metastable, or undetermined.
 
-Per trial and lane, from the run's ``summary["metastability"][lane]`` (harness.analysis.lanes):
+Per trial and lane, from the run's ``summary["metastability"][lane]`` (harness.analysis.summary):
 
 - ``stable``: the trigger did not push the lane below its bar (``dipped`` false) and it
   recovered;

@@ -17,6 +17,7 @@ kept, a partial one is removed and run again.
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -54,6 +55,7 @@ __all__ = [
     "TrialRunner",
     "judge_sweep",
     "new_sweep_dir",
+    "resume_command",
     "run_sweep",
 ]
 
@@ -99,6 +101,23 @@ class SweepResult:
 
 def new_sweep_dir(out: Path | None, name: str) -> Path:
     return out or PROJECT_ROOT / "runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-sweep-{name}"
+
+
+def resume_command(
+    sweep_dir: Path,
+    scenario: str | None = None,
+    *,
+    time_scale: float | None = None,
+    max_time: str | None = None,
+    config: Path | None = None,
+) -> str:
+    """The command line that resumes the sweep in ``sweep_dir`` with the options it was
+    started with, quoted for a shell."""
+    args = ["doorbuster", "sweep", *([scenario] if scenario is not None else [])]
+    for flag, value in (("--time-scale", time_scale), ("--max-time", max_time), ("--config", config)):
+        if value is not None:
+            args += [flag, str(value)]
+    return " ".join(shlex.quote(arg) for arg in [*args, "--out", str(sweep_dir)])
 
 
 def sweep_scenario(scenario: Scenario, time_scale: float | None) -> Scenario:

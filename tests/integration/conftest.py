@@ -1,7 +1,8 @@
-"""A real stack for the integration tests: real Toxiproxy, real RabbitMQ, real processes.
+"""Real stacks for the integration tests: real Toxiproxy, real brokers, real processes.
 
-It runs on its own ports (base 23000, Toxiproxy API 23474) and its own state directory, so it
-never meets a stack a developer has running, and it is always stopped at the end.
+The seed's stack runs on its own ports (base 23000, Toxiproxy API 23474), each broker's stack
+on others (base 28000, Toxiproxy API 28474), each with its own state directory, so they never
+meet a stack a developer has running; each is started once a session and always stopped.
 """
 
 from __future__ import annotations
@@ -12,16 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
 from harness.faults.chaos import Chaos
+from harness.metrics.scrape import scrape
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
-from model.settings import PortSettings, StackSettings
+from model.settings import BROKERS, PortSettings, StackSettings
 from model.topology import Topology
 
 BASE_PORT = 23000
 TOXIPROXY_PORT = 23474
+BROKER_STACK_PORTS = PortSettings(base=28000, toxiproxy_api=28474)
 
 
 @dataclass(frozen=True)
@@ -35,19 +37,9 @@ class RunningStack:
         return self.topology.order_service(lane).url
 
     def metric(self, process: str, name: str, **labels: str) -> float:
-        """One sample of a process's /metrics, summed over label sets that match."""
-        endpoint = self.topology.endpoint(process)
-        text = requests.get(f"{endpoint.url}/metrics", timeout=5).text
-        total, found = 0.0, False
-        for line in text.splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-                found = True
-        if not found:
-            raise AssertionError(f"{name}{labels} not in {process}'s metrics")
-        return total
+        """One sample of a process's metrics page, summed over label sets that match (the
+        reader's rule for a missing metric: :mod:`harness.metrics.scrape`)."""
+        return scrape(self.topology.process(process)).value(name, **labels)
 
 
 def stack_settings(**overrides: object) -> StackSettings:
@@ -65,6 +57,23 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
     stack = Stack(StateDir(state_dir))
     # The seed's real latencies (time_scale 1): these tests check the seed's own numbers.
     topology = stack.up(stack_settings(), timeout_s=120)
+    try:
+        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker_stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningStack]:
+    """A whole stack on each broker (time scale 0.2), the broker's connection crossing Toxiproxy
+    like every other hop.  One a session: pytest runs every test of one broker, whichever
+    module it is in, before it starts the next broker's stack."""
+    state_dir: Path = tmp_path_factory.mktemp(f"stack-{request.param}")
+    stack = Stack(StateDir(state_dir))
+    settings = StackSettings(broker=request.param, time_scale=0.2, ports=BROKER_STACK_PORTS)
+    topology = stack.up(settings, timeout_s=180)
     try:
         yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
     finally:

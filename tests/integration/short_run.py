@@ -1,16 +1,28 @@
-"""A short scenario and a plain `locust -f` with its web UI, shared by the run and live-view tests."""
+"""A short scenario and a plain `locust -f` with its web UI, shared by the run and live-view tests;
+and a trivial order server with Locust's master and workers as processes, for the generator tests."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from harness.binaries import PROJECT_ROOT
+from harness.metrics.scrape import MetricsPage, read_page
+from model.errors import MetricsUnreadable
+from model.settings import PortSettings, StackSettings
+from model.topology import Topology
 from tests.integration.conftest import RunningStack
 
 SHORT = """
@@ -62,3 +74,136 @@ def start_web_locust(stack: RunningStack, tmp_path: Path, port: int) -> subproce
             time.sleep(0.3)
     proc.kill()
     raise AssertionError("Locust's web UI did not start")
+
+
+class _Orders(BaseHTTPRequestHandler):
+    """Answers every order after ``delay_s`` (at once unless a test wants latency); notes when
+    each one came, by its own clock (the generators' log is not the only witness)."""
+
+    received: list[float]
+    delay_s: float = 0.0
+
+    def do_POST(self) -> None:
+        self.received.append(time.time())
+        time.sleep(self.delay_s)
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = json.dumps({"order_id": f"o-{time.monotonic_ns()}"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def orders_server(delay_s: float) -> Iterator[tuple[str, list[float]]]:
+    received: list[float] = []
+    handler = type("Orders", (_Orders,), {"received": received, "delay_s": delay_s})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_locust(role: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(PROJECT_ROOT / "locustfiles" / "shoppers.py"),
+        "--loglevel",
+        "WARNING",
+        *role,
+    ]
+    with open(log, "ab") as out:
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def master_args(port: int, workers: int) -> list[str]:
+    return ["--headless", "--only-summary", "--master", "--expect-workers", str(workers),
+            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]  # fmt: skip
+
+
+def worker_args(port: int) -> list[str]:
+    return ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def open_model_env(tmp: Path, url: str, workers: int, *, rate: float, seconds: float) -> dict[str, str]:
+    """An open-model scenario of one sync lane to ``url``, no stack: its Locust environment."""
+    scenario = {
+        "name": "interleaved-arrivals",
+        "load": {
+            "model": "open",
+            "lanes": ["sync"],
+            "stages": [{"name": "steady", "duration": seconds, "rate": rate}],
+            "think_time": 0,
+            "impatient": {"timeout": "10s", "retries": 0},
+            "max_in_flight": 5000,
+        },
+    }
+    (tmp / "scenario.json").write_text(json.dumps(scenario))
+    return {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "DOORBUSTER_SCENARIO": str(tmp / "scenario.json"),
+        "DOORBUSTER_TARGETS": json.dumps({"sync": url}),
+        "DOORBUSTER_RUN_DIR": str(tmp),
+        "DOORBUSTER_STATE_DIR": str(tmp / "no-stack"),
+        "DOORBUSTER_WORKERS": str(workers),
+    }
+
+
+def scraped_distributed_run(
+    tmp: Path, url: str, workers: int, *, rate: float, seconds: float, base: int
+) -> MetricsPage:
+    """A distributed open-model run to ``url`` (a master and ``workers`` workers, the master's
+    exporter on the ports of a stack file at ``base``): the exporter's last scrape before the
+    master ended (None if it never answered), which must end well."""
+    stack = Topology.from_settings(StackSettings(ports=PortSettings(base=base)))
+    (tmp / "stack.json").write_text(stack.to_json())
+    exporter = stack.endpoint("locust-exporter")
+    port = free_port()
+    env = {
+        **open_model_env(tmp, url, workers, rate=rate, seconds=seconds),
+        "DOORBUSTER_STACK_FILE": str(tmp / "stack.json"),
+    }
+    procs = [start_locust(master_args(port, workers), env, tmp / "master.log")]
+    page: MetricsPage | None = None
+    try:
+        procs += [start_locust(worker_args(port), env, tmp / f"worker-{i}.log") for i in range(workers)]
+        deadline = time.time() + seconds + 60
+        while procs[0].poll() is None and time.time() < deadline:
+            with contextlib.suppress(MetricsUnreadable):
+                page = read_page(f"{exporter.url}/metrics", process="locust-exporter", timeout_s=2)
+            time.sleep(0.25)
+    finally:
+        stop_all(procs)
+    assert procs[0].returncode == 0, (tmp / "master.log").read_text()[-2000:]
+    assert page is not None, "the exporter never answered"
+    return page

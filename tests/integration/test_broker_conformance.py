@@ -1,7 +1,8 @@
 """One conformance suite, every real broker: what each promises, and what it does not.
 
-Each test starts the broker server itself (the Debian package's binary, or the Java server
-from Maven Central), talks to it through the adapter the async lane uses, and stops it.
+The module starts each broker server itself (the Debian package's binary, or the Java server
+from Maven Central) once, and stops it after the broker's last test; each test talks to it
+through the adapter the async lane uses, on a queue and routing key of its own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -51,9 +54,12 @@ def conformance_broker(name: str, url: str) -> Broker:
     return make_broker(name, url)
 
 
-@pytest.fixture(params=BROKERS)
-def broker_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+@pytest.fixture(scope="module", params=BROKERS)
+def broker_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     name = request.param
+    tmp_path = tmp_path_factory.mktemp(f"broker-{name}")
     settings = StackSettings(broker=name, ports=PortSettings(base=25500, toxiproxy_api=25474))
     topology = Topology.from_settings(settings)
     state = StateDir(tmp_path)
@@ -81,7 +87,27 @@ def broker_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
         subprocess.run(["epmd", "-kill"], capture_output=True)
 
 
-def _message(i: int, key: str = "order.confirmed", order: str = "o") -> Message:
+@dataclass(frozen=True, kw_only=True)
+class Binding:
+    """A queue and the routing key it is bound to, one test's own.  The broker serves every
+    test of the module, and a new consumer group reads its stream or topic from the start
+    (Redis Streams, Kafka): on a key another test published to, it would get that test's
+    messages too."""
+
+    queue: str
+    key: str
+
+
+_BINDINGS = count()
+
+
+@pytest.fixture
+def binding() -> Binding:
+    n = next(_BINDINGS)
+    return Binding(queue=f"worker.test{n}", key=f"order.confirmed{n}")
+
+
+def _message(i: int, key: str, order: str = "o") -> Message:
     return Message(
         message_id=f"m{i}-{order}",
         routing_key=key,
@@ -112,18 +138,18 @@ async def _nothing() -> None:
     return None
 
 
-def test_at_least_once_with_acknowledgements(broker_server: tuple[str, str]) -> None:
+def test_at_least_once_with_acknowledgements(broker_server: tuple[str, str], binding: Binding) -> None:
     name, url = broker_server
 
     async def scenario() -> None:
         consumer, producer = conformance_broker(name, url), conformance_broker(name, url)
         await consumer.connect()
         await producer.connect()
-        await producer.ensure_queues({"worker.test": ("order.confirmed",)})
-        task = asyncio.ensure_future(_collect(consumer, "worker.test", ("order.confirmed",), 50, 20))
+        await producer.ensure_queues({binding.queue: (binding.key,)})
+        task = asyncio.ensure_future(_collect(consumer, binding.queue, (binding.key,), 50, 20))
         await asyncio.sleep(0.5)  # Pub/Sub delivers only to who is listening now
         for i in range(50):
-            await producer.publish(_message(i), timeout_s=5)
+            await producer.publish(_message(i, binding.key), timeout_s=5)
         got = await task
         assert sorted(d.message.message_id for d in got) == sorted(f"m{i}-o" for i in range(50))
         assert producer.lost_messages == 0
@@ -134,7 +160,9 @@ def test_at_least_once_with_acknowledgements(broker_server: tuple[str, str]) -> 
 
 
 @pytest.mark.parametrize("broker_server", DURABLE, indirect=True)
-def test_a_requeued_message_comes_back_soon_marked_redelivered(broker_server: tuple[str, str]) -> None:
+def test_a_requeued_message_comes_back_soon_marked_redelivered(
+    broker_server: tuple[str, str], binding: Binding
+) -> None:
     """What a worker does when it could not report its step (the broker hop cut mid-fault):
     the message is handed out again within seconds, not when some idle timeout ends."""
     name, url = broker_server
@@ -146,7 +174,7 @@ def test_a_requeued_message_comes_back_soon_marked_redelivered(broker_server: tu
         producer = conformance_broker(name, url)
         await consumer.connect()
         await producer.connect()
-        await producer.ensure_queues({"worker.test": ("order.confirmed",)})
+        await producer.ensure_queues({binding.queue: (binding.key,)})
         seen: list[tuple[str, bool]] = []
         done = asyncio.Event()
 
@@ -157,9 +185,9 @@ def test_a_requeued_message_comes_back_soon_marked_redelivered(broker_server: tu
             if len(seen) >= 6:
                 done.set()
 
-        await consumer.consume("worker.test", ("order.confirmed",), 10, handler)
+        await consumer.consume(binding.queue, (binding.key,), 10, handler)
         for i in range(3):
-            await producer.publish(_message(i), timeout_s=5)
+            await producer.publish(_message(i, binding.key), timeout_s=5)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(done.wait(), 15)
         await consumer.close()
@@ -175,45 +203,49 @@ CONSUMER = textwrap.dedent("""
     import asyncio, sys
     from tests.integration.test_broker_conformance import conformance_broker
 
-    async def main(name, url):
+    async def main(name, url, queue, key):
         broker = conformance_broker(name, url)
         await broker.connect()
         async def hold(delivery):  # takes messages and never acknowledges them
             print(delivery.message.message_id, flush=True)
-        await broker.consume("worker.test", ("order.confirmed",), 100, hold)
+        await broker.consume(queue, (key,), 100, hold)
+        print("consuming", flush=True)
         await asyncio.sleep(3600)
 
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(*sys.argv[1:5]))
 """)
 
 
-def test_redelivery_after_a_worker_is_killed(broker_server: tuple[str, str]) -> None:
+def test_redelivery_after_a_worker_is_killed(broker_server: tuple[str, str], binding: Binding) -> None:
     name, url = broker_server
 
     async def publish(n: int) -> None:
         producer = conformance_broker(name, url)
         await producer.connect()
-        await producer.ensure_queues({"worker.test": ("order.confirmed",)})
+        await producer.ensure_queues({binding.queue: (binding.key,)})
         for i in range(n):
-            await producer.publish(_message(i), timeout_s=5)
+            await producer.publish(_message(i, binding.key), timeout_s=5)
         await producer.close()
 
     root = Path(__file__).resolve().parents[2]
-    victim = subprocess.Popen([sys.executable, "-c", CONSUMER, name, url], stdout=subprocess.PIPE, cwd=root,
-                              env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
-    time.sleep(2.0)  # let it subscribe
-    asyncio.run(publish(10))
-    held = [victim.stdout.readline().decode().strip() for _ in range(10)] if victim.stdout else []
-    assert sorted(held) == sorted(f"m{i}-o" for i in range(10))
-    victim.send_signal(signal.SIGKILL)  # kill -9 with ten messages unacknowledged
-    victim.wait()
+    victim = subprocess.Popen([sys.executable, "-c", CONSUMER, name, url, binding.queue, binding.key],
+                              stdout=subprocess.PIPE, cwd=root, env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    try:
+        # Subscribed before anything is published (Pub/Sub delivers only to who listens now): a
+        # fixed pause was too short on a loaded machine, and the test then waited for its timeout.
+        ready = victim.stdout.readline().decode().strip() if victim.stdout else ""
+        assert ready == "consuming", f"the consumer did not start: {ready!r}"
+        asyncio.run(publish(10))
+        held = [victim.stdout.readline().decode().strip() for _ in range(10)] if victim.stdout else []
+        assert sorted(held) == sorted(f"m{i}-o" for i in range(10))
+    finally:
+        victim.send_signal(signal.SIGKILL)  # kill -9 with ten messages unacknowledged
+        victim.wait()
 
     async def again() -> list[Delivery]:
         consumer = conformance_broker(name, url)
         await consumer.connect()
-        got = await _collect(
-            consumer, "worker.test", ("order.confirmed",), 10, 20 + REDELIVERY_S.get(name, 0)
-        )
+        got = await _collect(consumer, binding.queue, (binding.key,), 10, 20 + REDELIVERY_S.get(name, 0))
         await consumer.close()
         return got
 
@@ -227,22 +259,20 @@ def test_redelivery_after_a_worker_is_killed(broker_server: tuple[str, str]) -> 
         assert got == []  # Pub/Sub forgot them on delivery: at most once
 
 
-def test_dead_lettering_after_failures(broker_server: tuple[str, str]) -> None:
+def test_dead_lettering_after_failures(broker_server: tuple[str, str], binding: Binding) -> None:
     name, url = broker_server
 
     async def scenario() -> tuple[int, int]:
         broker = conformance_broker(name, url)
         await broker.connect()
-        await broker.ensure_queues({"worker.test": ("order.confirmed",)})
-        task = asyncio.ensure_future(
-            _collect(broker, "worker.test", ("order.confirmed",), 5, 15, settle="dead")
-        )
+        await broker.ensure_queues({binding.queue: (binding.key,)})
+        task = asyncio.ensure_future(_collect(broker, binding.queue, (binding.key,), 5, 15, settle="dead"))
         await asyncio.sleep(0.5)
         for i in range(5):
-            await broker.publish(_message(i), timeout_s=5)
+            await broker.publish(_message(i, binding.key), timeout_s=5)
         got = await task
         await asyncio.sleep(0.5)
-        dead = await broker.dead_letters("worker.test")
+        dead = await broker.dead_letters(binding.queue)
         await broker.close()
         return len(got), dead
 
@@ -257,7 +287,7 @@ ORDERING_PREFETCH = {"kafka": 10}
 
 
 def test_ordering_per_order_key_is_measured(
-    broker_server: tuple[str, str], record_property: Callable[[str, object], None]
+    broker_server: tuple[str, str], binding: Binding, record_property: Callable[[str, object], None]
 ) -> None:
     name, url = broker_server
     prefetch = ORDERING_PREFETCH.get(name, 1)
@@ -266,14 +296,14 @@ def test_ordering_per_order_key_is_measured(
         consumer, producer = conformance_broker(name, url), conformance_broker(name, url)
         await consumer.connect()
         await producer.connect()
-        await producer.ensure_queues({"worker.test": ("order.confirmed",)})
+        await producer.ensure_queues({binding.queue: (binding.key,)})
         task = asyncio.ensure_future(
-            _collect(consumer, "worker.test", ("order.confirmed",), 90, 30, prefetch=prefetch, work_s=0.01)
+            _collect(consumer, binding.queue, (binding.key,), 90, 30, prefetch=prefetch, work_s=0.01)
         )
         await asyncio.sleep(0.5)
         for i in range(30):
             for key in ("a", "b", "c"):
-                await producer.publish(_message(i, order=key), timeout_s=5)
+                await producer.publish(_message(i, binding.key, order=key), timeout_s=5)
         got = await task
         await consumer.close()
         await producer.close()
@@ -295,7 +325,7 @@ def test_ordering_per_order_key_is_measured(
 
 
 @pytest.mark.parametrize("broker_server", ["redis-pubsub"], indirect=True)
-def test_pubsub_loss_is_counted_never_hidden(broker_server: tuple[str, str]) -> None:
+def test_pubsub_loss_is_counted_never_hidden(broker_server: tuple[str, str], binding: Binding) -> None:
     """Loss by design is Pub/Sub's alone (the durable brokers' no-loss is the tests above)."""
     name, url = broker_server
 
@@ -303,10 +333,10 @@ def test_pubsub_loss_is_counted_never_hidden(broker_server: tuple[str, str]) -> 
         producer = conformance_broker(name, url)
         await producer.connect()
         await producer.ensure_queues(
-            {"worker.email": ("order.confirmed",), "worker.sms": ("order.confirmed",)}
+            {f"{binding.queue}.email": (binding.key,), f"{binding.queue}.sms": (binding.key,)}
         )
         for i in range(7):  # nobody is subscribed: every one of 7 x 2 deliveries is lost
-            await producer.publish(_message(i), timeout_s=5)
+            await producer.publish(_message(i, binding.key), timeout_s=5)
         await producer.close()
         return producer.lost_messages
 
@@ -315,7 +345,9 @@ def test_pubsub_loss_is_counted_never_hidden(broker_server: tuple[str, str]) -> 
 
 # The channel reuse is RabbitMQ's: the other brokers read their depth another way.
 @pytest.mark.parametrize("broker_server", ["rabbitmq"], indirect=True)
-def test_rabbitmq_queue_depth_is_read_afresh_each_time(broker_server: tuple[str, str]) -> None:
+def test_rabbitmq_queue_depth_is_read_afresh_each_time(
+    broker_server: tuple[str, str], binding: Binding
+) -> None:
     """The depth is read on one reused channel: every read must ask the broker again (a robust
     channel would answer a repeated passive declare from its cache)."""
     name, url = broker_server
@@ -323,14 +355,14 @@ def test_rabbitmq_queue_depth_is_read_afresh_each_time(broker_server: tuple[str,
     async def scenario() -> list[int | None]:
         broker = conformance_broker(name, url)
         await broker.connect()
-        await broker.ensure_queues({"worker.depth": ("order.depth",)})
-        depths = [await broker.queue_depth("worker.depth")]
+        await broker.ensure_queues({binding.queue: (binding.key,)})
+        depths = [await broker.queue_depth(binding.queue)]
         for i in range(3):
-            await broker.publish(_message(i, key="order.depth"), timeout_s=5)
+            await broker.publish(_message(i, binding.key), timeout_s=5)
         await asyncio.sleep(0.5)
-        depths.append(await broker.queue_depth("worker.depth"))
-        depths.append(await broker.queue_depth("worker.missing"))  # closes the channel
-        depths.append(await broker.queue_depth("worker.depth"))  # on a new one
+        depths.append(await broker.queue_depth(binding.queue))
+        depths.append(await broker.queue_depth(f"{binding.queue}.missing"))  # closes the channel
+        depths.append(await broker.queue_depth(binding.queue))  # on a new one
         await broker.close()
         return depths
 

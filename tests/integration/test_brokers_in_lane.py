@@ -1,47 +1,23 @@
 """The async lane on every broker: the same stack, the same kill -9, each broker's own promise.
 
-Each broker gets a whole stack of its own (ports from 28000, Toxiproxy API 28474), the broker's
-connection crossing Toxiproxy like every other hop.  Orders flow in while the email worker is
-killed with ``kill -9`` and restarted by the supervisor.  A durable broker (RabbitMQ, Redis
-Streams, Kafka, SQS) keeps what the dead worker had not acknowledged and what was published
-while it was away: every order is fulfilled, no side effect happens twice.  Redis Pub/Sub
-forgets both: the orders it could not deliver are never fulfilled, and the order service's
-``doorbuster_broker_messages_lost_total`` counts exactly them.
+Each broker gets a whole stack of its own (conftest's ``broker_stack``, shared with
+test_safety), the broker's connection crossing Toxiproxy like every other hop. Orders flow in
+while the email worker is killed with ``kill -9`` and restarted by the supervisor. A durable
+broker (RabbitMQ, Redis Streams, Kafka, SQS) keeps what the dead worker had not acknowledged and
+what was published while it was away: every order is fulfilled, no side effect happens twice.
+Redis Pub/Sub forgets both: the orders it could not deliver are never fulfilled, and the order
+service's ``doorbuster_broker_messages_lost_total`` counts exactly them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
-
-from harness.faults.chaos import Chaos
 from harness.run.smoke import wait_fulfilled
-from harness.stack.control import Stack
-from harness.stack.state import StateDir
 from model import metric_names as names
-from model.settings import BROKERS, PortSettings, StackSettings
 from tests.integration.conftest import RunningStack
 from tests.integration.test_faults import BackgroundOrders, _assert_nothing_lost, _kill, _wait_restarted
-
-
-@pytest.fixture(scope="module", params=BROKERS)
-def broker_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningStack]:
-    state_dir: Path = tmp_path_factory.mktemp(f"stack-{request.param}")
-    stack = Stack(StateDir(state_dir))
-    settings = StackSettings(
-        broker=request.param, time_scale=0.2, ports=PortSettings(base=28000, toxiproxy_api=28474)
-    )
-    topology = stack.up(settings, timeout_s=180)
-    try:
-        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
-    finally:
-        stack.down()
 
 
 def test_the_broker_connection_crosses_toxiproxy(broker_stack: RunningStack) -> None:

@@ -1,6 +1,7 @@
-"""Bring your own system: the README's walk through Kinto (installed from PyPI) on Debian's
-PostgreSQL, with Toxiproxy on the database hop, as a user runs it: ``up --system``, faults by
-dependency name, ``run kinto-db`` (the hop slowed, then cut), the verdicts, ``judge``, ``down``.
+"""Bring your own system: the manual's walk through Kinto (docs/systems/kinto.md), installed
+from PyPI, on Debian's PostgreSQL, with Toxiproxy on the database hop, as a user runs it:
+``up --system``, faults by dependency name, ``run kinto-db`` (the hop slowed, then cut), the
+verdicts, ``judge``, ``down``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,9 @@
-"""The Chaos Toolkit extension run by the real ``chaos`` CLI against a real stack started with
-``doorbuster up`` (time scale 0.2): the example experiment, a bad argument, and a fault that
-outlives the experiment that added it only for its duration."""
+"""The Chaos Toolkit extension run by the real ``chaos`` CLI against a real stack (time scale
+0.2): the example experiment, a bad argument, and a fault that outlives the experiment that
+added it only for its duration.
+
+The stack is conftest's RabbitMQ ``broker_stack``: ``doorbuster up --time-scale 0.2`` starts
+the same configuration, on other ports, and test_brokers_in_lane and test_safety use it too."""
 
 from __future__ import annotations
 
@@ -10,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +24,10 @@ from chaosdoorbuster.holder import OWNER
 from harness.binaries import PROJECT_ROOT
 from harness.faults.chaos import Chaos
 from harness.processes import pid_alive
-from harness.stack.control import Stack
-from harness.stack.state import StateDir
+from tests.integration.conftest import BROKER_STACK_PORTS, RunningStack
 
-BASE_PORT = 29000
-TOXIPROXY_PORT = 29474
+# The default broker: the stack `doorbuster up --time-scale 0.2` would start.
+pytestmark = pytest.mark.parametrize("broker_stack", ["rabbitmq"], indirect=True)
 EXPERIMENT = PROJECT_ROOT / "examples" / "chaostoolkit" / "experiment.json"
 BIN = Path(sys.executable).parent
 
@@ -70,26 +71,15 @@ class ChaosStack:
         return [p for p in (self.state_dir / "leases").glob("*.json") if OWNER in p.read_text()]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
-    state_dir = tmp_path_factory.mktemp("chaostoolkit-stack")
+@pytest.fixture
+def stack(broker_stack: RunningStack) -> ChaosStack:
     env = {
         **os.environ,
-        "DOORBUSTER_STATE_DIR": str(state_dir),
+        "DOORBUSTER_STATE_DIR": str(broker_stack.state_dir),
         "PYTHONPATH": os.pathsep.join(map(str, IMPORT_ROOTS)),  # this checkout's extension and doorbuster
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the process probe's `doorbuster`
     }
-    up = subprocess.run(
-        [str(BIN / "doorbuster"), "up", "--base-port", str(BASE_PORT), "--toxiproxy-port", str(TOXIPROXY_PORT),
-         "--time-scale", "0.2", "--timeout", "120"],
-        env=env, capture_output=True, text=True, timeout=180,
-    )  # fmt: skip
-    try:
-        assert up.returncode == 0, up.stdout + up.stderr
-        topology = Stack(StateDir(state_dir)).running_topology()
-        yield ChaosStack(state_dir=state_dir, env=env, chaos=Chaos(topology))
-    finally:
-        subprocess.run([str(BIN / "doorbuster"), "down"], env=env, capture_output=True, timeout=120)
+    return ChaosStack(state_dir=broker_stack.state_dir, env=env, chaos=broker_stack.chaos)
 
 
 def _activity(journal: dict[str, Any], section: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -205,12 +195,18 @@ drain_timeout: 20s
 """
 
 
-def test_a_runs_verdicts_as_a_steady_state(stack: ChaosStack, tmp_path: Path) -> None:
+def test_a_runs_verdicts_as_a_steady_state(
+    stack: ChaosStack, broker_stack: RunningStack, tmp_path: Path
+) -> None:
     scenario, run_dir = tmp_path / "tiny.yaml", tmp_path / "run"
     scenario.write_text(TINY_RUN)
-    ran = stack.doorbuster("run", str(scenario), "--base-port", str(BASE_PORT),
-                           "--toxiproxy-port", str(TOXIPROXY_PORT), "--out", str(run_dir))  # fmt: skip
+    supervisor = broker_stack.stack.supervisor_pid()
+    ran = stack.doorbuster("run", str(scenario), "--base-port", str(BROKER_STACK_PORTS.base),
+                           "--toxiproxy-port", str(BROKER_STACK_PORTS.toxiproxy_api),
+                           "--out", str(run_dir))  # fmt: skip
     assert ran.returncode == 1, ran.stdout + ran.stderr  # the second expectation fails, on purpose
+    # The run's settings are the running stack's: it ran there, it did not restart it.
+    assert supervisor is not None and broker_stack.stack.supervisor_pid() == supervisor, ran.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     verdicts = {
         "type": "python", "module": "chaosdoorbuster.probes", "func": "run_verdicts",

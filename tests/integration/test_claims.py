@@ -20,7 +20,7 @@ from model.errors import ExitCode
 
 # The smallest scales tried whose outcomes matched the scale-1 runs on a 2-core machine; at
 # 0.25 retry-storm's async workers fell behind at 24 arrivals/s and its fulfilment never
-# recovered: the machine, not the experiment, set the pace (README, "Scenarios and runs").
+# recovered: the machine, not the experiment, set the pace (docs/running/scenarios.md, "Time scale").
 STORM_SCALE = 0.33
 # At 0.33 black-friday's "async.checkout.p99 < 0.33s" was undetermined in one run of three on
 # the shared machine ([0.233s, 0.361s]): a process's scheduling delays do not shrink with it.

@@ -198,7 +198,7 @@ def test_a_bad_config_file_names_the_field(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_settings_file_and_flags_combine(tmp_path: Path) -> None:
-    from harness.cli.main import load_settings
+    from harness.config.settings import load_settings
 
     config = tmp_path / "s.yaml"
     config.write_text("sync: {threads: 4}\nasync: {prefetch: 3}\n")
@@ -214,10 +214,8 @@ def test_up_with_a_scenario_starts_the_scenario_stack(
 ) -> None:
     """``up --scenario retry-storm`` starts the scenario's 96-thread sync pool (not the seed's
     16), so ``locust -f locustfiles/retry_storm.py`` finds the stack it expects."""
-    import requests
-    from prometheus_client.parser import text_string_to_metric_families
-
     from harness.config.scenarios import load_scenario
+    from harness.metrics.scrape import scrape
 
     state = tmp_path / "state"
     code = main(["--state-dir", str(state), "up", "--scenario", "retry-storm",
@@ -225,13 +223,8 @@ def test_up_with_a_scenario_starts_the_scenario_stack(
     try:
         assert code == 0, capsys.readouterr().err
         topology = Stack(StateDir(state)).running_topology()
-        text = requests.get(f"{topology.order_service('sync').url}/metrics", timeout=5).text
-        sizes = [
-            sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == names.THREAD_POOL_SIZE and sample.labels.get("lane") == "sync"
-        ]
+        page = scrape(topology.process("order-sync"))
+        sizes = [sample.value for sample in page.select(names.THREAD_POOL_SIZE, lane="sync")]
         assert sizes == [96.0]
         scenario, _ = load_scenario("retry-storm")
         # What the locustfile compares before it warns that the stack is not the scenario's.

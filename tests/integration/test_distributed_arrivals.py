@@ -8,134 +8,41 @@ started by the test; run these inside ``unshare --net`` so ports never collide.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import json
 import math
-import os
-import socket
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from harness.records.schema import read_requests
-from model.settings import PortSettings, StackSettings
-from model.topology import Topology
+from model import metric_names as names
+from tests.integration.short_run import (
+    free_port,
+    master_args,
+    open_model_env,
+    orders_server,
+    scraped_distributed_run,
+    start_locust,
+    stop_all,
+    worker_args,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = ROOT / "locustfiles" / "shoppers.py"
 RATE = 20.0  # arrivals per second
 SECONDS = 10.0
 # Two-sided level of each empirical distribution's band (Dvoretzky-Kiefer-Wolfowitz).
 ALPHA = 0.001
 
 
-class _Orders(BaseHTTPRequestHandler):
-    """Answers every order after ``delay_s`` (at once unless a test wants latency); notes when
-    each one came, by its own clock (the generators' log is not the only witness)."""
-
-    received: list[float]
-    delay_s: float = 0.0
-
-    def do_POST(self) -> None:
-        self.received.append(time.time())
-        time.sleep(self.delay_s)
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = json.dumps({"order_id": f"o-{time.monotonic_ns()}"}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def _orders_server(delay_s: float) -> Iterator[tuple[str, list[float]]]:
-    received: list[float] = []
-    handler = type("Orders", (_Orders,), {"received": received, "delay_s": delay_s})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def orders() -> Iterator[tuple[str, list[float]]]:
-    with _orders_server(0.0) as server:
+    with orders_server(0.0) as server:
         yield server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _env(tmp: Path, url: str, workers: int, rate: float = RATE, seconds: float = SECONDS) -> dict[str, str]:
-    scenario = {
-        "name": "interleaved-arrivals",
-        "load": {
-            "model": "open",
-            "lanes": ["sync"],
-            "stages": [{"name": "steady", "duration": seconds, "rate": rate}],
-            "think_time": 0,
-            "impatient": {"timeout": "10s", "retries": 0},
-            "max_in_flight": 5000,
-        },
-    }
-    (tmp / "scenario.json").write_text(json.dumps(scenario))
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DOORBUSTER_SCENARIO": str(tmp / "scenario.json"),
-        "DOORBUSTER_TARGETS": json.dumps({"sync": url}),
-        "DOORBUSTER_RUN_DIR": str(tmp),
-        "DOORBUSTER_STATE_DIR": str(tmp / "no-stack"),
-        "DOORBUSTER_WORKERS": str(workers),
-    }
-
-
-def _locust(role: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", "WARNING", *role]
-    with open(log, "ab") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def _master(port: int, workers: int) -> list[str]:
-    return ["--headless", "--only-summary", "--master", "--expect-workers", str(workers),
-            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]  # fmt: skip
-
-
-def _worker(port: int) -> list[str]:
-    return ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
-
-
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    return open_model_env(tmp, url, workers, rate=rate, seconds=seconds)
 
 
 def _intended_starts(run_dir: Path) -> list[float]:
@@ -152,14 +59,14 @@ def _run(tmp: Path, orders: tuple[str, list[float]], workers: int) -> tuple[list
     url, received = orders
     tmp.mkdir()
     env = _env(tmp, url, workers)
-    port = _free_port()
+    port = free_port()
     first = len(received)
-    procs = [_locust(_master(port, workers), env, tmp / "master.log")]
+    procs = [start_locust(master_args(port, workers), env, tmp / "master.log")]
     try:
-        procs += [_locust(_worker(port), env, tmp / f"worker-{i}.log") for i in range(workers)]
+        procs += [start_locust(worker_args(port), env, tmp / f"worker-{i}.log") for i in range(workers)]
         procs[0].wait(SECONDS + 60)
     finally:
-        _stop(procs)
+        stop_all(procs)
     assert procs[0].returncode == 0, (tmp / "master.log").read_text()[-2000:]
     return _intended_starts(tmp), sorted(received[first:])
 
@@ -217,12 +124,12 @@ def test_a_worker_beyond_the_worker_count_refuses_to_start(
     orders: tuple[str, list[float]], tmp_path: Path
 ) -> None:
     env = _env(tmp_path, orders[0], 1)
-    port = _free_port()
-    procs = [_locust(_master(port, 1), env, tmp_path / "master.log")]
+    port = free_port()
+    procs = [start_locust(master_args(port, 1), env, tmp_path / "master.log")]
     try:
         # The master gives indexes in the order workers connect: the second one gets index 1.
         for i in range(2):
-            procs.append(_locust(_worker(port), env, tmp_path / f"worker-{i}.log"))
+            procs.append(start_locust(worker_args(port), env, tmp_path / f"worker-{i}.log"))
             time.sleep(2)
         deadline = time.time() + 30
         while all(p.poll() is None for p in procs[1:]) and time.time() < deadline:
@@ -230,7 +137,7 @@ def test_a_worker_beyond_the_worker_count_refuses_to_start(
         refused = [i for i, p in enumerate(procs[1:]) if p.poll() is not None]
         master_running = procs[0].poll() is None
     finally:
-        _stop(procs)
+        stop_all(procs)
     assert len(refused) == 1, f"workers that exited: {refused}"
     assert master_running, "the worker only stopped with the master"
     log = (tmp_path / f"worker-{refused[0]}.log").read_text()
@@ -244,35 +151,12 @@ def test_the_exporter_counts_the_workers_latencies_as_recorded_not_rounded(tmp_p
     # Answers after 1.51 s: latencies just above the 1.5 s bound, which Locust keeps rounded
     # to 1500 ms (up to 1.55 s) and a histogram rebuilt from its figures puts under le=1.5.
     rate, seconds = 4.0, 3.0
-    stack = Topology.from_settings(StackSettings(ports=PortSettings(base=24000)))
-    (tmp_path / "stack.json").write_text(stack.to_json())
-    exporter = stack.endpoint("locust-exporter")
-    port = _free_port()
-    scraped = ""
-    with _orders_server(1.51) as (url, _):
-        env = {**_env(tmp_path, url, 2, rate, seconds), "DOORBUSTER_STACK_FILE": str(tmp_path / "stack.json")}
-        procs = [_locust(_master(port, 2), env, tmp_path / "master.log")]
-        try:
-            procs += [_locust(_worker(port), env, tmp_path / f"worker-{i}.log") for i in range(2)]
-            deadline = time.time() + seconds + 60
-            while procs[0].poll() is None and time.time() < deadline:
-                with contextlib.suppress(requests.RequestException):
-                    scraped = requests.get(f"{exporter.url}/metrics", timeout=2).text
-                time.sleep(0.25)
-        finally:
-            _stop(procs)
-    assert procs[0].returncode == 0, (tmp_path / "master.log").read_text()[-2000:]
-    buckets, count, total = {}, 0.0, 0.0
-    for family in text_string_to_metric_families(scraped):
-        for sample in family.samples:
-            if sample.labels.get("lane") != "sync" or sample.labels.get("kind") != "checkout":
-                continue
-            if sample.name == "doorbuster_locust_request_duration_seconds_bucket":
-                buckets[sample.labels["le"]] = sample.value
-            elif sample.name == "doorbuster_locust_request_duration_seconds_count":
-                count = sample.value
-            elif sample.name == "doorbuster_locust_request_duration_seconds_sum":
-                total = sample.value
+    with orders_server(1.51) as (url, _):
+        page = scraped_distributed_run(tmp_path, url, 2, rate=rate, seconds=seconds, base=21500)
+    histogram, checkout = names.LOCUST_REQUEST_DURATION, {"lane": "sync", "kind": "checkout"}
+    buckets = {s.labels["le"]: s.value for s in page.select(f"{histogram}_bucket", **checkout)}
+    count = page.value(f"{histogram}_count", **checkout)
+    total = page.value(f"{histogram}_sum", **checkout)
     assert count == rate * seconds, f"the last scrape counted {count} checkouts"
     assert buckets["1.5"] == 0
     assert buckets["1.85"] == count

@@ -2,7 +2,7 @@
 draws data from the stack's Prometheus, the run's stage and then its verdicts show, a fault is
 added and removed from the page, a request from another origin changes nothing, and a
 screenshot is saved (``DOORBUSTER_LIVE_SCREENSHOT=docs/live-view.png`` saves its first screen
-there: the README's).  Also: the same page as a tab of Locust's own web UI."""
+there: the manual's, docs/stack/live-view.md).  Also: the same page as a tab of Locust's own web UI."""
 
 from __future__ import annotations
 
@@ -143,7 +143,7 @@ def test_the_live_page_draws_every_panel_of_a_run_and_changes_faults_from_its_ow
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 50_000
         readme_shot = os.environ.get("DOORBUSTER_LIVE_SCREENSHOT")
-        if readme_shot:  # the README's: the first screen (the run, the faults, the first panels)
+        if readme_shot:  # the manual's: the first screen (the run, the faults, the first panels)
             page.set_viewport_size({"width": 1400, "height": 1250})
             page.screenshot(path=readme_shot)
 

@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from harness.faults.chaos import Chaos
+from harness.metrics.scrape import scrape
 from harness.stack.control import Stack
 from harness.stack.state import StateDir
 from model import metric_names as names
@@ -48,12 +49,7 @@ def deadline_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[T
 
 
 def _metric(topology: Topology, process: str, name: str, **labels: str) -> float:
-    text = requests.get(f"{topology.endpoint(process).url}/metrics", timeout=5).text
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items())
-    )
+    return scrape(topology.process(process)).value(name, **labels)
 
 
 async def _orders(url: str, n: int, deadline_ms: int) -> list[tuple[int, dict[str, object], float]]:

@@ -1,14 +1,13 @@
 """Every socket that the stack and a running load test open is bound to loopback.
 
-For each broker a stack of its own is started (ports from 26000, Toxiproxy API 26474) and a
-short real ``doorbuster run`` with one Locust worker is sent through it.  During the load,
-every process of the stack's process groups, of the run's and of Locust's, and Erlang's port
-mapper (``epmd`` daemonises out of RabbitMQ's group) is read with psutil: every TCP socket
-(listening or connected) and every bound UDP socket must have a local address in 127.0.0.0/8
-or ::1, and the listeners each process is meant to have must be among them (the live view's
-page, a process of the stack, included).  Plain
-``locust -f`` is checked the same way: its web UI and master bind 127.0.0.1 unless the user
-says otherwise.
+On each broker's stack (conftest's ``broker_stack``, shared with test_brokers_in_lane) a short
+real ``doorbuster run`` with one Locust worker is started. During the load, every process of the
+stack's process groups, of the run's and of Locust's, and Erlang's port mapper (``epmd``
+daemonises out of RabbitMQ's group) is read with psutil: every TCP socket (listening or
+connected) and every bound UDP socket must have a local address in 127.0.0.0/8 or ::1, and the
+listeners each process is meant to have must be among them (the live view's page, a process of
+the stack, included). Plain ``locust -f`` is checked the same way: its web UI and master bind
+127.0.0.1 unless the user says otherwise.
 """
 
 from __future__ import annotations
@@ -28,15 +27,12 @@ import psutil
 import pytest
 
 from harness.binaries import PROJECT_ROOT
-from harness.faults.chaos import Chaos
 from harness.processes import stop_group
 from harness.stack.control import Stack
-from harness.stack.state import StateDir
-from model.settings import BROKERS, PortSettings, StackSettings
+from model.settings import PortSettings, StackSettings
 from model.topology import Topology
 from tests.integration.conftest import RunningStack
 
-PORTS = PortSettings(base=26000, toxiproxy_api=26474)
 EPMD_PORT = 4369
 
 
@@ -167,7 +163,7 @@ LOCUSTFILES = sorted(
 def locust_env(tmp_path: Path) -> dict[str, str]:
     """A stack file (a stack "run by other means") so a locustfile starts with no stack running:
     binding needs none."""
-    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=26500, toxiproxy_api=26974)))
+    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=21000, toxiproxy_api=21474)))
     (tmp_path / "stack.json").write_text(topology.to_json())
     return {
         **os.environ,
@@ -235,19 +231,6 @@ def test_a_master_binds_loopback_by_default_and_the_user_can_override_both(
 
 
 # -- the stack and a running load test, on every broker ----------------------------------------
-
-
-@pytest.fixture(scope="module", params=BROKERS)
-def broker_stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningStack]:
-    state_dir: Path = tmp_path_factory.mktemp(f"stack-{request.param}")
-    stack = Stack(StateDir(state_dir))
-    topology = stack.up(StackSettings(broker=request.param, time_scale=0.2, ports=PORTS), timeout_s=180)
-    try:
-        yield RunningStack(stack=stack, topology=topology, chaos=Chaos(topology), state_dir=state_dir)
-    finally:
-        stack.down()
 
 
 SCENARIO = """

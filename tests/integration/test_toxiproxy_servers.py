@@ -57,8 +57,8 @@ def _start_toxiproxy(topology: Topology, log: Path) -> subprocess.Popen[bytes]:
 @pytest.fixture
 def two_servers(tmp_path: Path) -> Iterator[tuple[Topology, Topology]]:
     topologies = (
-        Topology.from_settings(StackSettings(ports=PortSettings(base=31000, toxiproxy_api=31474))),
-        Topology.from_settings(StackSettings(ports=PortSettings(base=31500, toxiproxy_api=31974))),
+        Topology.from_settings(StackSettings(ports=PortSettings(base=22000, toxiproxy_api=22474))),
+        Topology.from_settings(StackSettings(ports=PortSettings(base=22500, toxiproxy_api=22974))),
     )
     servers: list[subprocess.Popen[bytes]] = []
     try:
@@ -133,7 +133,7 @@ def test_two_servers_driven_from_two_threads_each_see_only_their_own(
 
 
 def test_a_proxy_port_taken_by_another_program_is_named_not_a_traceback(tmp_path: Path) -> None:
-    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=31000, toxiproxy_api=31474)))
+    topology = Topology.from_settings(StackSettings(ports=PortSettings(base=22000, toxiproxy_api=22474)))
     taken = topology.proxies[0]
     server = _start_toxiproxy(topology, tmp_path / "toxiproxy.log")
     try:

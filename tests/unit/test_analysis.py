@@ -2,40 +2,23 @@
 
 from __future__ import annotations
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse, goodput_series, percentile
-from model.scenario import Scenario
+from harness.analysis.estimates import percentile
+from harness.analysis.figures import goodput_series
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
+from tests.unit.scenarios import made_up_scenario
 
-SCENARIO = Scenario.model_validate(
-    {
-        "name": "made-up",
-        "metastability": {"window": 40},
-        "load": {
-            "stages": [
-                {"name": "baseline", "duration": 20, "rate": 2},
-                {"name": "rest", "duration": 60, "rate": 2},
-            ]
-        },
-        "chaos": [
-            {
-                "name": "trigger",
-                "at": 20,
-                "for": 10,
-                "dependency": "email",
-                "type": "latency",
-                "attributes": {"latency": 1},
-            }
-        ],
-        "expectations": [
-            "sync.error_rate > 50% during trigger",
-            "sync.checkout.p50 < 2s at baseline",
-            "async.checkout.p50 within 20% of baseline during trigger",
-            "sync does not recover within 40s after trigger",
-            "async recovers within 40s after trigger",
-            "async backlog drains within 15s after trigger",
-            "no lost orders",
-            "no duplicate side effects",
-        ],
-    }
+SCENARIO = made_up_scenario(
+    expectations=[
+        "sync.error_rate > 50% during trigger",
+        "sync.checkout.p50 < 2s at baseline",
+        "async.checkout.p50 within 20% of baseline during trigger",
+        "sync does not recover within 40s after trigger",
+        "async recovers within 40s after trigger",
+        "async backlog drains within 15s after trigger",
+        "no lost orders",
+        "no duplicate side effects",
+    ]
 )
 FAULT = FaultWindow(name="trigger", dependency="email", lanes=("sync", "async"), type="latency",
                     attributes={"latency": 1}, start=20, end=30, applied=True)  # fmt: skip
@@ -131,15 +114,12 @@ def test_within_of_baseline_holds_both_ways_and_at_most_above_only_upwards() -> 
     # 40 arrivals a second: enough for a p99's interval to be bounded on both sides
     rows = [Row(t, t + (0.5 if t < 20 else 0.3), "async", "checkout", 202, 0, f"a{i}")
             for i, t in enumerate(i / 40 for i in range(1200))]  # fmt: skip
-    scenario = Scenario.model_validate(
-        {
-            **SCENARIO.model_dump(by_alias=True, exclude={"expectations"}),
-            "expectations": [
-                "async.checkout.p99 within 20% of baseline during trigger",
-                "async.checkout.p99 at most 20% above baseline during trigger",
-                "async.checkout.p99 at most 20% above baseline at baseline",
-            ],
-        }
+    scenario = made_up_scenario(
+        expectations=[
+            "async.checkout.p99 within 20% of baseline during trigger",
+            "async.checkout.p99 at most 20% above baseline during trigger",
+            "async.checkout.p99 at most 20% above baseline at baseline",
+        ]
     )
     summary = analyse(_inputs(scenario=scenario, rows=tuple(rows)))
     assert [v["passed"] for v in summary["verdicts"]] == [False, True, True]

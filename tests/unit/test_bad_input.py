@@ -13,10 +13,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.analysis.lanes import Row, RunInputs, analyse
-from harness.cli.main import load_settings, main
+from harness.analysis.inputs import Row, RunInputs
+from harness.analysis.summary import analyse
+from harness.cli.main import main
 from harness.config.files import MAX_FILE_BYTES
 from harness.config.scenarios import load_scenario
+from harness.config.settings import load_settings
 from harness.records.schema import RequestRecord
 from model.errors import ConfigError, ExitCode
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.cli.main import load_settings
 from harness.config.scenarios import load_scenario
+from harness.config.settings import load_settings
 
 
 def test_a_settings_file_overlays_a_scenario_stack_section_by_section(tmp_path: Path) -> None:

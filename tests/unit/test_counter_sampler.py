@@ -2,52 +2,14 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from harness.metrics.counters import CounterSampler
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
-
-
-class MetricsPage:
-    """One process's /metrics on a port of its own; ``stop()`` makes it a process that is gone."""
-
-    def __init__(self) -> None:
-        self.text = ""
-        page = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = page.text.encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        # Above the ephemeral range, which a stack's ports may not use; the first free one.
-        for port in range(61000, 61500):
-            try:
-                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-                break
-            except OSError:
-                continue
-        else:
-            raise OSError("no free port in 61000-61499")
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.unit.metrics_server import MetricsServer
 
 
 def worker_page(started: float, attempts: float, redelivered: float) -> str:
@@ -79,7 +41,7 @@ doorbuster_downstream_call_attempts_total{{lane="async",dependency="payment",out
 
 
 @pytest.fixture
-def pages() -> Iterator[dict[str, MetricsPage]]:
+def pages() -> Iterator[dict[str, MetricsServer]]:
     names = [
         "order-sync",
         "order-async",
@@ -88,7 +50,8 @@ def pages() -> Iterator[dict[str, MetricsPage]]:
         "worker-email",
         "worker-analytics",
     ]
-    served = {name: MetricsPage() for name in names}
+    # Above the ephemeral range, which a stack's ports may not use; the first free one.
+    served = {name: MetricsServer(ports=range(61000, 61500)) for name in names}
     try:
         yield served
     finally:
@@ -98,7 +61,7 @@ def pages() -> Iterator[dict[str, MetricsPage]]:
 
 
 def test_a_restart_is_counted_from_zero_and_a_process_gone_at_the_end_is_missing(
-    pages: dict[str, MetricsPage],
+    pages: dict[str, MetricsServer],
 ) -> None:
     ports = PortSettings(base=24500, overrides={name: page.port for name, page in pages.items()})
     sampler = CounterSampler(Topology.from_settings(StackSettings(ports=ports)), timeout_s=1)
@@ -141,7 +104,7 @@ doorbuster_downstream_call_attempts_total{{lane="sync",dependency="payment",outc
 
 
 def test_the_attempt_timeline_counts_what_went_out_per_dependency_through_a_restart(
-    pages: dict[str, MetricsPage],
+    pages: dict[str, MetricsServer],
 ) -> None:
     ports = PortSettings(base=24500, overrides={name: page.port for name, page in pages.items()})
     sampler = CounterSampler(Topology.from_settings(StackSettings(ports=ports)), timeout_s=1)

@@ -10,11 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from harness.faults.actions import add_held
+from harness.faults.actions import add_held, reset_faults, set_proxy
 from harness.faults.chaos import ActiveFault, Chaos
-from harness.faults.leases import FaultLease, fault_owners, forget_removed_faults, sweep_leftovers
+from harness.faults.hold import FaultHold
+from harness.faults.leases import (
+    FaultLease,
+    fault_owners,
+    forget_removed_faults,
+    remove_orphan_faults,
+    stack_lease,
+    sweep_leftovers,
+)
 from harness.run.runner import clear_faults
-from model.errors import ForeignFaults, ToxiproxyUnavailable
+from model.errors import ConfigError, ForeignFaults, StackNotRunning, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.settings import StackSettings
 from model.topology import Topology
@@ -202,3 +210,114 @@ def test_toxic_add_holds_what_it_applied(tmp_path: Path) -> None:
         ("sync", "doorbuster", "doorbuster toxic add"),
         ("async", "doorbuster", "doorbuster toxic add"),
     ]
+
+
+# -- what the CLI's commands call: harness.faults.{leases,actions,hold} --------------------------
+class ProxyChaos(FakeChaos):
+    """FakeChaos whose proxies go down too (a disabled proxy is a fault named "down")."""
+
+    def set_enabled(self, dependency: str, lanes: tuple[str, ...], *, enabled: bool) -> None:
+        super().set_enabled(dependency, lanes, enabled=enabled)
+        if not enabled:
+            self.faults += [_down(lane, dependency) for lane in lanes]
+
+
+def test_orphan_faults_are_removed_and_removed_ones_forgotten(tmp_path: Path) -> None:
+    left = _toxic("async", "email", "doorbuster_latency_downstream")
+    FaultLease(tmp_path, owner="doorbuster run", pid=_gone_pid()).hold(("async",), "email", left.name)
+    FaultLease.of_stack(tmp_path, os.getpid()).hold(("sync",), "payment", "gone", by="doorbuster toxic add")
+    chaos = FakeChaos(left)
+    leftovers = remove_orphan_faults(tmp_path, chaos)
+    assert [(lo.lane, lo.dependency, lo.name, lo.removed) for lo in leftovers] == [
+        ("async", "email", left.name, True)
+    ]
+    assert chaos.faults == []
+    # The stack's lease no longer claims what was reset behind doorbuster's back.
+    assert FaultLease.of_stack(tmp_path, os.getpid()).faults == ()
+
+
+def test_the_stack_lease_needs_a_running_supervisor(tmp_path: Path) -> None:
+    assert stack_lease(tmp_path, os.getpid()).path == FaultLease.of_stack(tmp_path, os.getpid()).path
+    with pytest.raises(StackNotRunning, match="the stack stopped meanwhile; run: doorbuster up"):
+        stack_lease(tmp_path, None)
+
+
+def test_a_proxy_taken_down_is_the_stack_s_until_brought_back(tmp_path: Path) -> None:
+    chaos = ProxyChaos()
+    set_proxy(tmp_path, chaos, "payment", ("sync",), enabled=False, supervisor_pid=os.getpid())
+    owned = fault_owners(tmp_path, chaos.active())
+    assert [(o.fault.lane, o.fault.type, o.applied_by) for o in owned] == [
+        ("sync", "down", "doorbuster proxy disable")
+    ]
+    set_proxy(tmp_path, chaos, "payment", ("sync",), enabled=True, supervisor_pid=None)
+    assert chaos.faults == [] and FaultLease.of_stack(tmp_path, os.getpid()).faults == ()
+
+
+def test_a_proxy_is_not_taken_down_without_a_stack_or_on_a_lane_without_it(tmp_path: Path) -> None:
+    chaos = ProxyChaos()
+    with pytest.raises(StackNotRunning):
+        set_proxy(tmp_path, chaos, "payment", ("sync",), enabled=False, supervisor_pid=None)
+    with pytest.raises(ConfigError, match="nowhere"):
+        set_proxy(tmp_path, chaos, "nowhere", ("sync",), enabled=False, supervisor_pid=1)
+    assert chaos.faults == []
+
+
+def test_a_reset_removes_every_fault_and_the_lease_forgets_them(tmp_path: Path) -> None:
+    added = _toxic("sync", "email", "slow")
+    FaultLease.of_stack(tmp_path, os.getpid()).hold(("sync",), "email", "slow", by="doorbuster toxic add")
+    chaos = FakeChaos(added)
+    reset_faults(tmp_path, chaos)
+    assert chaos.resets == 1 and chaos.faults == []
+    assert FaultLease.of_stack(tmp_path, os.getpid()).faults == ()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_held_fault_is_waited_out_in_short_steps_then_removed_and_its_lease_closed(tmp_path: Path) -> None:
+    spec = FaultSpec(dependency="email", type="latency", lanes=("sync",), attributes={"latency": 900})
+    chaos, clock = FakeChaos(), FakeClock()
+    lease = FaultLease(tmp_path, owner="doorbuster toxic add --for")
+    hold = FaultHold(chaos, spec, lease, clock=clock, sleep=clock.sleep)
+    applied = hold.apply()
+    assert [(f.lane, f.name) for f in applied] == [("sync", spec.toxic_name)]
+    assert fault_owners(tmp_path, chaos.active())[0].owner == "doorbuster toxic add --for"
+    hold.wait(2.5)
+    assert clock.sleeps == [1.0, 1.0, 0.5]
+    assert hold.release() == 1
+    assert chaos.faults == [] and lease.faults == ()
+
+
+def test_a_held_fault_interrupted_is_still_removed_by_release(tmp_path: Path) -> None:
+    spec = FaultSpec(dependency="email", type="latency", lanes=("sync",), attributes={"latency": 900})
+    chaos, clock = FakeChaos(), FakeClock()
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    hold = FaultHold(chaos, spec, FaultLease(tmp_path, owner="test"), clock=clock, sleep=interrupted)
+    hold.apply()
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            hold.wait(30)
+        finally:
+            assert hold.release() == 1
+    assert chaos.faults == []
+
+
+def test_a_held_fault_that_is_refused_is_not_claimed(tmp_path: Path) -> None:
+    spec = FaultSpec(dependency="email", type="latency", lanes=("sync",), attributes={"latency": 900})
+    lease = FaultLease(tmp_path, owner="test")
+    with pytest.raises(ToxiproxyUnavailable):
+        FaultHold(FakeChaos(refuse_add=True), spec, lease).apply()
+    assert lease.faults == ()

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.analysis.inputs import Row, RunInputs
 from harness.analysis.ladder import ladder_cells, ladder_table_html
-from harness.analysis.lanes import Row, RunInputs, analyse
 from harness.analysis.recorded import RecordedRun, summarise
+from harness.analysis.summary import analyse
 from harness.records.schema import AttemptTimeline, RunLedger
 from harness.report.run_page import write_report
 from tests.unit.test_recovery import RATE, _async, _fault, _scenario, _sync

@@ -10,7 +10,18 @@ import sys
 from harness.binaries import PROJECT_ROOT
 
 PACKAGES = ("model", "harness", "targets", "locustfiles", "bench")
-CLI_EDGE = {"harness/cli/main.py", "harness/cli/progress.py"}
+CLI_EDGE = {
+    "harness/cli/main.py",
+    "harness/cli/context.py",
+    "harness/cli/progress.py",
+    "harness/cli/verdicts.py",
+    "harness/cli/commands/catalogue.py",
+    "harness/cli/commands/compare.py",
+    "harness/cli/commands/faults.py",
+    "harness/cli/commands/run.py",
+    "harness/cli/commands/stack.py",
+    "harness/cli/commands/sweep.py",
+}
 
 
 def _imports_rich(source: str) -> bool:

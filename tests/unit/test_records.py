@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.lanes import Row
+from harness.analysis.inputs import Row
 from harness.records.schema import (
     AttemptTimeline,
     IncompleteCounters,

@@ -9,37 +9,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from model.scenario import Scenario
+from tests.unit.scenarios import made_up_scenario
 
 RATE = 4
 
 
 def _scenario(*expectations: str) -> Scenario:
-    return Scenario.model_validate(
-        {
-            "name": "made-up",
-            "metastability": {"window": 40, "fraction": 0.8},  # smoothing: the default 5 s
-            "load": {
-                "stages": [
-                    {"name": "baseline", "duration": 30, "rate": RATE},
-                    {"name": "rest", "duration": 90, "rate": RATE},
-                ],
-                "impatient": {"timeout": 5, "retries": 1},
-            },
-            "chaos": [
-                {
-                    "name": "trigger",
-                    "at": 30,
-                    "for": 10,
-                    "dependency": "email",
-                    "type": "latency",
-                    "attributes": {"latency": 1},
-                },
-            ],
-            "expectations": list(expectations),
-        }
-    )
+    return made_up_scenario(
+        baseline_s=30, rest_s=90, rate=RATE,
+        metastability={"window": 40, "fraction": 0.8},  # smoothing: the default 5 s
+        impatient={"timeout": 5, "retries": 1}, expectations=expectations,
+    )  # fmt: skip
 
 
 def _fault(**over: Any) -> FaultWindow:

@@ -3,7 +3,7 @@ test_recovery: 4 arrivals/s, a 30 s baseline, the trigger from 30 s to 40 s, 40 
 
 from __future__ import annotations
 
-from harness.analysis.lanes import Row
+from harness.analysis.inputs import Row
 from tests.unit.test_recovery import RATE, _async, _fault, _run, _sync
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from harness.analysis.lanes import Row
+from harness.analysis.inputs import Row
 from harness.cli.main import main
 from harness.report.charts import time_axis
 from model.errors import ExitCode

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 
-from harness.cli.main import load_settings
+from harness.config.settings import load_settings
 from model import metric_names as names
 from model.errors import ConfigError
 from model.headers import DEADLINE_HEADER

@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from harness.config.timescale import time_scaled
+from harness.metrics.scrape import parse_page
 from harness.run.collect import RunResult
 from harness.run.progress import RunProgress
 from harness.stack.control import Stack
@@ -427,11 +428,11 @@ def test_every_busy_gauge_of_a_real_exposition_is_named_and_an_idle_one_is_not()
     sync.calls.breaker_state.labels("sync", "email").set(0)
     server.inflight.labels("sync", "email").set(0)
     server.capacity.labels("sync", "email").set(8)  # a capacity is not work
-    assert busy_gauges("p", generate_latest(registry).decode()) == []
+    assert busy_gauges(parse_page(generate_latest(registry).decode(), process="p")) == []
     sync.pool_busy.labels("sync").set(3)
     server.queued.labels("sync", "email").set(40)
     sync.calls.breaker_state.labels("sync", "email").set(2)
-    reasons = busy_gauges("p", generate_latest(registry).decode())
+    reasons = busy_gauges(parse_page(generate_latest(registry).decode(), process="p"))
     assert len(reasons) == 3
     assert any("pool threads busy" in r and "= 3" in r for r in reasons)
     assert any("requests queued" in r and "= 40" in r for r in reasons)

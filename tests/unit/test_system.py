@@ -17,7 +17,7 @@ from model.errors import ConfigError
 from model.faults import FaultSpec
 from model.settings import PortSettings, StackSettings
 from model.system import SystemSpec, expand, placeholders
-from model.topology import Topology
+from model.topology import ProcessSpec, Topology
 
 
 def shop(**over: Any) -> dict[str, Any]:
@@ -305,6 +305,10 @@ def test_a_sweeps_clean_check_on_a_system_reads_no_ledger_and_no_checkout_gauges
         asked.append(url)
         raise AssertionError(f"no process of this system has doorbuster's gauges or ledger: {url}")
 
+    def read_metrics(spec: ProcessSpec) -> Any:
+        asked.append(spec.name)
+        raise AssertionError(f"no process of this system has doorbuster's gauges: {spec.name}")
+
     # Ports bound here and never listened on refuse every connection: each process is named as
     # not answering, whatever else runs on this machine, and nothing else is asked.
     with contextlib.ExitStack() as held:
@@ -323,6 +327,8 @@ def test_a_sweeps_clean_check_on_a_system_reads_no_ledger_and_no_checkout_gauges
             system=SystemSpec.model_validate(shop()),
             ports=PortSettings(base=27000, toxiproxy_api=ports[2], overrides=overrides),
         )
-        reasons = stack_dirt(Topology.from_settings(settings), since=0.0, fetch=fetch)
+        reasons = stack_dirt(
+            Topology.from_settings(settings), since=0.0, fetch=fetch, read_metrics=read_metrics
+        )
     assert asked == []
     assert {"db: not answering", "api: not answering"} <= set(reasons)

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.analysis.lanes import Row, RunInputs, analyse
+from harness.analysis.inputs import Row, RunInputs
 from harness.analysis.recorded import fault_windows as _faults
+from harness.analysis.summary import analyse
 from harness.faults.timeline import ChaosTimeline, read_chaos_record
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.faults import FaultSpec
 from model.scenario import ChaosStep, Scenario
 from model.settings import StackSettings
 from model.topology import Topology
+from tests.unit.scenarios import made_up_scenario
 
 
 class FakeChaos:
@@ -168,10 +170,13 @@ def test_a_removal_that_failed_is_not_an_end(tmp_path: Path) -> None:
 
 
 def _scenario() -> Scenario:
-    return Scenario.model_validate(
-        {"name": "made-up", "chaos": [STEPS[0].model_dump(by_alias=True)], "metastability": {"window": 10},
-         "load": {"stages": [{"name": "baseline", "duration": 1, "rate": 4}, {"name": "rest", "duration": 29, "rate": 4}]}}
-    )  # fmt: skip
+    return made_up_scenario(
+        baseline_s=1,
+        rest_s=29,
+        rate=4,
+        chaos=[STEPS[0].model_dump(by_alias=True)],
+        metastability={"window": 10},
+    )
 
 
 def _rows() -> list[Row]:

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.config.scenarios import load_scenario, shipped_scenarios
 from harness.config.timescale import time_scaled
 from model.errors import ConfigError

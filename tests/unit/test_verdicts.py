@@ -8,25 +8,13 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.lanes import FaultWindow, Row, RunInputs, analyse
+from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.summary import analyse
 from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from model.errors import ConfigError, ExitCode
 from model.expectations import parse_expectation
-from model.scenario import Scenario
-
-BASE: dict[str, Any] = {
-    "name": "made-up",
-    "metastability": {"window": 40},
-    "load": {
-        "stages": [
-            {"name": "baseline", "duration": 20, "rate": 2},
-            {"name": "rest", "duration": 60, "rate": 2},
-        ]
-    },
-    "chaos": [{"name": "trigger", "at": 20, "for": 10, "dependency": "email", "type": "latency",
-               "attributes": {"latency": 1}}],
-}  # fmt: skip
+from tests.unit.scenarios import made_up_data, made_up_scenario
 
 
 def _fault(applied: bool = True) -> FaultWindow:
@@ -35,7 +23,7 @@ def _fault(applied: bool = True) -> FaultWindow:
 
 
 def _verdicts(expectations: list[str], rows: list[Row], **over: Any) -> dict[str, dict[str, Any]]:
-    scenario = Scenario.model_validate({**BASE, "expectations": expectations})
+    scenario = made_up_scenario(expectations=expectations)
     inputs: dict[str, Any] = {
         "scenario": scenario, "rows": tuple(rows), "faults": (_fault(),), "load_end": 80.0,
         "async_statuses": {r.order_id: "fulfilled" for r in rows if r.lane == "async" and r.ok},
@@ -119,7 +107,7 @@ def test_a_fault_that_never_applied_leaves_its_verdicts_undetermined() -> None:
 
 def test_a_verdict_whose_evaluation_breaks_is_undetermined_and_the_summary_is_still_made() -> None:
     rows = _checkouts("sync", [i * 0.5 for i in range(40)], 0.1, 200)
-    scenario = Scenario.model_validate({**BASE, "expectations": ["no lost orders"]})
+    scenario = made_up_scenario(expectations=["no lost orders"])
     # Expectations written for another scenario: windows this run does not have.
     broken = scenario.model_copy(update={"expectations": (
         parse_expectation("sync.checkout.p50 < 1s during nowhere"),
@@ -146,7 +134,7 @@ def test_loose_expectations_are_refused_with_exit_2_before_anything_starts(
     import yaml
 
     file = tmp_path / "loose.yaml"
-    file.write_text(yaml.safe_dump({**BASE, "expectations": [expectation]}))
+    file.write_text(yaml.safe_dump(made_up_data(expectations=[expectation])))
     with pytest.raises(ConfigError):
         load_scenario(str(file))  # refused while reading, so the run below starts nothing
     code = main(["--state-dir", str(tmp_path / "state"), "run", str(file), "--out", str(tmp_path / "run")])
@@ -179,12 +167,12 @@ def test_of_successes_leaves_failures_out_of_a_latency() -> None:
 def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
     from rich.console import Console
 
-    from harness.cli.main import verdict_count, verdict_lines
+    from harness.cli.verdicts import verdict_count, verdict_lines
     from harness.report.parts import run_status, verdict_table
 
     rows = _checkouts("sync", [i * 1.5 for i in range(12)], 0.2, 200)
     texts = ["sync.checkout.p99 < 1s at baseline", "sync.checkout.p50 < 0.1s at baseline"]
-    scenario = Scenario.model_validate({**BASE, "expectations": texts})
+    scenario = made_up_scenario(expectations=texts)
     summary = analyse(RunInputs(scenario=scenario, rows=tuple(rows), faults=(_fault(),), load_end=80.0))
     page = verdict_table(summary["verdicts"])
     assert "<tr class=undetermined><td>UNDETERMINED</td>" in page and "a p99 needs at least 368" in page
