@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from chaosdoorbuster.actions import add_fault
+from chaosdoorbuster.actions import IMPORT_ROOTS, add_fault
 from chaosdoorbuster.holder import OWNER
 from harness.binaries import PROJECT_ROOT
 from harness.faults.chaos import Chaos
@@ -76,7 +76,7 @@ def stack(broker_stack: RunningStack) -> ChaosStack:
     env = {
         **os.environ,
         "DOORBUSTER_STATE_DIR": str(broker_stack.state_dir),
-        "PYTHONPATH": str(PROJECT_ROOT),
+        "PYTHONPATH": os.pathsep.join(map(str, IMPORT_ROOTS)),  # this checkout's extension and doorbuster
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # the process probe's `doorbuster`
     }
     return ChaosStack(state_dir=broker_stack.state_dir, env=env, chaos=broker_stack.chaos)

@@ -4,6 +4,9 @@ probes on what is passed in (a fake HTTP session, a made-up run directory)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +14,8 @@ import pytest
 import requests
 from chaoslib.exceptions import ActivityFailed, InvalidActivity
 
-from chaosdoorbuster import discover
-from chaosdoorbuster.actions import add_fault, remove_faults
+from chaosdoorbuster import __version__, discover
+from chaosdoorbuster.actions import IMPORT_ROOTS, add_fault, remove_faults
 from chaosdoorbuster.arguments import (
     doorbuster_errors,
     duration_arg,
@@ -29,6 +32,10 @@ from model.settings import StackSettings
 from model.topology import Topology
 
 TOPOLOGY = Topology.from_settings(StackSettings())
+ACTIVITIES = {
+    ("action", "add_fault"), ("action", "remove_faults"), ("probe", "probe_lane"),
+    ("probe", "lane_figures"), ("probe", "active_faults"), ("probe", "run_verdicts"), ("probe", "run_outcome"),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -210,7 +217,23 @@ def test_run_verdicts_of_no_run(tmp_path: Path) -> None:
 
 def test_discovery_lists_every_activity() -> None:
     found = {(a["type"], a["name"]) for a in discover(discover_system=False)["activities"]}
-    assert found == {
-        ("action", "add_fault"), ("action", "remove_faults"), ("probe", "probe_lane"),
-        ("probe", "lane_figures"), ("probe", "active_faults"), ("probe", "run_verdicts"), ("probe", "run_outcome"),
-    }  # fmt: skip
+    assert found == ACTIVITIES
+
+
+def test_chaos_discover_finds_the_installed_extension(tmp_path: Path) -> None:
+    """The real ``chaos discover``, as a user runs it: chaoslib looks ``chaosdoorbuster`` up as an
+    installed distribution (``scripts/setup`` installs chaosdoorbuster/), imports the package it
+    ships and writes its activities to ``discovery.json``.  Not found, it only logs and exits 0."""
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "chaos"), "--log-file", str(tmp_path / "chaostoolkit.log"),
+         "discover", "--no-install", "chaosdoorbuster"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, IMPORT_ROOTS))},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    written = tmp_path / "discovery.json"
+    assert done.returncode == 0 and written.exists(), f"chaos discover found nothing: {done.stderr[-2000:]}"
+    discovery = json.loads(written.read_text())
+    assert discovery["extension"] == {"name": "chaosdoorbuster", "version": __version__}
+    activities = discovery["activities"]
+    assert {(a["type"], a["name"]) for a in activities} == ACTIVITIES
+    assert {a["mod"] for a in activities} == {"chaosdoorbuster.actions", "chaosdoorbuster.probes"}

@@ -24,6 +24,9 @@ import pytest
 from harness.binaries import PROJECT_ROOT
 
 PACKAGES = ("model", "harness", "targets", "locustfiles", "bench", "chaosdoorbuster")
+# The folder each package sits in, from the project's root: the Chaos Toolkit extension is a
+# distribution of its own, its package one folder down beside its pyproject.toml.
+SOURCE_FOLDERS = {"chaosdoorbuster": Path("chaosdoorbuster")}
 
 # Which of the project's packages a layer must not import.
 FORBIDDEN: dict[str, frozenset[str]] = {
@@ -78,8 +81,9 @@ def module_files(root: Path = PROJECT_ROOT) -> dict[str, Path]:
     """Every module of the project's packages, by dotted name."""
     modules: dict[str, Path] = {}
     for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            parts = list(path.relative_to(root).with_suffix("").parts)
+        folder = root / SOURCE_FOLDERS.get(package, Path())
+        for path in sorted((folder / package).rglob("*.py")):
+            parts = list(path.relative_to(folder).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
             modules[".".join(parts)] = path
@@ -251,6 +255,12 @@ def imports() -> list[Import]:
     return project_imports()
 
 
+def test_every_package_is_read(modules: dict[str, Path]) -> None:
+    read = {name.split(".")[0] for name in modules}
+    assert read == set(PACKAGES), f"no modules read for {sorted(set(PACKAGES) - read)}"
+    assert {"chaosdoorbuster.actions", "chaosdoorbuster.probes"} <= modules.keys()
+
+
 def test_every_layer_imports_only_what_it_may(imports: list[Import]) -> None:
     violations = layering_violations(imports)
     assert not violations, "\n".join(violations)
@@ -282,8 +292,8 @@ def test_no_import_cycles(imports: list[Import], modules: dict[str, Path]) -> No
 # The checks themselves, on small made-up projects: a check that can not fail is no check.
 def _project(tmp_path: Path, files: dict[str, str]) -> Path:
     for package in PACKAGES:
-        (tmp_path / package).mkdir()
-        (tmp_path / package / "__init__.py").write_text("")
+        (tmp_path / SOURCE_FOLDERS.get(package, Path()) / package).mkdir(parents=True)
+        (tmp_path / SOURCE_FOLDERS.get(package, Path()) / package / "__init__.py").write_text("")
     for name, text in files.items():
         path = tmp_path / name
         for folder in reversed(path.relative_to(tmp_path).parents[:-2]):
@@ -307,6 +317,20 @@ def test_a_forbidden_import_is_named_with_its_module_and_line(tmp_path: Path) ->
         "locustfiles.users (line 1) imports targets.app: locustfiles/ must not import targets/",
         "model.thing (line 1) imports subprocess: model/ holds pure definitions and does no I/O",
         "targets.app (line 4) imports harness.run.runner: targets/ must not import harness/",
+    ]
+
+
+def test_the_extension_is_read_from_its_own_distributions_folder(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        {
+            "chaosdoorbuster/chaosdoorbuster/probes.py": "from harness.run import runner\n",
+            "harness/run/runner.py": "def f():\n    from chaosdoorbuster.probes import x\n",
+        },
+    )
+    assert "chaosdoorbuster.probes" in module_files(root)
+    assert layering_violations(project_imports(root)) == [
+        "harness.run.runner (line 2) imports chaosdoorbuster.probes: harness/ must not import chaosdoorbuster/"
     ]
 
 

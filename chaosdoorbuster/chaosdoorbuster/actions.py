@@ -36,6 +36,11 @@ MOST_DURATION_S = 3600.0
 # How long the holder may take to apply the fault (every Toxiproxy call is bounded by 5 s).
 APPLY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 20.0
+# The holder runs as ``python -m chaosdoorbuster.holder`` from wherever ``chaos`` was started,
+# installed or not: it imports this package from the folder of the extension's distribution,
+# and doorbuster's packages from the project's root above it (from wheels, both are installed).
+EXTENSION_ROOT = Path(__file__).resolve().parents[1]
+IMPORT_ROOTS = (EXTENSION_ROOT, EXTENSION_ROOT.parent)
 
 
 def add_fault(
@@ -73,8 +78,7 @@ def _start_holder(held: HeldFault, *, timeout_s: float = APPLY_TIMEOUT_S) -> dic
     """Start the holder in a session of its own and wait for its word that the fault is in force."""
     log = held.state_dir / "logs" / "chaostoolkit-holder.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    package_root = str(Path(__file__).resolve().parents[1])
-    path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
+    path = os.pathsep.join(filter(None, [*map(str, IMPORT_ROOTS), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
     with open(log, "ab") as stderr:
         proc = subprocess.Popen(
