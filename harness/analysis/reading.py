@@ -29,6 +29,12 @@ def _describe(fault: FaultWindow) -> str:
 def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
     """A few sentences a person understands in a minute."""
     lines = []
+    run = next((w for w in summary.get("generator", {}).get("windows", []) if w["name"] == "run"), None)
+    if run is not None and run["behind"]:
+        lines.append(
+            f"The load generator fell behind its schedule ({'; '.join(run['behind'])}): verdicts over "
+            "where it was behind are undetermined, since what they would measure is the generator."
+        )
     b0, b1 = inputs.scenario.baseline_window()
     for fault in inputs.faults:
         parts = [f"{fault.dependency} was {_describe(fault)} for {fault.end - fault.start:.0f} s"]

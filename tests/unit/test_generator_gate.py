@@ -144,6 +144,7 @@ def test_a_late_generator_makes_the_verdict_undetermined_where_it_was_late_only(
     assert "send lag p99 was 900 ms (limit 25 ms)" in late["reason"]
     rest = next(w for w in judged["summary"]["generator"]["windows"] if w["name"] == "rest")
     assert rest["send_lag_p99_ms"] == 900.0 and rest["behind"]
+    assert judged["summary"]["reading"][0].startswith("The load generator fell behind its schedule")
 
 
 def test_arrivals_never_sent_count_for_the_windows_from_where_its_backlog_grew() -> None:
