@@ -135,10 +135,12 @@ def _feed_stats() -> None:
         _control.stats_merge.worker_report.fire(client_id="doorbuster", data=report.as_worker_report())
 
 
-def _feed_stats_forever() -> None:
+def _feed_forever() -> None:
+    """Locust's stats fed, and the request log's writes flushed, once a second."""
     while True:
         gevent.sleep(FEED_S)
         _feed_stats()
+        LOG.flush()
 
 
 # geventhttpclient raises socket timeouts as OSError, and gevent's own as gevent.Timeout.
@@ -269,7 +271,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         gevent.spawn(_watch_generator, runner)  # a master sends no load: it has no health to watch
         _control.stats_merge = Events()
         setup_distributed_stats_event_listeners(_control.stats_merge, environment.stats)
-        gevent.spawn(_feed_stats_forever)
+        gevent.spawn(_feed_forever)
     if isinstance(runner, WorkerRunner):
         return
     LOG.open()
