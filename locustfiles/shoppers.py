@@ -43,7 +43,6 @@ if str(ROOT) not in sys.path:
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import loopback  # noqa: E402, F401 - Locust's web UI and master bind 127.0.0.1 by default
-from geventhttpclient import HTTPClient  # noqa: E402
 from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
@@ -58,6 +57,7 @@ from harness.faults.timeline import ChaosTimeline  # noqa: E402
 from harness.load.exporter import LoadCollector  # noqa: E402
 from harness.load.generator_health import CpuReading, GeneratorHealth, due_at  # noqa: E402
 from harness.load.generator_log import GeneratorLog  # noqa: E402
+from harness.load.http_client import KeepAliveClient  # noqa: E402
 from harness.load.journeys import Journeys  # noqa: E402
 from harness.load.request_log import WORKER_REPORT, RequestLog  # noqa: E402
 from harness.load.schedule import (  # noqa: E402
@@ -143,22 +143,19 @@ def _feed_forever() -> None:
         LOG.flush()
 
 
-# geventhttpclient raises socket timeouts as OSError, and gevent's own as gevent.Timeout.
+# The client raises OSError for no answer (a timeout, a refused or broken connection, what is
+# not an HTTP answer); gevent.Timeout is gevent's own, should anything set one.
 JOURNEYS = Journeys(
     load=LOAD, requests=SETTINGS.requests, log=LOG, health=HEALTH, listener=TALLY.add,
     sleep=gevent.sleep, spawn=gevent.spawn, no_answer=(OSError, gevent.Timeout),
 )  # fmt: skip
 
 
-def _client(lane: str, concurrency: int) -> HTTPClient:
+def _client(lane: str) -> KeepAliveClient:
+    """A lane's keep-alive connections: as many as its requests at once."""
     host, port = SETTINGS.targets[lane]
-    return HTTPClient(
-        host,
-        port,
-        concurrency=concurrency,
-        connection_timeout=LOAD.impatient.timeout,
-        network_timeout=LOAD.impatient.timeout,
-    )
+    timeout = LOAD.impatient.timeout
+    return KeepAliveClient(host, port, timeout=timeout, connect_timeout=timeout)
 
 
 # -- open model: arrival generators ----------------------------------------------------------
@@ -172,7 +169,7 @@ class Arrivals(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.clients = {lane: _client(lane, LOAD.max_in_flight) for lane in LOAD.lanes}
+        self.clients = {lane: _client(lane) for lane in LOAD.lanes}
 
     @task
     def arrive(self) -> None:
@@ -202,7 +199,7 @@ class _Shopper(User):
     wait_time = constant(LOAD.think_time)
 
     def on_start(self) -> None:
-        self.client = _client(self.lane, 2)
+        self.client = _client(self.lane)
 
     @task
     def checkout(self) -> None:

@@ -37,7 +37,7 @@ CUSTOMERS = 2000
 
 
 class HttpResponse(Protocol):
-    """What a journey reads of an answer (geventhttpclient's response has it)."""
+    """What a journey reads of an answer (:class:`harness.load.http_client.Answer`)."""
 
     @property
     def status_code(self) -> int: ...
@@ -48,7 +48,7 @@ class HttpResponse(Protocol):
 
 
 class HttpClient(Protocol):
-    """One lane's connection pool to its target (geventhttpclient's ``HTTPClient`` is one)."""
+    """One lane's connections to its target (:class:`harness.load.http_client.KeepAliveClient`)."""
 
     def request(
         self, method: str, request_uri: str, body: bytes | None = ..., headers: Mapping[str, str] = ...
