@@ -9,17 +9,26 @@ answer: ``Content-Length``, chunked transfer, a body to the connection's end, in
 answers, ``Connection: close``; and a kept-alive connection the server closed meanwhile is
 retried once on a new one (nothing of the answer had come, so nothing was lost).
 
+An answer carries when it arrived: the kernel's receive time of its last bytes (Linux's
+``SO_TIMESTAMP``), so a generator busy reading a burst of answers (the end of a stall) does
+not add its own backlog to the latency it records.
+
 It uses the standard ``socket`` module: in the locustfile gevent has patched it, so each
 request waits cooperatively; here in the tests it is plain blocking sockets.
 """
 
 from __future__ import annotations
 
+import platform
 import socket
+import struct
+import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Answer", "BadAnswer", "ClosedBeforeAnswer", "KeepAliveClient"]
+__all__ = ["SO_TIMESTAMP", "Answer", "BadAnswer", "ClosedBeforeAnswer", "KeepAliveClient", "read_answer"]
 
 # A head larger than this is not an answer from a server under test.
 _MAX_HEAD = 64 * 1024
@@ -36,11 +45,14 @@ class ClosedBeforeAnswer(OSError):
 
 @dataclass(frozen=True, kw_only=True)
 class Answer:
-    """An answer: its status, its headers (names lowercased) and its body, read in full."""
+    """An answer: its status, its headers (names lowercased), its body, read in full, and when
+    it arrived."""
 
     status_code: int
     headers: Mapping[str, str]
     body: bytes
+    # When its last bytes arrived (epoch seconds): the kernel's receive time, else when read.
+    arrived: float
 
     def read(self) -> bytes:
         return self.body
@@ -50,12 +62,13 @@ class Answer:
         return self.headers.get(key.lower(), default)
 
 
-Connect = Callable[[tuple[str, int], float], socket.socket]
+# A target's address resolved: (family, socket address), as getaddrinfo gives them.
+Resolved = tuple[int, Any]
 
 
-def _connect(address: tuple[str, int], timeout: float) -> socket.socket:
-    # Looked up at each call: gevent patches the socket module after this one is imported.
-    return socket.create_connection(address, timeout)
+def _resolve(host: str, port: int) -> Resolved:
+    family, _, _, _, sockaddr = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)[0]
+    return family, sockaddr
 
 
 class KeepAliveClient:
@@ -73,12 +86,15 @@ class KeepAliveClient:
         *,
         timeout: float,
         connect_timeout: float,
-        connect: Connect = _connect,
+        resolve: Callable[[str, int], Resolved] = _resolve,
     ) -> None:
         self.address = (host, port)
         self.timeout = timeout
         self.connect_timeout = connect_timeout
-        self._connect = connect
+        self._resolve = resolve
+        # Resolved at the first connection, not at each (gevent resolves in a thread pool),
+        # and again after a connection fails.
+        self._resolved: Resolved | None = None
         self._idle: list[socket.socket] = []
         self._head = f"Host: {host}:{port}\r\nUser-Agent: doorbuster\r\n"
 
@@ -105,7 +121,7 @@ class KeepAliveClient:
                         sock.sendall(data[sent:])
                 except (ConnectionResetError, BrokenPipeError) as exc:
                     raise ClosedBeforeAnswer(f"the connection closed as the request was sent: {exc}") from exc
-                answer, keep = _read_answer(sock, method)
+                answer, keep = read_answer(sock, method)
             except ClosedBeforeAnswer:
                 sock.close()
                 if reused:  # closed by the server while it was idle: nothing was answered
@@ -128,14 +144,62 @@ class KeepAliveClient:
             self._idle.pop().close()
 
     def _open(self) -> socket.socket:
-        sock = self._connect(self.address, self.connect_timeout)
+        if self._resolved is None:
+            self._resolved = self._resolve(*self.address)
+        family, sockaddr = self._resolved
+        # The socket module looked up now: gevent patches it after this module is imported.
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(self.connect_timeout)
+            sock.connect(sockaddr)
+        except BaseException:
+            sock.close()
+            self._resolved = None
+            raise
         sock.settimeout(self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if SO_TIMESTAMP is not None:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
         return sock
 
 
-def _read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
-    """The answer to the request just sent, and whether the connection can be used again."""
+# The kernel's receive time of what each read returns: SO_TIMESTAMP, a struct timeval. Python
+# does not name the option; Linux numbers it 29 on the usual architectures.
+SO_TIMESTAMP: int | None = getattr(socket, "SO_TIMESTAMP", None)
+if SO_TIMESTAMP is None and sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64"):
+    SO_TIMESTAMP = 29
+_TIMEVAL = struct.Struct("@ll")
+_ANCILLARY = socket.CMSG_SPACE(_TIMEVAL.size)
+
+
+class _Reader:
+    """Reads a connection, keeping when the last bytes read had arrived: the kernel's time
+    where it gives one (the answer came then, however late a busy generator reads it), else the
+    clock when they were read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.arrived = 0.0
+
+    def recv(self, size: int) -> bytes:
+        if SO_TIMESTAMP is None:
+            data = self.sock.recv(size)
+            self.arrived = time.time()
+            return data
+        data, ancillary, _, _ = self.sock.recvmsg(size, _ANCILLARY)
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMP and len(value) >= _TIMEVAL.size:
+                seconds, micros = _TIMEVAL.unpack_from(value)
+                self.arrived = seconds + micros / 1e6
+                return data
+        self.arrived = time.time()
+        return data
+
+
+def read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
+    """The answer to the request just sent on ``sock``, and whether the connection can be used
+    again."""
+    reader = _Reader(sock)
     buf = b""
     while True:  # interim 1xx answers come before the answer
         end = buf.find(b"\r\n\r\n")
@@ -143,7 +207,7 @@ def _read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
             if len(buf) > _MAX_HEAD:
                 raise BadAnswer(f"no end of the answer's head in {len(buf)} bytes")
             try:
-                chunk = sock.recv(_READ)
+                chunk = reader.recv(_READ)
             except ConnectionResetError as exc:
                 if buf:
                     raise
@@ -173,28 +237,29 @@ def _read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
     connection = headers.get("connection", "").lower()
     keep = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
     if method == "HEAD" or code in (204, 304):
-        return Answer(status_code=code, headers=headers, body=b""), keep
+        return Answer(status_code=code, headers=headers, body=b"", arrived=reader.arrived), keep
     if "chunked" in headers.get("transfer-encoding", "").lower():
-        return Answer(status_code=code, headers=headers, body=_read_chunked(sock, buf)), keep
+        body = _read_chunked(reader, buf)
+        return Answer(status_code=code, headers=headers, body=body, arrived=reader.arrived), keep
     length = headers.get("content-length")
     if length is None:  # the body is what comes until the server closes
         body = [buf]
-        while chunk := sock.recv(_READ):
+        while chunk := reader.recv(_READ):
             body.append(chunk)
-        return Answer(status_code=code, headers=headers, body=b"".join(body)), False
+        return Answer(status_code=code, headers=headers, body=b"".join(body), arrived=reader.arrived), False
     try:
         size = int(length)
     except ValueError:
         raise BadAnswer(f"Content-Length {length[:40]!r} is not a number") from None
     while len(buf) < size:
-        chunk = sock.recv(max(_READ, size - len(buf)))
+        chunk = reader.recv(max(_READ, size - len(buf)))
         if not chunk:
             raise BadAnswer(f"the connection closed {len(buf)} bytes into a body of {size}")
         buf += chunk
-    return Answer(status_code=code, headers=headers, body=buf[:size]), keep
+    return Answer(status_code=code, headers=headers, body=buf[:size], arrived=reader.arrived), keep
 
 
-def _read_chunked(sock: socket.socket, buf: bytes) -> bytes:
+def _read_chunked(reader: _Reader, buf: bytes) -> bytes:
     """A chunked body, from what was read already (``buf``) and the socket."""
     body = []
 
@@ -203,7 +268,7 @@ def _read_chunked(sock: socket.socket, buf: bytes) -> bytes:
         while (end := buf.find(b"\r\n")) < 0:
             if len(buf) > _MAX_HEAD:
                 raise BadAnswer("a chunk's size line without an end")
-            buf += _more(sock)
+            buf += _more(reader)
         text, buf = buf[:end].decode("latin-1"), buf[end + 2 :]
         return text
 
@@ -218,13 +283,13 @@ def _read_chunked(sock: socket.socket, buf: bytes) -> bytes:
                 pass
             return b"".join(body)
         while len(buf) < size + 2:
-            buf += _more(sock)
+            buf += _more(reader)
         body.append(buf[:size])
         buf = buf[size + 2 :]
 
 
-def _more(sock: socket.socket) -> bytes:
-    chunk = sock.recv(_READ)
+def _more(reader: _Reader) -> bytes:
+    chunk = reader.recv(_READ)
     if not chunk:
         raise BadAnswer("the connection closed in a chunked body")
     return chunk

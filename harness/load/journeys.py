@@ -42,6 +42,11 @@ class HttpResponse(Protocol):
     @property
     def status_code(self) -> int: ...
 
+    @property
+    def arrived(self) -> float | None:
+        """When the answer arrived (epoch seconds), if the client knows better than the clock."""
+        ...
+
     def read(self) -> bytes: ...
 
     def get(self, key: str, default: str | None = None) -> Any: ...
@@ -120,8 +125,10 @@ class Journeys:
                 sent = self.clock()
                 if attempt == 0:
                     self.health.on_sent(lane, sent - intended)
-                code, location, order_id, error, length = self._send(client, lane, intended)
-                ended = self.log.record(intended, lane, "checkout", code, attempt, order_id, start=sent)
+                code, location, order_id, error, length, arrived = self._send(client, lane, intended)
+                ended = self.log.record(
+                    intended, lane, "checkout", code, attempt, order_id, start=sent, end=arrived
+                )
                 self._report(name, intended, ended, code, length, error)
                 spec = self.requests[lane].spec
                 if 200 <= code <= 299:
@@ -147,8 +154,11 @@ class Journeys:
             qty=self.rng.randint(1, 3),
         ).encode()
 
-    def _send(self, client: HttpClient, lane: str, intended: float) -> tuple[int, str, str, str | None, int]:
-        """The lane's request: (status, where to follow it, its id, error, answer length)."""
+    def _send(
+        self, client: HttpClient, lane: str, intended: float
+    ) -> tuple[int, str, str, str | None, int, float | None]:
+        """The lane's request: (status, where to follow it, its id, error, answer length, when
+        the answer arrived: None for no answer)."""
         request = self.requests[lane]
         spec = request.spec
         # The intended start travels with the request, so a server can measure the latency a
@@ -164,15 +174,15 @@ class Journeys:
             response = client.request(spec.method, request.path, body=body, headers=headers)
             data = response.read()
         except self.no_answer as exc:
-            return 0, "", "", f"no answer: {type(exc).__name__}", 0
-        code = response.status_code
+            return 0, "", "", f"no answer: {type(exc).__name__}", 0, None
+        code, arrived = response.status_code, response.arrived
         answer_id = _answer_id(spec, data)
         if not 200 <= code <= 299:
             # A failed order may still have an id (a sync 502): its side effects are counted.
-            return code, "", answer_id or "", f"HTTP {code}", len(data)
+            return code, "", answer_id or "", f"HTTP {code}", len(data), arrived
         if spec.id_field is not None and answer_id is None:
-            return code, "", "", f"answer without {spec.id_field}", len(data)
-        return code, _location(spec, response, data), answer_id or request_id(), None, len(data)
+            return code, "", "", f"answer without {spec.id_field}", len(data), arrived
+        return code, _location(spec, response, data), answer_id or request_id(), None, len(data), arrived
 
     def _follow(
         self, client: HttpClient, lane: str, intended: float, location: str, order_id: str, rule: FollowSpec

@@ -81,9 +81,11 @@ class RequestLog:
         order_id: str,
         *,
         start: float | None,
+        end: float | None = None,
     ) -> float:
-        """Log one request; returns its end time, for the figures taken from the same record."""
-        end = self._clock()
+        """Log one request, ended at ``end`` (when its answer arrived) or now; returns its end
+        time, for the figures taken from the same record."""
+        end = self._clock() if end is None else end
         rec = RequestRecord.made(
             lane=lane, kind=kind, intended_start=intended, start=start, end=end,
             status=code, order_id=order_id, attempt=attempt,

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from harness.load.http_client import BadAnswer, ClosedBeforeAnswer, KeepAliveClient
+from harness.load.http_client import SO_TIMESTAMP, BadAnswer, ClosedBeforeAnswer, KeepAliveClient, read_answer
 
 CLOSE = b""  # in a script: close the connection instead of answering
 HANG = b"hang"  # in a script: answer nothing for a second, then close
@@ -199,3 +199,44 @@ def test_refused_connection_is_an_os_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(ConnectionRefusedError):
         KeepAliveClient("127.0.0.1", port, timeout=1.0, connect_timeout=1.0).get("/")
+
+
+def test_the_target_is_resolved_once_and_again_after_a_failed_connection() -> None:
+    resolved: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: int) -> tuple[int, tuple[str, int]]:
+        resolved.append((host, port))
+        return socket.AF_INET, ("127.0.0.1", port)
+
+    closing = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    with scripted([[closing], [OK]]) as server:
+        client = KeepAliveClient("shop.test", server.port, timeout=5.0, connect_timeout=5.0, resolve=resolve)
+        client.get("/a")
+        client.get("/b")  # on a second connection
+    assert len(server.requests) == 2 and resolved == [("shop.test", server.port)]
+    assert b"Host: shop.test:" in server.requests[0][0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    failing = KeepAliveClient("shop.test", closed_port, timeout=1.0, connect_timeout=1.0, resolve=resolve)
+    for _ in range(2):
+        with pytest.raises(ConnectionRefusedError):
+            failing.get("/")
+    assert resolved[1:] == [("shop.test", closed_port)] * 2
+
+
+@pytest.mark.skipif(SO_TIMESTAMP is None, reason="no SO_TIMESTAMP here: answers are timed when read")
+def test_an_answer_read_late_arrived_when_the_kernel_received_it() -> None:
+    assert SO_TIMESTAMP is not None
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        client.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+        server, _ = listener.accept()
+        with client, server:
+            before = time.time()
+            server.sendall(OK)
+            time.sleep(0.3)  # a generator busy elsewhere reads it later
+            answer, keep = read_answer(client, "GET")
+            read = time.time()
+    assert answer.read() == b'{"id": "1"}' and keep
+    assert before <= answer.arrived < before + 0.1 < read - 0.2
