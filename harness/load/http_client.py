@@ -243,10 +243,10 @@ def read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
         return Answer(status_code=code, headers=headers, body=body, arrived=reader.arrived), keep
     length = headers.get("content-length")
     if length is None:  # the body is what comes until the server closes
-        body = [buf]
+        parts = [buf]
         while chunk := reader.recv(_READ):
-            body.append(chunk)
-        return Answer(status_code=code, headers=headers, body=b"".join(body), arrived=reader.arrived), False
+            parts.append(chunk)
+        return Answer(status_code=code, headers=headers, body=b"".join(parts), arrived=reader.arrived), False
     try:
         size = int(length)
     except ValueError:
@@ -261,7 +261,7 @@ def read_answer(sock: socket.socket, method: str) -> tuple[Answer, bool]:
 
 def _read_chunked(reader: _Reader, buf: bytes) -> bytes:
     """A chunked body, from what was read already (``buf``) and the socket."""
-    body = []
+    body: list[bytes] = []
 
     def line() -> str:
         nonlocal buf

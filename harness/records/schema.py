@@ -52,7 +52,7 @@ _FIELDS = ("lane", "kind", "intended_start", "start", "end", "status", "ok", "or
 
 
 # A JSON string, as json.dumps writes it (ASCII, escaped): the encoder's own C function.
-_quoted: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quoted: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def ok_of(kind: str, status: int) -> bool:
