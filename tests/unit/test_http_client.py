@@ -239,4 +239,5 @@ def test_an_answer_read_late_arrived_when_the_kernel_received_it() -> None:
             answer, keep = read_answer(client, "GET")
             read = time.time()
     assert answer.read() == b'{"id": "1"}' and keep
-    assert before <= answer.arrived < before + 0.1 < read - 0.2
+    # Stamped on arrival, not 0.3 s later when read (a hundredth of slack for the two clocks' reads).
+    assert before - 0.01 <= answer.arrived < read - 0.2
