@@ -1,6 +1,6 @@
 """Benchmark of the load generator itself, against a trivial Go endpoint, in one run.
 
-    .venv/bin/python bench/loadgen_bench.py          # about 4 minutes
+    .venv/bin/python bench/loadgen_bench.py          # about 3 minutes
 
 (a) throughput: the harness's shoppers against a plain Locust ``FastHttpUser``, same users,
     same trivial endpoint, each generator pinned to the same core (the server to the other);
