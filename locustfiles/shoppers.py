@@ -44,11 +44,12 @@ if str(ROOT) not in sys.path:
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 import loopback  # noqa: E402, F401 - Locust's web UI and master bind 127.0.0.1 by default
-from geventhttpclient import HTTPClient  # noqa: E402
 from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
+from locust.event import Events  # noqa: E402
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
+from locust.stats import bucket_response_time, setup_distributed_stats_event_listeners  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
 
 from harness.faults.chaos import Chaos  # noqa: E402
@@ -57,6 +58,7 @@ from harness.faults.timeline import ChaosTimeline  # noqa: E402
 from harness.load.exporter import LoadCollector  # noqa: E402
 from harness.load.generator_health import CpuReading, GeneratorHealth  # noqa: E402
 from harness.load.generator_log import GeneratorLog  # noqa: E402
+from harness.load.http_client import KeepAliveClient  # noqa: E402
 from harness.load.journeys import Journeys  # noqa: E402
 from harness.load.request_log import WORKER_REPORT, RequestLog  # noqa: E402
 from harness.load.schedule import (  # noqa: E402
@@ -68,6 +70,7 @@ from harness.load.schedule import (  # noqa: E402
     schedule_start,
 )
 from harness.load.settings import GeneratorRefused, GeneratorSettings, read_settings  # noqa: E402
+from harness.load.stats_tally import StatsTally  # noqa: E402
 from harness.records.generator import GeneratorSample  # noqa: E402
 from harness.records.run_dir import RunDir  # noqa: E402
 from harness.stack.state import default_state_dir  # noqa: E402
@@ -113,44 +116,49 @@ class _Control:
     greenlet: gevent.Greenlet[..., None] | None = None
     stopped = False
     collector: LoadCollector | None = None
+    stats_merge: Events | None = None  # Locust's merge of a worker's stats report, into ours
 
 
 _control = _Control()
 
 
-def _fire(
-    name: str, started: float, ended: float, code: int, length: int = 0, error: str | None = None
-) -> None:
-    """Report one recorded request to Locust, with the record's times."""
-    assert _control.environment is not None
-    _control.environment.events.request.fire(
-        request_type="POST" if "checkout" in name else "GET",
-        name=name,
-        response_time=(ended - started) * 1000.0,
-        response_length=length,
-        exception=Exception(error) if error else None,
-        context={"code": code},
-    )
+# Locust's figures by request name, for its web UI, CSV and summary: counted here per request,
+# merged into its stats once a second (FEED_S) by its own merge of a worker's report, instead
+# of its request event and StatsEntry.log per request (doorbuster's exact record is its own).
+TALLY = StatsTally(bucket=bucket_response_time)
+FEED_S = 1.0
 
 
-# geventhttpclient raises socket timeouts as OSError, and gevent's own as gevent.Timeout.
+def _feed_stats() -> None:
+    """The requests tallied since the last feed, into Locust's stats."""
+    report = TALLY.drain()
+    if not report.empty and _control.stats_merge is not None:
+        _control.stats_merge.worker_report.fire(client_id="doorbuster", data=report.as_worker_report())
+
+
+def _feed_forever() -> None:
+    """Locust's stats fed, and the request log's writes flushed, once a second."""
+    while True:
+        gevent.sleep(FEED_S)
+        _feed_stats()
+        LOG.flush()
+
+
+# The client raises OSError for no answer (a timeout, a refused or broken connection, what is
+# not an HTTP answer); gevent.Timeout is gevent's own, should anything set one.
 # The shoppers' choices draw from the run's seed (a worker reseeds with its segment).
 JOURNEYS = Journeys(
-    load=LOAD, requests=SETTINGS.requests, log=LOG, health=HEALTH, listener=_fire,
+    load=LOAD, requests=SETTINGS.requests, log=LOG, health=HEALTH, listener=TALLY.add,
     sleep=gevent.sleep, spawn=gevent.spawn, no_answer=(OSError, gevent.Timeout),
     rng=random.Random(f"{SETTINGS.seed}:0"),
 )  # fmt: skip
 
 
-def _client(lane: str, concurrency: int) -> HTTPClient:
+def _client(lane: str) -> KeepAliveClient:
+    """A lane's keep-alive connections: as many as its requests at once."""
     host, port = SETTINGS.targets[lane]
-    return HTTPClient(
-        host,
-        port,
-        concurrency=concurrency,
-        connection_timeout=LOAD.impatient.timeout,
-        network_timeout=LOAD.impatient.timeout,
-    )
+    timeout = LOAD.impatient.timeout
+    return KeepAliveClient(host, port, timeout=timeout, connect_timeout=timeout)
 
 
 # -- open model: arrival generators ----------------------------------------------------------
@@ -164,7 +172,7 @@ class Arrivals(User):
     wait_time = constant(0)
 
     def on_start(self) -> None:
-        self.clients = {lane: _client(lane, LOAD.max_in_flight) for lane in LOAD.lanes}
+        self.clients = {lane: _client(lane) for lane in LOAD.lanes}
 
     @task
     def arrive(self) -> None:
@@ -194,7 +202,7 @@ class _Shopper(User):
     wait_time = constant(LOAD.think_time)
 
     def on_start(self) -> None:
-        self.client = _client(self.lane, 2)
+        self.client = _client(self.lane)
 
     @task
     def checkout(self) -> None:
@@ -262,6 +270,9 @@ def _on_init(environment: Environment, **_: Any) -> None:
         gevent.spawn(_report_forever, runner)
     if runner is not None and not isinstance(runner, MasterRunner):
         gevent.spawn(_watch_generator, runner)  # a master sends no load: it has no health to watch
+        _control.stats_merge = Events()
+        setup_distributed_stats_event_listeners(_control.stats_merge, environment.stats)
+        gevent.spawn(_feed_forever)
     if isinstance(runner, WorkerRunner):
         return
     LOG.open()
@@ -422,12 +433,14 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
     if isinstance(runner, MasterRunner):
         return
     _stop_sampling()
+    _feed_stats()
     if isinstance(runner, WorkerRunner):
         _report_to_master(runner)
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
+    _feed_stats()  # the users' last requests, before a worker's final stats report
     if isinstance(environment.runner, WorkerRunner):
         _report_to_master(environment.runner)
         return
@@ -437,6 +450,7 @@ def _on_test_stop(environment: Environment, **_: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Environment, **_: Any) -> None:
+    _feed_stats()  # before Locust prints its summary and decides its exit code from the failures
     if isinstance(environment.runner, WorkerRunner):
         _report_to_master(environment.runner)
         return

@@ -38,6 +38,7 @@ __all__ = [
     "LaneSpec",
     "ServiceSpec",
     "SystemSpec",
+    "as_format",
     "expand",
     "placeholders",
 ]
@@ -69,6 +70,24 @@ def expand(text: str, values: Mapping[str, str]) -> str:
         return values[key]
 
     return _PLACEHOLDER.sub(one, text)
+
+
+def as_format(text: str) -> str:
+    """``text`` as a ``str.format`` string whose fields are its placeholders, parsed once: with
+    the same values it formats as :func:`expand` expands. For placeholders without a name (a
+    body's); ValueError for one with.
+
+    >>> as_format('{"id": "{request_id}", "n": 1}').format_map({"request_id": "r1"})
+    '{"id": "r1", "n": 1}'
+    """
+    out, last = [], 0
+    for match in _PLACEHOLDER.finditer(text):
+        if match.group(2) is not None:
+            raise ValueError(f"{match.group(0)}: a format string's fields take no name")
+        out += [text[last : match.start()].replace("{", "{{").replace("}", "}}"), "{", match.group(1), "}"]
+        last = match.end()
+    out.append(text[last:].replace("{", "{{").replace("}", "}}"))
+    return "".join(out)
 
 
 def _check_names(text: str, allowed: Iterable[str], where: str) -> None:

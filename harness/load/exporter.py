@@ -77,6 +77,9 @@ class LoadCollector:
         arrivals = CounterMetricFamily(
             names.LOCUST_ARRIVALS, "Shopper arrivals (first attempts).", labels=["lane"]
         )
+        # An arrival is a first checkout or a dropped arrival: two of Locust's entries, one
+        # sample per lane (Prometheus refuses a family with two samples of the same labels).
+        arrived: dict[str, int] = {}
         for entry in stats.entries.values():
             lane, kind = lane_and_kind(entry.name)
             if lane not in ("sync", "async"):
@@ -84,7 +87,9 @@ class LoadCollector:
             requests.add_metric([lane, kind], entry.num_requests)
             failures.add_metric([lane, kind], entry.num_failures)
             if kind in ("checkout", "arrival_dropped"):
-                arrivals.add_metric([lane], entry.num_requests)
+                arrived[lane] = arrived.get(lane, 0) + entry.num_requests
+        for lane, count in sorted(arrived.items()):
+            arrivals.add_metric([lane], count)
         # From the recorded times, not Locust's response times (rounded to 2 significant digits).
         latency = self.log.latency_histogram().metric_family(
             names.LOCUST_REQUEST_DURATION, "Latency from intended start, as the shopper saw it."

@@ -14,9 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import random
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -26,9 +26,9 @@ from harness.load.request_log import RequestLog
 from harness.load.settings import LaneRequest
 from model.headers import DEADLINE_HEADER
 from model.scenario import LoadSpec
-from model.system import FollowSpec, LaneSpec, expand
+from model.system import FollowSpec, LaneSpec, as_format
 
-__all__ = ["CUSTOMERS", "SKUS", "HttpClient", "HttpResponse", "Journeys", "RequestListener"]
+__all__ = ["CUSTOMERS", "SKUS", "HttpClient", "HttpResponse", "Journeys", "RequestListener", "request_id"]
 
 SKUS = ("tv-55", "console", "headphones", "laptop", "blender", "sneakers", "drone", "camera")
 # Returning shoppers: a customer may order again while their first order is still queued, so
@@ -37,10 +37,15 @@ CUSTOMERS = 2000
 
 
 class HttpResponse(Protocol):
-    """What a journey reads of an answer (geventhttpclient's response has it)."""
+    """What a journey reads of an answer (:class:`harness.load.http_client.Answer`)."""
 
     @property
     def status_code(self) -> int: ...
+
+    @property
+    def arrived(self) -> float | None:
+        """When the answer arrived (epoch seconds), if the client knows better than the clock."""
+        ...
 
     def read(self) -> bytes: ...
 
@@ -48,7 +53,7 @@ class HttpResponse(Protocol):
 
 
 class HttpClient(Protocol):
-    """One lane's connection pool to its target (geventhttpclient's ``HTTPClient`` is one)."""
+    """One lane's connections to its target (:class:`harness.load.http_client.KeepAliveClient`)."""
 
     def request(
         self, method: str, request_uri: str, body: bytes | None = ..., headers: Mapping[str, str] = ...
@@ -84,6 +89,8 @@ class Journeys:
     no_answer: tuple[type[BaseException], ...] = (OSError,)
     clock: Callable[[], float] = time.time
     rng: random.Random = field(default_factory=random.Random)
+    # Each body template as a str.format string, parsed at its first request, not at every one.
+    _formats: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def _report(
         self, name: str, intended: float, ended: float, code: int, length: int = 0, error: str | None = None
@@ -118,8 +125,10 @@ class Journeys:
                 sent = self.clock()
                 if attempt == 0:
                     self.health.on_sent(lane, sent - intended)
-                code, location, order_id, error, length = self._send(client, lane, intended)
-                ended = self.log.record(intended, lane, "checkout", code, attempt, order_id, start=sent)
+                code, location, order_id, error, length, arrived = self._send(client, lane, intended)
+                ended = self.log.record(
+                    intended, lane, "checkout", code, attempt, order_id, start=sent, end=arrived
+                )
                 self._report(name, intended, ended, code, length, error)
                 spec = self.requests[lane].spec
                 if 200 <= code <= 299:
@@ -135,16 +144,21 @@ class Journeys:
         """The lane's body template, with this request's draw of shopper, item and quantity."""
         if spec.body is None:
             return None
-        values = {
-            "request_id": uuid.uuid4().hex,
-            "customer": f"shopper-{self.rng.randrange(CUSTOMERS)}",
-            "sku": self.rng.choice(SKUS),
-            "qty": str(self.rng.randint(1, 3)),
-        }
-        return expand(spec.body, values).encode()
+        template = self._formats.get(spec.body)
+        if template is None:
+            template = self._formats[spec.body] = as_format(spec.body)
+        return template.format(
+            request_id=request_id(),
+            customer=f"shopper-{self.rng.randrange(CUSTOMERS)}",
+            sku=self.rng.choice(SKUS),
+            qty=self.rng.randint(1, 3),
+        ).encode()
 
-    def _send(self, client: HttpClient, lane: str, intended: float) -> tuple[int, str, str, str | None, int]:
-        """The lane's request: (status, where to follow it, its id, error, answer length)."""
+    def _send(
+        self, client: HttpClient, lane: str, intended: float
+    ) -> tuple[int, str, str, str | None, int, float | None]:
+        """The lane's request: (status, where to follow it, its id, error, answer length, when
+        the answer arrived: None for no answer)."""
         request = self.requests[lane]
         spec = request.spec
         # The intended start travels with the request, so a server can measure the latency a
@@ -160,15 +174,15 @@ class Journeys:
             response = client.request(spec.method, request.path, body=body, headers=headers)
             data = response.read()
         except self.no_answer as exc:
-            return 0, "", "", f"no answer: {type(exc).__name__}", 0
-        code = response.status_code
+            return 0, "", "", f"no answer: {type(exc).__name__}", 0, None
+        code, arrived = response.status_code, response.arrived
         answer_id = _answer_id(spec, data)
         if not 200 <= code <= 299:
             # A failed order may still have an id (a sync 502): its side effects are counted.
-            return code, "", answer_id or "", f"HTTP {code}", len(data)
+            return code, "", answer_id or "", f"HTTP {code}", len(data), arrived
         if spec.id_field is not None and answer_id is None:
-            return code, "", "", f"answer without {spec.id_field}", len(data)
-        return code, _location(spec, response, data), answer_id or uuid.uuid4().hex, None, len(data)
+            return code, "", "", f"answer without {spec.id_field}", len(data), arrived
+        return code, _location(spec, response, data), answer_id or request_id(), None, len(data), arrived
 
     def _follow(
         self, client: HttpClient, lane: str, intended: float, location: str, order_id: str, rule: FollowSpec
@@ -197,6 +211,21 @@ class Journeys:
                 return
         ended = self.log.record(intended, lane, "fulfillment", 0, 0, order_id, start=following)
         self._report(f"{lane} fulfillment", intended, ended, 0, error="gave up waiting")
+
+
+def request_id() -> str:
+    """A new random version-4 UUID as ``uuid.uuid4().hex`` gives it, without the UUID object
+    (one per request).
+
+    >>> import uuid
+    >>> rid = request_id()
+    >>> uuid.UUID(hex=rid).version, uuid.UUID(hex=rid).hex == rid
+    (4, True)
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # the version: 4, random
+    raw[8] = raw[8] & 0x3F | 0x80  # the variant: RFC 4122
+    return raw.hex()
 
 
 def _answer_id(spec: LaneSpec, data: bytes) -> str | None:

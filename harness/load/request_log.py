@@ -13,7 +13,6 @@ master takes (:meth:`RequestLog.worker_report`, :meth:`RequestLog.take_worker_re
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -66,8 +65,10 @@ class RequestLog:
     def open(self) -> None:
         if not self.is_worker and self._file is None:
             # Created by this process ("x" fails on an existing log); only reopened for append.
+            # Buffered, flushed by :meth:`flush` (once a second): a write per request would be a
+            # system call per request. A reader of the growing log reads whole lines only.
             mode = "a" if self._created else "x"
-            self._file = open(self.path, mode, buffering=1)  # noqa: SIM115
+            self._file = open(self.path, mode)  # noqa: SIM115
             self._created = True
 
     def record(
@@ -80,15 +81,17 @@ class RequestLog:
         order_id: str,
         *,
         start: float | None,
+        end: float | None = None,
     ) -> float:
-        """Log one request; returns its end time, for the figures taken from the same record."""
-        end = self._clock()
+        """Log one request, ended at ``end`` (when its answer arrived) or now; returns its end
+        time, for the figures taken from the same record."""
+        end = self._clock() if end is None else end
         rec = RequestRecord.made(
             lane=lane, kind=kind, intended_start=intended, start=start, end=end,
             status=code, order_id=order_id, attempt=attempt,
         )  # fmt: skip
         if self._file is not None:
-            self._file.write(json.dumps(rec.to_json()) + "\n")
+            self._file.write(rec.json_line())
         else:
             self._buffer.append(rec.to_json())
         return end
@@ -115,7 +118,8 @@ class RequestLog:
         assert self._file is not None
         for row in data["rows"]:
             # A worker's records are the same objects, checked as any reader checks them.
-            self._file.write(json.dumps(RequestRecord.from_json(row).to_json()) + "\n")
+            self._file.write(RequestRecord.from_json(row).json_line())
+        self._file.flush()
         self.remote_in_flight[data["id"]] = data["in_flight"]
         self.remote_latency[data["id"]] = data["latency"]
         self.remote_generating[data["id"]] = data["generating"]
@@ -136,6 +140,11 @@ class RequestLog:
 
     def total_in_flight(self) -> int:
         return sum(self.in_flight.values()) + sum(sum(v.values()) for v in self.remote_in_flight.values())
+
+    def flush(self) -> None:
+        """The records written so far, out to the file (for a reader of the growing log)."""
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
         if self._file is not None:

@@ -18,7 +18,9 @@ record (...)``, exit 2::
 
 from __future__ import annotations
 
+import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +49,10 @@ KINDS = ("checkout", "fulfillment", "dropped")
 # A followed order ends fulfilled (200), failed (500) or given up on (0).
 _FULFILMENT_STATUSES = (0, 200, 500)
 _FIELDS = ("lane", "kind", "intended_start", "start", "end", "status", "ok", "order_id", "attempt")
+
+
+# A JSON string, as json.dumps writes it (ASCII, escaped): the encoder's own C function.
+_quoted: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def ok_of(kind: str, status: int) -> bool:
@@ -125,6 +131,23 @@ class RequestRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _FIELDS}
+
+    def json_line(self) -> str:
+        """The record as a line of ``requests.jsonl``: ``json.dumps(self.to_json())`` and a
+        newline, without the dict and the encoder's walk (the generator writes one per request).
+
+        >>> rec = RequestRecord.made(lane="sync", kind="dropped", intended_start=1.5, start=None,
+        ...                          end=1.5, status=0, order_id="")
+        >>> rec.json_line() == json.dumps(rec.to_json()) + "\\n"
+        True
+        """
+        start = "null" if self.start is None else repr(self.start)
+        return (
+            f'{{"lane": {_quoted(self.lane)}, "kind": {_quoted(self.kind)}, '
+            f'"intended_start": {self.intended_start!r}, "start": {start}, "end": {self.end!r}, '
+            f'"status": {self.status}, "ok": {"true" if self.ok else "false"}, '
+            f'"order_id": {_quoted(self.order_id)}, "attempt": {self.attempt}}}\n'
+        )
 
     @classmethod
     def from_json(cls, obj: Any) -> RequestRecord:

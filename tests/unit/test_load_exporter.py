@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from harness.load.exporter import LoadCollector
 from harness.load.request_log import RequestLog
@@ -78,3 +78,24 @@ def test_no_target_rate_while_locust_is_not_running(tmp_path: Path) -> None:
     registry = _registry(View(Stats({}), Runner("stopped", 0)), log)
     assert registry.get_sample_value(names.LOCUST_ARRIVAL_RATE_TARGET, {"lane": "sync"}) == 0.0
     assert _registry(View(Stats({}), None), log).get_sample_value(names.LOCUST_USERS) == 0
+
+
+def test_one_arrivals_sample_per_lane_when_arrivals_were_dropped(tmp_path: Path) -> None:
+    """First checkouts and dropped arrivals are two of Locust's entries but one lane's arrivals:
+    one sample, their sum (Prometheus refuses two samples with the same labels)."""
+    entries = {
+        ("sync checkout", "POST"): Entry("sync checkout", 10, 2),
+        ("sync arrival dropped", "POST"): Entry("sync arrival dropped", 3, 3),
+    }
+    log = RequestLog(("sync", "async"), tmp_path / "r.jsonl", is_worker=True)
+    registry = _registry(View(Stats(entries), Runner("running", 1)), log)
+    samples = [
+        (sample.labels, sample.value)
+        for family in registry.collect()
+        if family.name + "_total" == names.LOCUST_ARRIVALS
+        for sample in family.samples
+        if sample.name == names.LOCUST_ARRIVALS
+    ]
+    assert samples == [({"lane": "sync"}, 13.0)]
+    text = generate_latest(registry).decode()
+    assert text.count(f'{names.LOCUST_ARRIVALS}{{lane="sync"}}') == 1

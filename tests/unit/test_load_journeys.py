@@ -33,6 +33,7 @@ class FakeResponse:
     status_code: int
     data: bytes = b"{}"
     headers: dict[str, str] = field(default_factory=dict)
+    arrived: float | None = None
 
     def read(self) -> bytes:
         return self.data
@@ -226,3 +227,15 @@ def test_an_arrival_runs_on_its_own_or_is_dropped_at_max_in_flight(tmp_path: Pat
         ("dropped", 100.5),
         ("checkout", 100.0),
     ]
+
+
+def test_a_checkout_ends_when_its_answer_arrived_if_the_client_knows(tmp_path: Path) -> None:
+    """An answer read late by a busy generator still ended when it arrived."""
+    clock = FakeClock()
+    journeys, log, heard = _journeys(tmp_path, clock)
+    answer = FakeResponse(200, b'{"order_id": "s1"}', arrived=100.2)
+    journeys.journey(FakeClient(clock, [answer], took=0.5), "sync", 100.0)
+    log.close()
+    (rec,) = read_requests(tmp_path / "requests.jsonl")
+    assert (rec.start, rec.end) == (100.0, 100.2)
+    assert heard.calls == [("sync checkout", 0.2, 200, None)]

@@ -55,3 +55,21 @@ def test_the_log_is_never_one_an_earlier_process_created(tmp_path: Path) -> None
 def test_a_request_name_is_a_lane_and_a_kind() -> None:
     assert lane_and_kind("sync checkout retry") == ("sync", "checkout_retry")
     assert lane_and_kind("async fulfillment") == ("async", "fulfillment")
+
+
+def test_records_are_written_in_batches_flushed_whole(tmp_path: Path) -> None:
+    """No write to the file per request: the records go out when flushed (once a second, by
+    the locustfile), and a worker's report is flushed as it is taken."""
+    path = tmp_path / "requests.jsonl"
+    log = RequestLog(("sync",), path, is_worker=False, clock=_clock)
+    log.open()
+    log.record(49.0, "sync", "checkout", 200, 0, "o-1", start=49.5)
+    log.record(49.1, "sync", "checkout", 200, 0, "o-2", start=49.6)
+    assert path.read_text() == ""
+    log.flush()
+    assert [r.order_id for r in read_requests(path)] == ["o-1", "o-2"]
+    worker = RequestLog(("sync",), path, is_worker=True, clock=_clock)
+    worker.record(49.2, "sync", "checkout", 200, 0, "w-1", start=49.7)
+    log.take_worker_report(worker.worker_report(generating=False, worker_id="w"))
+    assert [r.order_id for r in read_requests(path)] == ["o-1", "o-2", "w-1"]
+    log.close()

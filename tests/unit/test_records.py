@@ -57,6 +57,16 @@ def test_a_record_reads_back_as_written_through_a_file(tmp_path: Path) -> None:
     assert line["intended_start"] == round(T0 + 1.00001, 4) and line["ok"] is True
 
 
+def test_the_writers_line_is_json_dumps_of_the_record_byte_for_byte(tmp_path: Path) -> None:
+    odd = RequestRecord.made(lane="sync", kind="checkout", intended_start=7, start=7.00005, end=1e16,
+                             status=200, order_id='quote " back\\slash \u00e9 \n', attempt=3)  # fmt: skip
+    for rec in [*RECORDS, odd]:
+        assert rec.json_line() == json.dumps(rec.to_json()) + "\n"
+    log = tmp_path / "requests.jsonl"
+    log.write_text("".join(rec.json_line() for rec in [*RECORDS, odd]))
+    assert read_requests(log) == [*RECORDS, odd]
+
+
 def test_ok_is_derived_from_kind_and_status() -> None:
     assert [r.ok for r in RECORDS] == [True, False, False, False]
 
