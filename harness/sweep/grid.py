@@ -92,7 +92,9 @@ class Cell:
 
 def sweep_of(scenario: Scenario) -> SweepSection:
     if scenario.sweep is None:
-        raise ConfigError(f"{scenario.name} has no sweep: section; add one to sweep it (see the README)")
+        raise ConfigError(
+            f"{scenario.name} has no sweep: section; add one to sweep it (see docs/lab/sweep.md)"
+        )
     return scenario.sweep
 
 
