@@ -63,13 +63,15 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
         stack.down()
 
 
-@pytest.fixture(scope="session", params=BROKERS)
+@pytest.fixture(scope="module", params=BROKERS)
 def broker_stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningStack]:
     """A whole stack on each broker (time scale 0.2), the broker's connection crossing Toxiproxy
-    like every other hop.  One a session: pytest runs every test of one broker, whichever
-    module it is in, before it starts the next broker's stack."""
+    like every other hop.  One a module and broker: pytest runs a module's tests of one broker
+    before it starts the next broker's stack.  Not one a session: the last broker's stack would
+    then run beside every later test, and three stacks on two cores slowed the async lane of
+    test_claims' time-scaled runs past their recovery bound (a clean clone, 2026-12-07)."""
     state_dir: Path = tmp_path_factory.mktemp(f"stack-{request.param}")
     stack = Stack(StateDir(state_dir))
     settings = StackSettings(broker=request.param, time_scale=0.2, ports=BROKER_STACK_PORTS)

@@ -3,7 +3,7 @@
 added it only for its duration.
 
 The stack is conftest's RabbitMQ ``broker_stack``: ``doorbuster up --time-scale 0.2`` starts
-the same configuration, on other ports, and test_brokers_in_lane and test_safety use it too."""
+the same configuration, on other ports; test_brokers_in_lane and test_safety start their own."""
 
 from __future__ import annotations
 
