@@ -5,7 +5,9 @@ that sends late adds its own lateness to every latency, and one that never sends
 offers less load than the scenario says.  Neither is the system's doing.  In a verdict's
 window the generator was *behind* when any of these held (the thresholds, and why):
 
-- **send lag**: the p99 of ``start - intended_start`` over the window's arrivals is above
+- **send lag**: ``start - intended_start`` over the window's arrivals, at the quantile the
+  verdict judges (the median for a p50, the p99 for a p99 and for any verdict not on a
+  latency: the lateness that could move that statistic), is above
   ``max(SEND_LAG_FLOOR_S, SEND_LAG_SHARE x bound)`` for a latency bound, and above
   ``SEND_LAG_LIMIT_S`` for any other verdict.  A tenth of the bound is lateness the verdict
   could mistake for the system's; below the 25 ms floor, gevent's own scheduling jitter on a
@@ -82,6 +84,9 @@ class GeneratorWindow:
     arrivals: int  # first attempts sent whose intended start falls in the window
     send_lag_p99_s: float | None  # None: no arrival in the window
     processes: tuple[ProcessHealth, ...] = ()
+    # The send lag at the quantile the verdict judges (its median for a p50), None: none sent
+    judged_quantile: float = 0.99
+    send_lag_judged_s: float | None = None
 
     @classmethod
     def of(
@@ -90,16 +95,25 @@ class GeneratorWindow:
         start: float,
         end: float,
         processes: Sequence[ProcessHealth] = (),
+        quantile: float = 0.99,
     ) -> GeneratorWindow:
-        """From ``(intended_start, send_lag)`` pairs in run seconds, those in ``[start, end)``."""
+        """From ``(intended_start, send_lag)`` pairs in run seconds, those in ``[start, end)``;
+        ``quantile`` is the one the verdict judges (1.0 for a max)."""
         in_window = [lag for intended, lag in lags if start <= intended < end]
         p99 = percentile(in_window, 0.99) if in_window else math.nan
+        judged = (
+            (max(in_window) if quantile >= 1.0 else percentile(in_window, quantile))
+            if in_window
+            else math.nan
+        )
         return cls(
             start=start,
             end=end,
             arrivals=len(in_window),
             send_lag_p99_s=None if math.isnan(p99) else p99,
             processes=tuple(processes),
+            judged_quantile=quantile,
+            send_lag_judged_s=None if math.isnan(judged) else judged,
         )
 
     def as_json(self) -> dict[str, object]:
@@ -136,10 +150,11 @@ def behind_reasons(window: GeneratorWindow, bound_s: float | None) -> list[str]:
     it kept up."""
     reasons = []
     limit = send_lag_limit(bound_s)
-    if window.send_lag_p99_s is not None and window.send_lag_p99_s > limit:
-        reasons.append(
-            f"its send lag p99 was {window.send_lag_p99_s * 1000:.0f} ms (limit {limit * 1000:.0f} ms)"
-        )
+    lag = window.send_lag_judged_s
+    if lag is not None and lag > limit:
+        q = window.judged_quantile
+        at = "max" if q >= 1.0 else "median" if q == 0.5 else f"p{q * 100:g}"
+        reasons.append(f"its send lag {at} was {lag * 1000:.0f} ms (limit {limit * 1000:.0f} ms)")
     for p in window.processes:
         if p.never_sent:
             reasons.append(f"{p.worker} never sent {p.never_sent} arrivals that were due")
@@ -201,7 +216,7 @@ def _worker_health(samples: Sequence[GeneratorSample], start: float, end: float)
     return found
 
 
-def generator_window(inputs: RunInputs, start: float, end: float) -> GeneratorWindow:
+def generator_window(inputs: RunInputs, start: float, end: float, quantile: float = 0.99) -> GeneratorWindow:
     """How the generator kept up over ``[start, end)`` of run seconds: the send lag of the
     checkouts' first attempts intended in it, and each generator process's health there."""
     lags = [
@@ -209,7 +224,10 @@ def generator_window(inputs: RunInputs, start: float, end: float) -> GeneratorWi
         for r in inputs.rows
         if r.kind == "checkout" and r.attempt == 0 and r.start is not None
     ]
-    return GeneratorWindow.of(lags, start, end, _worker_health(inputs.generator, start, end))
+    return GeneratorWindow.of(lags, start, end, _worker_health(inputs.generator, start, end), quantile)
+
+
+_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "max": 1.0}
 
 
 def _span_and_bound(e: Expectation, inputs: RunInputs) -> tuple[float, float, float | None]:
@@ -231,7 +249,9 @@ def judged_with_generator(e: Expectation, inputs: RunInputs, verdict: Verdict) -
     """``verdict`` with the generator's figures over its window, undetermined when the
     generator was behind there."""
     start, end, bound = _span_and_bound(e, inputs)
-    return gated(verdict, generator_window(inputs, start, end), bound)
+    # The lateness that could move the statistic judged: a p50's by the median send lag.
+    quantile = _QUANTILES.get(e.stat or "", 0.99) if bound is not None else 0.99
+    return gated(verdict, generator_window(inputs, start, end, quantile), bound)
 
 
 def generator_summary(inputs: RunInputs) -> dict[str, Any]:

@@ -172,3 +172,11 @@ def test_an_undetermined_verdict_keeps_its_own_reason_and_names_the_generator_to
     reason = judged[EXPECTATIONS[0]]["reason"]
     assert judged[EXPECTATIONS[0]]["outcome"] == "undetermined"
     assert "load generator fell behind" in reason and not reason.startswith("the load generator")
+
+
+def test_the_send_lag_judged_is_at_the_verdict_s_quantile() -> None:
+    lags = [(i * 0.1, 0.003) for i in range(47)] + [(4.75, 0.027)]  # one late wake-up in 48
+    window = GeneratorWindow.of(lags, 0.0, 10.0, quantile=0.5)
+    assert behind_reasons(window, 0.1) == []  # a p50 is not moved by one late arrival
+    late = GeneratorWindow.of(lags, 0.0, 10.0, quantile=1.0)
+    assert behind_reasons(late, 0.1) == ["its send lag max was 27 ms (limit 25 ms)"]
