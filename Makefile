@@ -11,8 +11,9 @@ setup:
 demo: setup
 	$(VENV)/doorbuster run black-friday
 
+# Two lanes side by side, each in a network namespace of its own (tests/lanes.py says why).
 test: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(VENV)/python -m tests.lanes
 
 # Lint, types and the unit tests (with the modules' doctests), in seconds: it installs nothing.
 check: installed lint types
