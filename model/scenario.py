@@ -358,8 +358,9 @@ class Scenario(_Model):
     time_scale: float = Field(default=1.0, gt=0, le=10)
     # ``doorbuster sweep``'s grid; a run ignores it.
     sweep: SweepSection | None = None
-    # Every random draw of a run (arrivals, shoppers' choices) comes from generators seeded
-    # from it; a run without one picks one and records it (``doorbuster run --seed``).
+    # Every random draw of a run (arrivals, shoppers' choices, the targets' retry jitter and
+    # service times) comes from generators seeded from it; a run without one picks one and
+    # records it (``doorbuster run --seed``).
     seed: int | None = Field(default=None, ge=0, lt=2**63)
 
     _seconds = field_validator("drain_timeout", mode="before")(parse_seconds)

@@ -26,8 +26,10 @@ from model.settings import StackSettings
 from model.topology import ProcessSpec, Topology
 
 __all__ = [
+    "MAX_SEED",
     "TARGET_CONFIG_ENV",
     "TARGET_ROLES",
+    "TARGET_SEED_PATH",
     "TargetConfig",
     "TargetConfigs",
     "TargetRole",
@@ -37,6 +39,12 @@ __all__ = [
 
 # The environment variable a supervisor puts one TargetConfig's JSON in.
 TARGET_CONFIG_ENV = "DOORBUSTER_TARGET_CONFIG"
+
+# Where a target takes the seed of its random draws (``PUT {"seed": N}``): not part of its
+# configuration, since one stack serves many runs, each with its own seed, sent at its start.
+TARGET_SEED_PATH = "/admin/seed"
+# A run's seed is 63 bits (model.scenario's ``seed``), so it fits a signed 64-bit integer anywhere.
+MAX_SEED = 2**63 - 1
 
 TargetRole = Literal["downstream", "order", "worker"]
 TARGET_ROLES: tuple[str, ...] = ("downstream", "order", "worker")

@@ -27,7 +27,10 @@ class AsyncDependencyClient:
         timeout_s: float,
         time_scale: float,
         metrics: DownstreamCallMetrics,
+        rng: random.Random | None = None,
     ) -> None:
+        """``rng``: the back-off jitter's draws (the process's ``retry`` stream, seeded from
+        the run's seed; a fresh generator if not given)."""
         self.lane = lane
         self.urls = urls
         # aiohttp rounds a timeout of 5 s or more up to a whole second of its loop's clock
@@ -36,7 +39,7 @@ class AsyncDependencyClient:
         self.timeout_s = timeout_s
         self.time_scale = time_scale
         self.metrics = metrics
-        self._rng = random.Random()
+        self._rng = rng or random.Random()
         self._session: aiohttp.ClientSession | None = None
         metrics.declare(lane, tuple(urls))
 

@@ -48,6 +48,7 @@ from targets.metrics import BrokerLoss, DownstreamCallMetrics, OrderMetrics
 from targets.openapi import order_spec
 from targets.order_store import OrderStore
 from targets.orders import InvalidOrder, OrderRequest, parse_order
+from targets.random_streams import RandomStreams, add_seed_routes
 from targets.resilience import CallFailed, longest_call_s
 from targets.tracing import new_traceparent
 from targets.web import RequestRefused, base_app, json_error, read_json_object
@@ -65,6 +66,7 @@ class AsyncOrderService:
         registry: CollectorRegistry,
         store: OrderStore,
         broker: Broker,
+        streams: RandomStreams,
     ) -> None:
         settings = config.settings
         self.lane = config.lane
@@ -79,6 +81,7 @@ class AsyncOrderService:
             timeout_s=settings.scaled(settings.async_.critical_timeout_s),
             time_scale=settings.time_scale,
             metrics=DownstreamCallMetrics(registry),
+            rng=streams.stream("retry"),
         )
         # A claim outlives its attempt only if this process died during it: twice the longest
         # the critical calls can take, then a retry may take it over.
@@ -333,11 +336,19 @@ async def _ledger_check(request: web.Request) -> web.Response:
 
 
 def build_async_app(
-    *, config: TargetConfig, registry: CollectorRegistry, data_dir: Path, broker: Broker
+    *,
+    config: TargetConfig,
+    registry: CollectorRegistry,
+    data_dir: Path,
+    broker: Broker,
+    streams: RandomStreams | None = None,
 ) -> web.Application:
+    """``streams``: the process's random draws (its own, on seed 0, if not given)."""
     store = OrderStore(data_dir / "async-orders.sqlite3")
-    service = AsyncOrderService(config=config, registry=registry, store=store, broker=broker)
+    streams = streams or RandomStreams(config.name)
+    service = AsyncOrderService(config=config, registry=registry, store=store, broker=broker, streams=streams)
     app = base_app(registry, order_spec("async"), ready=service.connected)
+    add_seed_routes(app, streams)
     app[ASYNC_KEY] = service
     app.cleanup_ctx.append(service.lifecycle)
     app.router.add_post("/orders", _post_order)

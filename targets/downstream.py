@@ -35,6 +35,7 @@ from model.settings import DependencySettings
 from targets.db import connect, select_in
 from targets.metrics import DownstreamServerMetrics
 from targets.openapi import downstream_spec
+from targets.random_streams import RandomStreams, add_seed_routes
 from targets.resilience import parse_deadline_ms
 from targets.web import RequestRefused, base_app, json_error, read_json_object
 
@@ -339,11 +340,15 @@ def build_downstream_app(
     settings: DependencySettings,
     time_scale: float,
     registry: CollectorRegistry,
-    rng: random.Random | None = None,
+    streams: RandomStreams | None = None,
     data_dir: Path | None = None,
 ) -> web.Application:
-    """``data_dir``: where the service keeps its ledger; ``None`` keeps it in memory (tests)."""
+    """``data_dir``: where the service keeps its ledger; ``None`` keeps it in memory (tests).
+    ``streams``: the process's random draws (its own, on seed 0, if not given); the service
+    time's spread, the HTTP faults' error draws and extra jitter come from its ``work`` stream."""
     app = base_app(registry, downstream_spec(dependency))
+    streams = streams or RandomStreams(f"downstream-{lane}-{dependency}")
+    add_seed_routes(app, streams)
     ledger = SideEffectLedger(
         data_dir / f"downstream-{lane}-{dependency}.sqlite3" if data_dir is not None else ":memory:"
     )
@@ -353,7 +358,7 @@ def build_downstream_app(
         settings=settings,
         time_scale=time_scale,
         metrics=DownstreamServerMetrics(registry),
-        rng=rng,
+        rng=streams.stream("work"),
         ledger=ledger,
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from model.headers import DEADLINE_HEADER
+from model.target_config import MAX_SEED, TARGET_SEED_PATH
 
 __all__ = ["downstream_spec", "order_spec"]
 
@@ -41,9 +42,24 @@ _DEADLINE = {
     "schema": {"type": "integer", "minimum": 0, "maximum": 86_400_000},
 }
 _PLAIN = {"description": "ok", "content": {"text/plain": {"schema": {"type": "string"}}}}
+_SEED = {
+    "type": "object",
+    "properties": {"seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED}},
+    "required": ["seed"],
+    "additionalProperties": False,
+}
 _COMMON: dict[str, Any] = {
     "/health": {"get": {"operationId": "health", "responses": _responses(200)}},
     "/metrics": {"get": {"operationId": "metrics", "responses": {"200": _PLAIN}}},
+    # The seed the process's random draws (retry jitter, service times) come from; a run sets its own.
+    TARGET_SEED_PATH: {
+        "get": {"operationId": "getSeed", "responses": _responses(200)},
+        "put": {
+            "operationId": "setSeed",
+            "requestBody": {"required": True, **_json(_SEED)},
+            "responses": _responses(200, 400, 413, 422),
+        },
+    },
 }
 _IDS = {
     "type": "object",

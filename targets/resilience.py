@@ -394,7 +394,11 @@ class DependencyRetryPolicy:
         time_scale: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        throttle_rng: random.Random | None = None,
     ) -> None:
+        """``rng``: the back-off jitter's draws; ``throttle_rng``: the adaptive throttle's
+        (seeded from ``rng`` if not given).  A process passes its seeded streams
+        (:class:`targets.random_streams.RandomStreams`), so a run's seed fixes both sequences."""
         self.retry = retry
         self.breaker = breaker
         self.attempts = retry.attempts_allowed
@@ -410,12 +414,12 @@ class DependencyRetryPolicy:
         )
         self.tokens = RetryTokenBucket(retry.token_bucket) if retry.policy == "token_bucket" else None
         self.throttle = (
-            # Its own generator, seeded from the injected one: each is used under its own lock.
+            # Its own generator: each is used under its own lock.
             AdaptiveThrottle(
                 retry.adaptive,
                 time_scale=time_scale,
                 clock=clock,
-                rng=random.Random(self._rng.getrandbits(64)),
+                rng=throttle_rng or random.Random(self._rng.getrandbits(64)),
             )
             if retry.policy == "adaptive"
             else None

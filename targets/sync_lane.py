@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from targets.idempotency import AttemptInFlight, Claim, ClaimOutcome, KeyClaims,
 from targets.metrics import OrderMetrics, SyncChainMetrics
 from targets.openapi import order_spec
 from targets.orders import InvalidOrder, OrderRequest, parse_order
+from targets.random_streams import RandomStreams, add_seed_routes
 from targets.resilience import (
     BreakerState,
     CallFailed,
@@ -135,8 +135,10 @@ class BlockingDependencyClient:
         config: TargetConfig,
         metrics: SyncChainMetrics,
         clock: Callable[[], float] = time.monotonic,
-        rng: random.Random | None = None,
+        streams: RandomStreams | None = None,
     ) -> None:
+        """``streams``: the process's random draws; each dependency's back-off jitter and
+        adaptive throttle draw from streams of their own (``retry/DEP``, ``throttle/DEP``)."""
         settings = config.settings
         self.lane = lane = config.lane
         self.metrics = metrics.calls
@@ -148,7 +150,7 @@ class BlockingDependencyClient:
             num_pools=len(self.urls) + 1, maxsize=settings.sync.threads, block=False, retries=False
         )
         self.clock = clock
-        rng = rng or random.Random()
+        streams = streams or RandomStreams(config.name)
         self.policies = {
             dep: DependencyRetryPolicy(
                 self.retry,
@@ -160,7 +162,8 @@ class BlockingDependencyClient:
                 ),
                 time_scale=settings.time_scale,
                 clock=clock,
-                rng=random.Random(rng.getrandbits(64)),
+                rng=streams.stream(f"retry/{dep}"),
+                throttle_rng=streams.stream(f"throttle/{dep}"),
             )
             for dep in settings.chain
         }
@@ -254,7 +257,12 @@ class SyncOrderService:
     """The bounded pool, the admission rule and the orders it remembers."""
 
     def __init__(
-        self, *, config: TargetConfig, registry: CollectorRegistry, orders: SyncOrders | None = None
+        self,
+        *,
+        config: TargetConfig,
+        registry: CollectorRegistry,
+        orders: SyncOrders | None = None,
+        streams: RandomStreams | None = None,
     ) -> None:
         settings = config.settings
         self.lane = config.lane
@@ -264,7 +272,7 @@ class SyncOrderService:
         self.capacity = settings.sync.threads + settings.sync.queue
         self.metrics = SyncChainMetrics(registry, self.lane)
         self.order_metrics = OrderMetrics(registry, self.lane)
-        self.client = BlockingDependencyClient(config=config, metrics=self.metrics)
+        self.client = BlockingDependencyClient(config=config, metrics=self.metrics, streams=streams)
         self.executor = ThreadPoolExecutor(self.threads, thread_name_prefix="order")
         self._lock = threading.Lock()
         self._admitted = 0
@@ -457,12 +465,19 @@ async def _pool(request: web.Request) -> web.Response:
 
 
 def build_sync_app(
-    *, config: TargetConfig, registry: CollectorRegistry, data_dir: Path | None = None
+    *,
+    config: TargetConfig,
+    registry: CollectorRegistry,
+    data_dir: Path | None = None,
+    streams: RandomStreams | None = None,
 ) -> web.Application:
-    """``data_dir``: where the service keeps its orders; ``None`` keeps them in memory (tests)."""
+    """``data_dir``: where the service keeps its orders; ``None`` keeps them in memory (tests).
+    ``streams``: the process's random draws (its own, on seed 0, if not given)."""
     app = base_app(registry, order_spec("sync"))
     orders = SyncOrders(data_dir / "sync-orders.sqlite3" if data_dir is not None else ":memory:")
-    service = SyncOrderService(config=config, registry=registry, orders=orders)
+    streams = streams or RandomStreams(config.name)
+    service = SyncOrderService(config=config, registry=registry, orders=orders, streams=streams)
+    add_seed_routes(app, streams)
     app[SYNC_KEY] = service
 
     async def _stop(app: web.Application) -> None:

@@ -38,6 +38,7 @@ from targets.brokers.interface import (
 )
 from targets.db import connect
 from targets.metrics import BrokerLoss, WorkerMetrics
+from targets.random_streams import RandomStreams, add_seed_routes
 from targets.resilience import CallFailed
 from targets.tracing import child_traceparent
 from targets.web import base_app
@@ -76,6 +77,7 @@ class Worker:
         registry: CollectorRegistry,
         broker: Broker,
         done: DoneOrders,
+        streams: RandomStreams,
     ) -> None:
         if config.dependency is None:
             raise ValueError(f"{config.name}: a worker needs its dependency")
@@ -97,6 +99,7 @@ class Worker:
             timeout_s=settings.scaled(settings.async_.worker_timeout_s),
             time_scale=settings.time_scale,
             metrics=self.metrics.calls,
+            rng=streams.stream("retry"),
         )
         self._in_progress = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -250,15 +253,20 @@ def build_worker_app(
     registry: CollectorRegistry,
     data_dir: Path,
     broker: Broker,
+    streams: RandomStreams | None = None,
 ) -> web.Application:
+    """``streams``: the process's random draws (its own, on seed 0, if not given)."""
+    streams = streams or RandomStreams(config.name)
     worker = Worker(
         config=config,
         registry=registry,
         broker=broker,
         done=DoneOrders(data_dir / f"{config.name}.sqlite3"),
+        streams=streams,
     )
     # Ready once consuming (a cut broker later is a fault, not a start).
     app = base_app(registry, ready=lambda: worker.consuming)
+    add_seed_routes(app, streams)
     app[WORKER_KEY] = worker
     app.cleanup_ctx.append(worker.lifecycle)
     return app

@@ -62,8 +62,8 @@ class RunOptions:
     system: str | None = None
     # Remove faults applied outside doorbuster instead of refusing to start (exit 3).
     reset_faults: bool = False
-    # Every random draw of the run (arrivals, shoppers' choices) from this; default: the
-    # scenario's, else one picked now and recorded.
+    # Every random draw of the run (arrivals, shoppers' choices, the targets' jitter) from
+    # this; default: the scenario's, else one picked now and recorded.
     seed: int | None = None
 
 

@@ -3,8 +3,9 @@
 The run is planned first (:mod:`harness.run.plan`: every option checked before anything
 starts); it refuses to start when faults applied outside doorbuster are in force (unless told
 to remove them); then it brings the stack up (with the scenario's settings) if needed, removes
-leftover faults, starts Locust (:mod:`harness.load.locust_group`), reports its progress
-(:mod:`harness.run.progress`), removes every fault at the end even on Ctrl-C, waits (bounded)
+leftover faults, sends the run's seed to the targets (:mod:`harness.stack.target_seed`), starts
+Locust (:mod:`harness.load.locust_group`), reports its progress (:mod:`harness.run.progress`),
+removes every fault at the end even on Ctrl-C, waits (bounded)
 for the async backlog to drain, and collects (:mod:`harness.run.collect`) into the run directory
 (:mod:`harness.records.run_dir`): Locust's CSV and HTML, ``requests.jsonl``, ``chaos.json``,
 ``ledger.json`` and ``scenario.json`` (what :mod:`harness.analysis.recorded` decides the verdicts from),
@@ -30,6 +31,7 @@ from harness.run.plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run.progress import LiveTail, RunProgress
 from harness.run.status import PublishedProgress
 from harness.stack.control import Stack
+from harness.stack.target_seed import seed_targets
 from model.errors import DoorbusterError, EnvironmentProblem, ForeignFaults
 from model.scenario import Scenario
 from model.topology import Topology
@@ -183,6 +185,8 @@ def _run_published(plan: RunPlan, stack: Stack, progress: PublishedProgress) -> 
     topology = ensure_stack(stack, scenario, progress)
     chaos = Chaos(topology)
     clear_faults(stack.state.root, chaos, progress, reset_faults=plan.reset_faults)
+    if scenario.seed is not None:  # always set by the plan; a stack outlives runs, so sent now
+        seed_targets(topology, scenario.seed)
     run_dir = RunDir(plan.run_dir)
     run_dir.root.mkdir(parents=True, exist_ok=True)
     write_run_scenario(run_dir.root, scenario)  # Locust reads it; rewritten from what is judged

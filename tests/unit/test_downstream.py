@@ -16,12 +16,13 @@ from model import metric_names as names
 from model.settings import DependencySettings
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
 from targets.metrics import DownstreamServerMetrics
+from targets.random_streams import RandomStreams
 
 
 async def _server(dep: str, settings: DependencySettings, registry: CollectorRegistry) -> TestServer:
     app = build_downstream_app(
         lane="sync", dependency=dep, settings=settings, time_scale=1.0, registry=registry,
-        rng=random.Random(3),
+        streams=RandomStreams(f"downstream-sync-{dep}", seed=3),
     )  # fmt: skip
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

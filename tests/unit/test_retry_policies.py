@@ -30,6 +30,7 @@ from model.settings import (
     TokenBucketSettings,
 )
 from targets.downstream import SERVICE_KEY, DownstreamService, build_downstream_app
+from targets.random_streams import RandomStreams
 from targets.resilience import (
     AdaptiveThrottle,
     CircuitBreaker,
@@ -290,7 +291,8 @@ async def email() -> AsyncIterator[tuple[TestServer, CollectorRegistry]]:
     registry = CollectorRegistry()
     app = build_downstream_app(
         lane="sync", dependency="email", settings=DependencySettings(latency_ms=300, spread=0, concurrency=1),
-        time_scale=1.0, registry=registry, rng=random.Random(2),
+        time_scale=1.0, registry=registry,
+        streams=RandomStreams("downstream-sync-email", seed=2),
     )  # fmt: skip
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

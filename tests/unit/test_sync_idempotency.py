@@ -4,7 +4,6 @@ listens where the lane's proxy would, so its ledger counts the charges."""
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from model.settings import DependencySettings, StackSettings
 from model.target_config import resolve_target_config
 from model.topology import Topology
 from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
+from targets.random_streams import RandomStreams
 from targets.sync_lane import build_sync_app
 
 ORDER = {"customer_id": "c-1", "items": [{"sku": "tv-55", "qty": 1}], "idempotency_key": "k-1"}
@@ -44,7 +44,7 @@ async def _lane(idempotency_keys: bool) -> AsyncIterator[SyncLane]:
     topology = Topology.from_settings(settings)
     payment_app = build_downstream_app(
         lane="sync", dependency="payment", settings=settings.chain["payment"], time_scale=1.0,
-        registry=CollectorRegistry(), rng=random.Random(1),
+        registry=CollectorRegistry(), streams=RandomStreams("downstream-sync-payment", seed=1),
     )  # fmt: skip
     runner = web.AppRunner(payment_app)
     await runner.setup()

@@ -5,7 +5,6 @@ and what it refuses, counted on both sides."""
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from model.target_config import TargetConfig, resolve_target_config
 from model.topology import Topology
 from targets.downstream import SERVICE_KEY, DownstreamService, HttpFaults, build_downstream_app
 from targets.metrics import SyncChainMetrics
+from targets.random_streams import RandomStreams
 from targets.resilience import CallFailed
 from targets.sync_lane import BlockingDependencyClient, build_sync_app
 
@@ -66,7 +66,7 @@ async def _email(topology: Topology, latency_ms: float, concurrency: int = 64) -
     registry = CollectorRegistry()
     app = build_downstream_app(
         lane="sync", dependency="email", settings=DependencySettings(latency_ms=latency_ms, spread=0,
-        concurrency=concurrency), time_scale=TIME_SCALE, registry=registry, rng=random.Random(4),
+        concurrency=concurrency), time_scale=TIME_SCALE, registry=registry, streams=RandomStreams("downstream-sync-email", seed=4),
     )  # fmt: skip
     runner = web.AppRunner(app)
     await runner.setup()
@@ -106,7 +106,9 @@ async def test_each_policy_sends_a_failing_dependency_what_it_promises(policy: s
     topology = Topology.from_settings(settings)
     registry = CollectorRegistry()
     client = BlockingDependencyClient(
-        config=_order_sync(topology), metrics=SyncChainMetrics(registry, "sync"), rng=random.Random(3)
+        config=_order_sync(topology),
+        metrics=SyncChainMetrics(registry, "sync"),
+        streams=RandomStreams("order-sync", seed=3),
     )
     async with _email(topology, latency_ms=10) as email:
         email.service.faults = HttpFaults(error_rate=1.0, error_status=503)
@@ -139,7 +141,7 @@ async def test_adaptive_throttling_keeps_most_attempts_from_a_dependency_that_ac
         config=_order_sync(topology),
         metrics=SyncChainMetrics(registry, "sync"),
         clock=clock,
-        rng=random.Random(3),
+        streams=RandomStreams("order-sync", seed=3),
     )
     async with _email(topology, latency_ms=10) as email:
         email.service.faults = HttpFaults(error_rate=1.0, error_status=503)

@@ -65,8 +65,9 @@ def run(
     seed: Annotated[
         int | None,
         typer.Option(
-            help="Seed of every random draw (arrivals, shoppers' choices); the same seed offers the "
-            "same arrivals. Default: the scenario's, else a new one (in summary.json)."
+            help="Seed of every random draw (arrivals, shoppers' choices, the targets' retry jitter and "
+            "service times); the same seed offers the same arrivals. Default: the scenario's, else a "
+            "new one (in summary.json)."
         ),
     ] = None,
 ) -> None:
