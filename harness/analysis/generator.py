@@ -40,6 +40,13 @@ from harness.analysis.verdicts import Verdict
 from harness.analysis.windows import expectation_window
 from harness.records.generator import GeneratorSample
 from model.expectations import LATENCY_METRICS, Expectation
+from model.generator_limits import (
+    CPU_SHARE_LIMIT,
+    LOOP_LAG_LIMIT_S,
+    SEND_LAG_FLOOR_S,
+    SEND_LAG_LIMIT_S,
+    SEND_LAG_SHARE,
+)
 
 __all__ = [
     "CPU_SHARE_LIMIT",
@@ -57,11 +64,6 @@ __all__ = [
     "send_lag_limit",
 ]
 
-SEND_LAG_FLOOR_S = 0.025
-SEND_LAG_SHARE = 0.10
-SEND_LAG_LIMIT_S = 0.25
-LOOP_LAG_LIMIT_S = 0.1
-CPU_SHARE_LIMIT = 0.9
 WHAT_WOULD_DECIDE = "more generator processes (--workers N), a lower rate, or a machine with more cores"
 
 

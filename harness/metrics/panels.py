@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model import metric_names as names
+from model.generator_limits import CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_S, SEND_LAG_FLOOR_S, SEND_LAG_LIMIT_S
 
 __all__ = ["DASHBOARDS", "PANELS", "Panel", "Query", "panel", "panels_for", "recording_rules"]
 
@@ -320,6 +321,72 @@ PANELS: tuple[Panel, ...] = (
             _q(f"sum({names.LOCUST_USERS})", "users"),
             _q(f"sum by (lane) ({names.LOCUST_IN_FLIGHT})", "{{lane}} in flight"),
         ),
+        any_system=True,
+    ),
+    # -- load: the generator's own health, per generator process (worker) --------------------
+    # Not in the report's panels: the report draws these from generator.jsonl, every sample
+    # exact, on one figure (harness.report.generator_chart).  The reference lines are the
+    # limits the verdicts' gate judges by (harness.analysis.generator).
+    Panel(
+        key="generator_send_lag",
+        title="Load generator: send lag p99 (start - intended start)",
+        unit="s",
+        dashboard="load",
+        description="How late each generator process sent its arrivals. Lines: the floor of a "
+        "latency verdict's limit (yellow) and the limit of any other verdict (red).",
+        queries=(
+            _q(
+                "histogram_quantile(0.99, sum by (worker, le) "
+                f"(rate({names.GENERATOR_SEND_LAG}_bucket[{_W}])))",
+                "generator {{worker}} p99",
+            ),
+        ),
+        thresholds=((SEND_LAG_FLOOR_S, "yellow"), (SEND_LAG_LIMIT_S, "red")),
+        in_report=False,
+        labels=("worker",),
+        any_system=True,
+    ),
+    Panel(
+        key="generator_loop_lag",
+        title="Load generator: event loop lag (most a 100 ms timer fired late)",
+        unit="s",
+        dashboard="load",
+        description="Past the line the process's event loop was blocked: it read answers late too.",
+        queries=(_q(f"max by (worker) ({names.GENERATOR_EVENT_LOOP_LAG})", "generator {{worker}}"),),
+        thresholds=((LOOP_LAG_LIMIT_S, "red"),),
+        in_report=False,
+        labels=("worker",),
+        any_system=True,
+    ),
+    Panel(
+        key="generator_cpu",
+        title="Load generator: CPU share of one core",
+        unit="percentunit",
+        dashboard="load",
+        description="At the line (Locust's own warning) the process can not keep its schedule.",
+        queries=(_q(f"max by (worker) ({names.GENERATOR_CPU_SHARE})", "generator {{worker}}"),),
+        thresholds=((CPU_SHARE_LIMIT, "red"),),
+        in_report=False,
+        labels=("worker",),
+        any_system=True,
+    ),
+    Panel(
+        key="generator_unsent",
+        title="Load generator: arrivals due, not sent",
+        unit="short",
+        dashboard="load",
+        description="Late: due and not yet sent (nor dropped at max_in_flight). Never sent: still "
+        "not sent when the load stopped; never counted as the system's latency or error.",
+        queries=(
+            _q(
+                f"sum by (worker) ({names.GENERATOR_ARRIVALS_DUE} - {names.GENERATOR_ARRIVALS_SENT}"
+                f" - {names.GENERATOR_ARRIVALS_DROPPED})",
+                "generator {{worker}} late",
+            ),
+            _q(f"sum by (worker) ({names.GENERATOR_ARRIVALS_NEVER_SENT})", "generator {{worker}} never sent"),
+        ),
+        in_report=False,
+        labels=("worker",),
         any_system=True,
     ),
 )
