@@ -50,6 +50,7 @@ from model.generator_limits import (
 
 __all__ = [
     "CPU_SHARE_LIMIT",
+    "FELL_BEHIND",
     "LOOP_LAG_LIMIT_S",
     "SEND_LAG_FLOOR_S",
     "SEND_LAG_LIMIT_S",
@@ -57,6 +58,7 @@ __all__ = [
     "GeneratorWindow",
     "ProcessHealth",
     "behind_reasons",
+    "blames_generator",
     "gated",
     "generator_summary",
     "generator_window",
@@ -64,6 +66,8 @@ __all__ = [
     "send_lag_limit",
 ]
 
+# How a reason that blames the generator begins: the report links such a verdict to its chart.
+FELL_BEHIND = "the load generator fell behind"
 WHAT_WOULD_DECIDE = "more generator processes (--workers N), a lower rate, or a machine with more cores"
 
 
@@ -167,6 +171,15 @@ def behind_reasons(window: GeneratorWindow, bound_s: float | None) -> list[str]:
     return reasons
 
 
+def blames_generator(reason: str | None) -> bool:
+    """Whether a verdict's reason says the load generator fell behind (among its reasons).
+
+    >>> blames_generator(f"{FELL_BEHIND} in 0.0-9.0 s: ..."), blames_generator(None)
+    (True, False)
+    """
+    return FELL_BEHIND in (reason or "")
+
+
 def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> Verdict:
     """``verdict``, or undetermined naming the load generator when it was behind in ``window``.
 
@@ -178,7 +191,7 @@ def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> V
         return replace(verdict, evidence=evidence)
     span = f"{window.start:.1f}-{window.end:.1f} s"
     reason = (
-        f"the load generator fell behind in {span}: {'; '.join(reasons)}; "
+        f"{FELL_BEHIND} in {span}: {'; '.join(reasons)}; "
         f"what this run measured there is the generator, not the system. To decide it: {WHAT_WOULD_DECIDE}"
     )
     if verdict.outcome == "undetermined":
