@@ -40,9 +40,17 @@ from harness.analysis.verdicts import Verdict
 from harness.analysis.windows import expectation_window
 from harness.records.generator import GeneratorSample
 from model.expectations import LATENCY_METRICS, Expectation
+from model.generator_limits import (
+    CPU_SHARE_LIMIT,
+    LOOP_LAG_LIMIT_S,
+    SEND_LAG_FLOOR_S,
+    SEND_LAG_LIMIT_S,
+    SEND_LAG_SHARE,
+)
 
 __all__ = [
     "CPU_SHARE_LIMIT",
+    "FELL_BEHIND",
     "LOOP_LAG_LIMIT_S",
     "SEND_LAG_FLOOR_S",
     "SEND_LAG_LIMIT_S",
@@ -50,6 +58,7 @@ __all__ = [
     "GeneratorWindow",
     "ProcessHealth",
     "behind_reasons",
+    "blames_generator",
     "gated",
     "generator_summary",
     "generator_window",
@@ -57,11 +66,8 @@ __all__ = [
     "send_lag_limit",
 ]
 
-SEND_LAG_FLOOR_S = 0.025
-SEND_LAG_SHARE = 0.10
-SEND_LAG_LIMIT_S = 0.25
-LOOP_LAG_LIMIT_S = 0.1
-CPU_SHARE_LIMIT = 0.9
+# How a reason that blames the generator begins: the report links such a verdict to its chart.
+FELL_BEHIND = "the load generator fell behind"
 WHAT_WOULD_DECIDE = "more generator processes (--workers N), a lower rate, or a machine with more cores"
 
 
@@ -165,6 +171,15 @@ def behind_reasons(window: GeneratorWindow, bound_s: float | None) -> list[str]:
     return reasons
 
 
+def blames_generator(reason: str | None) -> bool:
+    """Whether a verdict's reason says the load generator fell behind (among its reasons).
+
+    >>> blames_generator(f"{FELL_BEHIND} in 0.0-9.0 s: ..."), blames_generator(None)
+    (True, False)
+    """
+    return FELL_BEHIND in (reason or "")
+
+
 def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> Verdict:
     """``verdict``, or undetermined naming the load generator when it was behind in ``window``.
 
@@ -176,7 +191,7 @@ def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> V
         return replace(verdict, evidence=evidence)
     span = f"{window.start:.1f}-{window.end:.1f} s"
     reason = (
-        f"the load generator fell behind in {span}: {'; '.join(reasons)}; "
+        f"{FELL_BEHIND} in {span}: {'; '.join(reasons)}; "
         f"what this run measured there is the generator, not the system. To decide it: {WHAT_WOULD_DECIDE}"
     )
     if verdict.outcome == "undetermined":

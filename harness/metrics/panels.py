@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from model import metric_names as names
+from model.generator_limits import CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_S, SEND_LAG_FLOOR_S, SEND_LAG_LIMIT_S
 
 __all__ = ["DASHBOARDS", "PANELS", "Panel", "Query", "panel", "panels_for", "recording_rules"]
 
@@ -58,6 +59,30 @@ class Panel:
 
 def _q(expr: str, legend: str) -> Query:
     return Query(expr=expr, legend=legend)
+
+
+def _generator_panel(
+    *, key: str, title: str, unit: str, description: str, queries: tuple[Query, ...],
+    thresholds: tuple[tuple[float, str], ...] = (),
+) -> Panel:  # fmt: skip
+    """A panel of the load generator's own health: a line per generator process, on every
+    stack.  Not among the report's panels: the report draws these from generator.jsonl, every
+    sample exact, on one figure (harness.report.generator_chart).  The thresholds are the
+    limits the verdicts' gate judges by (harness.analysis.generator)."""
+    return Panel(key=key, title=title, unit=unit, dashboard="load", description=description, queries=queries,
+                 thresholds=thresholds, in_report=False, labels=("worker",), any_system=True)  # fmt: skip
+
+
+def _generator_gauge(key: str, title: str, unit: str, metric: str, limit: float, description: str) -> Panel:
+    """A generator panel of a gauge per process, the gate's limit for it the red line."""
+    return _generator_panel(
+        key=key,
+        title=title,
+        unit=unit,
+        description=description,
+        queries=(_q(f"max by (worker) ({metric})", "generator {{worker}}"),),
+        thresholds=((limit, "red"),),
+    )
 
 
 def rule_name(level: str, metric: str, operations: str) -> str:
@@ -321,6 +346,53 @@ PANELS: tuple[Panel, ...] = (
             _q(f"sum by (lane) ({names.LOCUST_IN_FLIGHT})", "{{lane}} in flight"),
         ),
         any_system=True,
+    ),
+    # -- load: the generator's own health, per generator process (worker) --------------------
+    _generator_panel(
+        key="generator_send_lag",
+        title="Load generator: send lag p99 (start - intended start)",
+        unit="s",
+        description="How late each generator process sent its arrivals. Lines: the floor of a "
+        "latency verdict's limit (yellow) and the limit of any other verdict (red).",
+        queries=(
+            _q(
+                "histogram_quantile(0.99, sum by (worker, le) "
+                f"(rate({names.GENERATOR_SEND_LAG}_bucket[{_W}])))",
+                "generator {{worker}} p99",
+            ),
+        ),
+        thresholds=((SEND_LAG_FLOOR_S, "yellow"), (SEND_LAG_LIMIT_S, "red")),
+    ),
+    _generator_gauge(
+        "generator_loop_lag",
+        "Load generator: event loop lag (most a 100 ms timer fired late)",
+        "s",
+        names.GENERATOR_EVENT_LOOP_LAG,
+        LOOP_LAG_LIMIT_S,
+        "Past the line the process's event loop was blocked: it read answers late too.",
+    ),
+    _generator_gauge(
+        "generator_cpu",
+        "Load generator: CPU share of one core",
+        "percentunit",
+        names.GENERATOR_CPU_SHARE,
+        CPU_SHARE_LIMIT,
+        "At the line (Locust's own warning) the process can not keep its schedule.",
+    ),
+    _generator_panel(
+        key="generator_unsent",
+        title="Load generator: arrivals due, not sent",
+        unit="short",
+        description="Late: due and not yet sent (nor dropped at max_in_flight). Never sent: still "
+        "not sent when the load stopped; never counted as the system's latency or error.",
+        queries=(
+            _q(
+                f"sum by (worker) ({names.GENERATOR_ARRIVALS_DUE} - {names.GENERATOR_ARRIVALS_SENT}"
+                f" - {names.GENERATOR_ARRIVALS_DROPPED})",
+                "generator {{worker}} late",
+            ),
+            _q(f"sum by (worker) ({names.GENERATOR_ARRIVALS_NEVER_SENT})", "generator {{worker}} never sent"),
+        ),
     ),
 )
 

@@ -22,7 +22,16 @@ from harness.analysis.estimates import percentile
 from harness.analysis.inputs import Row
 from harness.metrics.panels import DASHBOARDS, PANELS, Panel
 
-__all__ = ["Chart", "ChartGroup", "TimeAxis", "detail_charts", "story_charts", "time_axis"]
+__all__ = [
+    "Chart",
+    "ChartGroup",
+    "TimeAxis",
+    "detail_charts",
+    "finish_axes",
+    "save_figure",
+    "story_charts",
+    "time_axis",
+]
 
 LANE_COLOURS = {"sync": "#c0392b", "async": "#2471a3"}
 _FAULT_COLOUR = "#f5b041"
@@ -87,7 +96,7 @@ def _lanes_figure(lanes: Sequence[str], height: float = 2.6) -> tuple[Any, list[
     return fig, list(axes[0])
 
 
-def _finish(ax: Any, axis: TimeAxis, unit: str, title: str | None) -> None:
+def finish_axes(ax: Any, axis: TimeAxis, unit: str, title: str | None) -> None:
     for name, start, end in axis.faults:
         ax.axvspan(start, end, color=_FAULT_COLOUR, alpha=0.25)
         # Named on the chart, not in the legend: the lines' legend stays short.
@@ -105,7 +114,7 @@ def _finish(ax: Any, axis: TimeAxis, unit: str, title: str | None) -> None:
         ax.legend(fontsize=7, loc="best", ncol=2)
 
 
-def _save(fig: Any, run_dir: Path, name: str) -> None:
+def save_figure(fig: Any, run_dir: Path, name: str) -> None:
     for ax in fig.axes:  # once every lane is drawn: the lanes share this scale
         ax.set_ylim(bottom=0)
     fig.tight_layout()
@@ -180,8 +189,8 @@ def story_charts(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], axis:
                 label="answered 2xx")  # fmt: skip
         ax.plot(xs, _per_bucket(axis, [r for r in checkouts if not r.ok], lambda r: r.end), color=colour,
                 linestyle=":", label="answered with an error")  # fmt: skip
-        _finish(ax, axis, "per second", lane)
-    _save(fig, run_dir, "story-arrivals.png")
+        finish_axes(ax, axis, "per second", lane)
+    save_figure(fig, run_dir, "story-arrivals.png")
     charts.append(
         Chart(
             file="story-arrivals.png",
@@ -197,8 +206,8 @@ def story_charts(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], axis:
         p50, p99 = _quantiles(axis, answers, (0.5, 0.99))
         ax.plot(axis.centres(), p50, color=colour, label="p50")
         ax.plot(axis.centres(), p99, color=colour, linestyle="--", label="p99")
-        _finish(ax, axis, "seconds", lane)
-    _save(fig, run_dir, "story-latency.png")
+        finish_axes(ax, axis, "seconds", lane)
+    save_figure(fig, run_dir, "story-latency.png")
     charts.append(
         Chart(
             file="story-latency.png",
@@ -211,8 +220,8 @@ def story_charts(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], axis:
     for ax, lane in zip(axes, lanes, strict=True):
         xs, ys = _open_orders(axis, rows, lane)
         ax.plot(xs, ys, color=LANE_COLOURS.get(lane, "#333"), label="orders not yet fulfilled")
-        _finish(ax, axis, "orders", lane)
-    _save(fig, run_dir, "story-backlog.png")
+        finish_axes(ax, axis, "orders", lane)
+    save_figure(fig, run_dir, "story-backlog.png")
     charts.append(
         Chart(
             file="story-backlog.png",
@@ -258,9 +267,9 @@ def _panel_chart(run_dir: Path, panel: Panel, lines: list[dict[str, Any]], lanes
         drawn = by_lane.get(lane, []) + (by_lane.get(None, []) if lane is not None else [])
         for legend, xs, ys in drawn[:12]:
             ax.plot(xs, ys, label=legend or None)  # a lane's only line: its side names it
-        _finish(ax, axis, unit, lane)
+        finish_axes(ax, axis, unit, lane)
     name = f"panel-{panel.key}.png"
-    _save(fig, run_dir, name)
+    save_figure(fig, run_dir, name)
     lane = columns[0] if len(columns) == 1 else None
     if lane is None and len(columns) == 1 and panel.dashboard in lanes:
         lane = panel.dashboard  # a lane's own dashboard: its queries name no lane
@@ -300,8 +309,8 @@ def _fulfilment_chart(run_dir: Path, lanes: Sequence[str], rows: Sequence[Row], 
         colour = LANE_COLOURS.get(lane, "#333")
         ax.plot(axis.centres(), p50, color=colour, label="p50")
         ax.plot(axis.centres(), p95, color=colour, linestyle="--", label="p95")
-        _finish(ax, axis, "seconds", lane)
-    _save(fig, run_dir, "fulfillment.png")
+        finish_axes(ax, axis, "seconds", lane)
+    save_figure(fig, run_dir, "fulfillment.png")
     return Chart(
         file="fulfillment.png",
         title="Time from arrival to fulfilment, p50 and p95, by when it was fulfilled",

@@ -16,11 +16,13 @@ from typing import Any
 
 import jinja2
 
+from harness.analysis.generator import blames_generator
 from harness.analysis.inputs import Row
 from harness.analysis.verdicts import outcome_of
 from harness.config.files import read_json, read_json_lines
 from harness.records.schema import RequestRecord
 from harness.report.charts import detail_charts, story_charts, time_axis
+from harness.report.generator_chart import generator_part
 from harness.report.parts import OUTCOME_WORDS, STYLE, run_status
 from harness.report.shootout import write_shootout
 from model.errors import ConfigError
@@ -196,8 +198,12 @@ def write_report(run_dir: Path) -> Path:
         status=status,
         status_colour=colour,
         style=STYLE,
-        verdicts=[(outcome_of(v), OUTCOME_WORDS[outcome_of(v)], v) for v in summary.get("verdicts", [])],
+        verdicts=[
+            (outcome_of(v), OUTCOME_WORDS[outcome_of(v)], v, blames_generator(v.get("reason")))
+            for v in summary.get("verdicts", [])
+        ],
         story=story_charts(run_dir, lanes, rows, axis),
+        generator=generator_part(run_dir, summary, axis),
         groups=detail_charts(run_dir, lanes, rows, series, axis, t0),
         lane_table=_lane_table(summary),
         faults=[{**f, "attributes": json.dumps(f["attributes"])} for f in summary.get("chaos", [])],

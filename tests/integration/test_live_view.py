@@ -121,7 +121,7 @@ def test_the_live_page_draws_every_panel_of_a_run_and_changes_faults_from_its_ow
         # Every chart of every panel has data from the run (the email fault included).
         _wait("every chart to have data", lambda: bool(_charts(page)) and min(_charts(page).values()) > 0)
         charts = _charts(page)
-        assert len(charts) >= 19, charts
+        assert len(charts) >= 23, charts
         assert {
             "latency/sync",
             "latency/async",
@@ -129,7 +129,16 @@ def test_the_live_page_draws_every_panel_of_a_run_and_changes_faults_from_its_ow
             "faults/async",
             "pool/sync",
             "backlog/async",
+            # The load generator's health, one chart across the page, a line per generator process.
+            "generator_send_lag/all",
+            "generator_loop_lag/all",
+            "generator_cpu/all",
+            "generator_unsent/all",
         } <= set(charts)
+        legends = page.eval_on_selector_all(
+            ".chart[data-panel=generator_cpu] .u-legend .u-label", "els => els.map(e => e.textContent)"
+        )
+        assert any(legend.strip().startswith("generator ") for legend in legends), legends
         _wait("the run to finish", lambda: run.poll() is not None, timeout_s=120)
         _wait("the verdicts on the page", lambda: page.locator("#verdicts tr.verdict").count() > 0)
         assert page.get_attribute("#run-stage", "data-stage") == "done"

@@ -1,6 +1,7 @@
 """The run report of a short real run, opened in headless Chromium: every image loads, the
-verdicts and the three story charts are on the first screen, and ``doorbuster judge`` draws the
-same page again from the run's files alone."""
+verdicts and the three story charts are on the first screen, the load generator's health is
+drawn from its samples, and ``doorbuster judge`` draws the same page again from the run's files
+alone."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from harness.cli.main import main
+from harness.report.generator_chart import GENERATOR_CHART
 from model.errors import ExitCode
 from tests.browser import headless_chromium
 from tests.integration.conftest import RunningStack
@@ -51,12 +53,17 @@ def test_the_report_of_a_real_run_tells_its_story_on_the_first_screen(
     series = json.loads((out / "series.json").read_text())
     panels = {f"panel-{key}.png" for key, lines in series["panels"].items() if lines}
     assert len(panels) >= 15, panels
-    assert images == {*STORY, "fulfillment.png", *panels}
+    # The generator's health from generator.jsonl, on the run's time axis; not a panel of series.json.
+    assert images == {*STORY, GENERATOR_CHART, "fulfillment.png", *panels}
+    assert not any(key.startswith("generator_") for key in series["panels"])
     for png in STORY:
         with Image.open(out / png) as chart:
             assert chart.size[0] > 2 * chart.size[1], (png, chart.size)  # sync | async, side by side
     page = (out / "report.html").read_text()
     assert "email-slow" in page and "PASSED" in page and "0 lost of 72 accepted" in page
+    assert 'id="generator"' in page and "No generator-health chart" not in page
+    with Image.open(out / GENERATOR_CHART) as chart:
+        assert chart.size[0] > 2 * chart.size[1], chart.size  # one figure, its four panels two by two
 
     # judge, with no stack, draws the same page again from the files.
     for name in ("report.html", *images):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from harness.analysis.generator import CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_S, SEND_LAG_FLOOR_S, SEND_LAG_LIMIT_S
 from harness.config.files import read_text
 from harness.load.arrivals import arrival_times
 from harness.load.exporter import LoadCollector
@@ -23,6 +25,7 @@ from harness.load.generator_health import (
 from harness.load.generator_log import GeneratorLog
 from harness.load.request_log import RequestLog
 from harness.load.schedule import ArrivalSchedule, DueArrivals
+from harness.metrics.panels import DASHBOARDS, panels_for
 from harness.records.generator import GeneratorSample, read_generator_samples
 from model import metric_names as names
 from model.errors import ConfigError
@@ -146,7 +149,8 @@ def test_a_sample_is_written_and_read_back_and_a_bad_one_refused(tmp_path: Path)
         GeneratorSample.from_json({**sample.to_json(), "extra": 1})
 
 
-def test_the_exporter_exports_each_generators_health_by_worker(tmp_path: Path) -> None:
+def _exporting_two_generators(tmp_path: Path) -> CollectorRegistry:
+    """The exporter of two generators: "0" stopped with five arrivals never sent, "1" sending."""
     health = {w: GeneratorHealth(w, reading=CpuReading(cpu_s=0.0, wall_s=0.0), now=0.0) for w in ("0", "1")}
     health["1"].on_sent("sync", 0.003)
     health["1"].on_sent("async", 2.5)
@@ -159,6 +163,11 @@ def test_the_exporter_exports_each_generators_health_by_worker(tmp_path: Path) -
     registry = CollectorRegistry()
     log = RequestLog(("sync", "async"), tmp_path / "r.jsonl", is_worker=True)
     registry.register(LoadCollector(View(Stats({})), load, log, generators))
+    return registry
+
+
+def test_the_exporter_exports_each_generators_health_by_worker(tmp_path: Path) -> None:
+    registry = _exporting_two_generators(tmp_path)
 
     def value(name: str, **labels: str) -> float | None:
         return registry.get_sample_value(name, labels)
@@ -173,3 +182,27 @@ def test_the_exporter_exports_each_generators_health_by_worker(tmp_path: Path) -
     assert value(names.GENERATOR_SEND_LAG + "_bucket", worker="1", lane="sync", le="0.005") == 1
     assert value(names.GENERATOR_SEND_LAG + "_bucket", worker="1", lane="async", le="2.0") == 0
     assert value(names.GENERATOR_SEND_LAG + "_count", worker="1", lane="async") == 1
+
+
+def test_the_catalogue_has_generator_health_panels_per_worker_on_what_the_exporter_exports(
+    tmp_path: Path,
+) -> None:
+    """Grafana's load dashboard, every system's dashboard and the live view draw them."""
+    exported = {family.name for family in _exporting_two_generators(tmp_path).collect()}
+    exported |= {name + "_total" for name in exported}  # a counter family is named without it
+    generator = [p for p in panels_for(builtin=False) if p.key.startswith("generator_")]
+    assert {p.key for p in generator} == {"generator_send_lag", "generator_loop_lag", "generator_cpu",
+                                          "generator_unsent"}  # fmt: skip
+    read: set[str] = set()
+    for p in generator:
+        assert p.dashboard in DASHBOARDS and p.any_system and not p.in_report, p.key
+        for query in p.queries:
+            used = set(re.findall(r"doorbuster_generator_\w+", query.expr))
+            assert used, query.expr
+            read |= {name.removesuffix("_bucket") for name in used}
+            assert query.legend_labels == {"worker"}, query.legend  # a line per generator process
+    assert read <= exported
+    assert read >= {names.GENERATOR_SEND_LAG, names.GENERATOR_EVENT_LOOP_LAG, names.GENERATOR_CPU_SHARE,
+                    names.GENERATOR_ARRIVALS_NEVER_SENT}  # fmt: skip
+    limits = {value for p in generator for value, _ in p.thresholds}
+    assert limits == {SEND_LAG_FLOOR_S, SEND_LAG_LIMIT_S, LOOP_LAG_LIMIT_S, CPU_SHARE_LIMIT}
