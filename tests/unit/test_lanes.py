@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.lanes import LANES, LOAD_MODULES, lane_arguments
+from tests.lanes import LANES, LOAD_MODULES, lane_arguments, module_seconds
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -30,3 +30,18 @@ def test_a_lane_is_given_its_own_temporary_directory_and_the_extra_arguments() -
     args = lane_arguments(load, basetemp=Path("/tmp/lanes/load/tmp"), extra=["-x"])
     assert "--basetemp=/tmp/lanes/load/tmp" in args
     assert args[-len(LOAD_MODULES) - 1 :] == ["-x", *LOAD_MODULES]
+
+
+def test_each_modules_seconds_are_summed_from_a_lanes_junit_file(tmp_path: Path) -> None:
+    junit = tmp_path / "load.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.integration.test_sweep" name="a" time="250.5"/>'
+        '<testcase classname="tests.integration.test_claims" name="b" time="100"/>'
+        '<testcase classname="tests.integration.test_claims" name="c" time="50.25"/>'
+        "</testsuite></testsuites>"
+    )
+    assert module_seconds(junit) == {
+        "tests.integration.test_sweep": 250.5,
+        "tests.integration.test_claims": 150.25,
+    }
