@@ -28,12 +28,12 @@ from chaosdoorbuster.arguments import (
 from chaosdoorbuster.holder import OWNER
 from chaosdoorbuster.stack import running_stack
 from harness.analysis.estimates import percentile
-from harness.analysis.verdicts import outcome_of, overall
 from harness.faults.chaos import Chaos
 from harness.faults.leases import fault_owners
 from harness.metrics.panels import Query, panel
 from harness.metrics.prometheus import PrometheusClient
 from harness.records.run_dir import RunDir
+from harness.records.verdicts import outcome_of, overall
 from model.topology import Topology, is_loopback
 
 __all__ = ["active_faults", "lane_figures", "probe_lane", "run_outcome", "run_verdicts"]

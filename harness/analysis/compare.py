@@ -31,9 +31,9 @@ from typing import Any, Literal
 from harness.analysis.estimates import Estimate, samples_to_bound
 from harness.analysis.figures import LaneFigures, format_figure, lane_figures
 from harness.analysis.recorded import judged_load_end, read_run_scenario, recorded_run, summarise
-from harness.analysis.verdicts import outcome_of
 from harness.records.run_dir import LEDGER_FILE
 from harness.records.schema import read_ledger
+from harness.records.verdicts import outcome_of
 from model.errors import ConfigError
 from model.scenario import Scenario
 from model.topology import LANES

@@ -25,8 +25,8 @@ from harness.analysis.figures import format_figure as _fmt
 from harness.analysis.generator import judged_with_generator
 from harness.analysis.inputs import FaultWindow, RunInputs
 from harness.analysis.recovery import lane_recovery, recovery_verdict
-from harness.analysis.verdicts import Outcome, Verdict
 from harness.analysis.windows import ExpectationWindow, expectation_window
+from harness.records.verdicts import Outcome, Verdict
 from model.expectations import Expectation
 
 __all__ = ["evaluate", "judge"]

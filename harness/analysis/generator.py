@@ -36,9 +36,9 @@ from typing import Any
 
 from harness.analysis.estimates import percentile
 from harness.analysis.inputs import RunInputs
-from harness.analysis.verdicts import Verdict
 from harness.analysis.windows import expectation_window
 from harness.records.generator import GeneratorSample
+from harness.records.verdicts import Verdict
 from model.expectations import LATENCY_METRICS, Expectation
 
 __all__ = [

@@ -39,7 +39,7 @@ from harness.analysis.journeys import (
     oldest_unfulfilled,
     window_rates,
 )
-from harness.analysis.verdicts import Outcome
+from harness.records.verdicts import Outcome
 from model.scenario import Metastability
 
 __all__ = [

@@ -18,7 +18,7 @@ OUTCOME_STYLE = {
 
 def verdict_lines(summary: dict[str, Any]) -> Table:
     """The verdicts for the terminal; an undetermined one says what more data would decide it."""
-    from harness.analysis.verdicts import outcome_of
+    from harness.records.verdicts import outcome_of
 
     scale = summary.get("time_scale", 1.0)
     title = f"{summary['scenario']}{'' if scale == 1 else f' at time scale {scale:g}'}: verdicts"
@@ -34,7 +34,7 @@ def verdict_lines(summary: dict[str, Any]) -> Table:
 
 def verdict_count(verdicts: list[dict[str, Any]]) -> str:
     """``1 expectation failed, 2 undetermined (of 7)``: the message of exit 1."""
-    from harness.analysis.verdicts import outcome_of
+    from harness.records.verdicts import outcome_of
 
     outcomes = [outcome_of(v) for v in verdicts]
     parts = [f"{outcomes.count('fail')} expectation(s) failed"] if "fail" in outcomes else []

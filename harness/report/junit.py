@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.verdicts import outcome_of
+from harness.records.verdicts import outcome_of
 from model.errors import ConfigError
 
 __all__ = ["check_junit_path", "junit_xml", "write_junit"]

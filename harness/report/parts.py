@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from harness.analysis.verdicts import outcome_of, overall
+from harness.records.verdicts import outcome_of, overall
 
 __all__ = ["OUTCOME_WORDS", "STYLE", "run_status", "verdict_table"]
 

@@ -17,9 +17,9 @@ from typing import Any
 import jinja2
 
 from harness.analysis.inputs import Row
-from harness.analysis.verdicts import outcome_of
 from harness.config.files import read_json, read_json_lines
 from harness.records.schema import RequestRecord
+from harness.records.verdicts import outcome_of
 from harness.report.charts import detail_charts, story_charts, time_axis
 from harness.report.parts import OUTCOME_WORDS, STYLE, run_status
 from harness.report.shootout import write_shootout

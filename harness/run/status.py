@@ -144,7 +144,7 @@ class PublishedProgress:
 
     def judged(self, summary: dict[str, Any]) -> None:
         """The run's verdicts, from its summary (``summary.json``'s ``verdicts``)."""
-        from harness.analysis.verdicts import outcome_of, overall
+        from harness.records.verdicts import outcome_of, overall
 
         verdicts = summary.get("verdicts", [])
         self._publish(

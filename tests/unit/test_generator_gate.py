@@ -17,8 +17,8 @@ from harness.analysis.generator import (
 )
 from harness.analysis.inputs import Row, RunInputs
 from harness.analysis.summary import analyse
-from harness.analysis.verdicts import Verdict
 from harness.records.generator import GeneratorSample
+from harness.records.verdicts import Verdict
 from tests.unit.scenarios import made_up_scenario
 
 FAILED = Verdict(expectation="sync.checkout.p99 < 50ms at steady", outcome="fail", observed="p99 15.68 s")
