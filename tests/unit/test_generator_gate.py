@@ -119,7 +119,7 @@ EXPECTATIONS = ["sync.checkout.p99 < 50ms at baseline", "sync.checkout.p99 < 50m
 def _judged(rows: list[Row], samples: Sequence[GeneratorSample] = ()) -> dict[str, Any]:
     inputs = RunInputs(scenario=made_up_scenario(rate=50, expectations=EXPECTATIONS), rows=tuple(rows),
                        faults=(), load_end=80.0, generator=tuple(samples))  # fmt: skip
-    summary = analyse(inputs)
+    summary = analyse(inputs).to_json()
     return {"summary": summary, **{v["expectation"]: v for v in summary["verdicts"]}}
 
 
