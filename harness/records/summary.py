@@ -21,7 +21,7 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import pydantic
 
@@ -51,6 +51,9 @@ __all__ = [
     "doc",
     "read_summary",
 ]
+
+# A figure as the writer made it: a count-like 3 stays 3 when read back, so the JSON is the same.
+Number: TypeAlias = int | float
 
 # Every record refuses a field it does not define: a typo is not silently dropped.
 _STRICT = pydantic.ConfigDict(extra="forbid")
@@ -97,14 +100,14 @@ class Quantiles(_Record):
     """Milliseconds at each quantile; null when there was no sample."""
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
-    p50: float | None = field(metadata=doc("the median, ms"))
-    p95: float | None = field(metadata=doc("the 95th percentile, ms"))
-    p99: float | None = field(metadata=doc("the 99th percentile, ms"))
+    p50: Number | None = field(metadata=doc("the median, ms"))
+    p95: Number | None = field(metadata=doc("the 95th percentile, ms"))
+    p99: Number | None = field(metadata=doc("the 99th percentile, ms"))
 
 
 @dataclass(frozen=True, kw_only=True)
 class LatencyQuantiles(Quantiles):
-    max: float | None = field(metadata=doc("the slowest, ms"))
+    max: Number | None = field(metadata=doc("the slowest, ms"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,8 +144,8 @@ class LaneSummary(_Record):
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
     requests: int = field(metadata=doc("checkout attempts"))
     errors: int = field(metadata=doc("checkout attempts that failed"))
-    error_rate: float | None = field(metadata=doc("errors / requests; null without requests"))
-    throughput_rps: float = field(metadata=doc("successful checkouts per second (goodput)"))
+    error_rate: Number | None = field(metadata=doc("errors / requests; null without requests"))
+    throughput_rps: Number = field(metadata=doc("successful checkouts per second (goodput)"))
     latency_ms: LatencyQuantiles = field(
         metadata=doc(
             "every checkout's time waited from its intended start, failures included (async: to the 202)"
@@ -173,9 +176,9 @@ class ChaosWindow(_Record):
     dependency: str = field(metadata=doc("the hop it was applied to"))
     lanes: tuple[str, ...] = field(metadata=doc("the lanes it was applied on"))
     type: str = field(metadata=doc("the fault's type"))
-    attributes: dict[str, float] = field(metadata=doc("the fault's attributes"))
-    start_s: float = field(metadata=doc("its apply acknowledged (as planned if it never was)"))
-    end_s: float = field(metadata=doc("its removal acknowledged (asked for, or planned, if it was not)"))
+    attributes: dict[str, Number] = field(metadata=doc("the fault's attributes"))
+    start_s: Number = field(metadata=doc("its apply acknowledged (as planned if it never was)"))
+    end_s: Number = field(metadata=doc("its removal acknowledged (asked for, or planned, if it was not)"))
     applied: bool = field(metadata=doc("whether it was applied"))
     removed: bool = field(metadata=doc("whether its removal was acknowledged"))
 
@@ -186,32 +189,32 @@ class RecoveryFigures(_Record):
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
     success: str = field(metadata=doc("what counted as a success for an arrival"))
-    pre_window_s: tuple[float, float] = field(
+    pre_window_s: tuple[Number, Number] = field(
         metadata=doc("the pre-trigger window the baseline rate is taken over")
     )
     pre_arrivals: int = field(metadata=doc("offered arrivals in it"))
     pre_successes: int = field(metadata=doc("those that succeeded"))
-    pre_rate: float | None = field(metadata=doc("their success rate"))
-    pre_rate_ci95: tuple[float, float] | None = field(metadata=doc("its 95% confidence interval"))
-    fraction: float = field(metadata=doc("the share of the pre-trigger rate a window must reach"))
-    threshold: float | None = field(metadata=doc("fraction x the pre-trigger rate: the bar"))
-    smoothing_s: float = field(metadata=doc("the length of a window"))
-    resolution_s: float = field(metadata=doc("the length of a bin (a second, or the run's time scale)"))
-    trigger_end_s: float = field(metadata=doc("the trigger's removal"))
-    observation_s: float = field(metadata=doc("how long after the removal the outcome was judged"))
-    offered_before_rps: float | None = field(metadata=doc("offered arrivals per second before the trigger"))
-    offered_after_rps: float | None = field(metadata=doc("... and after its removal"))
+    pre_rate: Number | None = field(metadata=doc("their success rate"))
+    pre_rate_ci95: tuple[Number, Number] | None = field(metadata=doc("its 95% confidence interval"))
+    fraction: Number = field(metadata=doc("the share of the pre-trigger rate a window must reach"))
+    threshold: Number | None = field(metadata=doc("fraction x the pre-trigger rate: the bar"))
+    smoothing_s: Number = field(metadata=doc("the length of a window"))
+    resolution_s: Number = field(metadata=doc("the length of a bin (a second, or the run's time scale)"))
+    trigger_end_s: Number = field(metadata=doc("the trigger's removal"))
+    observation_s: Number = field(metadata=doc("how long after the removal the outcome was judged"))
+    offered_before_rps: Number | None = field(metadata=doc("offered arrivals per second before the trigger"))
+    offered_after_rps: Number | None = field(metadata=doc("... and after its removal"))
     retries_before: int = field(metadata=doc("impatient retries before the trigger"))
     retries_after: int = field(metadata=doc("... and after its removal"))
-    fulfilment_deadline_s: float | None = field(
+    fulfilment_deadline_s: Number | None = field(
         metadata=doc("async: the slowest fulfilment before the trigger")
     )
     offered: tuple[int, ...] = field(metadata=doc("offered arrivals in each bin after the removal"))
     succeeded: tuple[int, ...] = field(metadata=doc("successes in each bin after the removal"))
-    window_rates: tuple[float | None, ...] = field(
+    window_rates: tuple[Number | None, ...] = field(
         metadata=doc("each window's success rate after the removal")
     )
-    oldest_unfulfilled_s: tuple[float, ...] = field(
+    oldest_unfulfilled_s: tuple[Number, ...] = field(
         metadata=doc("async: the oldest unfulfilled order's age at each bin")
     )
 
@@ -224,13 +227,13 @@ class LaneRecovery(_Record):
     lane: str = field(metadata=doc("the lane"))
     trigger: str = field(metadata=doc("the last fault on the lane"))
     outcome: str = field(metadata=doc("recovered, metastable, not_recovered or undetermined"))
-    recovery_s: float | None = field(
+    recovery_s: Number | None = field(
         metadata=doc("time to recover after the trigger's removal, in whole bins")
     )
     reason: str | None = field(metadata=doc("why undetermined or not recovered"))
     evidence: RecoveryFigures | None = field(metadata=doc("what the outcome rests on"))
     recovered: bool = field(metadata=doc("outcome is recovered"))
-    window_s: float = field(metadata=doc("the observation window after the removal"))
+    window_s: Number = field(metadata=doc("the observation window after the removal"))
     dipped: bool | None = field(
         metadata=doc("whether the trigger pushed the lane below the bar; null: can not tell")
     )
@@ -242,9 +245,9 @@ class LadderAmplification(_Record):
     """Attempts at the slow hop per offered arrival."""
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
-    during: float | None = field(metadata=doc("while the trigger was on; null: not known"))
-    after: float | None = field(metadata=doc("over the observation window after its removal"))
-    theory: float | None = field(metadata=doc("the most the policy allows; null: no bound"))
+    during: Number | None = field(metadata=doc("while the trigger was on; null: not known"))
+    after: Number | None = field(metadata=doc("over the observation window after its removal"))
+    theory: Number | None = field(metadata=doc("the most the policy allows; null: no bound"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -257,7 +260,7 @@ class LadderRung(_Record):
     amplification: LadderAmplification = field(metadata=doc("attempts there per offered arrival"))
     shoppers_failed: int = field(metadata=doc("shoppers who did not get what they came for, over the run"))
     shoppers: int = field(metadata=doc("shoppers over the run"))
-    recovery_s: float | None = field(metadata=doc("time to recover after the trigger's removal"))
+    recovery_s: Number | None = field(metadata=doc("time to recover after the trigger's removal"))
     outcome: str = field(metadata=doc("the recovery outcome"))
 
 
@@ -269,7 +272,7 @@ class RunFacts(_Record):
     """What the run adds to the analysis (harness.analysis.recorded.summarise)."""
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
-    t0: float = field(metadata=doc("the run's time origin, epoch seconds"))
+    t0: Number = field(metadata=doc("the run's time origin, epoch seconds"))
     seed: int | None = field(default=None, metadata=doc("the seed of the arrivals' schedule"))
     arrivals: str = field(default="even", metadata=doc("how the open model's arrivals were spaced"))
     interrupted: bool = field(default=False, metadata=doc("Ctrl-C during the load"))
@@ -288,7 +291,7 @@ class RunFacts(_Record):
             "`incomplete` (figure to the processes whose part is unknown) and `restarted`", omit_none=True
         ),
     )
-    drained_after_load_s: float | None = field(
+    drained_after_load_s: Number | None = field(
         default=None,
         metadata=doc("seconds from the end of the load until every order finished; null: not seen"),
     )
@@ -302,13 +305,13 @@ class GeneratorLimits(_Record):
     """The limits past which the generator was behind (harness.analysis.generator)."""
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
-    send_lag_floor_ms: float = field(metadata=doc("the least send-lag limit of a latency verdict"))
-    send_lag_share_of_bound: float = field(
+    send_lag_floor_ms: Number = field(metadata=doc("the least send-lag limit of a latency verdict"))
+    send_lag_share_of_bound: Number = field(
         metadata=doc("a latency verdict's send-lag limit as a share of its bound")
     )
-    send_lag_limit_ms: float = field(metadata=doc("the send-lag limit of a verdict not on a latency"))
-    loop_lag_ms: float = field(metadata=doc("how late the event loop may run"))
-    cpu_share: float = field(metadata=doc("the share of its core a generator process may use"))
+    send_lag_limit_ms: Number = field(metadata=doc("the send-lag limit of a verdict not on a latency"))
+    loop_lag_ms: Number = field(metadata=doc("how late the event loop may run"))
+    cpu_share: Number = field(metadata=doc("the share of its core a generator process may use"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -317,10 +320,10 @@ class ProcessFigures(_Record):
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
     worker: str = field(metadata=doc("the process"))
-    loop_lag_max_ms: float = field(
+    loop_lag_max_ms: Number = field(
         metadata=doc("the median over the window's samples of each one's worst loop lag")
     )
-    cpu_share_max: float = field(metadata=doc("its mean CPU share over the window"))
+    cpu_share_max: Number = field(metadata=doc("its mean CPU share over the window"))
     never_sent: int = field(metadata=doc("arrivals it never sent, when the window reaches its final backlog"))
 
 
@@ -330,10 +333,10 @@ class GeneratorWindowFigures(_Record):
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
     name: str = field(metadata=doc("run, or the stage's name"))
-    start_s: float = field(metadata=doc("the window's start, run seconds"))
-    end_s: float = field(metadata=doc("its end"))
+    start_s: Number = field(metadata=doc("the window's start, run seconds"))
+    end_s: Number = field(metadata=doc("its end"))
     arrivals: int = field(metadata=doc("first attempts sent whose intended start falls in it"))
-    send_lag_p99_ms: float | None = field(metadata=doc("their send lag's 99th percentile; null: none"))
+    send_lag_p99_ms: Number | None = field(metadata=doc("their send lag's 99th percentile; null: none"))
     processes: tuple[ProcessFigures, ...] = field(metadata=doc("each generator process's figures there"))
     behind: tuple[str, ...] = field(
         metadata=doc("each way the generator was behind, in words; empty: it kept up")
@@ -349,9 +352,9 @@ class WorkerTotals(_Record):
     sent: int = field(metadata=doc("arrivals sent"))
     dropped: int = field(metadata=doc("arrivals dropped (the lane at max_in_flight)"))
     never_sent: int = field(metadata=doc("arrivals never sent"))
-    cpu_share_max: float = field(metadata=doc("the largest CPU share of a sample"))
-    loop_lag_max_ms: float = field(metadata=doc("the largest loop lag"))
-    send_lag_max_ms: float = field(metadata=doc("the largest send lag"))
+    cpu_share_max: Number = field(metadata=doc("the largest CPU share of a sample"))
+    loop_lag_max_ms: Number = field(metadata=doc("the largest loop lag"))
+    send_lag_max_ms: Number = field(metadata=doc("the largest send lag"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -372,15 +375,15 @@ class Summary(_Record):
 
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
     scenario: str = field(metadata=doc("the scenario's name"))
-    time_scale: float = field(default=1.0, metadata=doc("1 unless --time-scale"))
-    duration_s: float = field(metadata=doc("seconds of load judged"))
+    time_scale: Number = field(default=1.0, metadata=doc("1 unless --time-scale"))
+    duration_s: Number = field(metadata=doc("seconds of load judged"))
     lanes: dict[str, LaneSummary] = field(metadata=doc("lane to its figures"))
-    retry_amplification: dict[str, float | None] = field(
+    retry_amplification: dict[str, Number | None] = field(
         default_factory=dict,
         metadata=doc("lane to downstream attempts per order (the checkout's own services)"),
     )
     chaos: tuple[ChaosWindow, ...] = field(default=(), metadata=doc("each fault's window as applied"))
-    drain_s: dict[str, float | None] = field(
+    drain_s: dict[str, Number | None] = field(
         default_factory=dict,
         metadata=doc("fault to seconds after its removal until every order accepted before it finished"),
     )

@@ -25,14 +25,22 @@ class Verdict:
     # summary.json's verdicts are read back through this record (harness.records.summary)
     __pydantic_config__: ClassVar[pydantic.ConfigDict] = pydantic.ConfigDict(extra="forbid")
 
-    expectation: str
-    outcome: Outcome
-    observed: str
-    reason: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    # Each field's one-line description is summary.json's reference (docs/hooks/summary_reference.py).
+    expectation: str = field(metadata={"doc": "the expectation as written"})
+    outcome: Outcome = field(metadata={"doc": "pass, fail or undetermined"})
+    observed: str = field(metadata={"doc": "what the run showed"})
+    reason: str | None = field(default=None, metadata={"doc": "why it is undetermined, else null"})
+    evidence: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "what the decision rests on: the window in run seconds, the estimate {value, low, "
+            "high, n}, the baseline's, the fault as applied, the recovery, the orders"
+        },
+    )
 
     @property
     def passed(self) -> bool:
+        """true only for pass (in the JSON after ``outcome``)"""
         return self.outcome == "pass"
 
     def as_json(self) -> dict[str, Any]:
@@ -59,7 +67,8 @@ def verdict_fields(obj: Any) -> Any:
     object as it is, for the record's validation to refuse."""
     if not isinstance(obj, dict):
         return obj
-    return {**{k: v for k, v in obj.items() if k != "passed"}, "outcome": outcome_of(obj)}
+    fields = {k: v for k, v in obj.items() if k != "passed"}
+    return fields if "outcome" in obj else {**fields, "outcome": outcome_of(obj)}
 
 
 def outcome_of(verdict: Mapping[str, Any]) -> Outcome:
