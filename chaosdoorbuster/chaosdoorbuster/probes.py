@@ -7,7 +7,6 @@ its fields: ``{"type": "range", "range": [0, 0.05], "target": "error_rate"}``.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 import uuid
@@ -28,12 +27,14 @@ from chaosdoorbuster.arguments import (
 from chaosdoorbuster.holder import OWNER
 from chaosdoorbuster.stack import running_stack
 from harness.analysis.estimates import percentile
-from harness.analysis.verdicts import outcome_of, overall
 from harness.faults.chaos import Chaos
 from harness.faults.leases import fault_owners
 from harness.metrics.panels import Query, panel
 from harness.metrics.prometheus import PrometheusClient
 from harness.records.run_dir import RunDir
+from harness.records.summary import read_summary
+from harness.records.verdicts import overall
+from model.errors import ConfigError
 from model.topology import Topology, is_loopback
 
 __all__ = ["active_faults", "lane_figures", "probe_lane", "run_outcome", "run_verdicts"]
@@ -214,34 +215,28 @@ def run_verdicts(run_dir: str) -> dict[str, Any]:
     if not isinstance(run_dir, str) or not run_dir:
         raise InvalidActivity(f"run_dir: expected a run directory's path, got {run_dir!r}")
     path = RunDir(Path(run_dir).expanduser()).summary
+    if not path.is_file():
+        raise InvalidActivity(f"run_dir: {run_dir} has no {path.name}; is it a finished run?")
     try:
-        summary = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidActivity(f"run_dir: {run_dir} has no {path.name}; is it a finished run?") from None
-    except (OSError, ValueError) as exc:
+        summary = read_summary(path)
+    except ConfigError as exc:  # names the file and what is wrong in it
         raise ActivityFailed(f"run_dir: {path} can not be read: {exc}") from None
-    if not isinstance(summary, dict):
-        raise ActivityFailed(f"run_dir: {path} is not a run's summary")
-    verdicts = summary.get("verdicts") or []
-    lanes = {}
-    for lane, entry in (summary.get("lanes") or {}).items():
-        latency = entry.get("latency_ms") or {}
-        lanes[lane] = {
-            "requests": entry.get("requests"),
-            "error_rate": entry.get("error_rate"),
-            "throughput_rps": entry.get("throughput_rps"),
-            **{f"{q}_ms": latency.get(q) for q in ("p50", "p95", "p99")},
+    lanes = {
+        lane: {
+            "requests": entry.requests,
+            "error_rate": entry.error_rate,
+            "throughput_rps": entry.throughput_rps,
+            "p50_ms": entry.latency_ms.p50,
+            "p95_ms": entry.latency_ms.p95,
+            "p99_ms": entry.latency_ms.p99,
         }
+        for lane, entry in summary.lanes.items()
+    }
     return {
-        "outcome": overall(verdicts),
+        "outcome": overall(summary.verdicts),
         "verdicts": [
-            {
-                "expectation": v.get("expectation"),
-                "outcome": outcome_of(v),
-                "observed": v.get("observed"),
-                "reason": v.get("reason"),
-            }
-            for v in verdicts
+            {"expectation": v.expectation, "outcome": v.outcome, "observed": v.observed, "reason": v.reason}
+            for v in summary.verdicts
         ],
         "lanes": lanes,
     }

@@ -24,6 +24,7 @@ things: they are refused unless ``force``, and then the differences are listed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -31,9 +32,9 @@ from typing import Any, Literal
 from harness.analysis.estimates import Estimate, samples_to_bound
 from harness.analysis.figures import LaneFigures, format_figure, lane_figures
 from harness.analysis.recorded import judged_load_end, read_run_scenario, recorded_run, summarise
-from harness.analysis.verdicts import outcome_of
 from harness.records.run_dir import LEDGER_FILE
 from harness.records.schema import read_ledger
+from harness.records.verdicts import Verdict
 from model.errors import ConfigError
 from model.scenario import Scenario
 from model.topology import LANES
@@ -116,19 +117,23 @@ class VerdictPair:
     """One expectation's verdict in each run (None: the run did not have it)."""
 
     expectation: str
-    base: dict[str, Any] | None
-    new: dict[str, Any] | None
+    base: Verdict | None
+    new: Verdict | None
 
     @property
     def base_outcome(self) -> str:
-        return "-" if self.base is None else outcome_of(self.base)
+        return "-" if self.base is None else self.base.outcome
 
     @property
     def new_outcome(self) -> str:
-        return "-" if self.new is None else outcome_of(self.new)
+        return "-" if self.new is None else self.new.outcome
 
     def as_json(self) -> dict[str, Any]:
-        return {"expectation": self.expectation, "base": self.base, "new": self.new}
+        return {
+            "expectation": self.expectation,
+            "base": None if self.base is None else self.base.as_json(),
+            "new": None if self.new is None else self.new.as_json(),
+        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -224,7 +229,7 @@ def decide(
 class _JudgedRun:
     scenario: Scenario
     figures: dict[str, LaneFigures]
-    verdicts: list[dict[str, Any]]
+    verdicts: tuple[Verdict, ...]
 
 
 def _judged(run_dir: Path) -> _JudgedRun:
@@ -240,7 +245,7 @@ def _judged(run_dir: Path) -> _JudgedRun:
         raise ConfigError(f"{run_dir}: the recorded files do not make one run ({exc})") from exc
     end = judged_load_end(scenario, run, ledger)
     figures = {lane: lane_figures(run.rows, lane, 0.0, end) for lane in scenario.load.lanes}
-    return _JudgedRun(scenario, figures, list(summary["verdicts"]))
+    return _JudgedRun(scenario, figures, summary.verdicts)
 
 
 def _system(scenario: Scenario) -> str:
@@ -258,16 +263,12 @@ def _differences(base: Scenario, new: Scenario) -> list[str]:
     return [f"{what}: {b} in BASE, {n} in NEW" for what, (b, n) in facts.items() if b != n]
 
 
-def _verdict_pairs(base: list[dict[str, Any]], new: list[dict[str, Any]]) -> tuple[VerdictPair, ...]:
-    by_text = {v["expectation"]: v for v in new}
-    pairs = [
-        VerdictPair(expectation=v["expectation"], base=v, new=by_text.get(v["expectation"])) for v in base
-    ]
-    seen = {v["expectation"] for v in base}
+def _verdict_pairs(base: Sequence[Verdict], new: Sequence[Verdict]) -> tuple[VerdictPair, ...]:
+    by_text = {v.expectation: v for v in new}
+    pairs = [VerdictPair(expectation=v.expectation, base=v, new=by_text.get(v.expectation)) for v in base]
+    seen = {v.expectation for v in base}
     pairs += [
-        VerdictPair(expectation=v["expectation"], base=None, new=v)
-        for v in new
-        if v["expectation"] not in seen
+        VerdictPair(expectation=v.expectation, base=None, new=v) for v in new if v.expectation not in seen
     ]
     return tuple(pairs)
 

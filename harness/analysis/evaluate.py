@@ -25,8 +25,9 @@ from harness.analysis.figures import format_figure as _fmt
 from harness.analysis.generator import judged_with_generator
 from harness.analysis.inputs import FaultWindow, RunInputs
 from harness.analysis.recovery import lane_recovery, recovery_verdict
-from harness.analysis.verdicts import Outcome, Verdict
 from harness.analysis.windows import ExpectationWindow, expectation_window
+from harness.records.summary import AsyncOrders, Summary
+from harness.records.verdicts import Outcome, Verdict
 from model.expectations import Expectation
 
 __all__ = ["evaluate", "judge"]
@@ -186,41 +187,41 @@ def _recovery_verdict(e: Expectation, inputs: RunInputs) -> Verdict:
     return Verdict(expectation=e.text, outcome=outcome, observed=observed, evidence=evidence)
 
 
-def _orders_verdict(e: Expectation, summary: dict[str, Any]) -> Verdict:
-    lane = summary["lanes"].get("async")
+def _orders_verdict(e: Expectation, summary: Summary) -> Verdict:
+    lane = summary.lanes.get("async")
     if lane is None:
         return Verdict.undetermined(e.text, "the async lane got no load: it has no orders to account for")
-    orders = lane.get("orders", {})
-    evidence = {"orders": orders, "checkouts": lane.get("requests")}
+    # A system without the checkout's ledgers has no reconciliation: every count reads 0.
+    orders = lane.orders if isinstance(lane.orders, AsyncOrders) else None
+    evidence = {"orders": orders.to_json() if orders else {}, "checkouts": lane.requests}
+    accepted, fulfilled = (orders.accepted, orders.fulfilled) if orders else (0, 0)
     if e.kind == "no_loss":
-        lost = orders.get("lost", 0)
-        observed = f"{lost} lost of {orders.get('accepted', 0)} accepted"
+        lost = orders.lost if orders else 0
+        observed = f"{lost} lost of {accepted} accepted"
         if lost:
             return Verdict(expectation=e.text, outcome="fail", observed=observed, evidence=evidence)
-        if not orders.get("accepted"):
-            reason = f"no order was accepted ({lane.get('requests', 0)} checkouts): none could be lost"
-        elif not orders.get("fulfilled"):
-            failed = orders.get("failed", 0)
-            reason = f"none of the {orders['accepted']} accepted orders was fulfilled ({failed} failed)"
-        elif orders.get("in_flight"):
-            reason = (
-                f"{orders['in_flight']} orders were still in flight when the wait for the drain was stopped"
-            )
+        if not accepted:
+            reason = f"no order was accepted ({lane.requests} checkouts): none could be lost"
+        elif not fulfilled:
+            failed = orders.failed if orders else 0
+            reason = f"none of the {accepted} accepted orders was fulfilled ({failed} failed)"
+        elif orders and orders.in_flight:
+            reason = f"{orders.in_flight} orders were still in flight when the wait for the drain was stopped"
         else:
             return Verdict(expectation=e.text, outcome="pass", observed=observed, evidence=evidence)
         return Verdict.undetermined(e.text, reason, observed, **evidence)
-    dup = orders.get("duplicate_side_effects", 0)
+    dup = orders.duplicate_side_effects if orders else 0
     observed = f"{dup} duplicated"
     if dup:
         return Verdict(expectation=e.text, outcome="fail", observed=observed, evidence=evidence)
-    if not orders.get("fulfilled"):
+    if not fulfilled:
         return Verdict.undetermined(
             e.text, "no order was fulfilled: no side effects to check", observed, **evidence
         )
     return Verdict(expectation=e.text, outcome="pass", observed=observed, evidence=evidence)
 
 
-def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any]) -> Verdict:
+def evaluate(expectation: Expectation, inputs: RunInputs, summary: Summary) -> Verdict:
     """One verdict: pass or fail when the data decide it, undetermined (and why) when not;
     the rules are in the module's docstring."""
     if expectation.kind in ("compare", "relative"):
@@ -232,7 +233,7 @@ def evaluate(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any
     return _orders_verdict(expectation, summary)
 
 
-def judge(expectation: Expectation, inputs: RunInputs, summary: dict[str, Any]) -> Verdict:
+def judge(expectation: Expectation, inputs: RunInputs, summary: Summary) -> Verdict:
     """:func:`evaluate`, undetermined where the load generator was behind in the verdict's
     window (:mod:`harness.analysis.generator`), and undetermined if the evaluation broke."""
     try:

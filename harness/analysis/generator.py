@@ -32,13 +32,19 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 from harness.analysis.estimates import percentile
 from harness.analysis.inputs import RunInputs
-from harness.analysis.verdicts import Verdict
 from harness.analysis.windows import expectation_window
 from harness.records.generator import GeneratorSample
+from harness.records.summary import (
+    GeneratorHealth,
+    GeneratorLimits,
+    GeneratorWindowFigures,
+    ProcessFigures,
+    WorkerTotals,
+)
+from harness.records.verdicts import Verdict
 from model.expectations import LATENCY_METRICS, Expectation
 from model.generator_limits import (
     CPU_SHARE_LIMIT,
@@ -122,22 +128,31 @@ class GeneratorWindow:
             send_lag_judged_s=None if math.isnan(judged) else judged,
         )
 
-    def as_json(self) -> dict[str, object]:
-        return {
-            "start_s": round(self.start, 2),
-            "end_s": round(self.end, 2),
-            "arrivals": self.arrivals,
-            "send_lag_p99_ms": None if self.send_lag_p99_s is None else round(self.send_lag_p99_s * 1000, 1),
-            "processes": [
-                {
-                    "worker": p.worker,
-                    "loop_lag_max_ms": round(p.loop_lag_max_s * 1000, 1),
-                    "cpu_share_max": round(p.cpu_share_max, 3),
-                    "never_sent": p.never_sent,
-                }
+    def figures(self, name: str, behind: Sequence[str] = ()) -> GeneratorWindowFigures:
+        """The window as ``summary.json``'s ``generator.windows`` holds it, named."""
+        return GeneratorWindowFigures(
+            name=name,
+            start_s=round(self.start, 2),
+            end_s=round(self.end, 2),
+            arrivals=self.arrivals,
+            send_lag_p99_ms=None if self.send_lag_p99_s is None else round(self.send_lag_p99_s * 1000, 1),
+            processes=tuple(
+                ProcessFigures(
+                    worker=p.worker,
+                    loop_lag_max_ms=round(p.loop_lag_max_s * 1000, 1),
+                    cpu_share_max=round(p.cpu_share_max, 3),
+                    never_sent=p.never_sent,
+                )
                 for p in self.processes
-            ],
-        }
+            ),
+            behind=tuple(behind),
+        )
+
+    def as_json(self) -> dict[str, object]:
+        """The window as a verdict's evidence holds it: its figures, without a name."""
+        out = self.figures("").to_json()
+        del out["name"], out["behind"]
+        return out
 
 
 def send_lag_limit(bound_s: float | None) -> float:
@@ -269,7 +284,7 @@ def judged_with_generator(e: Expectation, inputs: RunInputs, verdict: Verdict) -
     return gated(verdict, generator_window(inputs, start, end, quantile), bound)
 
 
-def generator_summary(inputs: RunInputs) -> dict[str, Any]:
+def generator_summary(inputs: RunInputs) -> GeneratorHealth:
     """``summary.json``'s ``generator``: the limits, each stage's window and the whole run
     (send lag, each process's figures, and whether it was behind), and each process's totals."""
     windows = [("run", 0.0, inputs.load_end)]
@@ -277,24 +292,24 @@ def generator_summary(inputs: RunInputs) -> dict[str, Any]:
     for stage in inputs.scenario.load.stages:
         windows.append((stage.name, start, min(start + stage.duration, inputs.load_end)))
         start += stage.duration
-    out: list[dict[str, Any]] = []
+    out = []
     for name, w0, w1 in windows:
         window = generator_window(inputs, w0, w1)
-        out.append({"name": name, **window.as_json(), "behind": behind_reasons(window, None)})
-    workers: dict[str, Any] = {}
+        out.append(window.figures(name, behind_reasons(window, None)))
+    workers = {}
     for worker in sorted({s.worker for s in inputs.generator}):
         mine = sorted((s for s in inputs.generator if s.worker == worker), key=lambda s: s.t)
         last = mine[-1]
-        workers[worker] = {
-            "due": last.due, "sent": last.sent, "dropped": last.dropped,
-            "never_sent": max((s.never_sent for s in mine), default=0),
-            "cpu_share_max": round(max(s.cpu_share for s in mine), 3),
-            "loop_lag_max_ms": round(max(s.loop_lag_max_s for s in mine) * 1000, 1),
-            "send_lag_max_ms": round(max((s.send_lag_max_s or 0.0) for s in mine) * 1000, 1),
-        }  # fmt: skip
-    limits = {
-        "send_lag_floor_ms": SEND_LAG_FLOOR_S * 1000, "send_lag_share_of_bound": SEND_LAG_SHARE,
-        "send_lag_limit_ms": SEND_LAG_LIMIT_S * 1000, "loop_lag_ms": LOOP_LAG_LIMIT_S * 1000,
-        "cpu_share": CPU_SHARE_LIMIT,
-    }  # fmt: skip
-    return {"limits": limits, "windows": out, "workers": workers}
+        workers[worker] = WorkerTotals(
+            due=last.due, sent=last.sent, dropped=last.dropped,
+            never_sent=max((s.never_sent for s in mine), default=0),
+            cpu_share_max=round(max(s.cpu_share for s in mine), 3),
+            loop_lag_max_ms=round(max(s.loop_lag_max_s for s in mine) * 1000, 1),
+            send_lag_max_ms=round(max((s.send_lag_max_s or 0.0) for s in mine) * 1000, 1),
+        )  # fmt: skip
+    limits = GeneratorLimits(
+        send_lag_floor_ms=SEND_LAG_FLOOR_S * 1000, send_lag_share_of_bound=SEND_LAG_SHARE,
+        send_lag_limit_ms=SEND_LAG_LIMIT_S * 1000, loop_lag_ms=LOOP_LAG_LIMIT_S * 1000,
+        cpu_share=CPU_SHARE_LIMIT,
+    )  # fmt: skip
+    return GeneratorHealth(limits=limits, windows=tuple(out), workers=workers)

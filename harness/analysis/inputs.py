@@ -12,6 +12,7 @@ from typing import Any
 from harness.analysis.recovery import RecoveryQuestion
 from harness.records.generator import GeneratorSample
 from harness.records.schema import AttemptTimeline, RequestRecord
+from harness.records.summary import ChaosWindow
 from model.scenario import Scenario
 
 __all__ = ["FaultWindow", "Row", "RunInputs"]
@@ -64,18 +65,22 @@ class FaultWindow:
     applied: bool = True
     removed: bool = True
 
+    def record(self) -> ChaosWindow:
+        """The window as ``summary.json``'s ``chaos`` holds it."""
+        return ChaosWindow(
+            name=self.name,
+            dependency=self.dependency,
+            lanes=self.lanes,
+            type=self.type,
+            attributes=self.attributes,
+            start_s=round(self.start, 2),
+            end_s=round(self.end, 2),
+            applied=self.applied,
+            removed=self.removed,
+        )
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "dependency": self.dependency,
-            "lanes": list(self.lanes),
-            "type": self.type,
-            "attributes": self.attributes,
-            "start_s": round(self.start, 2),
-            "end_s": round(self.end, 2),
-            "applied": self.applied,
-            "removed": self.removed,
-        }
+        return self.record().to_json()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,8 +5,8 @@ the lane's policy, the slow hop (the trigger's dependency), the amplification th
 that went out per offered arrival, :mod:`harness.analysis.amplification`) during the trigger and over
 the observation window after its removal, against the most the policy allows; the shoppers
 who did not get what they came for over the whole run (the recovery detector's success rule,
-impatient retries included); and the recovery outcome.  ``summary["ladder"][lane]`` is
-:meth:`Rung.as_json`.
+impatient retries included); and the recovery outcome.  ``summary.ladder[lane]`` is
+:meth:`Rung.record`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from harness.analysis.amplification import Bound, async_bound, policy_bound, win
 from harness.analysis.journeys import offered_starts, shoppers_failed
 from harness.analysis.recovery import RecoveryQuestion
 from harness.records.schema import AttemptTimeline
+from harness.records.summary import LadderAmplification, LadderRung
 from model.scenario import Scenario
 
 __all__ = [
@@ -50,16 +51,20 @@ class Rung:
     outcome: str
     notes: tuple[str, ...] = ()  # why a figure is missing
 
+    def record(self) -> LadderRung:
+        """The rung as ``summary.json``'s ``ladder`` holds it."""
+        return LadderRung(
+            policy=self.policy,
+            slow_hop=self.slow_hop,
+            amplification=LadderAmplification(during=self.during, after=self.after, theory=self.theory.value),
+            shoppers_failed=self.shoppers_failed,
+            shoppers=self.shoppers,
+            recovery_s=self.recovery_s,
+            outcome=self.outcome,
+        )
+
     def as_json(self) -> dict[str, Any]:
-        return {
-            "policy": self.policy,
-            "slow_hop": self.slow_hop,
-            "amplification": {"during": self.during, "after": self.after, "theory": self.theory.value},
-            "shoppers_failed": self.shoppers_failed,
-            "shoppers": self.shoppers,
-            "recovery_s": self.recovery_s,
-            "outcome": self.outcome,
-        }
+        return self.record().to_json()
 
     def reading(self) -> str:
         """One line: the amplification during and after against its theory, shoppers failed."""

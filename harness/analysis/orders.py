@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from harness.analysis.inputs import RunInputs
+from harness.records.summary import AsyncOrders, SyncOrders
 
 __all__ = ["reconcile"]
 
 
-def reconcile(inputs: RunInputs, lane: str) -> dict[str, int]:
+def reconcile(inputs: RunInputs, lane: str) -> AsyncOrders | SyncOrders:
     """Every order of the run against what the downstream services saw.
 
     async: each order that got its 202 is fulfilled, failed or lost (still unfinished after the
@@ -26,24 +27,24 @@ def reconcile(inputs: RunInputs, lane: str) -> dict[str, int]:
         missing = sum(1 for deps in effects.values() for oid in complete if deps.get(oid, 0) == 0)
         unfinished = statuses.count("accepted")
         in_flight = unfinished if inputs.drain_cut_short else 0
-        return {
-            "accepted": len(accepted),
-            "fulfilled": statuses.count("fulfilled"),
-            "failed": statuses.count("failed"),
-            "lost": statuses.count("missing") + unfinished - in_flight,
-            "in_flight": in_flight,
-            "duplicate_side_effects": duplicated,
-            "missing_side_effects": missing,
-        }
+        return AsyncOrders(
+            accepted=len(accepted),
+            fulfilled=statuses.count("fulfilled"),
+            failed=statuses.count("failed"),
+            lost=statuses.count("missing") + unfinished - in_flight,
+            in_flight=in_flight,
+            duplicate_side_effects=duplicated,
+            missing_side_effects=missing,
+        )
     confirmed = {r.order_id for r in rows if r.ok}
     failed = {r.order_id for r in rows if not r.ok and r.order_id} - confirmed
     missing = sum(1 for deps in effects.values() for oid in confirmed if deps.get(oid, 0) == 0)
     payment = effects.get("payment", {})
-    return {
-        "confirmed": len(confirmed),
-        "failed": len(failed),
-        "failed_with_side_effects": sum(1 for oid in failed if any(d.get(oid, 0) for d in effects.values())),
-        "charged_but_failed": sum(1 for oid in failed if payment.get(oid, 0)),
-        "duplicate_side_effects": duplicated,
-        "missing_side_effects": missing,
-    }
+    return SyncOrders(
+        confirmed=len(confirmed),
+        failed=len(failed),
+        failed_with_side_effects=sum(1 for oid in failed if any(d.get(oid, 0) for d in effects.values())),
+        charged_but_failed=sum(1 for oid in failed if payment.get(oid, 0)),
+        duplicate_side_effects=duplicated,
+        missing_side_effects=missing,
+    )

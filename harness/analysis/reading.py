@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from harness.analysis.figures import lane_figures
 from harness.analysis.inputs import FaultWindow, RunInputs
+from harness.records.summary import AsyncOrders, Summary, SyncOrders
 
 __all__ = ["reading"]
 
@@ -26,13 +26,14 @@ def _describe(fault: FaultWindow) -> str:
     return f"under {fault.type}"
 
 
-def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
+def reading(inputs: RunInputs, summary: Summary) -> list[str]:
     """A few sentences a person understands in a minute."""
     lines = []
-    run = next((w for w in summary.get("generator", {}).get("windows", []) if w["name"] == "run"), None)
-    if run is not None and run["behind"]:
+    windows = summary.generator.windows if summary.generator else ()
+    run = next((w for w in windows if w.name == "run"), None)
+    if run is not None and run.behind:
         lines.append(
-            f"The load generator fell behind its schedule ({'; '.join(run['behind'])}): verdicts over "
+            f"The load generator fell behind its schedule ({'; '.join(run.behind)}): verdicts over "
             "where it was behind are undetermined, since what they would measure is the generator."
         )
     b0, b1 = inputs.scenario.baseline_window()
@@ -54,46 +55,47 @@ def reading(inputs: RunInputs, summary: dict[str, Any]) -> list[str]:
                 else "the backlog did not drain"
             )
         lines.append(", ".join(parts) + ".")
-    for lane, m in summary.get("metastability", {}).items():
+    for lane, m in summary.metastability.items():
         measure = "fulfilment" if lane == "async" else "success rate"
-        if m["outcome"] == "undetermined":
-            lines.append(
-                f"Whether the {lane} lane recovered after {m['trigger']} can not be told: {m['reason']}."
-            )
-        elif m["outcome"] == "recovered":
+        if m.outcome == "undetermined":
+            lines.append(f"Whether the {lane} lane recovered after {m.trigger} can not be told: {m.reason}.")
+        elif m.outcome == "recovered" and m.recovery_s is not None:
             lines.append(
                 f"The {lane} lane's {measure} per offered arrival was back "
-                f"{round(m['recovery_s'], 3):g} s after {m['trigger']} was removed, and stayed back "
-                f"for {round(m['window_s'], 3):g} s."
+                f"{round(m.recovery_s, 3):g} s after {m.trigger} was removed, and stayed back "
+                f"for {round(m.window_s, 3):g} s."
             )
-        elif m["outcome"] == "metastable":
+        elif m.outcome == "metastable":
             lines.append(
-                f"The {lane} lane stayed down after {m['trigger']} was removed: {m['reason']}: "
+                f"The {lane} lane stayed down after {m.trigger} was removed: {m.reason}: "
                 "a metastable failure."
             )
         else:
-            lines.append(f"The {lane} lane did not recover after {m['trigger']}: {m['reason']}.")
-    orders = summary["lanes"].get("async", {}).get("orders")
-    if orders:
+            lines.append(f"The {lane} lane did not recover after {m.trigger}: {m.reason}.")
+    async_lane, sync_lane = summary.lanes.get("async"), summary.lanes.get("sync")
+    orders = async_lane.orders if async_lane else None
+    if isinstance(orders, AsyncOrders):
         lines.append(
-            f"The async lane accepted {orders['accepted']} orders: {orders['fulfilled']} fulfilled, "
-            f"{orders['failed']} failed, {orders['lost']} lost, "
-            f"{orders['duplicate_side_effects']} duplicated side effects."
+            f"The async lane accepted {orders.accepted} orders: {orders.fulfilled} fulfilled, "
+            f"{orders.failed} failed, {orders.lost} lost, "
+            f"{orders.duplicate_side_effects} duplicated side effects."
             + (
-                f" {orders['in_flight']} were still in flight when the wait for the drain was stopped."
-                if orders.get("in_flight")
+                f" {orders.in_flight} were still in flight when the wait for the drain was stopped."
+                if orders.in_flight
                 else ""
             )
         )
-    sync_orders = summary["lanes"].get("sync", {}).get("orders")
-    if sync_orders and (sync_orders["charged_but_failed"] or sync_orders["duplicate_side_effects"]):
+    sync_orders = sync_lane.orders if sync_lane else None
+    if isinstance(sync_orders, SyncOrders) and (
+        sync_orders.charged_but_failed or sync_orders.duplicate_side_effects
+    ):
         lines.append(
-            f"The sync lane confirmed {sync_orders['confirmed']} orders; {sync_orders['charged_but_failed']} "
+            f"The sync lane confirmed {sync_orders.confirmed} orders; {sync_orders.charged_but_failed} "
             f"shoppers were charged for an order they were told had failed, and "
-            f"{sync_orders['duplicate_side_effects']} side effects were applied twice."
+            f"{sync_orders.duplicate_side_effects} side effects were applied twice."
         )
-    amp = summary.get("retry_amplification", {})
-    if amp.get("sync") is not None:
+    amp = summary.retry_amplification.get("sync")
+    if amp is not None:
         chain = len(inputs.scenario.stack.chain)
-        lines.append(f"Each sync order cost {amp['sync']:.1f} downstream calls ({chain} without retries).")
+        lines.append(f"Each sync order cost {amp:.1f} downstream calls ({chain} without retries).")
     return lines

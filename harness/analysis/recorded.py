@@ -28,6 +28,7 @@ from harness.metrics.counters import RunCounters
 from harness.records.generator import GeneratorSample, read_generator_samples
 from harness.records.run_dir import CHAOS_FILE, GENERATOR_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE
 from harness.records.schema import RunLedger, read_ledger, read_requests
+from harness.records.summary import RunFacts, Summary
 from model.errors import ConfigError
 from model.expectations import time_scaled_expectation
 from model.scenario import Scenario
@@ -118,7 +119,7 @@ def judged_load_end(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> 
     return load_end if ledger.interrupted else min(load_end, scenario.duration_s + 1)
 
 
-def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[str, Any]:
+def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> Summary:
     """The run's summary: the analysis of what it recorded, with the run's own facts."""
     inputs = RunInputs(
         scenario=scenario,
@@ -134,13 +135,7 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[s
         generator=run.generator,
     )
     summary = analyse(inputs)
-    summary["t0"] = run.t0
-    summary["seed"] = scenario.seed
-    summary["arrivals"] = scenario.load.arrivals
-    summary["interrupted"] = ledger.interrupted
-    summary["drain_cut_short"] = ledger.drain_cut_short
-    if ledger.broker is not None:
-        summary["broker"] = ledger.broker
+    lines = summary.reading
     if ledger.counters is not None:
         counters = RunCounters(
             attempts=ledger.attempts,
@@ -148,13 +143,19 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> dict[s
             incomplete=ledger.counters.incomplete,
             restarted=ledger.counters.restarted,
         )
-        summary["counters"] = counters.as_json()
-        summary["reading"].extend(counters.reading())
+        lines = (*lines, *counters.reading())
     drained = ledger.drained_at
-    summary["drained_after_load_s"] = round(drained - ledger.load_end, 1) if drained else None
-    if ledger.interrupted:
-        summary["passed"] = False
-    return summary
+    facts = RunFacts(
+        t0=run.t0,
+        seed=scenario.seed,
+        arrivals=scenario.load.arrivals,
+        interrupted=ledger.interrupted,
+        drain_cut_short=ledger.drain_cut_short,
+        broker=ledger.broker,
+        counters=ledger.counters,
+        drained_after_load_s=round(drained - ledger.load_end, 1) if drained else None,
+    )
+    return replace(summary, reading=lines, passed=summary.passed and not ledger.interrupted, run=facts)
 
 
 def write_run_scenario(run_dir: Path, scenario: Scenario) -> None:
@@ -188,7 +189,7 @@ def _with_expectations_of(recorded: Scenario, scenario_file: str, run_dir: Path)
     return _validated(data, f"{path}: its expectations against the run in {run_dir}")
 
 
-def judged_summary(run_dir: Path, *, scenario_file: str | None = None) -> dict[str, Any]:
+def judged_summary(run_dir: Path, *, scenario_file: str | None = None) -> Summary:
     """The run's summary decided again from its files (another file's expectations, if given)."""
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: not a directory (a run directory of doorbuster run)")

@@ -39,7 +39,8 @@ from harness.analysis.journeys import (
     oldest_unfulfilled,
     window_rates,
 )
-from harness.analysis.verdicts import Outcome
+from harness.records.summary import RecoveryFigures
+from harness.records.verdicts import Outcome
 from model.scenario import Metastability
 
 __all__ = [
@@ -129,33 +130,40 @@ class RecoveryEvidence:
         rate = self.pre_rate
         return None if rate is None else self.fraction * rate
 
-    def as_json(self) -> dict[str, Any]:
+    def record(self) -> RecoveryFigures:
+        """The evidence as ``summary.json`` holds it, rounded."""
+
         def r(x: float | None, n: int = 3) -> float | None:
             return None if x is None else round(x, n)
 
-        return {
-            "success": self.success,
-            "pre_window_s": [round(v, 2) for v in self.pre_window_s],
-            "pre_arrivals": self.pre_arrivals,
-            "pre_successes": self.pre_successes,
-            "pre_rate": r(self.pre_rate, 4),
-            "pre_rate_ci95": [round(v, 4) for v in self.pre_rate_ci95] if self.pre_rate_ci95 else None,
-            "fraction": self.fraction,
-            "threshold": r(self.threshold, 4),
-            "smoothing_s": self.smoothing_s,
-            "resolution_s": self.resolution_s,
-            "trigger_end_s": round(self.trigger_end_s, 2),
-            "observation_s": round(self.observation_s, 1),
-            "offered_before_rps": r(self.offered_before_rps),
-            "offered_after_rps": r(self.offered_after_rps),
-            "retries_before": self.retries_before,
-            "retries_after": self.retries_after,
-            "fulfilment_deadline_s": r(self.fulfilment_deadline_s),
-            "offered": list(self.offered),
-            "succeeded": list(self.succeeded),
-            "window_rates": [r(v) for v in self.window_rates],
-            "oldest_unfulfilled_s": [round(v, 1) for v in self.oldest_unfulfilled_s],
-        }
+        p0, p1 = self.pre_window_s
+        ci = self.pre_rate_ci95
+        return RecoveryFigures(
+            success=self.success,
+            pre_window_s=(round(p0, 2), round(p1, 2)),
+            pre_arrivals=self.pre_arrivals,
+            pre_successes=self.pre_successes,
+            pre_rate=r(self.pre_rate, 4),
+            pre_rate_ci95=(round(ci[0], 4), round(ci[1], 4)) if ci else None,
+            fraction=self.fraction,
+            threshold=r(self.threshold, 4),
+            smoothing_s=self.smoothing_s,
+            resolution_s=self.resolution_s,
+            trigger_end_s=round(self.trigger_end_s, 2),
+            observation_s=round(self.observation_s, 1),
+            offered_before_rps=r(self.offered_before_rps),
+            offered_after_rps=r(self.offered_after_rps),
+            retries_before=self.retries_before,
+            retries_after=self.retries_after,
+            fulfilment_deadline_s=r(self.fulfilment_deadline_s),
+            offered=self.offered,
+            succeeded=self.succeeded,
+            window_rates=tuple(r(v) for v in self.window_rates),
+            oldest_unfulfilled_s=tuple(round(v, 1) for v in self.oldest_unfulfilled_s),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return self.record().to_json()
 
 
 @dataclass(frozen=True, kw_only=True)

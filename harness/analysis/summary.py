@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import replace
 
 from harness.analysis.dip import lane_dip
 from harness.analysis.estimates import percentile
@@ -17,38 +17,43 @@ from harness.analysis.ladder import Rung, rung
 from harness.analysis.orders import reconcile
 from harness.analysis.reading import reading
 from harness.analysis.recovery import lane_recovery
+from harness.records.summary import LaneRecovery, LaneSummary, LatencyQuantiles, Quantiles, Summary
 
 __all__ = ["analyse"]
 
 
-def _ms(values: Sequence[float], stats: Sequence[str]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for stat in stats:
-        value = max(values, default=math.nan) if stat == "max" else percentile(values, QUANTILES[stat])
-        out[stat] = None if math.isnan(value) else round(value * 1000, 1)
-    return out
+def _ms(values: Sequence[float], stat: str) -> float | None:
+    value = max(values, default=math.nan) if stat == "max" else percentile(values, QUANTILES[stat])
+    return None if math.isnan(value) else round(value * 1000, 1)
 
 
-def analyse(inputs: RunInputs) -> dict[str, Any]:
+def _quantiles(values: Sequence[float]) -> Quantiles:
+    return Quantiles(p50=_ms(values, "p50"), p95=_ms(values, "p95"), p99=_ms(values, "p99"))
+
+
+def _latency(values: Sequence[float]) -> LatencyQuantiles:
+    return LatencyQuantiles(
+        p50=_ms(values, "p50"), p95=_ms(values, "p95"), p99=_ms(values, "p99"), max=_ms(values, "max")
+    )
+
+
+def analyse(inputs: RunInputs) -> Summary:
     """The run's summary (the body of summary.json) with its verdicts; never raises on the
     verdicts or the reading: what breaks there is reported as such."""
     scenario = inputs.scenario
-    lanes: dict[str, Any] = {}
+    lanes: dict[str, LaneSummary] = {}
     for lane in scenario.load.lanes:
         fig = lane_figures(inputs.rows, lane, 0.0, inputs.load_end)
-        entry: dict[str, Any] = {
-            "requests": fig.requests,
-            "errors": fig.errors,
-            "error_rate": round(fig.error_rate, 4) if fig.requests else None,
-            "throughput_rps": round(fig.throughput, 3),
-            "latency_ms": _ms(fig.waits, ("p50", "p95", "p99", "max")),
-            "latency_ok_ms": _ms(fig.latencies, ("p50", "p95", "p99", "max")),
-        }
-        if lane == "async":
-            entry["fulfillment_ms"] = _ms(fig.fulfillment_waits, ("p50", "p95", "p99"))
-        if scenario.stack.keeps_ledger:
-            entry["orders"] = reconcile(inputs, lane)
-        lanes[lane] = entry
+        lanes[lane] = LaneSummary(
+            requests=fig.requests,
+            errors=fig.errors,
+            error_rate=round(fig.error_rate, 4) if fig.requests else None,
+            throughput_rps=round(fig.throughput, 3),
+            latency_ms=_latency(fig.waits),
+            latency_ok_ms=_latency(fig.latencies),
+            fulfillment_ms=_quantiles(fig.fulfillment_waits) if lane == "async" else None,
+            orders=reconcile(inputs, lane) if scenario.stack.keeps_ledger else None,
+        )
     # Attempts are counted by the checkout's own services; a system of the user's has none.
     amplification = {
         lane: (round(attempts / orders, 3) if orders else None)
@@ -68,13 +73,18 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
             )
             result = lane_recovery(question)
             dip = lane_dip(question)
-            metastability[lane] = {
-                **result.as_json(),
-                "recovered": result.outcome == "recovered",
-                "window_s": question.observe_s,
-                "dipped": dip.dipped,
-                "dip_reason": dip.reason,
-            }
+            metastability[lane] = LaneRecovery(
+                lane=result.lane,
+                trigger=result.trigger,
+                outcome=result.outcome,
+                recovery_s=result.seconds,
+                reason=result.reason,
+                evidence=result.evidence.record() if result.evidence else None,
+                recovered=result.outcome == "recovered",
+                window_s=question.observe_s,
+                dipped=dip.dipped,
+                dip_reason=dip.reason,
+            )
             if not scenario.stack.builtin:
                 continue  # the ladder's rung is the checkout's retry policy at its slow hop
             rungs.append(
@@ -84,25 +94,23 @@ def analyse(inputs: RunInputs) -> dict[str, Any]:
                 )
             )  # fmt: skip
     # -- end recovery --
-    summary: dict[str, Any] = {
-        "scenario": scenario.name,
-        "time_scale": scenario.time_scale,
-        "duration_s": round(inputs.load_end, 1),
-        "lanes": lanes,
-        "retry_amplification": amplification,
-        "chaos": [f.as_json() for f in inputs.faults],
-        "drain_s": {name: (round(v, 1) if v is not None else None) for name, v in inputs.drains.items()},
-        "metastability": metastability,
-        "ladder": {r.lane: r.as_json() for r in rungs},
-        "generator": generator_summary(inputs),
-    }
-    verdicts = [judge(e, inputs, summary) for e in scenario.expectations]
-    summary["verdicts"] = [v.as_json() for v in verdicts]
-    summary["passed"] = all(v.passed for v in verdicts)
+    # The figures first: the verdicts on orders and the reading read them.
+    figures = Summary(
+        scenario=scenario.name,
+        time_scale=scenario.time_scale,
+        duration_s=round(inputs.load_end, 1),
+        lanes=lanes,
+        retry_amplification=amplification,
+        chaos=tuple(f.record() for f in inputs.faults),
+        drain_s={name: (round(v, 1) if v is not None else None) for name, v in inputs.drains.items()},
+        metastability=metastability,
+        ladder={r.lane: r.record() for r in rungs},
+        generator=generator_summary(inputs),
+        passed=False,
+    )
+    verdicts = tuple(judge(e, inputs, figures) for e in scenario.expectations)
     try:
-        summary["reading"] = reading(inputs, summary) + [r.reading() for r in rungs]
+        lines = (*reading(inputs, figures), *(r.reading() for r in rungs))
     except Exception as exc:  # the figures and verdicts above stand without it
-        summary["reading"] = [
-            f"The reading could not be written (internal error: {type(exc).__name__}: {exc})."
-        ]
-    return summary
+        lines = (f"The reading could not be written (internal error: {type(exc).__name__}: {exc}).",)
+    return replace(figures, verdicts=verdicts, passed=all(v.passed for v in verdicts), reading=lines)

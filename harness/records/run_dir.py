@@ -5,7 +5,7 @@ The records themselves have one typed definition each: ``requests.jsonl`` lines 
 ``generator.jsonl`` lines are :class:`harness.records.generator.GeneratorSample`,
 ``chaos.json`` is :class:`harness.faults.timeline.ChaosRecord`, ``scenario.json`` is the
 :class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
-``summary.json`` is the analysis' summary as it made it.
+``summary.json`` is :class:`harness.records.summary.Summary`.
 
     >>> RunDir(Path("runs/x")).ledger
     PosixPath('runs/x/ledger.json')
@@ -17,10 +17,11 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NotRequired, TypedDict
+from typing import NotRequired, TypedDict
 
 from harness.binaries import PROJECT_ROOT
 from harness.records.schema import RunLedger
+from harness.records.summary import Summary
 from model.errors import ConfigError
 
 __all__ = [
@@ -120,8 +121,8 @@ class RunDir:
     def write_ledger(self, ledger: RunLedger) -> None:
         self.ledger.write_text(ledger.to_json())
 
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        self.summary.write_text(json.dumps(summary, indent=2))
+    def write_summary(self, summary: Summary) -> None:
+        self.summary.write_text(json.dumps(summary.to_json(), indent=2))
 
     def write_series(self, series: RunSeries) -> None:
         self.series.write_text(json.dumps(series))

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 from harness.analysis.estimates import percentile
 from harness.analysis.inputs import Row
 from harness.metrics.panels import DASHBOARDS, PANELS, Panel
+from harness.records.summary import Summary
 
 __all__ = [
     "Chart",
@@ -81,13 +82,13 @@ class ChartGroup:
     charts: tuple[Chart, ...]
 
 
-def time_axis(summary: dict[str, Any], rows: Sequence[Row], series: dict[str, Any]) -> TimeAxis:
+def time_axis(summary: Summary, rows: Sequence[Row], series: dict[str, Any]) -> TimeAxis:
     """0 to the last thing the run recorded: its load, its last answer or fulfilment, its faults."""
-    faults = tuple((str(f["name"]), float(f["start_s"]), float(f["end_s"])) for f in summary.get("chaos", []))
-    ends = [float(summary.get("duration_s") or 0), *(r.end for r in rows), *(end for _, _, end in faults)]
+    faults = tuple((f.name, f.start_s, f.end_s) for f in summary.chaos)
+    ends = [summary.duration_s, *(r.end for r in rows), *(end for _, _, end in faults)]
     series_end = series.get("end")
-    if isinstance(series_end, int | float) and isinstance(summary.get("t0"), int | float):
-        ends.append(float(series_end) - float(summary["t0"]))
+    if isinstance(series_end, int | float) and summary.run is not None:
+        ends.append(float(series_end) - summary.run.t0)
     return TimeAxis(end=max(1.0, *ends), faults=faults)
 
 

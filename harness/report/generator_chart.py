@@ -28,6 +28,7 @@ from harness.analysis.generator import (
 )
 from harness.records.generator import GeneratorSample, read_generator_samples
 from harness.records.run_dir import GENERATOR_FILE
+from harness.records.summary import Summary
 from harness.report.charts import Chart, TimeAxis, finish_axes, save_figure
 
 __all__ = ["GENERATOR_CHART", "Facet", "GeneratorPart", "generator_facets", "generator_part"]
@@ -169,16 +170,13 @@ def _draw(run_dir: Path, facets: Sequence[Facet], axis: TimeAxis) -> None:
     save_figure(fig, run_dir, GENERATOR_CHART)
 
 
-def _behind(summary: dict[str, Any]) -> tuple[str, ...]:
+def _behind(summary: Summary) -> tuple[str, ...]:
     """``baseline 0-10 s: reasons`` for each window of the summary where the generator was behind."""
-    return tuple(
-        f"{w['name']} {w['start_s']:g}-{w['end_s']:g} s: {'; '.join(w['behind'])}"
-        for w in summary.get("generator", {}).get("windows", [])
-        if w.get("behind")
-    )
+    windows = summary.generator.windows if summary.generator is not None else ()
+    return tuple(f"{w.name} {w.start_s:g}-{w.end_s:g} s: {'; '.join(w.behind)}" for w in windows if w.behind)
 
 
-def generator_part(run_dir: Path, summary: dict[str, Any], axis: TimeAxis) -> GeneratorPart:
+def generator_part(run_dir: Path, summary: Summary, t0: float, axis: TimeAxis) -> GeneratorPart:
     """The chart drawn from ``run_dir``'s ``generator.jsonl``, or why it is not drawn."""
     path = run_dir / GENERATOR_FILE
     behind = _behind(summary)
@@ -196,7 +194,7 @@ def generator_part(run_dir: Path, summary: dict[str, Any], axis: TimeAxis) -> Ge
             missing=f"No generator-health chart: {GENERATOR_FILE} has no sample (the load never started).",
             behind=behind,
         )
-    _draw(run_dir, generator_facets(samples, float(summary["t0"]), axis), axis)
+    _draw(run_dir, generator_facets(samples, t0, axis), axis)
     chart = Chart(
         file=GENERATOR_CHART,
         title="The load generator's health, per generator process",

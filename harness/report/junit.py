@@ -26,7 +26,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.analysis.verdicts import outcome_of
+from harness.records.summary import Summary
+from harness.records.verdicts import Verdict
+from harness.report.shootout import ShootoutSummary
 from model.errors import ConfigError
 
 __all__ = ["check_junit_path", "junit_xml", "write_junit"]
@@ -55,33 +57,33 @@ def _estimate_lines(label: str, estimate: Any) -> list[str]:
     ]
 
 
-def evidence_text(verdict: Mapping[str, Any]) -> str:
+def evidence_text(verdict: Verdict) -> str:
     """What the verdict rests on, one fact a line: observed, interval, n, reason, the rest."""
-    evidence = verdict.get("evidence") or {}
-    lines = [f"outcome: {outcome_of(verdict)}", f"observed: {verdict.get('observed', '')}"]
+    evidence = verdict.evidence
+    lines = [f"outcome: {verdict.outcome}", f"observed: {verdict.observed}"]
     lines += _estimate_lines("estimate", evidence.get("estimate"))
     baseline = evidence.get("baseline")
     if isinstance(baseline, Mapping):
         lines += _estimate_lines("baseline", baseline.get("estimate"))
-    if verdict.get("reason"):
-        lines.append(f"reason: {verdict['reason']}")
+    if verdict.reason:
+        lines.append(f"reason: {verdict.reason}")
     if evidence:
         lines.append("evidence: " + json.dumps(evidence, sort_keys=True, default=str))
     return "\n".join(lines) + "\n"
 
 
-def _seconds(summary: Mapping[str, Any]) -> str:
-    duration = summary.get("duration_s")
+def _seconds(summary: Summary | ShootoutSummary) -> str:
+    duration = summary.duration_s if isinstance(summary, Summary) else None  # a shootout has none
     ok = isinstance(duration, int | float) and math.isfinite(duration) and duration >= 0
     return f"{duration:.3f}" if ok else "0"
 
 
-def junit_xml(summary: Mapping[str, Any]) -> str:
+def junit_xml(summary: Summary | ShootoutSummary) -> str:
     """The summary's verdicts (``summary.json``'s body) as a JUnit XML document."""
-    scenario = _text(summary.get("scenario") or "doorbuster")
-    verdicts = list(summary.get("verdicts") or [])
-    outcomes = [outcome_of(v) for v in verdicts]
-    interrupted = bool(summary.get("interrupted"))
+    scenario = _text(summary.scenario or "doorbuster")
+    verdicts = summary.verdicts
+    outcomes = [v.outcome for v in verdicts]
+    interrupted = summary.interrupted
     counts = {
         "tests": str(len(verdicts) + interrupted),
         "failures": str(outcomes.count("fail")),
@@ -92,14 +94,14 @@ def junit_xml(summary: Mapping[str, Any]) -> str:
     suites = ET.Element("testsuites", {"name": "doorbuster", **counts})
     suite = ET.SubElement(suites, "testsuite", {"name": scenario, **counts})
     for verdict, outcome in zip(verdicts, outcomes, strict=True):
-        name = _text(verdict.get("expectation", ""))
+        name = _text(verdict.expectation)
         case = ET.SubElement(suite, "testcase", {"classname": scenario, "name": name, "time": "0"})
-        observed = _text(verdict.get("observed", ""))
+        observed = _text(verdict.observed)
         if outcome == "fail":
             failure = ET.SubElement(case, "failure", {"message": observed, "type": "fail"})
             failure.text = f"{name}: observed {observed}"
         elif outcome == "undetermined":
-            reason = _text(verdict.get("reason") or "undetermined")
+            reason = _text(verdict.reason or "undetermined")
             ET.SubElement(case, "skipped", {"message": f"undetermined: {reason}"})
         ET.SubElement(case, "system-out").text = _text(evidence_text(verdict))
     if interrupted:
@@ -120,7 +122,7 @@ def check_junit_path(path: Path) -> None:
         raise ConfigError(f"--junit {path}: no directory {path.parent} to write it in")
 
 
-def write_junit(path: Path, summary: Mapping[str, Any]) -> None:
+def write_junit(path: Path, summary: Summary | ShootoutSummary) -> None:
     """Write :func:`junit_xml` to ``path``; ConfigError naming it if it can not be written."""
     check_junit_path(path)
     try:

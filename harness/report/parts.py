@@ -7,9 +7,9 @@ The run report (harness.report.run_page), the broker shootout's (harness.report.
 from __future__ import annotations
 
 import html
-from typing import Any
+from collections.abc import Sequence
 
-from harness.analysis.verdicts import outcome_of, overall
+from harness.records.verdicts import Verdict, overall
 
 __all__ = ["OUTCOME_WORDS", "STYLE", "run_status", "verdict_table"]
 
@@ -32,12 +32,12 @@ _STATUS = {
 }
 
 
-def verdict_table(verdicts: list[dict[str, Any]]) -> str:
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
     """Pass, fail and undetermined each shown as such; an undetermined one with its reason."""
     rows = "".join(
-        f"<tr class={outcome_of(v)}><td>{OUTCOME_WORDS[outcome_of(v)]}</td>"
-        f"<td>{html.escape(v['expectation'])}</td><td>{html.escape(v['observed'])}</td>"
-        f"<td>{html.escape(v.get('reason') or '')}</td></tr>"
+        f"<tr class={v.outcome}><td>{OUTCOME_WORDS[v.outcome]}</td>"
+        f"<td>{html.escape(v.expectation)}</td><td>{html.escape(v.observed)}</td>"
+        f"<td>{html.escape(v.reason or '')}</td></tr>"
         for v in verdicts
     )
     return (
@@ -45,9 +45,9 @@ def verdict_table(verdicts: list[dict[str, Any]]) -> str:
     )
 
 
-def run_status(summary: dict[str, Any]) -> tuple[str, str]:
+def run_status(verdicts: Sequence[Verdict], *, passed: bool) -> tuple[str, str]:
     """The run's headline and its colour: PASSED only when every verdict passed."""
-    outcome = overall(summary.get("verdicts", []))
-    if outcome == "pass" and not summary.get("passed", True):
+    outcome = overall(verdicts)
+    if outcome == "pass" and not passed:
         outcome = "undetermined"  # interrupted: what was not measured decides nothing
     return _STATUS[outcome]

@@ -18,13 +18,13 @@ import jinja2
 
 from harness.analysis.generator import blames_generator
 from harness.analysis.inputs import Row
-from harness.analysis.verdicts import outcome_of
 from harness.config.files import read_json, read_json_lines
 from harness.records.schema import RequestRecord
+from harness.records.summary import LadderRung, Summary, read_summary
 from harness.report.charts import detail_charts, story_charts, time_axis
 from harness.report.generator_chart import generator_part
 from harness.report.parts import OUTCOME_WORDS, STYLE, run_status
-from harness.report.shootout import write_shootout
+from harness.report.shootout import read_shootout, write_shootout
 from model.errors import ConfigError
 
 __all__ = ["write_report"]
@@ -36,12 +36,10 @@ _TEMPLATES = jinja2.Environment(
 )
 
 
-def _load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[Row]]:
+def _load(run_dir: Path) -> tuple[Summary, dict[str, Any], list[Row]]:
     if not (run_dir / "summary.json").exists():
         raise ConfigError(f"{run_dir} has no summary.json: not a doorbuster run directory")
-    summary = read_json(run_dir / "summary.json")
-    if not isinstance(summary, dict):
-        raise ConfigError(f"{run_dir / 'summary.json'}: expected a JSON object, a run's summary")
+    summary = read_summary(run_dir / "summary.json")
     series: Any = {"panels": {}}
     if (run_dir / "series.json").exists():
         series = read_json(run_dir / "series.json")
@@ -51,8 +49,8 @@ def _load(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[Row]]:
                 "a list of {legend, points: [[time, value], ...]}"
             )
     rows: list[Row] = []
-    t0 = summary.get("t0")
-    if not isinstance(t0, int | float) or not math.isfinite(t0):
+    t0 = summary.run.t0 if summary.run is not None else None
+    if t0 is None or not math.isfinite(t0):
         raise ConfigError(f"{run_dir / 'summary.json'}: expected t0, the run's start, as a number")
     if (run_dir / "requests.jsonl").exists():
         rows = read_json_lines(
@@ -95,20 +93,21 @@ def _is_series(series: Any) -> bool:
     )
 
 
-def _lane_table(summary: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+def _lane_table(summary: Summary) -> list[tuple[str, dict[str, str]]]:
     """The lanes' figures, a row each: label, lane to its cell; a row no lane has a figure for
     is left out."""
-    lanes = summary["lanes"]
-    amp = summary.get("retry_amplification", {})
+    lanes = summary.lanes
+    amp = summary.retry_amplification
 
     def ms(lane: str, key: str, stat: str) -> str:
-        value = (lanes[lane].get(key) or {}).get(stat)
+        figures = getattr(lanes[lane], key)
+        value = getattr(figures, stat, None) if figures is not None else None
         return "-" if value is None else f"{value / 1000:.3f} s"
 
     table: list[tuple[str, dict[str, str]]] = [
-        ("checkouts", {n: str(v["requests"]) for n, v in lanes.items()}),
-        ("errors", {n: f"{v['errors']} ({(v['error_rate'] or 0):.1%})" for n, v in lanes.items()}),
-        ("goodput", {n: f"{v['throughput_rps']:.2f}/s" for n, v in lanes.items()}),
+        ("checkouts", {n: str(v.requests) for n, v in lanes.items()}),
+        ("errors", {n: f"{v.errors} ({(v.error_rate or 0):.1%})" for n, v in lanes.items()}),
+        ("goodput", {n: f"{v.throughput_rps:.2f}/s" for n, v in lanes.items()}),
         *[
             (f"latency {s} (waited, failures too)", {n: ms(n, "latency_ms", s) for n in lanes})
             for s in ("p50", "p95", "p99", "max")
@@ -117,7 +116,10 @@ def _lane_table(summary: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
         *[(f"fulfilment {s}", {n: ms(n, "fulfillment_ms", s) for n in lanes}) for s in ("p50", "p95", "p99")],
         (
             "orders",
-            {n: ", ".join(f"{k} {c}" for k, c in v.get("orders", {}).items()) for n, v in lanes.items()},
+            {
+                n: ", ".join(f"{k} {c}" for k, c in (v.orders.to_json() if v.orders else {}).items())
+                for n, v in lanes.items()
+            },
         ),
         (
             "downstream calls per order",
@@ -128,7 +130,7 @@ def _lane_table(summary: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
             },
         ),
     ]
-    ladder = summary.get("ladder", {})
+    ladder = summary.ladder
     if ladder:
         table.append(
             (
@@ -140,12 +142,12 @@ def _lane_table(summary: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
             (
                 "shoppers failed (in the end)",
                 {
-                    n: f"{ladder[n]['shoppers_failed']} of {ladder[n]['shoppers']}" if n in ladder else "-"
+                    n: f"{ladder[n].shoppers_failed} of {ladder[n].shoppers}" if n in ladder else "-"
                     for n in lanes
                 },
             )
         )
-    broker = summary.get("broker")
+    broker = summary.run.broker if summary.run else None
     if broker and "async" in lanes:
         counts = ", ".join(
             f"{k.replace('_', ' ')} {v}{_lacking(summary, f'broker.{k}')}"
@@ -158,55 +160,55 @@ def _lane_table(summary: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     return [(label, cells) for label, cells in table if any(cells[n] not in ("-", "") for n in lanes)]
 
 
-def _rung(rung: dict[str, Any] | None) -> str:
+def _rung(rung: LadderRung | None) -> str:
     """``email: 1.95, 2.90 (6)``: a lane's amplification at its slow hop against its theory."""
     if rung is None:
         return "-"
-    amp = rung["amplification"]
+    amp = rung.amplification
 
     def x(value: float | None) -> str:
         return "not known" if value is None else f"{value:.2f}"
 
-    return f"{rung['slow_hop']}: {x(amp['during'])}, {x(amp['after'])} ({x(amp['theory'])})"
+    return f"{rung.slow_hop}: {x(amp.during)}, {x(amp.after)} ({x(amp.theory)})"
 
 
-def _lacking(summary: dict[str, Any], figure: str) -> str:
+def _lacking(summary: Summary, figure: str) -> str:
     """`` (incomplete: no count from worker-email)`` for a counter figure that lacks a process."""
-    missing = summary.get("counters", {}).get("incomplete", {}).get(figure)
+    counters = summary.run.counters if summary.run else None
+    missing = counters.incomplete.get(figure) if counters else None
     return f" (incomplete: no count from {', '.join(missing)})" if missing else ""
 
 
-def _scale_note(summary: dict[str, Any]) -> str:
+def _scale_note(summary: Summary) -> str:
     """`` at time scale 0.5`` for a time-scaled run (harness.config.timescale), else nothing."""
-    scale = summary.get("time_scale", 1.0)
+    scale = summary.time_scale
     return "" if scale == 1 else f" at time scale {scale:g} (times x {scale:g}, rates x 1/{scale:g})"
 
 
 def write_report(run_dir: Path) -> Path:
     """Write ``report.html`` (and its PNGs) for a run directory; returns its path."""
     if (run_dir / "shootout.json").is_file():
-        return write_shootout(run_dir, read_json(run_dir / "summary.json"))
+        return write_shootout(run_dir, read_shootout(run_dir / "summary.json"))
     summary, series, rows = _load(run_dir)
-    lanes = list(summary.get("lanes", {}))
+    lanes = list(summary.lanes)
     axis = time_axis(summary, rows, series)
-    t0 = float(summary["t0"])
-    status, colour = run_status(summary)
+    t0 = summary.run.t0 if summary.run else 0.0  # _load refuses a summary without it
+    status, colour = run_status(summary.verdicts, passed=summary.passed)
     page = _TEMPLATES.get_template("report.html").render(
         s=summary,
         lanes=lanes,
-        title=f"{summary['scenario']}{_scale_note(summary)}",
+        title=f"{summary.scenario}{_scale_note(summary)}",
         status=status,
         status_colour=colour,
         style=STYLE,
         verdicts=[
-            (outcome_of(v), OUTCOME_WORDS[outcome_of(v)], v, blames_generator(v.get("reason")))
-            for v in summary.get("verdicts", [])
+            (v.outcome, OUTCOME_WORDS[v.outcome], v, blames_generator(v.reason)) for v in summary.verdicts
         ],
         story=story_charts(run_dir, lanes, rows, axis),
-        generator=generator_part(run_dir, summary, axis),
+        generator=generator_part(run_dir, summary, t0, axis),
         groups=detail_charts(run_dir, lanes, rows, series, axis, t0),
         lane_table=_lane_table(summary),
-        faults=[{**f, "attributes": json.dumps(f["attributes"])} for f in summary.get("chaos", [])],
+        faults=[{**f.to_json(), "attributes": json.dumps(f.attributes)} for f in summary.chaos],
         series_errors=series.get("errors", []),
         run_end=axis.end,
     )

@@ -23,6 +23,8 @@ from harness.metrics.panels import panels_for
 from harness.metrics.prometheus import PrometheusClient
 from harness.records.run_dir import PanelLine, RunDir, RunSeries
 from harness.records.schema import IncompleteCounters, RunLedger
+from harness.records.summary import Summary
+from harness.report.shootout import ShootoutSummary
 from model.errors import EnvironmentProblem
 from model.scenario import Scenario
 from model.topology import LANES, Topology
@@ -39,11 +41,11 @@ _MAX_POINTS = 1000
 @dataclass(frozen=True, kw_only=True)
 class RunResult:
     run_dir: Path
-    summary: dict[str, Any]
+    summary: Summary | ShootoutSummary
 
     @property
     def passed(self) -> bool:
-        return bool(self.summary.get("passed"))
+        return self.summary.passed
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,15 +4,15 @@ report rewritten."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from harness.analysis.recorded import judged_summary
 from harness.records.run_dir import RunDir
+from harness.records.summary import Summary
 
 __all__ = ["judge_run"]
 
 
-def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = True) -> dict[str, Any]:
+def judge_run(run_dir: Path, *, scenario_file: str | None = None, write: bool = True) -> Summary:
     """The run's summary decided again from its files (another file's expectations, if
     given); with ``write``, ``summary.json`` and ``report.html`` are rewritten."""
     summary = judged_summary(run_dir, scenario_file=scenario_file)

@@ -26,6 +26,7 @@ from harness.faults.leases import OwnedFault, fault_owners, forget_removed_fault
 from harness.load.locust_group import LocustGroup, locust_commands, locust_env
 from harness.metrics.counters import CounterSampler
 from harness.records.run_dir import RunDir
+from harness.records.summary import Summary
 from harness.run.collect import LoadTimes, RunResult, collect_run, wait_drained
 from harness.run.plan import RunOptions, RunPlan, plan_run, plan_trial
 from harness.run.progress import LiveTail, RunProgress
@@ -113,8 +114,9 @@ def _shootout(plan: RunPlan, stack: Stack, progress: RunProgress) -> RunResult:
     for i, broker in enumerate(brokers, 1):
         progress.heading(f"broker {i} of {len(brokers)}: {broker}")
         result = _run_one(plan.for_broker(broker), stack, progress)
-        summaries.append(result.summary)
-        if result.summary.get("interrupted"):
+        if isinstance(result.summary, Summary):  # one broker's run is one run, not a shootout
+            summaries.append(result.summary)
+        if result.summary.interrupted:
             break
     summary = shootout_summary(plan.scenario, summaries)
     write_shootout(plan.run_dir, summary)
@@ -241,5 +243,5 @@ def _run_published(plan: RunPlan, stack: Stack, progress: PublishedProgress) -> 
         times=LoadTimes(started=started, load_end=load_end, drained_at=drained_at),
         counters=counters.counters(), interrupted=interrupted, drain_cut_short=drain_cut_short,
     )  # fmt: skip
-    progress.judged(result.summary)
+    progress.judged(result.summary.verdicts)
     return result

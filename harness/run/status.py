@@ -11,9 +11,12 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from harness.records.verdicts import Verdict, overall
 
 if TYPE_CHECKING:
     from harness.run.progress import LiveFigures, RunProgress, RunStage
@@ -142,19 +145,13 @@ class PublishedProgress:
     def collecting(self) -> None:
         self._publish(stage="collect", faults=())
 
-    def judged(self, summary: dict[str, Any]) -> None:
-        """The run's verdicts, from its summary (``summary.json``'s ``verdicts``)."""
-        from harness.analysis.verdicts import outcome_of, overall
-
-        verdicts = summary.get("verdicts", [])
+    def judged(self, verdicts: Sequence[Verdict]) -> None:
+        """The run's verdicts, as its summary holds them."""
         self._publish(
             stage="done",
             verdicts=tuple(
                 VerdictLine(
-                    expectation=str(v["expectation"]),
-                    outcome=outcome_of(v),
-                    observed=str(v.get("observed", "")),
-                    reason=v.get("reason"),
+                    expectation=v.expectation, outcome=v.outcome, observed=v.observed, reason=v.reason
                 )
                 for v in verdicts
             ),

@@ -30,6 +30,7 @@ from matplotlib.patches import Rectangle
 
 from harness.analysis.ladder import ladder_table_html
 from harness.config.timescale import FAULT_TIMES
+from harness.records.summary import Summary
 from harness.report.parts import STYLE
 from harness.sweep.directory import TrialRecord
 from harness.sweep.grid import Cell
@@ -60,14 +61,15 @@ class SweepTrial:
 
     record: TrialRecord
     run: str  # its directory, relative to the sweep's
-    summary: Mapping[str, Any] | None
+    summary: Summary | None
 
 
 def trial_outcome(trial: SweepTrial, lane: str) -> TrialOutcome:
     if trial.summary is None:
         return TrialOutcome("undetermined", "the trial has no summary.json")
-    readings = trial.summary.get("metastability")
-    return classify_lane(readings.get(lane) if isinstance(readings, Mapping) else None)
+    recovery = trial.summary.metastability.get(lane)
+    # The classifier reads the entry as summary.json holds it (its tests give partial ones).
+    return classify_lane(recovery.to_json() if recovery else None)
 
 
 def cell_summaries(cell: Cell, trials: Sequence[SweepTrial], lanes: Sequence[str]) -> dict[str, CellSummary]:
@@ -75,9 +77,20 @@ def cell_summaries(cell: Cell, trials: Sequence[SweepTrial], lanes: Sequence[str
     return {lane: summarise_cell([trial_outcome(t, lane) for t in counted]) for lane in lanes}
 
 
-def _lost_orders(summary: Mapping[str, Any] | None) -> bool:
-    verdicts = summary.get("verdicts", []) if summary else []
-    return any(v.get("expectation") == "no lost orders" and v.get("passed") is False for v in verdicts)
+def _lost_orders(summary: Summary | None) -> bool:
+    verdicts = summary.verdicts if summary else ()
+    return any(v.expectation == "no lost orders" and not v.passed for v in verdicts)
+
+
+def _recovery_s(summary: Summary | None, lane: str) -> float | None:
+    recovery = summary.metastability.get(lane) if summary else None
+    return recovery.recovery_s if recovery else None
+
+
+def _rung(summary: Summary | None, lane: str) -> dict[str, Any] | None:
+    """The lane's rung as ``sweep.json`` holds it: as the trial's summary.json had it."""
+    rung = summary.ladder.get(lane) if summary else None
+    return rung.to_json() if rung else None
 
 
 def sweep_data(
@@ -119,11 +132,8 @@ def sweep_data(
                 "runs": [t.run for t in mine],
                 "dirty_runs": [t.run for t in mine if t.record.status == "dirty"],
                 "lost_orders": sum(1 for t in counted if _lost_orders(t.summary)),
-                "recovery_s": [
-                    (t.summary or {}).get("metastability", {}).get(lane, {}).get("recovery_s")
-                    for t in counted
-                ],
-                "ladder": [((t.summary or {}).get("ladder") or {}).get(lane) for t in counted],
+                "recovery_s": [_recovery_s(t.summary, lane) for t in counted],
+                "ladder": [_rung(t.summary, lane) for t in counted],
             }
             out["lanes"][lane].append(entry)
     return out

@@ -32,6 +32,7 @@ from harness.config.files import read_json
 from harness.config.timescale import time_scaled
 from harness.faults.chaos import Chaos
 from harness.records.run_dir import LEDGER_FILE, SUMMARY_FILE
+from harness.records.summary import read_summary
 from harness.run.collect import RunResult
 from harness.run.judge import judge_run
 from harness.run.plan import machine_scenario
@@ -130,12 +131,11 @@ def _trials(sweep_dir: SweepDir) -> list[SweepTrial]:
     found = []
     for record, path in sweep_dir.finished():
         summary_path = path / SUMMARY_FILE
-        summary = read_json(summary_path) if summary_path.is_file() else None
         found.append(
             SweepTrial(
                 record=record,
                 run=str(path.relative_to(sweep_dir.root)),
-                summary=summary if isinstance(summary, dict) else None,
+                summary=read_summary(summary_path) if summary_path.is_file() else None,
             )
         )
     return found
@@ -243,7 +243,7 @@ class TrialRunner:
             return True
         self.last_trial_start = time.time()
         result = self.run(trial, run_dir, self.stack, events)
-        if result.summary.get("interrupted"):
+        if result.summary.interrupted:
             shutil.rmtree(run_dir, ignore_errors=True)
             return False
         self.dir.write_trial(

@@ -84,7 +84,7 @@ def test_kinto_on_postgres_slowed_then_cut(tmp_path: Path, capsys: pytest.Captur
             'count({process="api", __name__=~"kinto_.*"})'
         )
         assert found and float(found[0]["value"][1]) > 0
-        assert judge_run(out, write=False)["verdicts"] == summary["verdicts"]
+        assert judge_run(out, write=False).to_json()["verdicts"] == summary["verdicts"]
         # The report of a system with one lane and no ledger: its story still on the first screen.
         with headless_chromium() as browser:
             images = check_report_page(browser, out / "report.html", tmp_path / "first-screen.png")

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from harness.analysis.verdicts import outcome_of
 from harness.cli.main import main
+from harness.records.verdicts import outcome_of
 from model.errors import ExitCode
 from tests.integration.conftest import RunningStack
 

@@ -66,7 +66,7 @@ def test_retry_storm_claims(tmp_path: Path, scenario: str, sync_outcome: str) ->
     if scenario == "retry-storm":
         assert during > 1.0 and metastability["sync"]["dipped"] is True, sync
         assert 0 < sync["shoppers_failed"] < sync["shoppers"], sync
-    judged = judge_run(tmp_path / "run", write=False)
+    judged = judge_run(tmp_path / "run", write=False).to_json()
     assert judged["ladder"] == summary["ladder"]
     assert judged["metastability"] == summary["metastability"]
     assert metastability["sync"]["outcome"] == sync_outcome, metastability["sync"]["reason"]

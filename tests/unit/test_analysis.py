@@ -66,7 +66,7 @@ def test_percentile_is_nearest_rank() -> None:
 
 
 def test_summary_has_the_fields_and_the_right_numbers() -> None:
-    summary = analyse(_inputs())
+    summary = analyse(_inputs()).to_json()
     sync, async_ = summary["lanes"]["sync"], summary["lanes"]["async"]
     assert sync["requests"] == 160 and sync["errors"] == 120
     assert sync["error_rate"] == 0.75
@@ -100,7 +100,7 @@ def test_summary_has_the_fields_and_the_right_numbers() -> None:
 
 def test_lost_orders_and_a_slow_drain_fail_their_verdicts() -> None:
     statuses = {f"a{i}": "fulfilled" for i in range(158)} | {"a158": "accepted"}
-    summary = analyse(_inputs(async_statuses=statuses, drains={"trigger": None}))
+    summary = analyse(_inputs(async_statuses=statuses, drains={"trigger": None})).to_json()
     verdicts = {v["expectation"]: v for v in summary["verdicts"]}
     assert summary["lanes"]["async"]["orders"]["lost"] == 2  # one stuck, one never stored
     assert not verdicts["no lost orders"]["passed"]
@@ -121,7 +121,7 @@ def test_within_of_baseline_holds_both_ways_and_at_most_above_only_upwards() -> 
             "async.checkout.p99 at most 20% above baseline at baseline",
         ]
     )
-    summary = analyse(_inputs(scenario=scenario, rows=tuple(rows)))
+    summary = analyse(_inputs(scenario=scenario, rows=tuple(rows))).to_json()
     assert [v["passed"] for v in summary["verdicts"]] == [False, True, True]
     assert summary["verdicts"][1]["observed"] == (
         "0.300s [0.300s, 0.300s] n=400 vs baseline 0.500s [0.500s, 0.500s] n=800 (-40.0%)"
@@ -130,7 +130,7 @@ def test_within_of_baseline_holds_both_ways_and_at_most_above_only_upwards() -> 
 
 def test_an_order_unfinished_when_the_user_stopped_waiting_for_the_drain_is_in_flight_not_lost() -> None:
     statuses = {f"a{i}": "fulfilled" for i in range(157)} | {"a157": "accepted", "a158": "accepted"}
-    summary = analyse(_inputs(async_statuses=statuses, drain_cut_short=True))
+    summary = analyse(_inputs(async_statuses=statuses, drain_cut_short=True)).to_json()
     orders = summary["lanes"]["async"]["orders"]
     assert (orders["lost"], orders["in_flight"]) == (1, 2)  # a159 was never stored: lost all the same
     assert any(

@@ -220,7 +220,7 @@ def _run_dir(root: Path) -> Path:
         for lane in ("sync", "async")
     ]  # fmt: skip
     rows = tuple(Row.from_record(r, t0) for r in records)
-    summary = analyse(RunInputs(scenario=scenario, rows=rows, faults=(), load_end=10.0))
+    summary = analyse(RunInputs(scenario=scenario, rows=rows, faults=(), load_end=10.0)).to_json()
     summary["t0"] = t0
     run_dir = root / "run"
     run_dir.mkdir()

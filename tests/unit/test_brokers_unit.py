@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from harness.config.scenarios import load_scenario
+from harness.records.summary import Summary
 from harness.report.shootout import broker_row, shootout_summary, write_shootout
 from harness.stack.java_brokers import elasticmq_config, kafka_properties
 from model.errors import ConfigError
@@ -17,6 +19,7 @@ from model.topology import Topology
 from targets.brokers.interface import Message
 from targets.brokers.kafka import _Partition
 from targets.brokers.sqs import _body, _message, queue_name
+from tests.unit.summaries import async_orders, lane_json, summary_json
 
 
 def test_a_kafka_partition_commits_below_its_oldest_unsettled_record() -> None:
@@ -78,26 +81,27 @@ def test_elasticmq_binds_loopback_and_keeps_its_statistics_port_shut() -> None:
     assert "messages-storage {\n  enabled = false" in config  # the SQL store breaks under load
 
 
-def _run_summary(broker: str, lost: int, drains: dict[str, float | None]) -> dict[str, object]:
-    return {
-        "scenario": "broker-shootout",
-        "lanes": {
-            "async": {
-                "latency_ms": {"p99": 812.0},
-                "fulfillment_ms": {"p99": 4300.0},
-                "orders": {"lost": lost, "duplicate_side_effects": 0},
-            }
-        },
-        "drain_s": drains,
-        "broker": {
-            "name": broker,
-            "messages_lost": lost,
-            "redelivered": 3,
-            "duplicates": 2,
-            "out_of_order": 1,
-        },
-        "verdicts": [{"expectation": "no lost orders", "observed": f"{lost} lost", "passed": lost == 0}],
-    }
+def _run_summary(broker: str, lost: int, drains: dict[str, float | None]) -> Summary:
+    return Summary.from_json(
+        summary_json(
+            scenario="broker-shootout",
+            lanes={
+                "async": lane_json(
+                    latency_ms={"p99": 812.0}, fulfillment_ms={"p99": 4300.0}, orders=async_orders(lost=lost)
+                )
+            },
+            drain_s=drains,
+            t0=0.0,
+            broker={
+                "name": broker,
+                "messages_lost": lost,
+                "redelivered": 3,
+                "duplicates": 2,
+                "out_of_order": 1,
+            },
+            verdicts=[{"expectation": "no lost orders", "observed": f"{lost} lost", "passed": lost == 0}],
+        )
+    )
 
 
 def test_the_shootout_has_one_row_per_broker_and_keeps_each_verdict(tmp_path: Path) -> None:
@@ -106,20 +110,18 @@ def test_the_shootout_has_one_row_per_broker_and_keeps_each_verdict(tmp_path: Pa
     summaries = [
         _run_summary(b, 7 if b == "redis-pubsub" else 0, {"email-slow": 12.0}) for b in scenario.brokers
     ]
-    summaries[0]["drain_s"] = {"email-slow": 12.0, "broker-blip": None}
+    summaries[0] = replace(summaries[0], drain_s={"email-slow": 12.0, "broker-blip": None})
     summary = shootout_summary(scenario, summaries)
-    rows = {r["broker"]: r for r in summary["brokers"]}
+    rows = {r["broker"]: r for r in summary.brokers}
     assert list(rows) == list(scenario.brokers)
     assert rows["redis-pubsub"]["lost_orders"] == 7 and rows["kafka"]["lost_orders"] == 0
     assert rows["rabbitmq"]["drain_s"] is None and rows["kafka"]["drain_s"] == 12.0
     assert rows["kafka"]["accepted_p99_s"] == 0.812 and rows["kafka"]["fulfilment_p99_s"] == 4.3
-    assert "[redis-pubsub] no lost orders" in [
-        v["expectation"] for v in summary["verdicts"] if not v["passed"]
-    ]
-    assert not summary["passed"]
+    assert "[redis-pubsub] no lost orders" in [v.expectation for v in summary.verdicts if not v.passed]
+    assert not summary.passed
     page = write_shootout(tmp_path, summary).read_text()
     assert page.count('/report.html">') == len(BROKERS) and "not drained" in page
-    assert json.loads((tmp_path / "shootout.json").read_text()) == summary["brokers"]
+    assert json.loads((tmp_path / "shootout.json").read_text()) == list(summary.brokers)
 
 
 def test_a_broker_named_twice_or_unknown_is_refused(tmp_path: Path) -> None:

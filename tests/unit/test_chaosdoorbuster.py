@@ -176,6 +176,8 @@ def test_probe_lane_counts_every_answer() -> None:
 
 def _summary() -> dict[str, Any]:
     return {
+        "scenario": "steady",
+        "duration_s": 60.0,
         "lanes": {
             "async": {"requests": 600, "errors": 0, "error_rate": 0.0, "throughput_rps": 10.0,
                       "latency_ms": {"p50": 80.1, "p95": 140.0, "p99": 150.2, "max": 170.0}},
@@ -186,6 +188,7 @@ def _summary() -> dict[str, Any]:
             {"expectation": "sync.errors < 1%", "outcome": "undetermined", "passed": False,
              "observed": "undetermined", "reason": "no sync lane in this run", "evidence": {}},
         ],
+        "passed": False,
     }  # fmt: skip
 
 

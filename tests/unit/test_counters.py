@@ -9,9 +9,11 @@ from pathlib import Path
 import harness.metrics.counters
 from harness.config.scenarios import load_scenario
 from harness.metrics.counters import ProcessReading, Reading, RunCounters, increase
+from harness.records.summary import Summary
 from harness.report.run_page import write_report
 from harness.report.shootout import shootout_summary, write_shootout
 from model import metric_names as names
+from tests.unit.summaries import async_orders, lane_json
 
 SERIES = (names.WORKER_MESSAGES_REDELIVERED, "async")
 SINCE = 1000.0
@@ -147,9 +149,10 @@ def test_docstring_example() -> None:
 
 
 def test_the_report_marks_an_incomplete_figure(tmp_path: Path) -> None:
-    lane = {"requests": 1, "errors": 0, "error_rate": 0.0, "throughput_rps": 1.0}
+    lane = lane_json(requests=1, error_rate=0.0, throughput_rps=1.0)
     summary = {
         "scenario": "restart",
+        "duration_s": 10.0,
         "t0": 0.0,
         "lanes": {"sync": lane, "async": lane},
         "retry_amplification": {"sync": 3.0, "async": 1.5},
@@ -177,7 +180,10 @@ def test_the_shootout_marks_a_broker_count_that_lacks_a_process(tmp_path: Path) 
         summaries.append(
             {
                 "scenario": "broker-shootout",
-                "lanes": {"async": {"orders": {"lost": 0}}},
+                "duration_s": 10.0,
+                "passed": True,
+                "t0": 0.0,
+                "lanes": {"async": lane_json(orders=async_orders())},
                 "broker": {
                     "name": name,
                     "messages_lost": 0,
@@ -191,11 +197,9 @@ def test_the_shootout_marks_a_broker_count_that_lacks_a_process(tmp_path: Path) 
                 },
             }
         )
-    summary = shootout_summary(scenario, summaries)
-    rows = {row["broker"]: row for row in summary["brokers"]}
+    summary = shootout_summary(scenario, [Summary.from_json(s) for s in summaries])
+    rows = {row["broker"]: row for row in summary.brokers}
     assert rows["kafka"]["incomplete"] == ["redelivered"] and rows["rabbitmq"]["incomplete"] == []
-    assert "redelivered 3 (incomplete)" in next(
-        line for line in summary["reading"] if line.startswith("kafka")
-    )
+    assert "redelivered 3 (incomplete)" in next(line for line in summary.reading if line.startswith("kafka"))
     page = write_shootout(tmp_path, summary).read_text()
     assert page.count("<td>3 (incomplete)</td>") == 1

@@ -65,6 +65,8 @@ def test_the_site_builds_strictly(tmp_path: Path) -> None:
     cli_page = (site / "reference" / "cli" / "index.html").read_text()
     for name in ("doorbuster run", "doorbuster sweep", "doorbuster toxic add"):
         assert name in cli_page, f"the generated CLI reference does not describe {name}"
+    runs_page = (site / "running" / "runs" / "index.html").read_text()
+    assert "summary.json reference" not in runs_page and "<code>drained_after_load_s</code>" in runs_page
 
 
 def test_every_page_is_in_the_nav() -> None:
@@ -87,3 +89,44 @@ def test_the_readmes_links_lead_somewhere() -> None:
     assert targets, "the README links to no page of the manual"
     missing = sorted({target for target in targets if not (PROJECT_ROOT / target).exists()})
     assert not missing, f"README.md links to files that do not exist: {missing}"
+
+
+def test_the_summary_reference_names_every_field_of_the_typed_summary() -> None:
+    """docs/hooks/summary_reference.py renders summary.json's reference from its records: every
+    field of every record under Summary is named, with its description."""
+    import dataclasses
+    import importlib.util
+    import typing
+
+    from harness.records.summary import Summary
+
+    spec = importlib.util.spec_from_file_location(
+        "summary_reference", DOCS / "hooks" / "summary_reference.py"
+    )
+    assert spec is not None and spec.loader is not None
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    reference = hook.render(Summary)
+
+    def records(annotation: object) -> list[type]:
+        if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+            return [annotation]
+        return [r for arg in typing.get_args(annotation) for r in records(arg)]
+
+    seen: set[type] = set()
+    todo: list[type] = [Summary]
+    named = 0
+    while todo:
+        record = todo.pop()
+        seen.add(record)
+        hints = typing.get_type_hints(record)
+        for f in dataclasses.fields(record):
+            todo += [r for r in records(hints[f.name]) if r not in seen]
+            if f.name == "run" and record is Summary:
+                continue  # written flat: its fields are named at the top level
+            doc = f.metadata.get("doc")
+            assert doc, f"{record.__name__}.{f.name} has no description"
+            assert f"`{f.name}` (" in reference and doc in reference, f"{record.__name__}.{f.name}"
+            named += 1
+    assert named > 100 and "- `passed` (true/false): true only for pass" in reference
+    assert hook.MARKER in (DOCS / "running" / "runs.md").read_text()

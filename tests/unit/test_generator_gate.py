@@ -17,8 +17,8 @@ from harness.analysis.generator import (
 )
 from harness.analysis.inputs import Row, RunInputs
 from harness.analysis.summary import analyse
-from harness.analysis.verdicts import Verdict
 from harness.records.generator import GeneratorSample
+from harness.records.verdicts import Verdict
 from tests.unit.scenarios import made_up_scenario
 
 FAILED = Verdict(expectation="sync.checkout.p99 < 50ms at steady", outcome="fail", observed="p99 15.68 s")
@@ -119,7 +119,7 @@ EXPECTATIONS = ["sync.checkout.p99 < 50ms at baseline", "sync.checkout.p99 < 50m
 def _judged(rows: list[Row], samples: Sequence[GeneratorSample] = ()) -> dict[str, Any]:
     inputs = RunInputs(scenario=made_up_scenario(rate=50, expectations=EXPECTATIONS), rows=tuple(rows),
                        faults=(), load_end=80.0, generator=tuple(samples))  # fmt: skip
-    summary = analyse(inputs)
+    summary = analyse(inputs).to_json()
     return {"summary": summary, **{v["expectation"]: v for v in summary["verdicts"]}}
 
 

@@ -105,7 +105,9 @@ def test_judge_decides_the_runs_verdicts_from_its_files_and_writes_summary_and_r
     assert "made-up" in (run_dir / "report.html").read_text()
     # What the run itself would have written: the same function on the same records.
     ledger = RunLedger.model_validate_json((run_dir / "ledger.json").read_text())
-    assert summary == json.loads(json.dumps(summarise(SCENARIO, recorded_run(run_dir, SCENARIO), ledger)))
+    assert summary == json.loads(
+        json.dumps(summarise(SCENARIO, recorded_run(run_dir, SCENARIO), ledger).to_json())
+    )
 
 
 def test_judge_json_prints_the_verdicts_and_writes_nothing(

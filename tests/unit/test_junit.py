@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from harness.cli.main import main
+from harness.records.summary import Summary
 from harness.report.junit import junit_xml
 from model.errors import ExitCode
 from tests.unit.run_dirs import steady_records, steady_scenario, write_run_dir
+from tests.unit.summaries import summary_json
 
 EXPECTATIONS = (
     "sync.error_rate < 10%",  # 5% failed of 600: Wilson's interval is under 10%
@@ -92,16 +94,18 @@ def test_judge_junit_has_a_case_per_expectation_with_failure_skip_and_evidence(
 
 
 def test_junit_xml_escapes_what_xml_can_not_hold_and_reports_an_interrupted_run() -> None:
-    summary = {
-        "scenario": "odd <&> name",
-        "interrupted": True,
-        "duration_s": 12.5,
-        "verdicts": [
+    summary = Summary.from_json(summary_json(
+        scenario="odd <&> name",
+        t0=0.0,
+        interrupted=True,
+        duration_s=12.5,
+        passed=False,
+        verdicts=[
             {"expectation": 'sync.checkout.p99 < 1s & "more"', "outcome": "undetermined",
              "observed": "undetermined", "reason": "too few samples\x00 <n=3>"},
             {"expectation": "no lost orders", "passed": False, "observed": "2 lost of 9 accepted"},
         ],
-    }  # fmt: skip
+    ))  # fmt: skip
     root = ET.fromstring(junit_xml(summary))
     _check_shape(root)
     (suite,) = root

@@ -53,7 +53,7 @@ def _analyse(rows: list[Row], timeline: AttemptTimeline | None, **over: Any) -> 
         scenario=_scenario(), rows=tuple(rows), faults=(over.pop("fault", _fault()),), load_end=120.0,
         attempt_timeline=timeline,
     )  # fmt: skip
-    return analyse(inputs)
+    return analyse(inputs).to_json()
 
 
 def test_a_metastable_sync_lanes_rung() -> None:
@@ -128,7 +128,7 @@ def test_judge_takes_the_timeline_from_the_ledger_in_epoch_seconds() -> None:
         attempt_timeline=AttemptTimeline(times=[T0 + t for t in timeline.times], attempts=timeline.attempts),
     )  # fmt: skip
     run = RecordedRun(t0=T0, rows=tuple(rows), faults=(_fault(),))
-    judged = summarise(_scenario(), run, ledger)
+    judged = summarise(_scenario(), run, ledger).to_json()
     assert judged["ladder"]["sync"] == _analyse(rows, timeline)["ladder"]["sync"]
     assert judged["ladder"]["sync"]["amplification"]["during"] == 5.0
 

@@ -57,7 +57,7 @@ def _run(
     inputs = RunInputs(
         scenario=_scenario(*expectations), rows=tuple(rows), faults=(fault or _fault(),), load_end=load_end
     )
-    return analyse(inputs)
+    return analyse(inputs).to_json()
 
 
 def _verdict(summary: dict[str, Any], text: str) -> dict[str, Any]:

@@ -3,12 +3,14 @@ for every chart, and a one-lane system's page (no async lane, no series) in head
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from PIL import Image
 
 from harness.analysis.inputs import Row
 from harness.cli.main import main
+from harness.records.summary import ChaosWindow, RunFacts, Summary
 from harness.report.charts import time_axis
 from model.errors import ExitCode
 from tests.browser import headless_chromium
@@ -21,7 +23,13 @@ def _row(intended: float, end: float, kind: str = "checkout") -> Row:
 
 
 def test_the_time_axis_runs_from_0_to_the_last_thing_the_run_recorded() -> None:
-    summary = {"t0": T0, "duration_s": 30.0, "chaos": [{"name": "slow", "start_s": 10.0, "end_s": 20.0}]}
+    slow = ChaosWindow(
+        name="slow", dependency="payment", lanes=("sync",), type="latency", attributes={},
+        start_s=10.0, end_s=20.0, applied=True, removed=True,
+    )  # fmt: skip
+    summary = Summary(
+        scenario="s", duration_s=30.0, lanes={}, chaos=(slow,), passed=True, run=RunFacts(t0=T0)
+    )
     series = {"start": T0 - 15, "end": T0 + 33.0}
     assert time_axis(summary, [_row(1, 2)], {}).end == 30.0
     assert time_axis(summary, [_row(1, 2)], series).end == 33.0
@@ -29,7 +37,7 @@ def test_the_time_axis_runs_from_0_to_the_last_thing_the_run_recorded() -> None:
     axis = time_axis(summary, [_row(1, 2), _row(29, 61.5, "fulfillment")], series)
     assert axis.end == 61.5 and axis.faults == (("slow", 10.0, 20.0),)
     assert axis.centres()[0] == 0.5 and axis.centres()[-1] == 61.5
-    long = time_axis({**summary, "duration_s": 1200.0}, [], {})
+    long = time_axis(replace(summary, duration_s=1200.0), [], {})
     assert long.bucket_s == 10.0 and len(long.centres()) == 120
 
 

@@ -14,10 +14,12 @@ from PIL import Image
 from harness.analysis.generator import CPU_SHARE_LIMIT, LOOP_LAG_LIMIT_S, SEND_LAG_FLOOR_S, SEND_LAG_LIMIT_S
 from harness.cli.main import main
 from harness.records.generator import GeneratorSample
+from harness.records.summary import Summary
 from harness.report.charts import TimeAxis
 from harness.report.generator_chart import GENERATOR_CHART, generator_facets, generator_part
 from model.errors import ExitCode
 from tests.unit.run_dirs import T0, steady_records, steady_scenario, write_run_dir
+from tests.unit.summaries import summary_json
 
 AXIS = TimeAxis(end=10.0, faults=(("slow", 3.0, 5.0),))
 
@@ -85,11 +87,14 @@ def test_the_chart_draws_the_gates_limits() -> None:
     assert unsent.limits == ()  # any arrival never sent is behind: marked, no line to pass
 
 
+NO_GENERATOR = Summary.from_json(summary_json(t0=T0))
+
+
 def test_a_run_directory_without_generator_samples_gets_no_chart_and_says_why(tmp_path: Path) -> None:
-    part = generator_part(tmp_path, {"t0": T0}, AXIS)
+    part = generator_part(tmp_path, NO_GENERATOR, T0, AXIS)
     assert part.chart is None and "no generator.jsonl" in part.missing
     (tmp_path / "generator.jsonl").write_text("")
-    part = generator_part(tmp_path, {"t0": T0}, AXIS)
+    part = generator_part(tmp_path, NO_GENERATOR, T0, AXIS)
     assert part.chart is None and "no sample" in part.missing
     assert not (tmp_path / GENERATOR_CHART).exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.records.verdicts import Verdict
 from harness.run.progress import LaneFigures, LiveFigures
 from harness.run.status import RUN_STATUS_FILE, PublishedProgress, read_run_status
 from tests.unit.progress_recorder import ProgressRecorder
@@ -30,10 +31,10 @@ def test_a_run_publishes_its_stage_faults_and_verdicts_and_passes_each_on(tmp_pa
     progress.done()
     progress.collecting()
     progress.judged(
-        {"verdicts": [
-            {"expectation": "async p99 < 1s", "outcome": "pass", "observed": "0.3s"},
-            {"expectation": "no duplicate charge", "outcome": "undetermined", "observed": "", "reason": "too few orders"},
-        ]}
+        [
+            Verdict(expectation="async p99 < 1s", outcome="pass", observed="0.3s"),
+            Verdict(expectation="no duplicate charge", outcome="undetermined", observed="", reason="too few orders"),
+        ]
     )  # fmt: skip
     progress.ended()  # after the verdicts: the run is done, not ended early
     after = read_run_status(tmp_path)

@@ -15,6 +15,7 @@ from harness.cli.main import main
 from harness.config.scenarios import load_scenario
 from harness.config.timescale import time_scaled
 from harness.metrics.scrape import parse_page
+from harness.records.summary import RunFacts, Summary, read_summary
 from harness.run.collect import RunResult
 from harness.run.progress import RunProgress
 from harness.stack.control import Stack
@@ -31,6 +32,7 @@ from model.topology import Topology
 from targets.metrics import DownstreamServerMetrics, SyncChainMetrics
 from tests.unit.fake_stack import FakeStack
 from tests.unit.progress_recorder import ProgressRecorder
+from tests.unit.summaries import recovery_json, summary_json
 
 BASE: dict[str, Any] = yaml.safe_load("""
 name: storm
@@ -303,13 +305,13 @@ def test_a_spoiled_trial_record_is_refused_naming_it(tmp_path: Path) -> None:
 
 # -- outputs ------------------------------------------------------------------------------------
 def _summary(sync: dict[str, Any], ladder: dict[str, Any] | None = None) -> dict[str, Any]:
-    summary: dict[str, Any] = {
-        "metastability": {
-            "sync": sync,
-            "async": {"outcome": "recovered", "dipped": False, "recovery_s": 0.0},
+    summary: dict[str, Any] = summary_json(
+        metastability={
+            "sync": recovery_json("sync", **sync),
+            "async": recovery_json("async", outcome="recovered", dipped=False, recovery_s=0.0),
         },
-        "verdicts": [{"expectation": "no lost orders", "passed": True}],
-    }
+        verdicts=[{"expectation": "no lost orders", "passed": True, "observed": "0 lost of 9 accepted"}],
+    )
     if ladder is not None:
         summary["ladder"] = {"sync": ladder}
     return summary
@@ -349,7 +351,7 @@ def _trials(root: SweepDir) -> list[SweepTrial]:
         SweepTrial(
             record=r,
             run=str(p.relative_to(root.root)),
-            summary=json.loads((p / "summary.json").read_text()) if (p / "summary.json").exists() else None,
+            summary=read_summary(p / "summary.json") if (p / "summary.json").exists() else None,
         )
         for r, p in root.finished()
     ]
@@ -465,7 +467,10 @@ def _runner(tmp_path: Path, dirt: list[list[str]], runs: list[Path], *, interrup
         runs.append(run_dir)
         run_dir.mkdir(parents=True)
         (run_dir / "requests.jsonl").write_text("")
-        return RunResult(run_dir=run_dir, summary={"interrupted": interrupted})
+        facts = RunFacts(t0=0.0, interrupted=interrupted)
+        return RunResult(
+            run_dir=run_dir, summary=Summary(scenario="s", duration_s=1.0, lanes={}, passed=True, run=facts)
+        )
 
     runner = TrialRunner(
         scenario,

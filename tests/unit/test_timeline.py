@@ -153,7 +153,9 @@ def test_a_fault_that_failed_to_apply_is_recorded_taken_back_and_judged_undeterm
     assert chaos.calls == [("remove", "doorbuster_slow")]  # whatever reached one lane is taken back
     window = _faults(tmp_path, _scenario(), 1000.0)[0]
     assert not window.applied and (window.start, window.end) == (1, 4)  # as planned
-    summary = analyse(RunInputs(scenario=_scenario(), rows=tuple(_rows()), faults=(window,), load_end=30.0))
+    summary = analyse(
+        RunInputs(scenario=_scenario(), rows=tuple(_rows()), faults=(window,), load_end=30.0)
+    ).to_json()
     assert summary["metastability"]["sync"]["outcome"] == "undetermined"
     assert summary["metastability"]["sync"]["reason"] == "fault slow was never applied"
 
@@ -165,7 +167,9 @@ def test_a_removal_that_failed_is_not_an_end(tmp_path: Path) -> None:
     assert "removing latency" in str(slow["removal_error"])
     window = _faults(tmp_path, _scenario(), 1000.0)[0]
     assert window.applied and not window.removed
-    summary = analyse(RunInputs(scenario=_scenario(), rows=tuple(_rows()), faults=(window,), load_end=30.0))
+    summary = analyse(
+        RunInputs(scenario=_scenario(), rows=tuple(_rows()), faults=(window,), load_end=30.0)
+    ).to_json()
     assert "removal of fault slow was never acknowledged" in summary["metastability"]["sync"]["reason"]
 
 

@@ -222,7 +222,7 @@ def _recovery_run(scale: float) -> dict[str, Any]:
     scaled_fault = replace(fault, start=fault.start * scale, end=fault.end * scale)
     scenario = time_scaled(base, scale)
     inputs = RunInputs(scenario=scenario, rows=scaled_rows, faults=(scaled_fault,), load_end=120 * scale)
-    return analyse(inputs)
+    return analyse(inputs).to_json()
 
 
 @pytest.mark.parametrize("scale", [0.25, 0.3, 0.5])

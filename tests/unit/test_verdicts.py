@@ -30,7 +30,7 @@ def _verdicts(expectations: list[str], rows: list[Row], **over: Any) -> dict[str
         "drains": {"trigger": 5.0},
     }  # fmt: skip
     inputs.update(over)
-    summary = analyse(RunInputs(**inputs))
+    summary = analyse(RunInputs(**inputs)).to_json()
     return {v["expectation"]: v for v in summary["verdicts"]}
 
 
@@ -114,7 +114,9 @@ def test_a_verdict_whose_evaluation_breaks_is_undetermined_and_the_summary_is_st
         parse_expectation("sync recovers within 30s after rest"),
         parse_expectation("sync.checkout.p50 < 1s at baseline"),
     )})  # fmt: skip
-    summary = analyse(RunInputs(scenario=broken, rows=tuple(rows), faults=(_fault(),), load_end=80.0))
+    summary = analyse(
+        RunInputs(scenario=broken, rows=tuple(rows), faults=(_fault(),), load_end=80.0)
+    ).to_json()
     first, second, third = summary["verdicts"]
     assert first["outcome"] == "undetermined" and first["reason"] == "internal error: KeyError: 'nowhere'"
     assert second["outcome"] == "undetermined" and second["reason"] == "rest is not a chaos step of this run"
@@ -174,16 +176,16 @@ def test_report_and_terminal_show_undetermined_apart_with_its_reason() -> None:
     texts = ["sync.checkout.p99 < 1s at baseline", "sync.checkout.p50 < 0.1s at baseline"]
     scenario = made_up_scenario(expectations=texts)
     summary = analyse(RunInputs(scenario=scenario, rows=tuple(rows), faults=(_fault(),), load_end=80.0))
-    page = verdict_table(summary["verdicts"])
+    page = verdict_table(summary.verdicts)
     assert "<tr class=undetermined><td>UNDETERMINED</td>" in page and "a p99 needs at least 368" in page
     assert "<tr class=fail><td>FAIL</td>" in page
-    assert run_status(summary)[0] == "FAILED"
-    assert run_status({**summary, "verdicts": summary["verdicts"][:1]})[0] == "UNDETERMINED"
+    assert run_status(summary.verdicts, passed=summary.passed)[0] == "FAILED"
+    assert run_status(summary.verdicts[:1], passed=summary.passed)[0] == "UNDETERMINED"
     console = Console(width=200, record=True)
     console.print(verdict_lines(summary))
     text = console.export_text()
     assert "UNDETERMINED" in text and "FAIL" in text and "needs at least 368" in text
-    assert verdict_count(summary["verdicts"]) == (
+    assert verdict_count(summary.verdicts) == (
         "1 expectation(s) failed, 1 undetermined (their reasons say what would decide them) (of 2)"
     )
 

@@ -100,18 +100,18 @@ def run(
     result = run_scenario(options, ctx.stack(), ConsoleProgress(err))
     summary = result.summary
     out.print(verdict_lines(summary))
-    for line in summary.get("reading", []):
+    for line in summary.reading:
         out.print(f"  {escape(line)}")
     out.print(f"report: {result.run_dir / 'report.html'}")
     out.print("the stack is still up for the next run: `doorbuster down` stops it")
     if junit is not None:
         write_junit(junit, summary)  # exit 2 if it can not be written: the run's files stay
         out.print(f"junit: {junit}", soft_wrap=True)
-    if summary.get("interrupted"):
+    if summary.interrupted:
         err.print("Interrupted: the run was stopped early; every fault was removed.")
         raise typer.Exit(130)
     if not result.passed:
-        raise ExpectationFailed(verdict_count(summary["verdicts"]))
+        raise ExpectationFailed(verdict_count(summary.verdicts))
 
 
 def report(run_dir: Annotated[Path, typer.Argument(help="A run directory.")]) -> None:
@@ -167,7 +167,7 @@ def judge(
         check_junit_path(junit)
     summary = judge_run(run_dir, scenario_file=scenario, write=not as_json)
     if as_json:
-        verdicts = {k: summary[k] for k in ("scenario", "passed", "verdicts")}
+        verdicts = {k: summary.to_json()[k] for k in ("scenario", "passed", "verdicts")}
         out.print_json(json.dumps(verdicts))
     else:
         out.print(verdict_lines(summary))
@@ -176,8 +176,8 @@ def judge(
         write_junit(junit, summary)  # exit 2 if it can not be written: summary and report stay
         if not as_json:
             out.print(f"junit: {junit}", soft_wrap=True)
-    if not summary["passed"]:
-        raise ExpectationFailed(verdict_count(summary["verdicts"]))
+    if not summary.passed:
+        raise ExpectationFailed(verdict_count(summary.verdicts))
 
 
 def smoke(

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-__all__ = ["OUTCOMES", "Outcome", "Verdict", "outcome_of", "overall"]
+import pydantic
+
+__all__ = ["OUTCOMES", "Outcome", "Verdict", "outcome_of", "overall", "verdict_fields"]
 
 Outcome = Literal["pass", "fail", "undetermined"]
 OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "undetermined")
@@ -20,14 +22,25 @@ OUTCOMES: tuple[Outcome, ...] = ("pass", "fail", "undetermined")
 
 @dataclass(frozen=True, kw_only=True)
 class Verdict:
-    expectation: str
-    outcome: Outcome
-    observed: str
-    reason: str | None = None
-    evidence: dict[str, Any] = field(default_factory=dict)
+    # summary.json's verdicts are read back through this record (harness.records.summary)
+    __pydantic_config__: ClassVar[pydantic.ConfigDict] = pydantic.ConfigDict(extra="forbid")
+
+    # Each field's one-line description is summary.json's reference (docs/hooks/summary_reference.py).
+    expectation: str = field(metadata={"doc": "the expectation as written"})
+    outcome: Outcome = field(metadata={"doc": "pass, fail or undetermined"})
+    observed: str = field(metadata={"doc": "what the run showed"})
+    reason: str | None = field(default=None, metadata={"doc": "why it is undetermined, else null"})
+    evidence: dict[str, Any] = field(
+        default_factory=dict,
+        metadata={
+            "doc": "what the decision rests on: the window in run seconds, the estimate {value, low, "
+            "high, n}, the baseline's, the fault as applied, the recovery, the orders"
+        },
+    )
 
     @property
     def passed(self) -> bool:
+        """true only for pass (in the JSON after ``outcome``)"""
         return self.outcome == "pass"
 
     def as_json(self) -> dict[str, Any]:
@@ -48,6 +61,16 @@ class Verdict:
         )  # fmt: skip
 
 
+def verdict_fields(obj: Any) -> Any:
+    """A verdict of a file as the :class:`Verdict` record takes it: its outcome (from
+    ``passed`` in files from before outcomes), without the derived ``passed``; anything but an
+    object as it is, for the record's validation to refuse."""
+    if not isinstance(obj, dict):
+        return obj
+    fields = {k: v for k, v in obj.items() if k != "passed"}
+    return fields if "outcome" in obj else {**fields, "outcome": outcome_of(obj)}
+
+
 def outcome_of(verdict: Mapping[str, Any]) -> Outcome:
     """A verdict's outcome as summary.json has it (files from before outcomes: from ``passed``)."""
     outcome = verdict.get("outcome")
@@ -56,7 +79,7 @@ def outcome_of(verdict: Mapping[str, Any]) -> Outcome:
     return "pass" if verdict.get("passed") else "fail"
 
 
-def overall(verdicts: Iterable[Mapping[str, Any]]) -> Outcome:
+def overall(verdicts: Iterable[Verdict]) -> Outcome:
     """A run's outcome: fail if a verdict failed, else undetermined if one was, else pass."""
-    outcomes = {outcome_of(v) for v in verdicts}
+    outcomes = {v.outcome for v in verdicts}
     return "fail" if "fail" in outcomes else "undetermined" if "undetermined" in outcomes else "pass"
