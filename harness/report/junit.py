@@ -10,8 +10,9 @@ run adds one case with an ``<error>``: what was not measured decides nothing.
 The shape is the one Jenkins, GitLab and the GitHub test reporters accept:
 ``testsuites > testsuite > testcase > (skipped | error | failure)?, system-out``.
 
-    >>> xml = junit_xml({"scenario": "s", "verdicts": [
-    ...     {"expectation": "p99 < 1s", "outcome": "fail", "observed": "1.2s"}]})
+    >>> xml = junit_xml(Summary.from_json({"scenario": "s", "time_scale": 1, "duration_s": 60,
+    ...     "lanes": {}, "passed": False, "t0": 0, "verdicts": [
+    ...     {"expectation": "p99 < 1s", "outcome": "fail", "observed": "1.2s"}]}))
     >>> '<failure message="1.2s" type="fail">' in xml
     True
 """

@@ -281,11 +281,17 @@ def test_a_systems_dashboard_and_report_hold_only_panels_every_stack_has_data_fo
     from harness.stack.generated import system_dashboard
 
     universal = panels_for(builtin=False)
-    assert {p.key for p in universal} == {"faults", "client_latency", "arrivals", "users"}
+    assert {p.key for p in universal} == {
+        "faults", "client_latency", "arrivals", "users",
+        "generator_send_lag", "generator_loop_lag", "generator_cpu", "generator_unsent",
+    }  # fmt: skip
     # what they query comes from the load generator and the supervisor, which every stack runs
+    generator = (names.GENERATOR_SEND_LAG, names.GENERATOR_EVENT_LOOP_LAG, names.GENERATOR_CPU_SHARE,
+                 names.GENERATOR_ARRIVALS_DUE, names.GENERATOR_ARRIVALS_NEVER_SENT)  # fmt: skip
     for p in universal:
         for q in p.queries:
-            assert "locust" in q.expr or names.TOXIC_ACTIVE in q.expr, (p.key, q.expr)
+            from_generator = "locust" in q.expr or any(name in q.expr for name in generator)
+            assert from_generator or names.TOXIC_ACTIVE in q.expr, (p.key, q.expr)
     assert panels_for(builtin=True) == PANELS
     board = system_dashboard(load_system("kinto"))
     assert board["uid"] == "doorbuster-system-kinto"
