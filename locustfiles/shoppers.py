@@ -31,6 +31,7 @@ The parts live in ``harness/load`` (none imports Locust or gevent): this file is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -49,6 +50,8 @@ from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.event import Events  # noqa: E402
+from locust.exception import RPCSendError  # noqa: E402
+from locust.rpc import Message  # noqa: E402
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
 from locust.stats import bucket_response_time, setup_distributed_stats_event_listeners  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
@@ -327,9 +330,14 @@ def _on_worker_ready(environment: Environment, msg: Any, **_: Any) -> None:
     _start_timeline(start)
 
 
-def _merge_shards() -> None:
+def _merge_shards(runner: MasterRunner) -> None:
     """The workers' shards into ``requests.jsonl``, once each closed its own (or SHARD_WAIT_S
     passed: a worker lost mid-run leaves its shard as far as it was written)."""
+    # Locust fires quitting before it tells the workers to quit when the master is stopped
+    # (a signal, a lost worker): told now, they close their shards instead of running on.
+    for client in runner.clients.all:
+        with contextlib.suppress(RPCSendError):  # one already gone: nothing to tell it
+            runner.server.send_to_client(Message("quit", None, client.id))
     shards = [RUN_DIR.shard(str(i)) for i in range(WORKERS)]
     open_ = wait_for_shards(shards, wait_s=SHARD_WAIT_S, sleep=gevent.sleep, clock=time.time)
     if open_:
@@ -477,6 +485,6 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         return
     _stop_timeline()
     if isinstance(environment.runner, MasterRunner):
-        _merge_shards()
+        _merge_shards(environment.runner)
     LOG.close()
     GENERATORS.close()
