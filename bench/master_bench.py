@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from loadgen_bench import PY, ROOT, build_server, free_port, received, server
 from targets_check import Target, report
 
+from harness.load.locust_group import locust_env
 from harness.records.run_dir import RunDir
 from harness.records.schema import read_requests
 
@@ -103,15 +104,10 @@ def _env(run_dir: Path, url: str, workers: int, seconds: float) -> dict[str, str
     }  # fmt: skip
     run_dir.mkdir(parents=True)
     (run_dir / "scenario.json").write_text(json.dumps(scenario))
-    return {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "DOORBUSTER_SCENARIO": str(run_dir / "scenario.json"),
-        "DOORBUSTER_TARGETS": json.dumps({"sync": url}),
-        "DOORBUSTER_RUN_DIR": str(run_dir),
-        "DOORBUSTER_STATE_DIR": str(run_dir / "no-stack"),
-        "DOORBUSTER_WORKERS": str(workers),
-    }
+    env = locust_env(
+        RunDir(run_dir), run_dir / "no-stack", workers=workers, targets={"sync": url}, allow_hosts=()
+    )
+    return {**env, "PYTHONPATH": str(ROOT)}
 
 
 def _size(path: Path) -> int:
