@@ -5,7 +5,8 @@ The records themselves have one typed definition each: ``requests.jsonl`` lines 
 ``generator.jsonl`` lines are :class:`harness.records.generator.GeneratorSample`,
 ``chaos.json`` is :class:`harness.faults.timeline.ChaosRecord`, ``scenario.json`` is the
 :class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
-``summary.json`` is :class:`harness.records.summary.Summary`.
+``summary.json`` is :class:`harness.records.summary.Summary`. ``shards/worker-<i>.jsonl`` are a
+distributed run's workers' own request records, merged into ``requests.jsonl`` after the load.
 
     >>> RunDir(Path("runs/x")).ledger
     PosixPath('runs/x/ledger.json')

@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
+from harness.records.run_dir import RunDir
 from harness.records.schema import RequestRecord, read_requests
 
-__all__ = ["merge_shards", "merged_records"]
+__all__ = ["merge_left_shards", "merge_shards", "merged_records"]
 
 
 def merged_records(shards: Sequence[Path]) -> list[RequestRecord]:
@@ -34,3 +35,16 @@ def merge_shards(shards: Sequence[Path], out: IO[str]) -> int:
     records = merged_records(shards)
     out.writelines(rec.json_line() for rec in records)
     return len(records)
+
+
+def merge_left_shards(run_dir: RunDir) -> int:
+    """After the load, the shards merged into an empty ``requests.jsonl``, when the master did
+    not merge them (it was killed, or it refused a shard: then this names the shard's bad line,
+    rather than the run judging an empty log); how many records. A log that holds records is
+    the master's merge, left as it is."""
+    shards = run_dir.shard_files()
+    log = run_dir.requests
+    if not shards or (log.exists() and log.stat().st_size > 0):
+        return 0
+    with log.open("a") as out:
+        return merge_shards(shards, out)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.records.run_dir import RunDir
 from harness.records.schema import RequestRecord, read_requests
-from harness.records.shards import merge_shards, merged_records
+from harness.records.shards import merge_left_shards, merge_shards, merged_records
 from model.errors import ConfigError
 
 
@@ -54,3 +55,21 @@ def test_no_shards_merge_to_nothing(tmp_path: Path) -> None:
     out = io.StringIO()
     assert merge_shards([], out) == 0
     assert out.getvalue() == ""
+
+
+def test_shards_the_master_did_not_merge_are_merged_after_the_load(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path)
+    run_dir.shards.mkdir()
+    _shard(run_dir.shard("0"), [_rec(2.0, "a2")])
+    _shard(run_dir.shard("1").with_name("worker-1.jsonl.part"), [_rec(1.0, "b1")])  # never closed
+    run_dir.requests.write_text("")  # the master made the log, and was killed before its merge
+    assert merge_left_shards(run_dir) == 2
+    assert [r.order_id for r in read_requests(run_dir.requests)] == ["b1", "a2"]
+    # The log holds the merge now: a second call leaves it as it is.
+    assert merge_left_shards(run_dir) == 0
+    assert len(read_requests(run_dir.requests)) == 2
+
+
+def test_without_shards_the_log_is_left_as_it_is(tmp_path: Path) -> None:
+    assert merge_left_shards(RunDir(tmp_path)) == 0
+    assert not RunDir(tmp_path).requests.exists()  # a single process's run: nothing to make
