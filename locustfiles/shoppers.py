@@ -19,10 +19,11 @@ The scenario (``$DOORBUSTER_SCENARIO``, a shipped name or a file) decides everyt
 The chaos timeline runs in the master (or the single local process) from the arrival
 schedule's start (test start, or once every worker is ready); every fault it applied is
 removed at test stop and on quit.  Every request is recorded, with its
-intended start, in ``requests.jsonl`` in the run directory (workers send theirs to the
-master), and Locust's figures, with a latency histogram counted from those records, are
-exported to Prometheus on the topology's exporter port.  Each generator process (each worker,
-or the single process) also watches its own health, its arrivals' send lag, its event loop's
+intended start, in ``requests.jsonl`` in the run directory (each worker writes its own shard
+there, merged by intended start after the load; the master gets only counts each second),
+and Locust's figures, with a latency histogram counted from those records, are exported
+to Prometheus on the topology's exporter port.  Each generator process (each worker, or the
+single process) also watches its own health, its arrivals' send lag, its event loop's
 lag, its CPU share and its arrivals due but not sent, into ``generator.jsonl`` and the exporter.
 
 The parts live in ``harness/load`` (none imports Locust or gevent): this file is the glue.
@@ -30,6 +31,7 @@ The parts live in ``harness/load`` (none imports Locust or gevent): this file is
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import sys
@@ -48,6 +50,8 @@ from live_tab import add_live_tab  # noqa: E402
 from locust import LoadTestShape, User, constant, events, task  # noqa: E402
 from locust.env import Environment  # noqa: E402
 from locust.event import Events  # noqa: E402
+from locust.exception import RPCSendError  # noqa: E402
+from locust.rpc import Message  # noqa: E402
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
 from locust.stats import bucket_response_time, setup_distributed_stats_event_listeners  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
@@ -60,7 +64,7 @@ from harness.load.generator_health import CpuReading, GeneratorHealth  # noqa: E
 from harness.load.generator_log import GeneratorLog  # noqa: E402
 from harness.load.http_client import KeepAliveClient  # noqa: E402
 from harness.load.journeys import Journeys  # noqa: E402
-from harness.load.request_log import WORKER_REPORT, RequestLog  # noqa: E402
+from harness.load.request_log import WORKER_REPORT, RequestLog, wait_for_shards  # noqa: E402
 from harness.load.schedule import (  # noqa: E402
     SCHEDULE_MESSAGE,
     START_ALLOWANCE_S,
@@ -74,6 +78,7 @@ from harness.load.stats_tally import StatsTally  # noqa: E402
 from harness.records.generator import GeneratorSample  # noqa: E402
 from harness.records.run_dir import RunDir  # noqa: E402
 from harness.stack.state import default_state_dir  # noqa: E402
+from model.errors import ConfigError  # noqa: E402
 
 __all__ = [
     "Arrivals",
@@ -108,6 +113,8 @@ _unsent: list[GeneratorSample] = []  # a worker's samples, for its next report t
 # the generator's health every SAMPLE_S while the test runs, and one when it stops.
 TICK_S = 0.1
 SAMPLE_S = 1.0
+# How long the master waits, as it quits, for the workers to close their shards.
+SHARD_WAIT_S = 15.0
 
 
 class _Control:
@@ -274,6 +281,7 @@ def _on_init(environment: Environment, **_: Any) -> None:
         setup_distributed_stats_event_listeners(_control.stats_merge, environment.stats)
         gevent.spawn(_feed_forever)
     if isinstance(runner, WorkerRunner):
+        LOG.open(RUN_DIR.shard(HEALTH.worker))  # same host: the run directory the harness gave
         return
     LOG.open()
     if TOPOLOGY is None:
@@ -320,6 +328,25 @@ def _on_worker_ready(environment: Environment, msg: Any, **_: Any) -> None:
     assert environment.runner is not None
     environment.runner.send_message(SCHEDULE_MESSAGE, {"start": start})
     _start_timeline(start)
+
+
+def _merge_shards(runner: MasterRunner) -> None:
+    """The workers' shards into ``requests.jsonl``, once each closed its own (or SHARD_WAIT_S
+    passed: a worker lost mid-run leaves its shard as far as it was written)."""
+    # Locust fires quitting before it tells the workers to quit when the master is stopped
+    # (a signal, a lost worker): told now, they close their shards instead of running on.
+    for client in runner.clients.all:
+        with contextlib.suppress(RPCSendError):  # one already gone: nothing to tell it
+            runner.server.send_to_client(Message("quit", None, client.id))
+    shards = [RUN_DIR.shard(str(i)) for i in range(WORKERS)]
+    open_ = wait_for_shards(shards, wait_s=SHARD_WAIT_S, sleep=gevent.sleep, clock=time.time)
+    if open_:
+        named = ", ".join(map(str, open_))
+        _warn(f"worker shards not closed after {SHARD_WAIT_S:g}s, merged as far as written: {named}")
+    try:
+        LOG.take_shards(RUN_DIR.shard_files())
+    except ConfigError as exc:
+        _warn(f"the workers' records were not merged: {exc}")
 
 
 def _on_worker_report(msg: Any, **_: Any) -> None:
@@ -441,6 +468,7 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     _feed_stats()  # the users' last requests, before a worker's final stats report
+    LOG.flush()  # a worker's last records are in its shard before it tells the master
     if isinstance(environment.runner, WorkerRunner):
         _report_to_master(environment.runner)
         return
@@ -453,7 +481,10 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     _feed_stats()  # before Locust prints its summary and decides its exit code from the failures
     if isinstance(environment.runner, WorkerRunner):
         _report_to_master(environment.runner)
+        LOG.close()  # the shard renamed closed: the master merges it
         return
     _stop_timeline()
+    if isinstance(environment.runner, MasterRunner):
+        _merge_shards(environment.runner)
     LOG.close()
     GENERATORS.close()

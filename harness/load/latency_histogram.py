@@ -89,12 +89,15 @@ class LatencyHistogram:
         total = cls(tuple(bounds))
         for snapshot in snapshots:
             for lane, kind, counts, total_s in snapshot:
-                if len(counts) != len(total.bounds) + 1:
-                    raise ValueError(
-                        f"a histogram of {len(counts) - 1} bounds can not be added "
-                        f"to one of {len(total.bounds)}"
-                    )
-                series = total._at(lane, kind)
-                series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
-                series.total_s += total_s
+                total.add(lane, kind, counts, total_s)
         return total
+
+    def add(self, lane: str, kind: str, counts: Sequence[int], total_s: float) -> None:
+        """Per-bucket counts (the last one above every bound) and their sum, added to a series."""
+        if len(counts) != len(self.bounds) + 1:
+            raise ValueError(
+                f"a histogram of {len(counts) - 1} bounds can not be added to one of {len(self.bounds)}"
+            )
+        series = self._at(lane, kind)
+        series.counts = [a + b for a, b in zip(series.counts, counts, strict=True)]
+        series.total_s += total_s

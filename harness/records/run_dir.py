@@ -5,7 +5,8 @@ The records themselves have one typed definition each: ``requests.jsonl`` lines 
 ``generator.jsonl`` lines are :class:`harness.records.generator.GeneratorSample`,
 ``chaos.json`` is :class:`harness.faults.timeline.ChaosRecord`, ``scenario.json`` is the
 :class:`harness.config.scenarios.Scenario` judged, and ``series.json`` is :class:`RunSeries` here.
-``summary.json`` is :class:`harness.records.summary.Summary`.
+``summary.json`` is :class:`harness.records.summary.Summary`. ``shards/worker-<i>.jsonl`` are a
+distributed run's workers' own request records, merged into ``requests.jsonl`` after the load.
 
     >>> RunDir(Path("runs/x")).ledger
     PosixPath('runs/x/ledger.json')
@@ -32,6 +33,8 @@ __all__ = [
     "REQUESTS_FILE",
     "SCENARIO_FILE",
     "SERIES_FILE",
+    "SHARDS_DIR",
+    "SHARD_WRITING",
     "SUMMARY_FILE",
     "PanelLine",
     "RunDir",
@@ -47,6 +50,10 @@ SCENARIO_FILE = "scenario.json"
 SERIES_FILE = "series.json"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
+# Each worker's own request records, merged into requests.jsonl after the load; a shard being
+# written ends in SHARD_WRITING, renamed without it once its worker closed it.
+SHARDS_DIR = "shards"
+SHARD_WRITING = ".part"
 
 
 class PanelLine(TypedDict):
@@ -76,6 +83,21 @@ class RunDir:
     @property
     def requests(self) -> Path:
         return self.root / REQUESTS_FILE
+
+    @property
+    def shards(self) -> Path:
+        return self.root / SHARDS_DIR
+
+    def shard(self, worker: str) -> Path:
+        """Worker ``worker``'s request records, once it closed them (``.part`` added while written)."""
+        return self.shards / f"worker-{worker}.jsonl"
+
+    def shard_files(self) -> list[Path]:
+        """Every shard in the run directory, closed or still written, by name."""
+        if not self.shards.is_dir():
+            return []
+        ends = (".jsonl", f".jsonl{SHARD_WRITING}")
+        return sorted(p for p in self.shards.iterdir() if p.name.endswith(ends))
 
     @property
     def chaos(self) -> Path:

@@ -1,7 +1,8 @@
 """The records a run directory holds that judging reads: one typed definition of each.
 
-- :class:`RequestRecord`: one line of ``requests.jsonl``, written by the locustfile (workers
-  send the same objects to the master), read by the run, ``judge`` and the report.
+- :class:`RequestRecord`: one line of ``requests.jsonl``, written by the locustfile (each
+  worker writes the same objects to its shard, merged after the load), read by the run,
+  ``judge`` and the report.
 - :class:`RunLedger`: ``ledger.json``, what the run read live after the drain and what the
   request log can not tell (order statuses, side effects, drains, counter deltas, load end,
   the :class:`AttemptTimeline` of attempts per dependency through the run).

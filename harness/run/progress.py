@@ -17,10 +17,11 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, Protocol
 
 from harness.analysis.estimates import percentile
-from harness.records.run_dir import RunDir
+from harness.records.run_dir import SHARD_WRITING, RunDir
 from harness.records.schema import RequestRecord
 from model.scenario import Scenario
 from model.topology import LANES
@@ -68,24 +69,34 @@ class LiveTail:
     def __init__(self, scenario: Scenario, run_dir: RunDir) -> None:
         self.scenario = scenario
         self.run_dir = run_dir
-        self.offset = 0
+        # Read so far of each file: requests.jsonl and each worker's shard, by its closed name
+        # (a shard is renamed once closed; its offset carries over).
+        self.offsets: dict[str, int] = {}
         self.recent: dict[str, deque[tuple[float, float, bool]]] = {lane: deque() for lane in LANES}
         self.started = time.time()
 
     def _read(self) -> None:
+        for path in (self.run_dir.requests, *self.run_dir.shard_files()):
+            self._read_file(path)
+        self._forget_old()
+
+    def _read_file(self, path: Path) -> None:
+        name = path.name.removesuffix(SHARD_WRITING)
         try:
-            with self.run_dir.requests.open() as fh:
-                fh.seek(self.offset)
+            with path.open() as fh:
+                fh.seek(self.offsets.get(name, 0))
                 chunk = fh.read()
-        except FileNotFoundError:
+        except FileNotFoundError:  # not made yet, or renamed closed since listed: read next time
             return
         complete = chunk[: chunk.rfind("\n") + 1]  # a line being written is read next time
-        self.offset += len(complete.encode())
+        self.offsets[name] = self.offsets.get(name, 0) + len(complete.encode())
         for line in complete.splitlines():
             with contextlib.suppress(ValueError, TypeError):
                 rec = RequestRecord.from_json(json.loads(line))
                 if rec.kind == "checkout":
                     self.recent[rec.lane].append((rec.end, rec.end - rec.intended_start, rec.ok))
+
+    def _forget_old(self) -> None:
         horizon = time.time() - _WINDOW_S
         for q in self.recent.values():
             while q and q[0][0] < horizon:

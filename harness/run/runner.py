@@ -26,6 +26,7 @@ from harness.faults.leases import OwnedFault, fault_owners, forget_removed_fault
 from harness.load.locust_group import LocustGroup, locust_commands, locust_env
 from harness.metrics.counters import CounterSampler
 from harness.records.run_dir import RunDir
+from harness.records.shards import merge_left_shards
 from harness.records.summary import Summary
 from harness.run.collect import LoadTimes, RunResult, collect_run, wait_drained
 from harness.run.plan import RunOptions, RunPlan, plan_run, plan_trial
@@ -224,6 +225,7 @@ def _run_published(plan: RunPlan, stack: Stack, progress: PublishedProgress) -> 
     load_end = time.time()
     if not interrupted:
         group.check_exit()
+    merge_left_shards(run_dir)  # the master merges them as it quits, unless it could not
     drain_cut_short = False
     drained_at: float | None = None
     if scenario.stack.keeps_ledger:  # a system of the user's has no backlog doorbuster can see

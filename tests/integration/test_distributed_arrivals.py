@@ -1,6 +1,6 @@
 """Distributed open-model load: N Locust workers together send the scenario's one arrival
-process, interleaved, not N copies of it in phase; the master's exporter counts their
-latencies as recorded.
+process, interleaved, not N copies of it in phase; each keeps its own records, merged into
+the run's one log after the load; the master's exporter counts their latencies as recorded.
 
 Real Locust (master and workers as processes) against a trivial HTTP server on loopback,
 started by the test; run these inside ``unshare --net`` so ports never collide.
@@ -93,6 +93,14 @@ def test_two_workers_send_the_one_workers_arrival_process_interleaved(
     expected = round(RATE * SECONDS)
     assert len(single) == len(merged) == expected
     assert len(single_received) == len(merged_received) == expected
+
+    # Each worker kept its own records; merged by intended start, they are every request the
+    # endpoint answered.
+    two = tmp_path / "two"
+    assert sorted(p.name for p in (two / "shards").iterdir()) == ["worker-0.jsonl", "worker-1.jsonl"]
+    records = read_requests(two / "requests.jsonl")
+    assert len(records) == len(merged_received)
+    assert [r.intended_start for r in records] == sorted(r.intended_start for r in records)
 
     # Up to the log's 0.1 ms rounding, the merged starts are the single schedule itself.
     assert max(abs((m - merged[0]) - (s - single[0])) for m, s in zip(merged, single, strict=True)) < 1e-3

@@ -104,6 +104,21 @@ def test_the_load_stage_ticks_with_the_live_figures_each_second_and_ends(tmp_pat
     assert (async_.lane, async_.ok_per_s, async_.p95_ok_s, async_.errors_per_s) == ("async", 0.0, None, 0.1)
 
 
+def test_the_live_figures_read_each_workers_shard_once_also_after_it_is_closed(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path)
+    run_dir.requests.write_text("")  # a distributed run's master writes no record until the merge
+    run_dir.shards.mkdir()
+    writing = run_dir.shard("0").with_name("worker-0.jsonl.part")
+    writing.write_text(_checkout("sync", 0.2, 200, "a").json_line())
+    run_dir.shard("1").write_text(_checkout("sync", 0.2, 200, "b").json_line())
+    tail = LiveTail(SCENARIO, run_dir)
+    assert tail.figures().lanes[0].ok_per_s == 0.2  # two in the 10 s window
+    with writing.open("a") as fh:
+        fh.write(_checkout("sync", 0.2, 200, "c").json_line())
+    writing.rename(run_dir.shard("0"))  # its worker closed it: read on from where it was
+    assert tail.figures().lanes[0].ok_per_s == pytest.approx(0.3)
+
+
 def test_a_load_past_its_limit_is_an_environment_problem_and_the_stage_still_ends(tmp_path: Path) -> None:
     progress = ProgressRecorder()
     with pytest.raises(EnvironmentProblem, match="did not finish within 0s"):
