@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv/bin
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/.venv/bin:$(PATH)
 
-.PHONY: setup demo test check installed lint types unit integration bench soak dashboards down clean
+.PHONY: setup demo test test-lanes check installed lint types unit integration bench soak dashboards down clean
 
 setup:
 	@bash scripts/setup
@@ -11,8 +11,12 @@ setup:
 demo: setup
 	$(VENV)/doorbuster run black-friday
 
-# Two lanes side by side, each in a network namespace of its own (tests/lanes.py says why).
 test: setup
+	$(VENV)/python -m pytest -q -p no:cacheprovider --durations=15
+
+# The suite in two lanes side by side, each in a network namespace of its own (tests/lanes.py);
+# on two cores the lanes' contention fails timing verdicts (docs/development/index.md).
+test-lanes: setup
 	$(VENV)/python -m tests.lanes
 
 # Lint, types and the unit tests (with the modules' doctests), in seconds: it installs nothing.

@@ -1,4 +1,4 @@
-"""``make test``: the suite in two lanes side by side, each in a network namespace of its own.
+"""``make test-lanes``: the suite in two lanes side by side, each in a network namespace of its own.
 
 Most of an integration test is waiting (a stack starting, a fault held, a queue draining): run
 one after another, the suite kept about a third of this machine's two cores busy.  Two pytest
@@ -14,7 +14,10 @@ Where a namespace can not be made (not root, no ``unshare``), the lanes run one 
 other in this network, as ``pytest`` alone would, and the runner says so.  Exit code: 0 when
 both lanes passed, else the first failing lane's.
 
-    python -m tests.lanes             # both lanes (what `make test` runs)
+On two cores the lanes slow the system under test itself, and timing verdicts fail
+(docs/development/index.md has the run): ``make test`` runs the suite in one process.
+
+    python -m tests.lanes             # both lanes (what `make test-lanes` runs)
     python -m tests.lanes --lane load # one lane, in its namespace
 """
 

@@ -1,4 +1,4 @@
-"""``make test``'s two lanes: every test module runs in exactly one of them."""
+"""``make test-lanes``' two lanes: every test module runs in exactly one of them."""
 
 from __future__ import annotations
 
