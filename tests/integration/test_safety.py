@@ -28,6 +28,7 @@ import pytest
 
 from harness.binaries import PROJECT_ROOT
 from harness.processes import stop_group
+from harness.records.run_dir import RunDir
 from harness.stack.control import Stack
 from model.settings import PortSettings, StackSettings
 from model.topology import Topology
@@ -266,7 +267,7 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
                 "no request recorded: " + log.read_text(errors="replace")[-3000:]
             )
             load = [pid for pid, _ in stack.stack.state.read_load_pids()]
-            if len(load) == 2 and _recorded(out / "requests.jsonl") > 0:
+            if len(load) == 2 and _recorded(RunDir(out)) > 0:
                 break
             time.sleep(0.3)
         master, worker = load
@@ -279,11 +280,14 @@ def _running_load(stack: RunningStack, tmp_path: Path) -> Iterator[dict[int, str
         stop_group(run, timeout_s=30)
 
 
-def _recorded(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
+def _recorded(run_dir: RunDir) -> int:
+    """Records written so far: a worker writes its own shard while the load runs (the master
+    merges them into requests.jsonl as it quits)."""
+    count = 0
+    for path in (run_dir.requests, *run_dir.shard_files()):
+        with contextlib.suppress(FileNotFoundError):
+            count += path.read_bytes().count(b"\n")
+    return count
 
 
 def test_every_socket_of_the_stack_and_of_a_running_load_test_is_on_loopback(
