@@ -42,8 +42,8 @@ __all__ = ["LANES", "Lane", "lane_arguments", "main", "module_seconds"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Each lane's tests; the load lane's are listed, the rest lane is every other test.  Balanced
-# by the time each took in a clean clone's run (the development page has the figures).
+# Each lane's tests; the load lane's are listed (those whose verdicts rest on timing under load),
+# the rest lane is every other test.
 LOAD_MODULES = (
     "tests/integration/test_sweep.py",
     "tests/integration/test_claims.py",
