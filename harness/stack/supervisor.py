@@ -5,6 +5,12 @@ once everything is healthy.  It starts Toxiproxy first and creates the proxies, 
 broker and the target processes; it restarts any child that dies (putting Toxiproxy's proxies
 back after Toxiproxy itself restarted); on SIGTERM it stops them all, newest first.
 
+Every server of the stack runs at niceness ``STACK_NICENESS`` above the harness's own: on a
+machine the load generator shares with the system it loads, the kernel then runs the
+generator's timers first, so an arrival is sent when it is due and the system, not its
+scheduling behind a busy stack, is what a verdict measures; the system still gets every cycle
+the generator does not use (docs/running/generator.md, "Sharing a machine").
+
 Each child runs in its own process group, so a shell wrapper and what it started (RabbitMQ's
 script and its Erlang VM) stop together.  Their pids are recorded in the state directory, so
 ``doorbuster down`` can clean up even after the supervisor itself was killed.
@@ -43,6 +49,10 @@ from model.target_config import TARGET_CONFIG_ENV, resolve_target_config
 from model.topology import ProcessSpec, Topology
 
 __all__ = ["Supervisor", "command_for"]
+
+# Niceness only matters under contention; 5 of 19 puts the generator's few percent of a core
+# first without starving the stack when other work on the machine runs at 0.
+STACK_NICENESS = 5
 
 log = logging.getLogger("doorbuster.supervisor")
 
@@ -352,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s supervisor %(levelname)s %(message)s")
     state = StateDir(Path(args.state_dir))
+    os.nice(STACK_NICENESS)  # its children inherit it
     return Supervisor(state).run()
 
 

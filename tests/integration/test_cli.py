@@ -266,3 +266,18 @@ def test_status_names_and_removes_a_fault_whose_owner_is_gone(
         assert named in " ".join(out.split())  # the console wraps long lines
     assert stack.chaos.active() == []
     assert not list((stack.state_dir / "leases").glob("*.json"))
+
+
+def test_the_stack_runs_below_the_harness_priority(
+    stack: RunningStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every server the supervisor started runs 5 nicer than the harness, so the load generator's
+    timers come first on a shared machine (docs/running/generator.md, "Sharing a machine")."""
+    code, out, _ = cli(stack, capsys, "status", "--json")
+    assert code == 0
+    pids = {p["name"]: p["pid"] for p in json.loads(out)["processes"] if p["pid"] is not None}
+    assert {"toxiproxy", "broker", "prometheus", "order-sync", "order-async"} <= set(pids), pids
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    assert {name: os.getpriority(os.PRIO_PROCESS, pid) - ours for name, pid in pids.items()} == dict.fromkeys(
+        pids, 5
+    )
