@@ -20,8 +20,10 @@ test-lanes: setup
 	$(VENV)/python -m tests.lanes
 
 # Lint, types and the unit tests (with the modules' doctests), in seconds: it installs nothing.
+# Four pytest-xdist processes on two cores: a third of the unit tests' time is waiting on a
+# timeout or a socket (docs/development/index.md has the times).
 check: installed lint types
-	$(VENV)/python -m pytest -q -p no:cacheprovider tests/unit model harness targets
+	$(VENV)/python -m pytest -q -p no:cacheprovider -n 4 tests/unit model harness targets
 
 installed:
 	@test -x $(VENV)/python -a -x $(VENV)/ruff -a -x $(VENV)/mypy || { \
