@@ -1,7 +1,7 @@
 """The async lane on every broker: the same stack, the same kill -9, each broker's own promise.
 
-Each broker gets a whole stack of its own (conftest's ``broker_stack``, one a module and broker),
-the broker's connection crossing Toxiproxy like every other hop. Orders flow in
+Each broker gets a whole stack of its own (conftest's ``broker_stack``, one a broker, shared
+with the other modules), the broker's connection crossing Toxiproxy like every other hop. Orders flow in
 while the email worker is killed with ``kill -9`` and restarted by the supervisor. A durable
 broker (RabbitMQ, Redis Streams, Kafka, SQS) keeps what the dead worker had not acknowledged and
 what was published while it was away: every order is fulfilled, no side effect happens twice.

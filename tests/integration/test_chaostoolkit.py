@@ -27,7 +27,7 @@ from harness.processes import pid_alive
 from tests.integration.conftest import BROKER_STACK_PORTS, RunningStack
 
 # The default broker: the stack `doorbuster up --time-scale 0.2` would start.
-pytestmark = pytest.mark.parametrize("broker_stack", ["rabbitmq"], indirect=True)
+pytestmark = pytest.mark.parametrize("broker", ["rabbitmq"], indirect=True)
 EXPERIMENT = PROJECT_ROOT / "examples" / "chaostoolkit" / "experiment.json"
 BIN = Path(sys.executable).parent
 

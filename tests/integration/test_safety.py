@@ -1,7 +1,7 @@
 """Every socket that the stack and a running load test open is bound to loopback.
 
-On each broker's stack (conftest's ``broker_stack``, one a module and broker) a short
-real ``doorbuster run`` with one Locust worker is started. During the load, every process of the
+On each broker's stack (conftest's ``broker_stack``, one a broker, shared with the other
+modules) a short real ``doorbuster run`` with one Locust worker is started. During the load, every process of the
 stack's process groups, of the run's and of Locust's, and Erlang's port mapper (``epmd``
 daemonises out of RabbitMQ's group) is read with psutil: every TCP socket (listening or
 connected) and every bound UDP socket must have a local address in 127.0.0.0/8 or ::1, and the
