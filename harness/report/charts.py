@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -48,18 +49,22 @@ class TimeAxis:
     end: float
     faults: tuple[tuple[str, float, float], ...]  # name, start, end
 
-    @property
+    @cached_property
     def bucket_s(self) -> float:
         """The width of a rate's or a percentile's bucket: 1 s, or more on a long run."""
         return float(max(1, math.ceil(self.end / _BUCKETS)))
 
+    @cached_property
+    def buckets(self) -> int:
+        return max(1, math.ceil(self.end / self.bucket_s))
+
     def centres(self) -> list[float]:
-        n = max(1, math.ceil(self.end / self.bucket_s))
-        return [(i + 0.5) * self.bucket_s for i in range(n)]
+        return [(i + 0.5) * self.bucket_s for i in range(self.buckets)]
 
     def bucket(self, t: float) -> int | None:
+        """Called once per request record: no list built here."""
         i = int(t // self.bucket_s)
-        return i if 0 <= i < len(self.centres()) else None
+        return i if 0 <= i < self.buckets else None
 
 
 @dataclass(frozen=True, kw_only=True)
