@@ -75,7 +75,10 @@ class GeneratorSettings:
     run_dir: Path
     workers: int  # generators sharing the schedule (at least 1)
     start_at: float | None  # the schedule's start set from outside, as a Unix time
-    is_worker: bool  # a Locust worker: it sends its records to the master
+    is_worker: bool  # a Locust worker: it writes its own shard of the records
+    # A worker whose run directory is its own, not the master's (another host): after the
+    # load it sends its shard to the master (``DOORBUSTER_OWN_RUN_DIR=1``).
+    own_run_dir: bool = False
     # The run's seed (``doorbuster run`` always sets one; a plain ``locust -f`` of a scenario
     # without one draws from 0, so that its workers still share one Poisson schedule).
     seed: int = 0
@@ -220,4 +223,5 @@ def read_settings(
         workers=workers,
         start_at=start_at,
         is_worker=is_worker,
+        own_run_dir=is_worker and environ.get("DOORBUSTER_OWN_RUN_DIR", "") not in ("", "0"),
     )

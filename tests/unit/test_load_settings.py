@@ -67,6 +67,18 @@ def test_a_run_directory_with_a_request_log_is_refused_but_by_a_worker(tmp_path:
     assert read_settings(environ, ["locust", "--worker"], warn=_never_warn).is_worker
 
 
+def test_only_a_worker_told_so_has_a_run_directory_of_its_own(tmp_path: Path) -> None:
+    worker = ["locust", "--worker"]
+    assert not read_settings(_environ(tmp_path), worker, warn=_never_warn).own_run_dir
+    assert not read_settings(
+        _environ(tmp_path, DOORBUSTER_OWN_RUN_DIR="0"), worker, warn=_never_warn
+    ).own_run_dir
+    assert read_settings(_environ(tmp_path, DOORBUSTER_OWN_RUN_DIR="1"), worker, warn=_never_warn).own_run_dir
+    # A master or a single process writes the run's own log: it has nothing to send.
+    master = read_settings(_environ(tmp_path, DOORBUSTER_OWN_RUN_DIR="1"), ["locust"], warn=_never_warn)
+    assert not master.own_run_dir
+
+
 def test_no_stack_and_no_targets_names_the_problem(tmp_path: Path) -> None:
     environ = _environ(tmp_path)
     del environ["DOORBUSTER_TARGETS"]
