@@ -338,6 +338,7 @@ def _merge_shards(runner: MasterRunner) -> None:
             runner.server.send_to_client(Message("quit", None, client.id))
     shards = [RUN_DIR.shard(str(i)) for i in range(WORKERS)]
     open_ = wait_for_shards(shards, wait_s=SHARD_WAIT_S, sleep=lambda s: _receive(runner, s), clock=time.time)
+    SHARDS_SENT.abandon()  # a shard sent but not whole: kept apart, named, not merged cut short
     if open_:
         named = ", ".join(map(str, open_))
         _warn(f"worker shards not closed after {SHARD_WAIT_S:g}s, merged as far as written: {named}")

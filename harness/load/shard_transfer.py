@@ -133,8 +133,9 @@ class ShardReceiver:
     """In the master: the chunks of remote workers' shards, each appended as it arrives to
     ``<shard>.part`` (``shard_path(worker)``), renamed ``shard`` once its last chunk is in.
 
-    A chunk whose ``seq`` is not the next one expected (one lost, or one repeated) ends that
-    worker's reassembly: what was whole is kept as ``<shard>.gap``, out of the merge, the gap
+    A chunk whose ``seq`` is not the next one expected (one lost, or one repeated), or a
+    shard whose last chunk has not come when the master waits no longer (:meth:`abandon`),
+    ends that worker's reassembly: what was whole is kept as ``<shard>.gap``, out of the merge, the gap
     is given to ``warn`` and kept in :attr:`gaps`, and the worker's later chunks are ignored.
     """
 
@@ -154,18 +155,7 @@ class ShardReceiver:
         shard = self._shard_path(worker)
         expected = self._next.get(worker, 0)
         if chunk.seq != expected:
-            self._finish(worker)
-            kept = shard.with_name(shard.name + SHARD_GAP)
-            if self._writing(shard).exists():
-                self._writing(shard).rename(kept)
-            else:  # its first chunk was lost: the gap is still named by a file
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                kept.touch()
-            self.gaps.append(
-                f"worker {worker}'s shard: chunk {chunk.seq} came where chunk {expected} was due; "
-                f"what came before is in {kept}, not merged"
-            )
-            self._warn(self.gaps[-1])
+            self._keep_apart(worker, f"chunk {chunk.seq} came where chunk {expected} was due")
             return None
         out = self._open.get(worker)
         if out is None:
@@ -190,9 +180,30 @@ class ShardReceiver:
             if message.type == SHARD_CHUNK:
                 self.take_message(message.data)
 
+    def abandon(self) -> list[str]:
+        """When the master waits no longer: each shard begun but not ended, kept apart as a gap
+        (its last chunk never came; its last line may be cut); the workers, by name."""
+        pending = sorted(self._open)
+        for worker in pending:
+            self._keep_apart(worker, f"chunks after {self._next[worker] - 1} never came")
+        return pending
+
     def pending(self) -> list[str]:
         """Workers whose shard has begun to arrive but not ended (nor stopped at a gap)."""
         return sorted(self._open)
+
+    def _keep_apart(self, worker: str, gap: str) -> None:
+        """What came of ``worker``'s shard as ``<shard>.gap``, out of the merge; the gap told."""
+        self._finish(worker)
+        shard = self._shard_path(worker)
+        kept = shard.with_name(shard.name + SHARD_GAP)
+        if self._writing(shard).exists():
+            self._writing(shard).rename(kept)
+        else:  # its first chunk was lost: the gap is still named by a file
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.touch()
+        self.gaps.append(f"worker {worker}'s shard: {gap}; what came before is in {kept}, not merged")
+        self._warn(self.gaps[-1])
 
     @staticmethod
     def _writing(shard: Path) -> Path:

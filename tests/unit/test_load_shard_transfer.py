@@ -86,6 +86,23 @@ def test_a_missing_chunk_is_reported_and_its_shard_kept_out_of_the_merge(tmp_pat
     assert receiver.gaps == warnings and not receiver.pending()
 
 
+def test_a_shard_whose_end_never_came_is_kept_apart_when_the_master_waits_no_longer(tmp_path: Path) -> None:
+    shard = _shard(tmp_path, 2000)
+    warnings: list[str] = []
+    receiver, run = _receiver(tmp_path, warnings)
+    chunks = list(shard_chunks(shard, "1", chunk_bytes=4096))
+    for chunk in chunks[:2]:
+        receiver.take(chunk)
+    assert receiver.pending() == ["1"] and not warnings
+    assert [p.name for p in run.shard_files()] == ["worker-1.jsonl.part"]  # still arriving
+    assert receiver.abandon() == ["1"]
+    assert warnings == [f"worker 1's shard: chunks after 1 never came; what came before is in "
+                        f"{run.shard('1')}{SHARD_GAP}, not merged"]  # fmt: skip
+    assert run.shard_files() == [] and not receiver.pending()
+    assert receiver.take(chunks[2]) is None  # a late chunk does not reopen it
+    assert run.shard_files() == []
+
+
 def test_two_workers_shards_interleaved_are_reassembled_apart(tmp_path: Path) -> None:
     receiver, run = _receiver(tmp_path, [])
     a = [ShardChunk(worker="0", seq=i, data=f"a{i}\n".encode(), last=i == 2) for i in range(3)]
