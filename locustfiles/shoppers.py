@@ -50,6 +50,7 @@ from locust.rpc import Message  # noqa: E402
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
 from locust.stats import bucket_response_time, setup_distributed_stats_event_listeners  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
+from shard_channel import ShardChannel  # noqa: E402
 
 from harness.faults.chaos import Chaos  # noqa: E402
 from harness.faults.leases import FaultLease  # noqa: E402
@@ -67,9 +68,9 @@ from harness.load.schedule import (  # noqa: E402
     WORKER_READY,
     ArrivalSchedule,
     schedule_start,
+    segment_refusal,
 )
 from harness.load.settings import GeneratorRefused, GeneratorSettings, read_settings  # noqa: E402
-from harness.load.shard_transfer import SHARD_CHUNK, ShardReceiver, send_shard  # noqa: E402
 from harness.load.stats_tally import StatsTally  # noqa: E402
 from harness.records.generator import GeneratorSample  # noqa: E402
 from harness.records.run_dir import RunDir  # noqa: E402
@@ -111,7 +112,7 @@ TICK_S = 0.1
 SAMPLE_S = 1.0
 # How long the master waits, as it quits, for the workers to close (or send) their shards.
 SHARD_WAIT_S = 15.0
-SHARDS_SENT = ShardReceiver(RUN_DIR.shard, warn=_warn)
+SHARDS = ShardChannel(RUN_DIR, warn=_warn)  # a worker's shard sent when its run directory is its own
 
 
 class _Control:
@@ -263,10 +264,11 @@ class BlackFridayShape(LoadTestShape):
 def _on_init(environment: Environment, **_: Any) -> None:
     _control.environment = environment
     runner = environment.runner
+    if runner is not None:
+        SHARDS.listen(runner)
     if isinstance(runner, MasterRunner):
         runner.register_message(WORKER_REPORT, _on_worker_report)
         runner.register_message(WORKER_READY, _on_worker_ready)
-        runner.register_message(SHARD_CHUNK, lambda msg, **_: SHARDS_SENT.take_message(msg.data))
     if isinstance(runner, WorkerRunner):
         _take_segment(runner)
         HEALTH.worker = str(SCHEDULE.segment)
@@ -301,14 +303,7 @@ def _take_segment(runner: WorkerRunner) -> None:
     start, since running any other worker's segment would send its arrivals twice."""
     index = runner.worker_index
     if LOAD.model == "open" and not 0 <= index < WORKERS:
-        known = f"index {index}" if index >= 0 else "no index (the master did not send one)"
-        print(
-            f"doorbuster: this Locust worker has {known}, but an open-model run of "
-            f"{WORKERS} worker(s) (DOORBUSTER_WORKERS) needs 0..{WORKERS - 1}: refusing to start, "
-            "as its arrivals would duplicate another worker's. Start exactly DOORBUSTER_WORKERS "
-            "workers against a fresh master.",
-            file=sys.stderr,
-        )
+        _warn(segment_refusal(index, WORKERS))
         runner.quit()
         raise SystemExit(2)
     SCHEDULE.segment, SCHEDULE.segments = index, WORKERS
@@ -337,8 +332,10 @@ def _merge_shards(runner: MasterRunner) -> None:
         with contextlib.suppress(RPCSendError):  # one already gone: nothing to tell it
             runner.server.send_to_client(Message("quit", None, client.id))
     shards = [RUN_DIR.shard(str(i)) for i in range(WORKERS)]
-    open_ = wait_for_shards(shards, wait_s=SHARD_WAIT_S, sleep=lambda s: _receive(runner, s), clock=time.time)
-    SHARDS_SENT.abandon()  # a shard sent but not whole: kept apart, named, not merged cut short
+    open_ = wait_for_shards(
+        shards, wait_s=SHARD_WAIT_S, sleep=lambda s: SHARDS.receive(runner, s), clock=time.time
+    )
+    SHARDS.received.abandon()  # a shard sent but not whole: kept apart, named, not merged cut short
     if open_:
         named = ", ".join(map(str, open_))
         _warn(f"worker shards not closed after {SHARD_WAIT_S:g}s, merged as far as written: {named}")
@@ -346,14 +343,6 @@ def _merge_shards(runner: MasterRunner) -> None:
         LOG.take_shards(RUN_DIR.shard_files())
     except ConfigError as exc:
         _warn(f"the workers' records were not merged: {exc}")
-
-
-def _receive(runner: MasterRunner, seconds: float) -> None:
-    """Shard chunks for ``seconds``, read here once Locust's listener is gone (as it quits)."""
-    with contextlib.suppress(gevent.Timeout), gevent.Timeout(seconds):  # then back to the wait
-        while len(runner.greenlet):  # Locust's listener still runs: it takes them
-            gevent.sleep(seconds)
-        SHARDS_SENT.take_all(lambda: runner.server.recv_from_client()[1])
 
 
 def _on_worker_report(msg: Any, **_: Any) -> None:
@@ -490,8 +479,7 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         _report_to_master(environment.runner)
         LOG.close()  # the shard renamed closed: the master merges it, sent to it if not shared
         if SETTINGS.own_run_dir:
-            send, shard = environment.runner.send_message, RUN_DIR.shard(HEALTH.worker)
-            send_shard(shard, HEALTH.worker, send, full=(RPCSendError,), sleep=gevent.sleep)
+            SHARDS.send(environment.runner, RUN_DIR.shard(HEALTH.worker), HEALTH.worker)
         return
     _stop_timeline()
     if isinstance(environment.runner, MasterRunner):

@@ -4,11 +4,13 @@ its own (another host), and put back together in the master's run directory.
 A worker on the master's host writes its shard into the run directory they share. A worker
 started with ``DOORBUSTER_OWN_RUN_DIR=1`` writes it into its own directory as it goes, and
 after the load streams it to the master over Locust's message channel, CHUNK_BYTES at a time
-(never the whole file in memory). The master appends each chunk to ``<shard>.part`` in its
-run directory as it arrives and renames it closed at the last one, so its merge of the
-shards is the same as on one host. Chunks carry a sequence number: a chunk missing or out
-of order stops that shard's reassembly and is reported, and what arrived is kept as
-``<shard>.gap``, which the merge does not read: never merged as if it were whole.
+(never the whole file in memory), at most WINDOW chunks ahead of the master's
+acknowledgements, so the channel never holds more of it than that. The master appends each
+chunk to ``<shard>.part`` in its run directory as it arrives, acknowledges it, and renames
+the shard closed at the last one, so its merge of the shards is the same as on one host.
+Chunks carry a sequence number: a chunk missing or out of order stops that shard's
+reassembly and is reported, and what arrived is kept as ``<shard>.gap``, which the merge
+does not read: never merged as if it were whole.
 
     >>> import tempfile
     >>> folder = Path(tempfile.mkdtemp())
@@ -42,11 +44,14 @@ __all__ = [
     "shard_chunks",
 ]
 
-# The message a chunk of a worker's shard travels in.
+# The message a chunk of a worker's shard travels in, and the master's acknowledgement of it.
 SHARD_CHUNK = "doorbuster_shard_chunk"
+SHARD_ACK = "doorbuster_shard_ack"
 # A chunk's size at most: a few hundred records per message, so neither side holds a shard
 # whole and one message never stalls the channel's other traffic for long.
 CHUNK_BYTES = 256 * 1024
+# Chunks a worker sends ahead of the master's acknowledgements, at most (2 MiB).
+WINDOW = 8
 # How long a worker waits before it offers a chunk again to a channel whose queue was full.
 RETRY_S = 0.05
 # The end of a shard's name whose chunks did not all arrive in order (the merge reads only
@@ -55,7 +60,7 @@ SHARD_GAP = ".gap"
 
 
 class ChannelMessage(Protocol):
-    """A message of Locust's channel as a master receives it."""
+    """A message of Locust's channel as it is received."""
 
     type: str
     data: Any
@@ -104,29 +109,63 @@ def send_shard(
     worker: str,
     send: Callable[[str, dict[str, Any]], object],
     *,
+    acked: Callable[[], int],
+    wait: Callable[[float], object],
     full: tuple[type[Exception], ...] = (),
-    sleep: Callable[[float], object],
     patience_s: float = 30.0,
+    window: int = WINDOW,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> int:
-    """Every chunk of the shard at ``path`` given to ``send(message_type, data)`` in order;
-    how many chunks. A send that raises one of ``full`` (the channel's queue is full) is
-    tried again every RETRY_S, as the master drains it, so the queue bounds what is held;
-    ``full`` itself once one chunk waited ``patience_s`` (the master is gone)."""
+    """Every chunk of the shard at ``path`` given to ``send(message_type, data)`` in order, at
+    most ``window`` past ``acked()`` (the last chunk the master acknowledged, -1 for none),
+    then every one acknowledged; how many chunks. ``wait(seconds)`` waits, taking the acks
+    that come meanwhile; a send that raises one of ``full`` (the channel's queue is full) is
+    tried again after it. TimeoutError when the master took nothing for ``patience_s``."""
     count = 0
     for chunk in shard_chunks(path, worker, chunk_bytes=chunk_bytes):
         message, waited = chunk.to_message(), 0.0
         while True:
-            try:
-                send(SHARD_CHUNK, message)
-                break
-            except full:
-                if waited >= patience_s:
-                    raise
-                sleep(RETRY_S)
-                waited += RETRY_S
+            if chunk.seq - acked() <= window:
+                try:
+                    send(SHARD_CHUNK, message)
+                    break
+                except full:
+                    pass
+            waited = _waited(waited, wait, patience_s, f"worker {worker}'s shard chunk {chunk.seq}")
         count += 1
+    waited = 0.0
+    while acked() < count - 1:
+        waited = _waited(waited, wait, patience_s, f"the acknowledgement of worker {worker}'s last chunk")
     return count
+
+
+def _waited(waited: float, wait: Callable[[float], object], patience_s: float, what: str) -> float:
+    """RETRY_S more waited; TimeoutError once ``patience_s`` were."""
+    if waited >= patience_s:
+        raise TimeoutError(f"the master took nothing for {patience_s:g}s: {what} not taken")
+    wait(RETRY_S)
+    return waited + RETRY_S
+
+
+class ShardAcks:
+    """In a worker sending its shard: the last chunk the master acknowledged (-1: none yet)."""
+
+    def __init__(self) -> None:
+        self.last = -1
+
+    def take_message(self, data: Mapping[str, Any]) -> None:
+        self.last = max(self.last, int(data["seq"]))
+
+
+def take_messages(
+    receive: Callable[[], ChannelMessage], kind: str, take: Callable[[ChannelMessage], object]
+) -> NoReturn:
+    """Each message of ``kind`` that ``receive`` gives, to ``take`` (others are let go: this is
+    for a process whose Locust listener is gone), until the caller interrupts it."""
+    while True:
+        message = receive()
+        if message.type == kind:
+            take(message)
 
 
 class ShardReceiver:
@@ -171,14 +210,6 @@ class ShardReceiver:
     def take_message(self, data: Mapping[str, Any]) -> Path | None:
         """:meth:`take` of a chunk as its message's data."""
         return self.take(ShardChunk.from_message(data))
-
-    def take_all(self, receive: Callable[[], ChannelMessage]) -> NoReturn:
-        """Every shard chunk among the messages ``receive`` gives (others are let go: this is
-        for a master whose own listener is gone), until the caller interrupts it."""
-        while True:
-            message = receive()
-            if message.type == SHARD_CHUNK:
-                self.take_message(message.data)
 
     def abandon(self) -> list[str]:
         """When the master waits no longer: each shard begun but not ended, kept apart as a gap

@@ -3,6 +3,7 @@ channel (no Locust)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,16 @@ import pytest
 
 from harness.load.shard_transfer import (
     RETRY_S,
+    SHARD_ACK,
     SHARD_CHUNK,
     SHARD_GAP,
+    WINDOW,
+    ShardAcks,
     ShardChunk,
     ShardReceiver,
     send_shard,
     shard_chunks,
+    take_messages,
 )
 from harness.records.run_dir import RunDir
 
@@ -36,25 +41,41 @@ def _receiver(tmp: Path, warnings: list[str]) -> tuple[ShardReceiver, RunDir]:
     return ShardReceiver(run.shard, warn=warnings.append), run
 
 
-def test_a_shard_crosses_in_bounded_chunks_and_is_closed_whole_at_the_last(tmp_path: Path) -> None:
+class FakeMaster:
+    """The master's side of the channel: each chunk it takes written and acknowledged, but
+    only when the worker waits (as the channel delivers them while the sender sleeps)."""
+
+    def __init__(self, receiver: ShardReceiver, run: RunDir) -> None:
+        self.receiver, self.run = receiver, run
+        self.queued: list[dict[str, Any]] = []
+        self.acked = -1
+        self.most_queued = 0
+
+    def send(self, kind: str, data: dict[str, Any]) -> None:
+        assert kind == SHARD_CHUNK
+        self.queued.append(data)
+        self.most_queued = max(self.most_queued, len(self.queued))
+
+    def deliver(self, _: float) -> None:
+        for data in self.queued:
+            closed = self.receiver.take_message(data)
+            # Until the last chunk, the master holds an open .part file, never a closed shard.
+            assert (closed is not None) == data["last"] == self.run.shard("1").exists()
+            self.acked = data["seq"]
+        self.queued.clear()
+
+
+def test_a_shard_crosses_in_bounded_chunks_a_window_at_a_time(tmp_path: Path) -> None:
     shard = _shard(tmp_path, 5000)
     warnings: list[str] = []
     receiver, run = _receiver(tmp_path, warnings)
-    sent: list[dict[str, Any]] = []
-
-    def send(kind: str, data: dict[str, Any]) -> None:
-        assert kind == SHARD_CHUNK
-        sent.append(data)
-        # Until the last chunk, the master holds an open .part file, never a closed shard.
-        closed = receiver.take_message(data)
-        assert (closed is not None) == data["last"]
-        assert run.shard("1").exists() == data["last"]
-
-    count = send_shard(shard, "1", send, sleep=lambda _: None, chunk_bytes=4096)
-    size = shard.stat().st_size
-    assert count == len(sent) == -(-size // 4096)
-    assert max(len(d["data"]) for d in sent) == 4096
-    assert [d["seq"] for d in sent] == list(range(count))
+    master = FakeMaster(receiver, run)
+    count = send_shard(
+        shard, "1", master.send, acked=lambda: master.acked, wait=master.deliver, chunk_bytes=4096
+    )
+    assert count == -(-shard.stat().st_size // 4096) > 3 * WINDOW
+    assert master.most_queued == WINDOW  # never more of the shard in the channel than the window
+    assert master.acked == count - 1  # it returned once the last chunk was acknowledged
     assert run.shard("1").read_bytes() == shard.read_bytes()
     assert run.shard_files() == [run.shard("1")]
     assert not warnings and not receiver.pending()
@@ -113,7 +134,7 @@ def test_two_workers_shards_interleaved_are_reassembled_apart(tmp_path: Path) ->
     assert run.shard("1").read_text() == "b0\nb1\n"
 
 
-def test_a_full_channel_is_waited_on_then_given_up(tmp_path: Path) -> None:
+def test_a_full_channel_is_waited_on_and_a_silent_master_given_up(tmp_path: Path) -> None:
     shard = _shard(tmp_path, 10)
     refusals = iter([True, True, False])
     sent: list[int] = []
@@ -124,16 +145,40 @@ def test_a_full_channel_is_waited_on_then_given_up(tmp_path: Path) -> None:
             raise QueueFull
         sent.append(data["seq"])
 
-    assert send_shard(shard, "1", send, full=(QueueFull,), sleep=slept.append) == 1
+    assert send_shard(shard, "1", send, full=(QueueFull,), acked=lambda: 0, wait=slept.append) == 1
     assert sent == [0] and slept == [RETRY_S, RETRY_S]
 
-    def never(_: str, __: dict[str, Any]) -> None:
-        raise QueueFull
-
+    # A master that acknowledges nothing: the worker gives up after its patience, saying so.
     slept.clear()
-    with pytest.raises(QueueFull):
-        send_shard(shard, "1", never, full=(QueueFull,), sleep=slept.append, patience_s=1.0)
-    assert len(slept) == round(1.0 / RETRY_S)
+    sent.clear()
+    with pytest.raises(TimeoutError, match="the master took nothing for 1s"):
+        send_shard(shard, "1", send, acked=lambda: -1, wait=slept.append, patience_s=1.0)
+    assert sent == [0] and len(slept) == round(1.0 / RETRY_S)
+
+
+def test_acks_keep_the_highest_and_take_messages_takes_only_its_kind() -> None:
+    acks = ShardAcks()
+    for seq in (0, 2, 1):
+        acks.take_message({"seq": seq})
+    assert acks.last == 2
+
+    @dataclass
+    class Message:
+        type: str
+        data: Any
+
+    inbox = iter([Message("stats", 1), Message(SHARD_ACK, {"seq": 5}), Message(SHARD_ACK, {"seq": 6})])
+    taken: list[Any] = []
+
+    def receive() -> Message:
+        message = next(inbox, None)
+        if message is None:
+            raise EOFError  # the caller's interruption (a timeout, in the locustfile)
+        return message
+
+    with pytest.raises(EOFError):
+        take_messages(receive, SHARD_ACK, lambda m: taken.append(m.data))
+    assert taken == [{"seq": 5}, {"seq": 6}]
 
 
 def test_chunks_survive_the_message_round_trip() -> None:
