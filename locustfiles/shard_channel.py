@@ -52,11 +52,11 @@ class ShardChannel:
         _read(runner, seconds, lambda: runner.server.recv_from_client()[1], SHARD_CHUNK,
               lambda msg: self._take_chunk(runner, msg))  # fmt: skip
 
-    def send(self, runner: WorkerRunner, shard: Path, worker: str) -> None:
+    def send(self, runner: WorkerRunner, shard: Path, worker: str, *, chunk_bytes: int) -> None:
         """In a worker, its shard closed: sent to the master, or a warning why not all of it."""
         acks = (runner.client.recv, SHARD_ACK, lambda msg: self.acks.take_message(msg.data))
         try:
-            send_shard(shard, worker, runner.send_message, full=(RPCSendError,),
+            send_shard(shard, worker, runner.send_message, full=(RPCSendError,), chunk_bytes=chunk_bytes,
                        acked=lambda: self.acks.last, wait=lambda s: _read(runner, s, *acks))  # fmt: skip
         except TimeoutError as exc:
             self._warn(f"this worker's shard was not all sent: {exc}")

@@ -479,7 +479,8 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         _report_to_master(environment.runner)
         LOG.close()  # the shard renamed closed: the master merges it, sent to it if not shared
         if SETTINGS.own_run_dir:
-            SHARDS.send(environment.runner, RUN_DIR.shard(HEALTH.worker), HEALTH.worker)
+            shard, chunk_bytes = RUN_DIR.shard(HEALTH.worker), SETTINGS.shard_chunk_bytes
+            SHARDS.send(environment.runner, shard, HEALTH.worker, chunk_bytes=chunk_bytes)
         return
     _stop_timeline()
     if isinstance(environment.runner, MasterRunner):

@@ -22,12 +22,16 @@ from pathlib import Path
 import pytest
 
 from harness.binaries import PROJECT_ROOT
+from harness.load.shard_transfer import WINDOW
 from harness.records.schema import read_requests
 from tests.integration.short_run import free_port, open_model_env, orders_server, start_locust, stop_all
 
 RATE = 20.0  # arrivals per second
 SECONDS = 5.0
 MASTER_IP, WORKER_IP = "10.231.0.1", "10.231.0.2"
+# Small chunks: the remote worker's 50 records (about 10 kB) cross in a few dozen chunks,
+# several windows of them, as a long run's shard does in 256 KiB chunks.
+CHUNK_BYTES = 256
 
 
 def _ip(*args: str) -> None:
@@ -86,7 +90,11 @@ def test_a_worker_on_another_host_sends_its_shard_to_the_master(worker_netns: st
         procs = [start_locust(master, env, tmp_path / "master.log")]
         try:
             procs.append(start_locust(worker, env, tmp_path / "local-worker.log"))
-            remote_env = {**_env(remote_dir, url, 2), "DOORBUSTER_OWN_RUN_DIR": "1"}
+            remote_env = {
+                **_env(remote_dir, url, 2),
+                "DOORBUSTER_OWN_RUN_DIR": "1",
+                "DOORBUSTER_SHARD_CHUNK_BYTES": str(CHUNK_BYTES),
+            }
             cmd = ["ip", "netns", "exec", worker_netns, sys.executable, "-m", "locust",
                    "-f", str(PROJECT_ROOT / "locustfiles" / "shoppers.py"), "--loglevel", "WARNING", *worker]  # fmt: skip
             with open(tmp_path / "remote-worker.log", "ab") as out:
@@ -105,6 +113,7 @@ def test_a_worker_on_another_host_sends_its_shard_to_the_master(worker_netns: st
     assert len(remote_shards) == 1 and remote_shards[0].suffix == ".jsonl", remote_shards
     received = master_dir / "shards" / remote_shards[0].name
     assert received.read_bytes() == remote_shards[0].read_bytes()
+    assert remote_shards[0].stat().st_size > 3 * WINDOW * CHUNK_BYTES
     remote_records = read_requests(remote_shards[0])
     assert len(remote_records) >= RATE * SECONDS / 2 - 1
 
