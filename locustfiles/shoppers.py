@@ -4,27 +4,22 @@ Run by ``doorbuster run`` (headless, maybe distributed), or by hand with Locust'
 
     locust -f locustfiles/black_friday.py          # needs a running stack: doorbuster up
 
-The scenario (``$DOORBUSTER_SCENARIO``, a shipped name or a file) decides everything:
-
-- **open model** (default): arrivals at the scenario's rate however slow the answers get, as
-  k6's constant-arrival-rate executor does; each arrival is its own greenlet, and its latency
-  is measured from its *intended* start, so a stall is not hidden (coordinated omission).
-- **closed model**: N users per lane, each waiting for its answer and ``think_time``.
-- distributed (``--workers N``): one arrival schedule, worker i of N sending arrivals i, i+N,
-  ... of it from one start the master sends, so the merged arrivals are the scenario's own;
-- impatient shoppers retry a checkout that timed out (``load.impatient``);
-- the async shopper follows ``Location`` with back-off until its order is fulfilled, so a 202
-  and a finished order are never the same thing.
+The scenario (``$DOORBUSTER_SCENARIO``, a shipped name or a file) decides everything: the
+**open model** (default) sends arrivals at its rate however slow the answers get, as k6's
+constant-arrival-rate executor does, each in its own greenlet, its latency measured from its
+*intended* start (no coordinated omission); the **closed model** runs N users per lane, each
+waiting for its answer and ``think_time``. Distributed (``--workers N``), worker i of N sends
+arrivals i, i+N, ... of one schedule from one start the master sends. Impatient shoppers retry
+a checkout that timed out; the async shopper follows ``Location`` until its order is fulfilled.
 
 The chaos timeline runs in the master (or the single local process) from the arrival
-schedule's start (test start, or once every worker is ready); every fault it applied is
-removed at test stop and on quit.  Every request is recorded, with its
-intended start, in ``requests.jsonl`` in the run directory (each worker writes its own shard
-there, merged by intended start after the load; the master gets only counts each second),
-and Locust's figures, with a latency histogram counted from those records, are exported
-to Prometheus on the topology's exporter port.  Each generator process (each worker, or the
-single process) also watches its own health, its arrivals' send lag, its event loop's
-lag, its CPU share and its arrivals due but not sent, into ``generator.jsonl`` and the exporter.
+schedule's start (test start, or once every worker is ready), its faults removed at test stop
+and on quit. Every request is recorded with its intended start, in ``requests.jsonl`` or in a
+worker's shard that the master merges into it after the load (a worker on another host,
+``DOORBUSTER_OWN_RUN_DIR=1``, sends its shard to the master in chunks); the master gets only
+counts each second. Locust's figures, and a latency histogram counted from the records, go to
+Prometheus on the topology's exporter port; each generator process watches its own health
+(send lag, loop lag, CPU share, arrivals due but not sent) into ``generator.jsonl``.
 
 The parts live in ``harness/load`` (none imports Locust or gevent): this file is the glue.
 """
@@ -55,6 +50,7 @@ from locust.rpc import Message  # noqa: E402
 from locust.runners import STATE_RUNNING, STATE_SPAWNING, MasterRunner, Runner, WorkerRunner  # noqa: E402
 from locust.stats import bucket_response_time, setup_distributed_stats_event_listeners  # noqa: E402
 from prometheus_client import CollectorRegistry, start_http_server  # noqa: E402
+from shard_channel import ShardChannel  # noqa: E402
 
 from harness.faults.chaos import Chaos  # noqa: E402
 from harness.faults.leases import FaultLease  # noqa: E402
@@ -72,6 +68,7 @@ from harness.load.schedule import (  # noqa: E402
     WORKER_READY,
     ArrivalSchedule,
     schedule_start,
+    segment_refusal,
 )
 from harness.load.settings import GeneratorRefused, GeneratorSettings, read_settings  # noqa: E402
 from harness.load.stats_tally import StatsTally  # noqa: E402
@@ -113,8 +110,9 @@ _unsent: list[GeneratorSample] = []  # a worker's samples, for its next report t
 # the generator's health every SAMPLE_S while the test runs, and one when it stops.
 TICK_S = 0.1
 SAMPLE_S = 1.0
-# How long the master waits, as it quits, for the workers to close their shards.
+# How long the master waits, as it quits, for the workers to close (or send) their shards.
 SHARD_WAIT_S = 15.0
+SHARDS = ShardChannel(RUN_DIR, warn=_warn)  # a worker's shard sent when its run directory is its own
 
 
 class _Control:
@@ -266,6 +264,8 @@ class BlackFridayShape(LoadTestShape):
 def _on_init(environment: Environment, **_: Any) -> None:
     _control.environment = environment
     runner = environment.runner
+    if runner is not None:
+        SHARDS.listen(runner)
     if isinstance(runner, MasterRunner):
         runner.register_message(WORKER_REPORT, _on_worker_report)
         runner.register_message(WORKER_READY, _on_worker_ready)
@@ -303,14 +303,7 @@ def _take_segment(runner: WorkerRunner) -> None:
     start, since running any other worker's segment would send its arrivals twice."""
     index = runner.worker_index
     if LOAD.model == "open" and not 0 <= index < WORKERS:
-        known = f"index {index}" if index >= 0 else "no index (the master did not send one)"
-        print(
-            f"doorbuster: this Locust worker has {known}, but an open-model run of "
-            f"{WORKERS} worker(s) (DOORBUSTER_WORKERS) needs 0..{WORKERS - 1}: refusing to start, "
-            "as its arrivals would duplicate another worker's. Start exactly DOORBUSTER_WORKERS "
-            "workers against a fresh master.",
-            file=sys.stderr,
-        )
+        _warn(segment_refusal(index, WORKERS))
         runner.quit()
         raise SystemExit(2)
     SCHEDULE.segment, SCHEDULE.segments = index, WORKERS
@@ -339,7 +332,10 @@ def _merge_shards(runner: MasterRunner) -> None:
         with contextlib.suppress(RPCSendError):  # one already gone: nothing to tell it
             runner.server.send_to_client(Message("quit", None, client.id))
     shards = [RUN_DIR.shard(str(i)) for i in range(WORKERS)]
-    open_ = wait_for_shards(shards, wait_s=SHARD_WAIT_S, sleep=gevent.sleep, clock=time.time)
+    open_ = wait_for_shards(
+        shards, wait_s=SHARD_WAIT_S, sleep=lambda s: SHARDS.receive(runner, s), clock=time.time
+    )
+    SHARDS.received.abandon()  # a shard sent but not whole: kept apart, named, not merged cut short
     if open_:
         named = ", ".join(map(str, open_))
         _warn(f"worker shards not closed after {SHARD_WAIT_S:g}s, merged as far as written: {named}")
@@ -481,7 +477,10 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
     _feed_stats()  # before Locust prints its summary and decides its exit code from the failures
     if isinstance(environment.runner, WorkerRunner):
         _report_to_master(environment.runner)
-        LOG.close()  # the shard renamed closed: the master merges it
+        LOG.close()  # the shard renamed closed: the master merges it, sent to it if not shared
+        if SETTINGS.own_run_dir:
+            shard, chunk_bytes = RUN_DIR.shard(HEALTH.worker), SETTINGS.shard_chunk_bytes
+            SHARDS.send(environment.runner, shard, HEALTH.worker, chunk_bytes=chunk_bytes)
         return
     _stop_timeline()
     if isinstance(environment.runner, MasterRunner):

@@ -31,6 +31,7 @@ __all__ = [
     "Flag",
     "planned_arrivals",
     "schedule_start",
+    "segment_refusal",
 ]
 
 # How long a distributed run waits for every worker's generator to be ready to start.
@@ -62,6 +63,22 @@ def schedule_start(after_s: float, *, start_at: float | None, now: float) -> flo
     if it has passed by then, the arrivals due are sent at once, late, and measured so.
     """
     return math.floor((start_at or now + after_s) * 10_000) / 10_000
+
+
+def segment_refusal(index: int, workers: int) -> str:
+    """Why a worker with Locust's index ``index`` (-1: none) may not run a segment of an
+    open-model run of ``workers`` workers: its arrivals would duplicate another worker's.
+
+    >>> segment_refusal(1, 1)[:60]
+    'this Locust worker has index 1, but an open-model run of 1 w'
+    """
+    known = f"index {index}" if index >= 0 else "no index (the master did not send one)"
+    return (
+        f"this Locust worker has {known}, but an open-model run of "
+        f"{workers} worker(s) (DOORBUSTER_WORKERS) needs 0..{workers - 1}: refusing to start, "
+        "as its arrivals would duplicate another worker's. Start exactly DOORBUSTER_WORKERS "
+        "workers against a fresh master."
+    )
 
 
 def planned_arrivals(

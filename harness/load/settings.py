@@ -34,6 +34,7 @@ from harness.config.files import read_text
 from harness.config.scenarios import load_scenario
 from harness.config.systems import default_system
 from harness.load.access_log import LogEntry, read_access_log
+from harness.load.shard_transfer import CHUNK_BYTES
 from harness.records.run_dir import REQUESTS_FILE
 from harness.stack.control import Stack
 from harness.stack.state import StateDir, default_state_dir
@@ -75,7 +76,13 @@ class GeneratorSettings:
     run_dir: Path
     workers: int  # generators sharing the schedule (at least 1)
     start_at: float | None  # the schedule's start set from outside, as a Unix time
-    is_worker: bool  # a Locust worker: it sends its records to the master
+    is_worker: bool  # a Locust worker: it writes its own shard of the records
+    # A worker whose run directory is its own, not the master's (another host): after the
+    # load it sends its shard to the master (``DOORBUSTER_OWN_RUN_DIR=1``).
+    own_run_dir: bool = False
+    # The size of the chunks it sends its shard in (``DOORBUSTER_SHARD_CHUNK_BYTES``; tests
+    # make it small to send a short run's shard in many chunks).
+    shard_chunk_bytes: int = CHUNK_BYTES
     # The run's seed (``doorbuster run`` always sets one; a plain ``locust -f`` of a scenario
     # without one draws from 0, so that its workers still share one Poisson schedule).
     seed: int = 0
@@ -102,6 +109,16 @@ def parse_targets(raw: str, *, allowed_hosts: str) -> dict[str, tuple[str, int]]
                 "name it in DOORBUSTER_ALLOW_HOSTS to allow it"
             )
     return targets
+
+
+def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
+    """``environ[name]`` as a whole number of at least 1, ``default`` when unset."""
+    text = environ.get(name, "")
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise GeneratorRefused(f"{name}={text!r}: expected a whole number of at least 1")
+    return int(text)
 
 
 def parse_start_at(text: str, *, now: float) -> float | None:
@@ -220,4 +237,6 @@ def read_settings(
         workers=workers,
         start_at=start_at,
         is_worker=is_worker,
+        own_run_dir=is_worker and environ.get("DOORBUSTER_OWN_RUN_DIR", "") not in ("", "0"),
+        shard_chunk_bytes=_positive_int(environ, "DOORBUSTER_SHARD_CHUNK_BYTES", CHUNK_BYTES),
     )

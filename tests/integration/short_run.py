@@ -99,14 +99,14 @@ class _Orders(BaseHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def orders_server(delay_s: float) -> Iterator[tuple[str, list[float]]]:
+def orders_server(delay_s: float, host: str = "127.0.0.1") -> Iterator[tuple[str, list[float]]]:
     received: list[float] = []
     handler = type("Orders", (_Orders,), {"received": received, "delay_s": delay_s})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer((host, 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", received
+        yield f"http://{host}:{server.server_address[1]}", received
     finally:
         server.shutdown()
         server.server_close()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.load.settings import GeneratorRefused, parse_start_at, parse_targets, read_settings
+from harness.load.shard_transfer import CHUNK_BYTES
 
 SCENARIO = """\
 name: no-stack
@@ -65,6 +66,27 @@ def test_a_run_directory_with_a_request_log_is_refused_but_by_a_worker(tmp_path:
     with pytest.raises(GeneratorRefused, match=r"requests\.jsonl already exists"):
         read_settings(environ, ["locust"], warn=_never_warn)
     assert read_settings(environ, ["locust", "--worker"], warn=_never_warn).is_worker
+
+
+def test_only_a_worker_told_so_has_a_run_directory_of_its_own(tmp_path: Path) -> None:
+    worker = ["locust", "--worker"]
+    assert not read_settings(_environ(tmp_path), worker, warn=_never_warn).own_run_dir
+    assert not read_settings(
+        _environ(tmp_path, DOORBUSTER_OWN_RUN_DIR="0"), worker, warn=_never_warn
+    ).own_run_dir
+    assert read_settings(_environ(tmp_path, DOORBUSTER_OWN_RUN_DIR="1"), worker, warn=_never_warn).own_run_dir
+    # A master or a single process writes the run's own log: it has nothing to send.
+    master = read_settings(_environ(tmp_path, DOORBUSTER_OWN_RUN_DIR="1"), ["locust"], warn=_never_warn)
+    assert not master.own_run_dir
+
+
+def test_the_shard_chunk_size_is_a_positive_whole_number(tmp_path: Path) -> None:
+    assert read_settings(_environ(tmp_path), ["locust"], warn=_never_warn).shard_chunk_bytes == CHUNK_BYTES
+    small = _environ(tmp_path, DOORBUSTER_SHARD_CHUNK_BYTES="512")
+    assert read_settings(small, ["locust"], warn=_never_warn).shard_chunk_bytes == 512
+    for bad in ("0", "-1", "1.5", "x"):
+        with pytest.raises(GeneratorRefused, match=f"DOORBUSTER_SHARD_CHUNK_BYTES='{bad}'"):
+            read_settings(_environ(tmp_path, DOORBUSTER_SHARD_CHUNK_BYTES=bad), ["locust"], warn=_never_warn)
 
 
 def test_no_stack_and_no_targets_names_the_problem(tmp_path: Path) -> None:
