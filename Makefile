@@ -11,8 +11,11 @@ setup:
 demo: setup
 	$(VENV)/doorbuster run black-friday
 
+# The unit tests as make check runs them, then the integration tests in one process: they share
+# stacks and ports, and their timing verdicts need the cores (docs/development/index.md).
 test: setup
-	$(VENV)/python -m pytest -q -p no:cacheprovider --durations=15
+	$(VENV)/python -m pytest -q -p no:cacheprovider -n 4 tests/unit model harness targets chaosdoorbuster
+	$(VENV)/python -m pytest -q -p no:cacheprovider --durations=15 tests/integration
 
 # The suite in two lanes side by side, each in a network namespace of its own (tests/lanes.py);
 # on two cores the lanes' contention fails timing verdicts (docs/development/index.md).
