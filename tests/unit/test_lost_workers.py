@@ -175,3 +175,13 @@ def test_a_summary_written_before_lost_workers_reads_with_none(tmp_path: Path) -
     assert Summary.from_json(old).lost_workers == ()
     written = {**old, "lost_workers": [LOST.to_json()]}
     assert Summary.from_json(json.loads(json.dumps(written))).lost_workers == (LOST,)
+
+
+def test_a_worker_whose_shard_never_reached_the_merge_is_named_though_it_ran_to_the_end() -> None:
+    # Its shard was kept apart (a transfer with a gap: worker-1.jsonl.gap, not a shard to merge).
+    samples = [*_samples("0", 60, stopped=True), *_samples("1", 60, stopped=True)]
+    rows = _rows(0, 61)
+    lost = lost_workers(
+        samples, [ShardState(worker="0", closed=True)], rows, load_end=60.0, arrivals=_arrivals
+    )
+    assert [(w.worker, w.lost_at_s, w.arrivals_without_record) for w in lost] == [("1", 0.1, 300)]
