@@ -51,6 +51,7 @@ LOAD_MODULES = (
     "tests/integration/test_shootout.py",
     "tests/integration/test_ci_outputs.py",
     "tests/integration/test_generator_starved.py",
+    "tests/integration/test_lost_worker.py",
     "tests/integration/test_retry_policies.py",
     "tests/integration/test_report_page.py",
     "tests/integration/test_live_view.py",

@@ -24,6 +24,11 @@ window the generator was *behind* when any of these held (the thresholds, and wh
 
 What would decide it: more generator processes (``--workers N``), a lower rate, or a machine
 with more cores.
+
+A verdict whose window reaches past the moment a generator worker was lost
+(:mod:`harness.analysis.lost_workers`) is undetermined by the same gate, naming the worker:
+part of the load the scenario offered there has no record.  What would decide it: a rerun,
+with every worker running to the end.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from harness.records.summary import (
     GeneratorHealth,
     GeneratorLimits,
     GeneratorWindowFigures,
+    LostWorker,
     ProcessFigures,
     WorkerTotals,
 )
@@ -58,6 +64,7 @@ __all__ = [
     "CPU_SHARE_LIMIT",
     "FELL_BEHIND",
     "LOOP_LAG_LIMIT_S",
+    "LOST_WORKER",
     "SEND_LAG_FLOOR_S",
     "SEND_LAG_LIMIT_S",
     "SEND_LAG_SHARE",
@@ -69,12 +76,16 @@ __all__ = [
     "generator_summary",
     "generator_window",
     "judged_with_generator",
+    "lost_reasons",
     "send_lag_limit",
 ]
 
 # How a reason that blames the generator begins: the report links such a verdict to its chart.
 FELL_BEHIND = "the load generator fell behind"
 WHAT_WOULD_DECIDE = "more generator processes (--workers N), a lower rate, or a machine with more cores"
+# How a reason that names a worker lost mid-run begins.
+LOST_WORKER = "a load generator worker was lost"
+WHAT_WOULD_DECIDE_LOST = "a rerun, with every worker running to the end of the load"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -99,6 +110,7 @@ class GeneratorWindow:
     # The send lag at the quantile the verdict judges (its median for a p50), None: none sent
     judged_quantile: float = 0.99
     send_lag_judged_s: float | None = None
+    lost: tuple[LostWorker, ...] = ()  # workers lost before the window's end
 
     @classmethod
     def of(
@@ -108,6 +120,7 @@ class GeneratorWindow:
         end: float,
         processes: Sequence[ProcessHealth] = (),
         quantile: float = 0.99,
+        lost: Sequence[LostWorker] = (),
     ) -> GeneratorWindow:
         """From ``(intended_start, send_lag)`` pairs in run seconds, those in ``[start, end)``;
         ``quantile`` is the one the verdict judges (1.0 for a max)."""
@@ -126,6 +139,7 @@ class GeneratorWindow:
             processes=tuple(processes),
             judged_quantile=quantile,
             send_lag_judged_s=None if math.isnan(judged) else judged,
+            lost=tuple(w for w in lost if w.lost_at_s < end),
         )
 
     def figures(self, name: str, behind: Sequence[str] = ()) -> GeneratorWindowFigures:
@@ -152,6 +166,8 @@ class GeneratorWindow:
         """The window as a verdict's evidence holds it: its figures, without a name."""
         out = self.figures("").to_json()
         del out["name"], out["behind"]
+        if self.lost:
+            out["lost_workers"] = [w.to_json() for w in self.lost]
         return out
 
 
@@ -186,6 +202,20 @@ def behind_reasons(window: GeneratorWindow, bound_s: float | None) -> list[str]:
     return reasons
 
 
+def lost_reasons(window: GeneratorWindow) -> list[str]:
+    """Each generator worker lost before ``window`` ended, in words with its figures.
+
+    >>> w = LostWorker(worker="1", lost_at_s=12.3, arrivals_without_record=523, shard_closed=False)
+    >>> lost_reasons(GeneratorWindow.of([], 0.0, 30.0, lost=[w]))
+    ['worker 1 was lost 12.3 s into the run: 523 of its arrivals have no record']
+    """
+    return [
+        f"worker {w.worker} was lost {w.lost_at_s:.1f} s into the run: "
+        f"{w.arrivals_without_record} of its arrivals have no record"
+        for w in window.lost
+    ]
+
+
 def blames_generator(reason: str | None) -> bool:
     """Whether a verdict's reason says the load generator fell behind (among its reasons).
 
@@ -196,19 +226,28 @@ def blames_generator(reason: str | None) -> bool:
 
 
 def gated(verdict: Verdict, window: GeneratorWindow, bound_s: float | None) -> Verdict:
-    """``verdict``, or undetermined naming the load generator when it was behind in ``window``.
+    """``verdict``, or undetermined naming the load generator when it was behind in ``window``,
+    or a worker of it was lost before the window ended.
 
-    A pass is not kept either: the load the scenario offers was not the load sent.
+    A pass is not kept either: the load the scenario offers was not the load sent (or recorded).
     """
-    reasons = behind_reasons(window, bound_s)
+    reasons, lost = behind_reasons(window, bound_s), lost_reasons(window)
     evidence = {**verdict.evidence, "generator": window.as_json()}
-    if not reasons:
+    if not reasons and not lost:
         return replace(verdict, evidence=evidence)
     span = f"{window.start:.1f}-{window.end:.1f} s"
-    reason = (
-        f"{FELL_BEHIND} in {span}: {'; '.join(reasons)}; "
-        f"what this run measured there is the generator, not the system. To decide it: {WHAT_WOULD_DECIDE}"
-    )
+    parts = []
+    if reasons:
+        parts.append(
+            f"{FELL_BEHIND} in {span}: {'; '.join(reasons)}; what this run measured there is the "
+            f"generator, not the system. To decide it: {WHAT_WOULD_DECIDE}"
+        )
+    if lost:
+        parts.append(
+            f"{LOST_WORKER} before {window.end:.1f} s: {'; '.join(lost)}; what this run measured "
+            f"in {span} is not all the load the scenario offered. To decide it: {WHAT_WOULD_DECIDE_LOST}"
+        )
+    reason = "; and ".join(parts)
     if verdict.outcome == "undetermined":
         reason = f"{verdict.reason}; and {reason}"
     return Verdict(
@@ -254,7 +293,8 @@ def generator_window(inputs: RunInputs, start: float, end: float, quantile: floa
         for r in inputs.rows
         if r.kind == "checkout" and r.attempt == 0 and r.start is not None
     ]
-    return GeneratorWindow.of(lags, start, end, _worker_health(inputs.generator, start, end), quantile)
+    health = _worker_health(inputs.generator, start, end)
+    return GeneratorWindow.of(lags, start, end, health, quantile, inputs.lost_workers)
 
 
 _QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99, "max": 1.0}

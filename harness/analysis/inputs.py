@@ -12,7 +12,7 @@ from typing import Any
 from harness.analysis.recovery import RecoveryQuestion
 from harness.records.generator import GeneratorSample
 from harness.records.schema import AttemptTimeline, RequestRecord
-from harness.records.summary import ChaosWindow
+from harness.records.summary import ChaosWindow, LostWorker
 from model.scenario import Scenario
 
 __all__ = ["FaultWindow", "Row", "RunInputs"]
@@ -103,6 +103,8 @@ class RunInputs:
     attempt_timeline: AttemptTimeline | None = None
     # the load generator's health samples (generator.jsonl), their t in run seconds
     generator: tuple[GeneratorSample, ...] = ()
+    # generator workers lost mid-run (harness.analysis.lost_workers), decided from the run's files
+    lost_workers: tuple[LostWorker, ...] = ()
 
     @property
     def pre_fault_window(self) -> tuple[float, float]:

@@ -36,6 +36,12 @@ def reading(inputs: RunInputs, summary: Summary) -> list[str]:
             f"The load generator fell behind its schedule ({'; '.join(run.behind)}): verdicts over "
             "where it was behind are undetermined, since what they would measure is the generator."
         )
+    for lost in summary.lost_workers:
+        lines.append(
+            f"Generator worker {lost.worker} was lost {lost.lost_at_s:g} s into the run: "
+            f"{lost.arrivals_without_record} of its arrivals have no record, so verdicts over windows "
+            "from then on are undetermined; a rerun with every worker running to the end would decide them."
+        )
     b0, b1 = inputs.scenario.baseline_window()
     for fault in inputs.faults:
         parts = [f"{fault.dependency} was {_describe(fault)} for {fault.end - fault.start:.0f} s"]

@@ -13,6 +13,7 @@ run's stages and chaos steps, and one it did not have is refused, exit 2).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -20,14 +21,25 @@ from typing import Any
 import pydantic
 
 from harness.analysis.inputs import FaultWindow, Row, RunInputs
+from harness.analysis.lost_workers import lost_workers
 from harness.analysis.summary import analyse
 from harness.config.files import read_json
 from harness.config.scenarios import load_scenario
 from harness.faults.timeline import ChaosRecord, read_chaos_record
+from harness.load.access_log import read_access_log
+from harness.load.schedule import planned_arrivals
 from harness.metrics.counters import RunCounters
 from harness.records.generator import GeneratorSample, read_generator_samples
-from harness.records.run_dir import CHAOS_FILE, GENERATOR_FILE, LEDGER_FILE, REQUESTS_FILE, SCENARIO_FILE
+from harness.records.run_dir import (
+    CHAOS_FILE,
+    GENERATOR_FILE,
+    LEDGER_FILE,
+    REQUESTS_FILE,
+    SCENARIO_FILE,
+    RunDir,
+)
 from harness.records.schema import RunLedger, read_ledger, read_requests
+from harness.records.shards import ShardState, shard_states
 from harness.records.summary import RunFacts, Summary
 from model.errors import ConfigError
 from model.expectations import time_scaled_expectation
@@ -54,6 +66,7 @@ class RecordedRun:
     rows: tuple[Row, ...]
     faults: tuple[FaultWindow, ...]
     generator: tuple[GeneratorSample, ...] = ()  # the generator's health, t in run seconds
+    shards: tuple[ShardState, ...] = ()  # how each worker left its shard (a distributed run)
 
 
 def _chaos_record(run_dir: Path) -> ChaosRecord | None:
@@ -76,7 +89,10 @@ def recorded_run(run_dir: Path, scenario: Scenario, t0: float | None = None) -> 
     health = run_dir / GENERATOR_FILE
     samples = read_generator_samples(health) if health.exists() else []
     generator = tuple(replace(s, t=s.t - t0) for s in samples)
-    return RecordedRun(t0=t0, rows=rows, faults=fault_windows(run_dir, scenario, t0), generator=generator)
+    return RecordedRun(
+        t0=t0, rows=rows, faults=fault_windows(run_dir, scenario, t0), generator=generator,
+        shards=shard_states(RunDir(run_dir)),
+    )  # fmt: skip
 
 
 def fault_windows(run_dir: Path, scenario: Scenario, t0: float) -> tuple[FaultWindow, ...]:
@@ -119,13 +135,31 @@ def judged_load_end(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> 
     return load_end if ledger.interrupted else min(load_end, scenario.duration_s + 1)
 
 
+def _schedule(scenario: Scenario) -> Callable[[int, int], Iterator[tuple[float, tuple[str, ...]]]]:
+    """The run's arrival schedule, a segment at a time, as its generators had it (none for a
+    closed model); a replayed log that can not be read any more gives none."""
+    load = scenario.load
+    if load.model != "open":
+        return lambda segment, segments: iter(())
+    try:
+        replay = tuple(read_access_log(Path(load.replay.file), load.replay.format)) if load.replay else ()
+    except ConfigError:
+        return lambda segment, segments: iter(())
+    seed = scenario.seed or 0
+    return lambda segment, segments: planned_arrivals(
+        load, seed=seed, replay=replay, segment=segment, segments=segments
+    )
+
+
 def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> Summary:
     """The run's summary: the analysis of what it recorded, with the run's own facts."""
+    load_end = judged_load_end(scenario, run, ledger)
+    lost = lost_workers(run.generator, run.shards, run.rows, load_end=load_end, arrivals=_schedule(scenario))
     inputs = RunInputs(
         scenario=scenario,
         rows=run.rows,
         faults=run.faults,
-        load_end=judged_load_end(scenario, run, ledger),
+        load_end=load_end,
         async_statuses=ledger.async_statuses,
         side_effects=ledger.side_effects,
         attempts=ledger.attempts,
@@ -133,6 +167,7 @@ def summarise(scenario: Scenario, run: RecordedRun, ledger: RunLedger) -> Summar
         drain_cut_short=ledger.drain_cut_short,
         attempt_timeline=ledger.attempt_timeline.since(run.t0) if ledger.attempt_timeline else None,
         generator=run.generator,
+        lost_workers=lost,
     )
     summary = analyse(inputs)
     lines = summary.reading

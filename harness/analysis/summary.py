@@ -106,6 +106,7 @@ def analyse(inputs: RunInputs) -> Summary:
         metastability=metastability,
         ladder={r.lane: r.record() for r in rungs},
         generator=generator_summary(inputs),
+        lost_workers=inputs.lost_workers,
         passed=False,
     )
     verdicts = tuple(judge(e, inputs, figures) for e in scenario.expectations)

@@ -26,6 +26,7 @@ from model.errors import ConfigError
 
 __all__ = [
     "MAX_FILE_BYTES",
+    "parsed_json_lines",
     "read_json",
     "read_json_lines",
     "read_text",
@@ -109,12 +110,17 @@ def read_json_lines(path: Path, parse: Callable[[Any], T], *, what: str) -> list
     """Each line of a JSON-lines file, parsed as JSON and then by ``parse``; ConfigError
     naming the file and the line when one is not JSON or ``parse`` refuses it (with
     ValueError, TypeError, KeyError or IndexError): ``path: line 3: not what (why)``."""
+    return parsed_json_lines(read_text(path), parse, what=what, where=path)
+
+
+def parsed_json_lines(text: str, parse: Callable[[Any], T], *, what: str, where: Path) -> list[T]:
+    """:func:`read_json_lines` of text already read from ``where`` (the file errors name)."""
     records = []
-    for number, line in enumerate(read_text(path).splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         try:
             records.append(parse(_json_value(line)))
         except (ValueError, TypeError, KeyError, IndexError) as exc:
-            raise ConfigError(f"{path}: line {number}: not {what} ({exc})") from exc
+            raise ConfigError(f"{where}: line {number}: not {what} ({exc})") from exc
     return records
 
 

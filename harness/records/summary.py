@@ -41,6 +41,7 @@ __all__ = [
     "LaneRecovery",
     "LaneSummary",
     "LatencyQuantiles",
+    "LostWorker",
     "ProcessFigures",
     "Quantiles",
     "RecoveryFigures",
@@ -370,6 +371,20 @@ class GeneratorHealth(_Record):
 
 
 @dataclass(frozen=True, kw_only=True)
+class LostWorker(_Record):
+    """A generator worker lost mid-run (harness.analysis.lost_workers)."""
+
+    __pydantic_config__: ClassVar[pydantic.ConfigDict] = _STRICT
+    worker: str = field(metadata=doc("the worker, by its segment of the arrival schedule"))
+    lost_at_s: Number = field(
+        metadata=doc("run seconds when its records stop: its first arrival without one, or its last sample")
+    )
+    arrivals_without_record: int = field(metadata=doc("arrivals the schedule gave it that have no record"))
+    shard_closed: bool = field(metadata=doc("whether it closed its shard of request records"))
+    torn_lines: int = field(default=0, metadata=doc("lines cut off mid-write, dropped from its shard's end"))
+
+
+@dataclass(frozen=True, kw_only=True)
 class Summary(_Record):
     """``summary.json``: the analysis of a run (``run`` None) or a run's summary as written."""
 
@@ -399,6 +414,10 @@ class Summary(_Record):
             "the load generator's limits, its send lag and health per window, and each process's totals",
             omit_none=True,
         ),
+    )
+    lost_workers: tuple[LostWorker, ...] = field(
+        default=(),
+        metadata=doc("generator workers lost mid-run; verdicts over windows from then on are undetermined"),
     )
     verdicts: tuple[Verdict, ...] = field(default=(), metadata=doc("each expectation's verdict"))
     passed: bool = field(

@@ -155,6 +155,15 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
             _SHARED.stop()
 
 
+@pytest.fixture(scope="module")
+def trivial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """bench/trivial (Go, answers at once), built here and pinned to core 1; its base URL."""
+    from tests.integration.short_run import trivial_endpoint  # it imports this module's RunningStack
+
+    with trivial_endpoint(tmp_path_factory.mktemp("trivial"), core=1) as url:
+        yield url
+
+
 @pytest.fixture
 def stack(running: RunningStack) -> Iterator[RunningStack]:
     """The shared stack with no fault before or after the test."""

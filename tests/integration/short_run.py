@@ -1,5 +1,6 @@
 """A short scenario and a plain `locust -f` with its web UI, shared by the run and live-view tests;
-and a trivial order server with Locust's master and workers as processes, for the generator tests."""
+and a trivial order server with Locust's master and workers as processes, for the generator tests;
+and bench/trivial (Go, answers at once) built and started, for the runs that push a generator."""
 
 from __future__ import annotations
 
@@ -110,6 +111,28 @@ def orders_server(delay_s: float, host: str = "127.0.0.1") -> Iterator[tuple[str
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def trivial_endpoint(build_dir: Path, *, core: int) -> Iterator[str]:
+    """bench/trivial, built in ``build_dir`` and pinned to ``core``; its base URL, until it stops."""
+    binary = build_dir / "trivial"
+    subprocess.run(
+        ["go", "build", "-o", str(binary), "."], cwd=PROJECT_ROOT / "bench" / "trivial", check=True
+    )
+    url = f"http://127.0.0.1:{free_port()}"
+    proc = subprocess.Popen(["taskset", "-c", str(core), str(binary), "-addr", url.removeprefix("http://")])
+    try:
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with contextlib.suppress(requests.RequestException):
+                requests.get(f"{url}/records", timeout=1)
+                break
+            time.sleep(0.05)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def free_port() -> int:

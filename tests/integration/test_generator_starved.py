@@ -8,22 +8,14 @@ with it Locust, is pinned to the other with taskset, as issue 23's reproduction 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import requests
-
-from harness.binaries import PROJECT_ROOT
 from model.errors import ExitCode
 from tests.integration.conftest import RunningStack
-from tests.integration.short_run import free_port
 
 EXPECTATION = "sync.checkout.p99 < 50ms at steady"
 SCENARIO = """
@@ -36,28 +28,6 @@ expectations:
   - "{expectation}"
 drain_timeout: 10s
 """
-
-
-@pytest.fixture(scope="module")
-def trivial(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """bench/trivial, built here and pinned to core 1; its base URL."""
-    binary = tmp_path_factory.mktemp("trivial") / "trivial"
-    subprocess.run(
-        ["go", "build", "-o", str(binary), "."], cwd=PROJECT_ROOT / "bench" / "trivial", check=True
-    )
-    url = f"http://127.0.0.1:{free_port()}"
-    proc = subprocess.Popen(["taskset", "-c", "1", str(binary), "-addr", url.removeprefix("http://")])
-    try:
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            with contextlib.suppress(requests.RequestException):
-                requests.get(f"{url}/records", timeout=1)
-                break
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _run(

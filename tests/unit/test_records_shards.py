@@ -9,7 +9,14 @@ import pytest
 
 from harness.records.run_dir import RunDir
 from harness.records.schema import RequestRecord, read_requests
-from harness.records.shards import merge_left_shards, merge_shards, merged_records
+from harness.records.shards import (
+    ShardState,
+    merge_left_shards,
+    merge_shards,
+    merged_records,
+    read_shard,
+    shard_states,
+)
 from model.errors import ConfigError
 
 
@@ -42,13 +49,49 @@ def test_shards_merge_by_intended_start_into_one_log(tmp_path: Path) -> None:
     )
 
 
-def test_a_shard_cut_off_mid_line_is_refused_naming_its_file_and_line(tmp_path: Path) -> None:
+def test_a_lost_workers_shard_cut_off_mid_line_loses_that_line_counted(tmp_path: Path) -> None:
     whole = _shard(tmp_path / "worker-0.jsonl", [_rec(1.0, "a1")])
-    cut = tmp_path / "worker-1.jsonl.part"
+    cut = tmp_path / "worker-1.jsonl.part"  # never closed: its worker was killed while writing
     line = _rec(2.0, "b2").json_line()
     cut.write_text(_rec(1.5, "b1").json_line() + line[: len(line) // 2])
-    with pytest.raises(ConfigError, match=rf"{cut}: line 2: not a request record"):
-        merged_records([whole, cut])
+    assert [r.order_id for r in merged_records([whole, cut])] == ["a1", "b1"]
+    state, records = read_shard(cut)
+    assert state == ShardState(worker="1", closed=False, torn_lines=1)
+    assert [r.order_id for r in records] == ["b1"]
+    assert read_shard(whole)[0] == ShardState(worker="0", closed=True, torn_lines=0)
+
+
+def test_a_never_closed_shard_cut_just_before_a_newline_keeps_its_whole_record(tmp_path: Path) -> None:
+    cut = tmp_path / "worker-1.jsonl.part"
+    cut.write_text(_rec(1.5, "b1").json_line() + _rec(2.0, "b2").json_line().rstrip("\n"))
+    state, records = read_shard(cut)
+    assert state.torn_lines == 0 and [r.order_id for r in records] == ["b1", "b2"]
+
+
+def test_a_bad_line_elsewhere_or_in_a_closed_shard_is_refused_naming_its_file_and_line(
+    tmp_path: Path,
+) -> None:
+    line = _rec(2.0, "b2").json_line()
+    closed = tmp_path / "worker-0.jsonl"  # closed by its worker: it wrote whole lines, or it is not one
+    closed.write_text(_rec(1.5, "b1").json_line() + line[: len(line) // 2])
+    with pytest.raises(ConfigError, match=rf"{closed}: line 2: not a request record"):
+        merged_records([closed])
+    middle = tmp_path / "worker-1.jsonl.part"  # only the last line of a shard can be cut off
+    middle.write_text(line[: len(line) // 2] + "\n" + _rec(2.5, "b3").json_line())
+    with pytest.raises(ConfigError, match=rf"{middle}: line 1: not a request record"):
+        merged_records([middle])
+
+
+def test_how_each_worker_left_its_shard_is_read_from_the_run_directory(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path)
+    run_dir.shards.mkdir()
+    _shard(run_dir.shard("0"), [_rec(2.0, "a2")])
+    run_dir.shard("1").with_name("worker-1.jsonl.part").write_text('{"lane": "sy')
+    assert shard_states(run_dir) == (
+        ShardState(worker="0", closed=True, torn_lines=0),
+        ShardState(worker="1", closed=False, torn_lines=1),
+    )
+    assert shard_states(RunDir(tmp_path / "single")) == ()
 
 
 def test_no_shards_merge_to_nothing(tmp_path: Path) -> None:
