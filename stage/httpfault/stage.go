@@ -128,9 +128,11 @@ func newForwarder(target *url.URL, transport *http.Transport) *httputil.ReverseP
 				r.Header["X-Forwarded-For"] = nil
 			}
 		},
-		Transport:     transport,
-		FlushInterval: -1, // stream: each write reaches the client at once
-		ErrorLog:      quietLog,
+		Transport: transport,
+		// FlushInterval 0: a body of unknown length (chunked, event streams) is flushed on
+		// every write anyway (ReverseProxy's own rule); a body of known length goes out in
+		// full buffers, with no flush per write.
+		ErrorLog: quietLog,
 		ModifyResponse: func(resp *http.Response) error {
 			if wait, ok := resp.Request.Context().Value(delayKey{}).(time.Duration); ok {
 				return sleep(resp.Request.Context(), wait)
