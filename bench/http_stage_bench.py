@@ -1,12 +1,14 @@
 """Benchmark of the HTTP fault stage (stage/httpfault): what one hop through it costs, and
 whether a rate is a share of requests on keep-alive connections.
 
-    .venv/bin/python bench/http_stage_bench.py          # about 50 seconds
+    .venv/bin/python bench/http_stage_bench.py          # about 70 seconds
 
 (a) added latency: 1,000 requests/s on pooled keep-alive connections, for 20 s in all, to a
     trivial upstream directly and through the stage with no faults, in alternating blocks so
     that both see the same machine; prints p50 and p99 of each (with their 95% intervals) and
-    the stage's added p50 and p99 (targets: under 0.2 ms and 1 ms).
+    the stage's added p50 and p99 (targets: under 0.2 ms and 1 ms).  The same hop through
+    Toxiproxy (a TCP proxy, no faults) is measured beside them, for reference: what any one
+    more process on the path costs on this machine now.
 (b) ``rate: 0.3``: an http_error at rate 0.3 for 5 s at the same rate; the share of errors
     with its 95% interval, which must hold 0.3.
 
@@ -35,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from targets_check import Target, report
 
 from harness.analysis.estimates import percentile, percentile_interval, proportion_interval
+from harness.binaries import find_binary
 from harness.faults.http_stage_server import running_http_stage
+from harness.faults.toxiproxy_client import ToxiproxyClient
 from model.http_faults import HttpError
 from model.topology import Endpoint
 
@@ -45,7 +49,7 @@ RATE = 1000.0
 ADDED_P50_MS = 0.2
 ADDED_P99_MS = 1.0
 ERROR_RATE = 0.3
-BLOCKS = 4
+BLOCKS_PER_PATH = 2
 
 
 def free_port() -> int:
@@ -72,6 +76,27 @@ def upstream(binary: Path) -> Iterator[Endpoint]:
             time.sleep(0.05)
         yield endpoint
     finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@contextlib.contextmanager
+def toxiproxy_hop(upstream: Endpoint) -> Iterator[Endpoint]:
+    """A Toxiproxy server with one proxy, no toxics, from a new loopback port to ``upstream``."""
+    api = Endpoint(host="127.0.0.1", port=free_port())
+    cmd = [str(find_binary("toxiproxy-server")), "-host", api.host, "-port", str(api.port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = ToxiproxyClient(api, timeout_s=2.0, connect_timeout_s=0.5)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection((api.host, api.port), 0.5):
+                break
+            time.sleep(0.05)
+        hop = Endpoint(host="127.0.0.1", port=free_port())
+        client.create_proxy(name="bench", listen=hop.address, upstream=upstream.address)
+        yield hop
+    finally:
+        client.close()
         proc.terminate()
         proc.wait(10)
 
@@ -108,18 +133,21 @@ def main() -> int:
     args = parser.parse_args()
     generator = build_load_generator()
     print(f"before: {load_average()}")
-    latencies: dict[str, list[float]] = {"direct": [], "through stage": []}
+    latencies: dict[str, list[float]] = {"direct": [], "through stage": [], "via toxiproxy": []}
     unanswered = 0
     with (
         upstream(generator) as target,
         running_http_stage(Endpoint(host="127.0.0.1", port=free_port())) as api,
+        toxiproxy_hop(target) as toxiproxy,
     ):
         hop = Endpoint(host="127.0.0.1", port=free_port())
         api.create_stage(name="bench", listen=hop, upstream=target)
-        urls = {"direct": f"{target.url}/x", "through stage": f"{hop.url}/x"}
-        for _ in range(BLOCKS // 2):
+        urls = {
+            "direct": f"{target.url}/x", "through stage": f"{hop.url}/x", "via toxiproxy": f"{toxiproxy.url}/x",
+        }  # fmt: skip
+        for _ in range(BLOCKS_PER_PATH):
             for name, url in urls.items():
-                block, statuses = load(generator, url, args.seconds / BLOCKS * 2)
+                block, statuses = load(generator, url, args.seconds / BLOCKS_PER_PATH)
                 latencies[name] += block
                 unanswered += sum(1 for s in statuses if s != 200)
         api.add_fault("bench", HttpError(status=503, rate=ERROR_RATE))
@@ -127,13 +155,20 @@ def main() -> int:
     print(f"after:  {load_average()}")
 
     print(
-        f"\n(a) {RATE:g} requests/s on keep-alive connections, {args.seconds:g} s per path in {BLOCKS // 2} blocks each"
+        f"\n(a) {RATE:g} requests/s on keep-alive connections, {args.seconds:g} s per path "
+        f"in {BLOCKS_PER_PATH} blocks, alternating"
     )
     for name, values in latencies.items():
         print(describe(name, values))
     added_p50 = percentile(latencies["through stage"], 0.5) - percentile(latencies["direct"], 0.5)
     added_p99 = percentile(latencies["through stage"], 0.99) - percentile(latencies["direct"], 0.99)
     print(f"  added by the stage: p50 {added_p50:.3f} ms, p99 {added_p99:.3f} ms")
+    via_toxiproxy = latencies["via toxiproxy"]
+    print(
+        "  added by Toxiproxy (for reference, no target): "
+        f"p50 {percentile(via_toxiproxy, 0.5) - percentile(latencies['direct'], 0.5):.3f} ms, "
+        f"p99 {percentile(via_toxiproxy, 0.99) - percentile(latencies['direct'], 0.99):.3f} ms"
+    )
 
     errors = sum(1 for s in statuses if s == 503)
     answered = sum(1 for s in statuses if s in (200, 503))

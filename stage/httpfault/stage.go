@@ -117,6 +117,20 @@ func newTransport(h2c bool) *http.Transport {
 
 type delayKey struct{}
 
+// bufferPool lends ReverseProxy the buffers it copies bodies through.
+type bufferPool struct{ pool sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if buf, ok := b.pool.Get().(*[]byte); ok {
+		return *buf
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(buf []byte) { b.pool.Put(&buf) }
+
+var copyBuffers = &bufferPool{}
+
 func newForwarder(target *url.URL, transport *http.Transport) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Director: func(r *http.Request) {
@@ -128,7 +142,8 @@ func newForwarder(target *url.URL, transport *http.Transport) *httputil.ReverseP
 				r.Header["X-Forwarded-For"] = nil
 			}
 		},
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: copyBuffers, // else ReverseProxy allocates 32 KB for each body it copies
 		// FlushInterval 0: a body of unknown length (chunked, event streams) is flushed on
 		// every write anyway (ReverseProxy's own rule); a body of known length goes out in
 		// full buffers, with no flush per write.
