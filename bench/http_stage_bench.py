@@ -37,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from loadgen_bench import free_port, go_build
 from targets_check import Target, report
 
 from harness.analysis.estimates import percentile, percentile_interval, proportion_interval
@@ -46,8 +47,6 @@ from harness.faults.toxiproxy_client import ToxiproxyClient
 from model.http_faults import HttpError
 from model.topology import Endpoint
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".tools" / "bin"
 RATE = 1000.0
 ADDED_P50_MS = 0.2
 ADDED_P99_MS = 1.0
@@ -55,19 +54,6 @@ ERROR_RATE = 0.3
 # Short blocks, alternating between the paths, each stage block compared with the direct
 # block beside it: a burst of another engineer's work spoils one pair, not the figure.
 BLOCKS_PER_PATH = 10
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def build_load_generator() -> Path:
-    out = BIN / "doorbuster-httpload"
-    BIN.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["go", "build", "-o", str(out), "."], cwd=ROOT / "bench" / "httpload", check=True)
-    return out
 
 
 @contextlib.contextmanager
@@ -148,7 +134,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="load per path, in all (default 20)")
     parser.add_argument("--rate-seconds", type=float, default=5.0, help="load with rate 0.3 (default 5)")
     args = parser.parse_args()
-    generator = build_load_generator()
+    generator = go_build("httpload", "doorbuster-httpload")
     print(f"before: {load_average()}")
     blocks: dict[str, list[list[float]]] = {"direct": [], "through stage": [], "via toxiproxy": []}
     unanswered = 0

@@ -12,7 +12,15 @@ import requests
 
 from model.errors import EnvironmentProblem
 
-__all__ = ["unanswered_calls"]
+__all__ = ["call_timeouts", "unanswered_calls"]
+
+
+def call_timeouts(timeout_s: float, connect_timeout_s: float) -> tuple[float, float]:
+    """A call's (connect, read) timeouts: ``timeout_s`` bounds the wait for each answer, the
+    connect timeout is the smaller of it and ``connect_timeout_s``."""
+    if timeout_s <= 0 or connect_timeout_s <= 0:
+        raise ValueError(f"timeouts must be positive, got {timeout_s} and {connect_timeout_s}")
+    return min(connect_timeout_s, timeout_s), timeout_s
 
 
 @contextmanager

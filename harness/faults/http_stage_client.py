@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from harness.faults.api_errors import unanswered_calls
+from harness.faults.api_errors import call_timeouts, unanswered_calls
 from model.errors import ConfigError, HttpStageUnavailable
 from model.http_faults import HttpFault
 from model.topology import Endpoint
@@ -33,10 +33,8 @@ class HttpStageClient:
     """
 
     def __init__(self, endpoint: Endpoint, *, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
-        if timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ValueError(f"timeouts must be positive, got {timeout_s} and {connect_timeout_s}")
         self.endpoint = endpoint
-        self.timeout = (min(connect_timeout_s, timeout_s), timeout_s)
+        self.timeout = call_timeouts(timeout_s, connect_timeout_s)
         self._session = requests.Session()
         # A Session is not documented as thread-safe.
         self._lock = threading.Lock()

@@ -23,7 +23,7 @@ import requests
 from toxiproxy.api import validate_response
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from harness.faults.api_errors import unanswered_calls
+from harness.faults.api_errors import call_timeouts, unanswered_calls
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.topology import Endpoint
 
@@ -38,10 +38,8 @@ class ToxiproxyClient:
     """
 
     def __init__(self, endpoint: Endpoint, *, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
-        if timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ValueError(f"timeouts must be positive, got {timeout_s} and {connect_timeout_s}")
         self.endpoint = endpoint
-        self.timeout = (min(connect_timeout_s, timeout_s), timeout_s)
+        self.timeout = call_timeouts(timeout_s, connect_timeout_s)
         self._session = requests.Session()
         # A Session is not documented as thread-safe; the supervisor's exporter may be scraped
         # from several threads at once.  Each holder is bounded by the timeouts.

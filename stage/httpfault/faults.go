@@ -266,24 +266,19 @@ func decide(faults []*fault, r *http.Request) decision {
 			continue
 		}
 		switch f.Kind {
-		case "http_fail_first":
-			if f.seen.Add(1) <= f.count {
-				f.applied.Add(1)
-				d.answer = f
-				return d
+		case "http_fail_first", "http_error", "http_abort":
+			hit := f.Kind == "http_fail_first" && f.seen.Add(1) <= f.count ||
+				f.Kind != "http_fail_first" && rolled(f.rate)
+			if !hit {
+				continue
 			}
-		case "http_error":
-			if rolled(f.rate) {
-				f.applied.Add(1)
-				d.answer = f
-				return d
-			}
-		case "http_abort":
-			if rolled(f.rate) {
-				f.applied.Add(1)
+			f.applied.Add(1)
+			if f.Kind == "http_abort" {
 				d.abort = f
-				return d
+			} else {
+				d.answer = f
 			}
+			return d
 		case "http_delay":
 			if rolled(f.rate) {
 				f.applied.Add(1)
