@@ -68,11 +68,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def build_server() -> Path:
-    out = BIN / "doorbuster-trivial"
+def go_build(folder: str, binary: str) -> Path:
+    """``bench/<folder>`` built with ``go build`` into .tools/bin/``binary``."""
+    out = BIN / binary
     BIN.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["go", "build", "-o", str(out), "."], cwd=ROOT / "bench" / "trivial", check=True)
+    subprocess.run(["go", "build", "-o", str(out), "."], cwd=ROOT / "bench" / folder, check=True)
     return out
+
+
+def build_server() -> Path:
+    return go_build("trivial", "doorbuster-trivial")
 
 
 @contextlib.contextmanager

@@ -28,6 +28,12 @@ _KNOWN: dict[str, tuple[str, tuple[str, ...], tuple[str, ...], str]] = {
         (),
         "go install github.com/Shopify/toxiproxy/v2/cmd/cli@v2.12.0 (scripts/setup does it)",
     ),
+    "doorbuster-httpfault": (
+        "DOORBUSTER_HTTPFAULT",
+        ("doorbuster-httpfault",),
+        (),
+        "go build in stage/httpfault into .tools/bin/doorbuster-httpfault (scripts/setup does it)",
+    ),
     # Debian's /usr/sbin/rabbitmq-server switches to the rabbitmq user; the script behind it
     # runs the node as whoever calls it, with the data directories we choose.
     "rabbitmq-server": (

@@ -12,6 +12,7 @@
         ├── StackNotRunning                 a command needs ``doorbuster up`` first
         ├── ForeignFaults                   faults applied outside doorbuster are in force
         ├── ToxiproxyUnavailable            Toxiproxy's API did not answer or refused a call
+        ├── HttpStageUnavailable            the HTTP fault stage's API did not answer or failed a call
         └── MetricsUnreadable               a process's metrics page did not answer in time or is not one
 
 Errors of lower libraries are translated where they are caught, with ``raise ... from exc``;
@@ -29,6 +30,7 @@ __all__ = [
     "ExitCode",
     "ExpectationFailed",
     "ForeignFaults",
+    "HttpStageUnavailable",
     "MetricsUnreadable",
     "MissingBinary",
     "PortBusy",
@@ -82,6 +84,10 @@ class ForeignFaults(EnvironmentProblem):
 
 
 class ToxiproxyUnavailable(EnvironmentProblem):
+    pass
+
+
+class HttpStageUnavailable(EnvironmentProblem):
     pass
 
 

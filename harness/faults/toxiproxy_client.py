@@ -23,6 +23,7 @@ import requests
 from toxiproxy.api import validate_response
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
+from harness.faults.api_errors import call_timeouts, unanswered_calls
 from model.errors import ConfigError, ToxiproxyUnavailable
 from model.topology import Endpoint
 
@@ -37,10 +38,8 @@ class ToxiproxyClient:
     """
 
     def __init__(self, endpoint: Endpoint, *, timeout_s: float = 5.0, connect_timeout_s: float = 2.0) -> None:
-        if timeout_s <= 0 or connect_timeout_s <= 0:
-            raise ValueError(f"timeouts must be positive, got {timeout_s} and {connect_timeout_s}")
         self.endpoint = endpoint
-        self.timeout = (min(connect_timeout_s, timeout_s), timeout_s)
+        self.timeout = call_timeouts(timeout_s, connect_timeout_s)
         self._session = requests.Session()
         # A Session is not documented as thread-safe; the supervisor's exporter may be scraped
         # from several threads at once.  Each holder is bounded by the timeouts.
@@ -110,28 +109,13 @@ class ToxiproxyClient:
 
     # -- errors, translated ----------------------------------------------------------------
     def _request(self, method: str, path: str, what: str, *, json_body: Any = None) -> requests.Response:
-        connect_s, read_s = self.timeout
         try:
-            with self._lock:
+            address = self.endpoint.address
+            with unanswered_calls("Toxiproxy", address, what, self.timeout, ToxiproxyUnavailable), self._lock:
                 response = self._session.request(
                     method, f"{self.url}{path}", json=json_body, timeout=self.timeout
                 )
             validate_response(response)
-        except requests.ConnectTimeout as exc:
-            raise ToxiproxyUnavailable(
-                f"Toxiproxy at {self.endpoint.address} did not accept a connection within "
-                f"{connect_s:g}s ({what}); is the stack up? (doorbuster up)"
-            ) from exc
-        except requests.ReadTimeout as exc:
-            raise ToxiproxyUnavailable(
-                f"Toxiproxy at {self.endpoint.address} accepted the connection but did not answer "
-                f"within {read_s:g}s ({what}); is it stuck? (doorbuster down, then up)"
-            ) from exc
-        except requests.RequestException as exc:
-            raise ToxiproxyUnavailable(
-                f"Toxiproxy at {self.endpoint.address} did not answer ({what}): "
-                f"{type(exc).__name__}; is the stack up? (doorbuster up)"
-            ) from exc
         except InvalidToxic as exc:
             raise ConfigError(f"Toxiproxy refused {what}: {_error_text(exc)}") from exc
         except NotFound as exc:

@@ -1,0 +1,3 @@
+module doorbuster/bench/httpload
+
+go 1.24

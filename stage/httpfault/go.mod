@@ -1,0 +1,3 @@
+module doorbuster/stage/httpfault
+
+go 1.24
